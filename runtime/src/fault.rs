@@ -1,0 +1,246 @@
+//! Stack-overflow reporting: a SIGSEGV/SIGBUS handler that names the greenlet.
+//!
+//! Without it an overflow on a greenlet stack is a silent SIGSEGV: std's own
+//! handler only knows the *thread's* guard page (reliability §0 fact 1). The
+//! runtime installs one process-wide handler (once, `SA_SIGINFO | SA_ONSTACK`)
+//! that checks the faulting address, and the interrupted stack pointer, against
+//! the guard range of the greenlet running on this thread, read from a
+//! `const` thread-local written on every switch. On a match it writes
+//! `greenlet '<name>' has overflowed its stack` with `write(2)` and aborts; on
+//! anything else it chains to the previous handler (std's, which still reports
+//! the main thread's own overflows), so a null dereference stays a plain
+//! segfault.
+//!
+//! A handler cannot run on an overflowed stack, so every hub thread needs an
+//! alternate signal stack. std gives one to the threads it spawns; for others
+//! (a thread made with `pthread_create`) the runtime installs its own when the
+//! hub starts.
+
+use std::cell::Cell;
+use std::mem::MaybeUninit;
+use std::ptr;
+use std::sync::Once;
+
+/// What the handler needs to know about the running greenlet. Lives inside
+/// the greenlet record; only plain data, read from a signal handler.
+#[derive(Debug)]
+pub(crate) struct FaultInfo {
+    pub(crate) guard_lo: usize,
+    pub(crate) guard_hi: usize,
+    pub(crate) usable: usize,
+    pub(crate) id: u64,
+    name_len: usize,
+    name: [u8; 64],
+}
+
+impl FaultInfo {
+    pub(crate) fn new(id: u64) -> FaultInfo {
+        FaultInfo {
+            guard_lo: 0,
+            guard_hi: 0,
+            usable: 0,
+            id,
+            name_len: 0,
+            name: [0; 64],
+        }
+    }
+
+    pub(crate) fn set_name(&mut self, name: &str) {
+        let mut n = name.len().min(self.name.len());
+        while !name.is_char_boundary(n) {
+            n -= 1;
+        }
+        self.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        self.name_len = n;
+    }
+}
+
+thread_local! {
+    /// The running greenlet's fault info, or null on the thread's own stack.
+    /// `const`-initialised and without a destructor, so reading it from the
+    /// signal handler never allocates or initialises anything.
+    static CURRENT: Cell<*const FaultInfo> = const { Cell::new(ptr::null()) };
+}
+
+pub(crate) fn set_current(info: *const FaultInfo) {
+    CURRENT.with(|c| c.set(info));
+}
+
+static INSTALL: Once = Once::new();
+static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
+static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
+
+/// Installs the handler once per process and makes sure this thread has an
+/// alternate signal stack.
+pub(crate) fn init_thread() {
+    INSTALL.call_once(|| {
+        // SAFETY: runs once, before any handler of ours can read PREV_*; the
+        // sigaction structs are fully initialised (zeroed plus our fields).
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_fault as *const () as usize;
+            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(
+                libc::SIGSEGV,
+                &sa,
+                (*ptr::addr_of_mut!(PREV_SEGV)).as_mut_ptr(),
+            );
+            libc::sigaction(
+                libc::SIGBUS,
+                &sa,
+                (*ptr::addr_of_mut!(PREV_BUS)).as_mut_ptr(),
+            );
+        }
+    });
+    ensure_altstack();
+}
+
+struct AltStack {
+    map: *mut libc::c_void,
+    len: usize,
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        // SAFETY: disable the altstack before unmapping it, so no handler can
+        // run on freed memory; the mapping is ours.
+        unsafe {
+            let mut ss: libc::stack_t = std::mem::zeroed();
+            ss.ss_flags = libc::SS_DISABLE;
+            libc::sigaltstack(&ss, ptr::null_mut());
+            libc::munmap(self.map, self.len);
+        }
+    }
+}
+
+thread_local! {
+    static OWN_ALTSTACK: Cell<Option<AltStack>> = const { Cell::new(None) };
+}
+
+fn ensure_altstack() {
+    // SAFETY: querying the current altstack has no preconditions.
+    let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `old` is a valid out-pointer.
+    unsafe { libc::sigaltstack(ptr::null(), &mut old) };
+    if old.ss_flags & libc::SS_DISABLE == 0 {
+        return; // std (or the embedder) already gave this thread one
+    }
+    let page = crate::stack::page_size();
+    // SAFETY: getauxval has no preconditions; 0 means "unknown".
+    let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
+    let size = (min.max(libc::SIGSTKSZ) + 64 * 1024).div_ceil(page) * page;
+    let len = size + page;
+    // SAFETY: fresh anonymous mapping; the lowest page becomes a guard.
+    unsafe {
+        let map = libc::mmap(
+            ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            -1,
+            0,
+        );
+        if map == libc::MAP_FAILED {
+            return; // overflows on this thread will be plain SIGSEGVs
+        }
+        libc::mprotect(map, page, libc::PROT_NONE);
+        let ss = libc::stack_t {
+            ss_sp: map.cast::<u8>().add(page).cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        if libc::sigaltstack(&ss, ptr::null_mut()) != 0 {
+            libc::munmap(map, len);
+            return;
+        }
+        OWN_ALTSTACK.with(|c| c.set(Some(AltStack { map, len })));
+    }
+}
+
+fn write_stderr(bytes: &[u8]) {
+    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
+    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+}
+
+fn write_dec(mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    write_stderr(&buf[i..]);
+}
+
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+fn interrupted_sp(ctx: *mut libc::c_void) -> usize {
+    // SAFETY: for an SA_SIGINFO handler the third argument is a ucontext_t.
+    unsafe {
+        (*(ctx as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RSP as usize] as usize
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_arch = "x86_64")))]
+fn interrupted_sp(_ctx: *mut libc::c_void) -> usize {
+    usize::MAX
+}
+
+extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let cur = CURRENT.with(|c| c.get());
+    if !cur.is_null() {
+        // SAFETY: CURRENT points into the record of the greenlet that is
+        // running on this thread; the record outlives its run.
+        let fi = unsafe { &*cur };
+        let sp = interrupted_sp(ctx);
+        let in_guard = addr >= fi.guard_lo && addr < fi.guard_hi;
+        // A frame that skipped the guard (C code without stack-clash
+        // protection) still leaves SP at or below the guard's top.
+        let sp_below = sp < fi.guard_hi && sp >= fi.guard_lo.saturating_sub(1 << 20);
+        if fi.guard_hi != 0 && (in_guard || sp_below) {
+            write_stderr(b"\ngreenlet '");
+            write_stderr(&fi.name[..fi.name_len]);
+            if fi.name_len == 0 {
+                write_stderr(b"Greenlet-");
+                write_dec(fi.id);
+            }
+            write_stderr(b"' has overflowed its stack (usable size ");
+            write_dec(fi.usable as u64);
+            write_stderr(
+                b" bytes; raise it with Builder::stack_size)\nfatal runtime error: stack overflow, aborting\n",
+            );
+            // SAFETY: abort is async-signal-safe.
+            unsafe { libc::abort() };
+        }
+    }
+    // Not ours: hand it to whoever was installed before us.
+    // SAFETY: PREV_* were written once by `init_thread` before this handler
+    // could run, and are never written again.
+    unsafe {
+        let prev = if sig == libc::SIGBUS {
+            (*ptr::addr_of!(PREV_BUS)).assume_init()
+        } else {
+            (*ptr::addr_of!(PREV_SEGV)).assume_init()
+        };
+        if prev.sa_sigaction == libc::SIG_DFL || prev.sa_sigaction == libc::SIG_IGN {
+            // Restore the default action and return: the access faults again
+            // and the process dies with the plain signal.
+            let mut dfl: libc::sigaction = std::mem::zeroed();
+            dfl.sa_sigaction = libc::SIG_DFL;
+            libc::sigaction(sig, &dfl, ptr::null_mut());
+        } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev.sa_sigaction);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
+            f(sig);
+        }
+    }
+}

@@ -1,0 +1,955 @@
+//! Greenlets: functions with their own stacks that switch to each other by hand.
+//!
+//! This is greenlet's model in Rust. A [`Greenlet`] is created without running;
+//! the first [`switch`](Greenlet::switch) starts it with the value passed.
+//! `switch(value)` is symmetric: it suspends the current greenlet and returns
+//! whatever the *next* greenlet to switch back here sends. What a greenlet's
+//! function returns goes to its [parent](Greenlet::parent) (by default the
+//! greenlet that created it), and switching to a dead greenlet goes up the
+//! parent chain. [`throw`](Greenlet::throw) raises [`GreenletExit`] inside a
+//! suspended greenlet, unwinding its stack so that destructors run; dropping the
+//! last handle of a suspended greenlet does the same.
+//!
+//! Values travel as [`Value`]: see its docs for why a checked dynamic value.
+//!
+//! # How it works
+//!
+//! corosensei coroutines are asymmetric (`resume`/`suspend`). verdant builds
+//! the symmetric switch as a *trampoline* on the thread's own stack, the stack
+//! of the *main* greenlet:
+//!
+//! ```text
+//!   main stack (root)                        greenlet stacks
+//!   ─────────────────                        ───────────────
+//!   main: g1.switch(v) ──► root loop ──resume(v)──► g1 runs
+//!                            ▲   │                   │ g1: g2.switch(w)
+//!                            │   └◄──suspend(Switch{g2, w})
+//!                            │   ──resume(w)──────► g2 runs
+//!                            │                       │ g2 returns r
+//!                            └◄──return r ───────────┘ → parent of g2
+//! ```
+//!
+//! Every resume happens from the root, so a greenlet's stack never holds
+//! another greenlet's frames, and main ↔ child costs one resume and one
+//! suspend. The hub (the event loop, see [`crate::hub`]) is a pseudo-greenlet
+//! whose "switch" runs the scheduler inside the same root loop.
+//!
+//! Invariants:
+//! * Only the root loop calls `Coroutine::resume` (except the forced unwind of a
+//!   dropped greenlet, which runs nested and may not switch).
+//! * A running greenlet's coroutine is taken out of its record while it runs,
+//!   so it cannot be resumed re-entrantly.
+//! * Greenlet handles are `!Send`: a greenlet never moves to another thread,
+//!   so thread-locals stay sound inside greenlets (reliability §0 fact 6).
+//!
+//! ```compile_fail
+//! // Greenlet handles cannot cross threads.
+//! let g = verdant_runtime::Greenlet::current();
+//! std::thread::spawn(move || drop(g));
+//! ```
+//!
+//! ```compile_fail
+//! // Not even by reference.
+//! fn assert_sync<T: Sync>(_: &T) {}
+//! assert_sync(&verdant_runtime::Greenlet::current());
+//! ```
+//!
+//! # Caveats
+//!
+//! * **Drop must not switch.** While a greenlet unwinds (a panic, a kill, or
+//!   the drop of its last handle) a switch or a hub wait inside a destructor
+//!   returns at once without switching: suspending mid-unwind would leak the
+//!   thread's panic count into every other greenlet (reliability §0 fact 5).
+//! * **Cycles leak.** Handles are reference counted; a greenlet whose stack
+//!   holds the last handle to itself is never freed until its thread's hub
+//!   shuts down.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use crate::fault::{self, FaultInfo};
+use crate::hub::{with_rt, Runtime};
+use crate::stack::{self, Stack};
+use crate::task::Completion;
+use crate::value::Value;
+
+/// A panic payload, as carried by `catch_unwind`/`resume_unwind`.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// What a greenlet receives when it is resumed.
+pub(crate) enum Input {
+    /// A value from `switch` (or a greenlet's return value, via its parent).
+    Value(Value),
+    /// Raise this payload at the switch point (`throw`, kill, or a child's
+    /// uncaught panic).
+    Throw(Payload),
+    /// A wake-up from the hub for a greenlet parked in a hub wait.
+    Wake(Wake),
+}
+
+/// Why the hub resumed a parked greenlet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// What it waited for happened.
+    Ready,
+    /// Its deadline passed.
+    TimedOut,
+    /// Nothing can ever wake it: the hub has nothing to run, watch or time.
+    LoopExit,
+}
+
+/// What a suspending greenlet asks the root loop to do.
+pub(crate) struct Request {
+    pub(crate) target: Greenlet,
+    pub(crate) input: Input,
+}
+
+/// How a greenlet's function ended: its value, or an uncaught panic.
+pub(crate) type Exit = Result<Value, Payload>;
+
+type Co = Coroutine<Input, Request, Exit, Stack>;
+type Y = Yielder<Input, Request>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Unstarted,
+    Suspended,
+    Running,
+    Dead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Main,
+    Hub,
+    Child,
+}
+
+/// The payload of a kill: raised inside a greenlet by [`Greenlet::throw`] or a
+/// hub kill, it unwinds the greenlet's stack and counts as a normal exit (its
+/// parent receives a `GreenletExit` value, and a killed task is not reported
+/// as a panic). Like Python's `GreenletExit`, user code that catches it with
+/// `catch_unwind` should re-raise it.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::{Greenlet, GreenletExit};
+///
+/// let g = Greenlet::new(|()| {
+///     Greenlet::current().parent().unwrap().switch("started");
+///     unreachable!("killed while suspended");
+/// });
+/// g.switch(());
+/// let v = g.throw();
+/// assert!(v.is::<GreenletExit>() && g.is_dead());
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GreenletExit;
+
+impl fmt::Display for GreenletExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GreenletExit")
+    }
+}
+
+impl std::error::Error for GreenletExit {}
+
+/// The error returned by [`Greenlet::set_parent`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParentError {
+    /// The new parent chain would loop back to this greenlet.
+    Cycle,
+    /// The main greenlet and the hub have fixed parents.
+    Fixed,
+}
+
+impl fmt::Display for ParentError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParentError::Cycle => f.write_str("cyclic parent chain"),
+            ParentError::Fixed => {
+                f.write_str("the parent of the main greenlet or the hub cannot be set")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ParentError {}
+
+/// The record behind a [`Greenlet`] handle.
+pub(crate) struct Inner {
+    pub(crate) id: u64,
+    pub(crate) kind: Kind,
+    pub(crate) state: Cell<State>,
+    /// The coroutine; `None` while it runs (taken by the root loop) and once dead.
+    co: UnsafeCell<Option<Co>>,
+    /// Set when the coroutine starts; valid while it is alive.
+    yielder: Cell<*const Y>,
+    /// Lowest stack address seen at a switch: how much of the stack to scrub.
+    low_water: Cell<usize>,
+    parent: RefCell<Option<Greenlet>>,
+    name: RefCell<Option<Cow<'static, str>>>,
+    /// Read by the overflow handler; written only while not running.
+    fault: UnsafeCell<FaultInfo>,
+    /// Hub waits: the sequence number of the current wait.
+    pub(crate) wait_seq: Cell<u64>,
+    /// Hub waits: the current wait was already woken.
+    pub(crate) woken: Cell<bool>,
+    /// A kill was delivered: every later hub wait raises it again.
+    pub(crate) killed: Cell<bool>,
+    /// Being unwound by the drop of its last handle: it may not switch.
+    pub(crate) dying: Cell<bool>,
+    pub(crate) completion: Completion,
+}
+
+/// A handle to a greenlet: a function with its own stack, switched to by hand.
+///
+/// Handles are cheap to clone (reference counted) and compare equal when they
+/// name the same greenlet. They are neither `Send` nor `Sync`: a greenlet
+/// belongs to the thread that created it.
+///
+/// # Examples
+///
+/// Greenlet's `test_simple`, switching back and forth with the parent:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use verdant_runtime::Greenlet;
+///
+/// let log = Rc::new(RefCell::new(Vec::new()));
+/// let l = log.clone();
+/// let g = Greenlet::new(move |()| {
+///     l.borrow_mut().push(1);
+///     Greenlet::current().parent().unwrap().switch(());
+///     l.borrow_mut().push(3);
+/// });
+/// log.borrow_mut().push(0);
+/// g.switch(());
+/// log.borrow_mut().push(2);
+/// g.switch(());
+/// log.borrow_mut().push(4);
+/// assert_eq!(*log.borrow(), [0, 1, 2, 3, 4]);
+/// assert!(g.is_dead());
+/// ```
+#[derive(Clone)]
+pub struct Greenlet {
+    pub(crate) inner: Rc<Inner>,
+}
+
+impl PartialEq for Greenlet {
+    fn eq(&self, other: &Greenlet) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Greenlet {}
+
+impl AsRef<Greenlet> for Greenlet {
+    fn as_ref(&self) -> &Greenlet {
+        self
+    }
+}
+
+impl fmt::Debug for Greenlet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.inner.state.get() {
+            State::Unstarted => "pending",
+            State::Suspended => "suspended",
+            State::Running => "current",
+            State::Dead => "dead",
+        };
+        f.debug_struct("Greenlet")
+            .field("id", &self.inner.id)
+            .field("name", &self.name())
+            .field("state", &state)
+            .finish()
+    }
+}
+
+impl Inner {
+    fn new(id: u64, kind: Kind, state: State, parent: Option<Greenlet>) -> Inner {
+        Inner {
+            id,
+            kind,
+            state: Cell::new(state),
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            low_water: Cell::new(usize::MAX),
+            parent: RefCell::new(parent),
+            name: RefCell::new(None),
+            fault: UnsafeCell::new(FaultInfo::new(id)),
+            wait_seq: Cell::new(0),
+            woken: Cell::new(false),
+            killed: Cell::new(false),
+            dying: Cell::new(false),
+            completion: Completion::default(),
+        }
+    }
+
+    pub(crate) fn fault_ptr(&self) -> *const FaultInfo {
+        self.fault.get()
+    }
+
+    pub(crate) fn display_name(&self) -> Cow<'static, str> {
+        match &*self.name.borrow() {
+            Some(n) => n.clone(),
+            None => match self.kind {
+                Kind::Main => Cow::Borrowed("main"),
+                Kind::Hub => Cow::Borrowed("Hub"),
+                Kind::Child => Cow::Owned(format!("Greenlet-{}", self.id)),
+            },
+        }
+    }
+
+    /// Records how deep the stack is now (called at every switch out).
+    #[inline(always)]
+    fn note_low_water(&self) {
+        let marker = 0u8;
+        // The address of a local is (within a few bytes) the stack pointer.
+        let sp = std::hint::black_box(ptr::addr_of!(marker)) as usize;
+        if sp < self.low_water.get() {
+            self.low_water.set(sp);
+        }
+    }
+
+    fn parent(&self) -> Option<Greenlet> {
+        self.parent.borrow().clone()
+    }
+}
+
+/// Converts how a greenlet ended into what its parent receives: a
+/// [`GreenletExit`] counts as a normal return of that value.
+pub(crate) fn exit_to_input(exit: Exit) -> Input {
+    match exit {
+        Ok(v) => Input::Value(v),
+        Err(p) if p.is::<GreenletExit>() => Input::Value(Value::new(GreenletExit)),
+        Err(p) => Input::Throw(p),
+    }
+}
+
+impl Greenlet {
+    /// Creates a greenlet that will run `f` when first switched to, with the
+    /// current greenlet as its parent and the hub's default stack size.
+    ///
+    /// `f` receives the value of the first [`switch`](Greenlet::switch),
+    /// taken out as an `A` (`()` for none; use [`Value`] to accept anything).
+    /// What it returns is switched to its parent.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no stack can be mapped (see [`Greenlet::try_new`] for the
+    /// fallible form).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Greenlet;
+    /// let g = Greenlet::new(|x: i32| x * 2);
+    /// assert_eq!(g.switch(21).take::<i32>(), 42);
+    /// ```
+    pub fn new<F, A, R>(f: F) -> Greenlet
+    where
+        F: FnOnce(A) -> R + 'static,
+        A: 'static,
+        R: 'static,
+    {
+        match Greenlet::try_new(None, f) {
+            Ok(g) => g,
+            Err(e) => panic!("verdant: cannot create a greenlet: {e}"),
+        }
+    }
+
+    /// Like [`Greenlet::new`], with an explicit usable stack size (rounded up
+    /// to whole pages and to [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)),
+    /// or `None` for the hub's default.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for a size above [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE);
+    /// `OutOfMemory` when no stack can be mapped (for example when the process
+    /// has reached `vm.max_map_count`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Greenlet;
+    /// let g = Greenlet::try_new(Some(256 * 1024), |()| "deep").unwrap();
+    /// assert_eq!(g.switch(()).take::<&str>(), "deep");
+    /// assert!(Greenlet::try_new(Some(usize::MAX), |()| ()).is_err());
+    /// ```
+    pub fn try_new<F, A, R>(stack_size: Option<usize>, f: F) -> io::Result<Greenlet>
+    where
+        F: FnOnce(A) -> R + 'static,
+        A: 'static,
+        R: 'static,
+    {
+        with_rt(|rt| {
+            let parent = rt.current();
+            create(rt, parent, stack_size, None, move |v: Value| {
+                let arg = match v.downcast::<A>() {
+                    Ok(a) => a,
+                    Err(v) => panic!(
+                        "verdant: greenlet started with a value of type `{}`, but its function takes `{}`",
+                        v.type_name(),
+                        std::any::type_name::<A>()
+                    ),
+                };
+                Value::new(f(arg))
+            })
+        })
+    }
+
+    /// The greenlet running now (the thread's main greenlet outside any other).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Greenlet;
+    /// assert!(Greenlet::current().is_main());
+    /// let g = Greenlet::new(|()| Greenlet::current().is_main());
+    /// assert_eq!(g.switch(()).take::<bool>(), false);
+    /// ```
+    pub fn current() -> Greenlet {
+        with_rt(|rt| rt.current())
+    }
+
+    /// Switches to this greenlet, passing `value`; returns what the next
+    /// greenlet to switch back here sends.
+    ///
+    /// * Unstarted: it starts, receiving `value` as its argument.
+    /// * Suspended: its pending `switch` returns `value`.
+    /// * Dead: the switch goes to its parent (and up the chain).
+    /// * Current: returns `value` at once.
+    ///
+    /// If the greenlet panics without catching, the panic is raised here, in
+    /// its parent, when the parent is resumed (greenlet's rule: an uncaught
+    /// exception goes to the parent).
+    ///
+    /// # Panics
+    ///
+    /// * Propagates a child's uncaught panic, as described above.
+    /// * Panics with a `LoopExit` message when main waits in a switch and the
+    ///   hub finds nothing that could ever switch back (a deadlock).
+    /// * Panics when a hub wake-up arrives in a raw switch: a greenlet parked
+    ///   in a hub wait must be resumed by the hub, not switched to.
+    ///
+    /// While the current greenlet is unwinding (see the module's Caveats) it
+    /// does not switch and returns [`Value::empty`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Greenlet;
+    /// let main = Greenlet::current();
+    /// let g = Greenlet::new(move |name: String| {
+    ///     let reply = main.switch(format!("hi {name}"));
+    ///     reply.take::<i32>() + 1
+    /// });
+    /// assert_eq!(g.switch(String::from("tom")).take::<String>(), "hi tom");
+    /// assert_eq!(g.switch(41).take::<i32>(), 42);
+    /// ```
+    pub fn switch<T: 'static>(&self, value: T) -> Value {
+        receive(switch_to(self, Input::Value(Value::new(value))))
+    }
+
+    /// Raises [`GreenletExit`] inside this greenlet: its stack unwinds
+    /// (destructors run) and it dies, and its parent receives a
+    /// `GreenletExit` value, which is usually what this call returns.
+    ///
+    /// An unstarted greenlet dies without running; a dead one passes the
+    /// `GreenletExit` straight to its parent.
+    ///
+    /// # Panics
+    ///
+    /// As for [`switch`](Greenlet::switch).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Greenlet, GreenletExit};
+    /// let g = Greenlet::new(|()| unreachable!());
+    /// assert!(g.throw().is::<GreenletExit>());
+    /// assert!(g.is_dead() && !g.is_started());
+    /// ```
+    pub fn throw(&self) -> Value {
+        self.throw_panic(GreenletExit)
+    }
+
+    /// Raises `payload` inside this greenlet as a panic (without running the
+    /// panic hook). If the greenlet does not catch it, it dies and the panic
+    /// goes on to its parent; a [`GreenletExit`] payload counts as a normal
+    /// exit instead.
+    ///
+    /// # Panics
+    ///
+    /// As for [`switch`](Greenlet::switch); and the payload itself, when it
+    /// reaches this greenlet through the parent chain.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    /// use verdant_runtime::Greenlet;
+    /// let g = Greenlet::new(|()| {
+    ///     let r = catch_unwind(|| Greenlet::current().parent().unwrap().switch(()));
+    ///     *r.unwrap_err().downcast::<&str>().unwrap()
+    /// });
+    /// g.switch(());
+    /// assert_eq!(g.throw_panic("oops").take::<&str>(), "oops");
+    /// ```
+    pub fn throw_panic<P: Any + Send + 'static>(&self, payload: P) -> Value {
+        receive(switch_to(self, Input::Throw(Box::new(payload))))
+    }
+
+    /// The greenlet that receives this one's return value. `None` only for
+    /// the main greenlet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Greenlet;
+    /// let g = Greenlet::new(|()| ());
+    /// assert_eq!(g.parent(), Some(Greenlet::current()));
+    /// assert_eq!(Greenlet::current().parent(), None);
+    /// ```
+    pub fn parent(&self) -> Option<Greenlet> {
+        self.inner.parent()
+    }
+
+    /// Re-parents this greenlet.
+    ///
+    /// # Errors
+    ///
+    /// [`ParentError::Cycle`] if `parent` is this greenlet or one of its
+    /// descendants; [`ParentError::Fixed`] for the main greenlet or the hub.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Greenlet, ParentError};
+    /// let a = Greenlet::new(|()| ());
+    /// let b = Greenlet::new(|()| ());
+    /// b.set_parent(&a).unwrap();
+    /// assert_eq!(a.set_parent(&b), Err(ParentError::Cycle));
+    /// ```
+    pub fn set_parent(&self, parent: &Greenlet) -> Result<(), ParentError> {
+        if self.inner.kind != Kind::Child {
+            return Err(ParentError::Fixed);
+        }
+        let mut p = Some(parent.clone());
+        while let Some(g) = p {
+            if g == *self {
+                return Err(ParentError::Cycle);
+            }
+            p = g.parent();
+        }
+        *self.inner.parent.borrow_mut() = Some(parent.clone());
+        Ok(())
+    }
+
+    /// Whether the greenlet has started running (and not yet died).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = verdant_runtime::Greenlet::new(|()| ());
+    /// assert!(!g.is_started());
+    /// ```
+    pub fn is_started(&self) -> bool {
+        matches!(self.inner.state.get(), State::Suspended | State::Running)
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = verdant_runtime::Greenlet::new(|()| ());
+    /// g.switch(());
+    /// assert!(g.is_dead());
+    /// ```
+    pub fn is_dead(&self) -> bool {
+        self.inner.state.get() == State::Dead
+    }
+
+    /// Whether this is the greenlet running now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Greenlet::current().is_current());
+    /// ```
+    pub fn is_current(&self) -> bool {
+        with_rt(|rt| ptr::eq(rt.current_ptr(), Rc::as_ptr(&self.inner)))
+    }
+
+    /// Whether this is its thread's main greenlet (the thread's own stack).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Greenlet::current().is_main());
+    /// ```
+    pub fn is_main(&self) -> bool {
+        self.inner.kind == Kind::Main
+    }
+
+    /// Whether this is the hub's greenlet (the parent of spawned greenlets).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| verdant_runtime::Greenlet::current().parent());
+    /// assert!(h.join().unwrap().unwrap().is_hub());
+    /// ```
+    pub fn is_hub(&self) -> bool {
+        self.inner.kind == Kind::Hub
+    }
+
+    /// A number unique among the greenlets of this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::Greenlet::current().id(), 0);
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// The greenlet's name: as set, else `main`, `Hub` or `Greenlet-<id>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let g = verdant_runtime::Greenlet::new(|()| ());
+    /// g.set_name("worker");
+    /// assert_eq!(g.name(), "worker");
+    /// ```
+    pub fn name(&self) -> Cow<'static, str> {
+        self.inner.display_name()
+    }
+
+    /// Names the greenlet (used in panic reports and the overflow message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// verdant_runtime::Greenlet::current().set_name("main loop");
+    /// ```
+    pub fn set_name(&self, name: impl Into<Cow<'static, str>>) {
+        let name = name.into();
+        // SAFETY: the fault record is only read by the signal handler of this
+        // thread, which interrupts nothing that writes it except this store;
+        // a torn name in a crash report is harmless.
+        unsafe { (*self.inner.fault.get()).set_name(&name) };
+        *self.inner.name.borrow_mut() = Some(name);
+    }
+}
+
+impl Drop for Greenlet {
+    fn drop(&mut self) {
+        if Rc::strong_count(&self.inner) == 1 && self.inner.kind == Kind::Child {
+            release_last(self);
+        }
+    }
+}
+
+/// The last handle of a greenlet is going away: unwind it if suspended (so
+/// its destructors run), drop its function if unstarted, recycle its stack.
+#[cold]
+fn release_last(g: &Greenlet) {
+    let inner = &g.inner;
+    // SAFETY: the greenlet is not running (a running greenlet is held by the
+    // root loop, so this cannot be its last handle), so nothing else borrows
+    // the coroutine slot.
+    let Some(mut co) = (unsafe { (*inner.co.get()).take() }) else {
+        return;
+    };
+    let was_started = inner.state.get() == State::Suspended;
+    inner.dying.set(true);
+    let prev = crate::hub::try_rt(|rt| rt.swap_current(inner));
+    inner.state.set(State::Running);
+    // Runs the greenlet's destructors on its own stack (corosensei's forced
+    // unwind); a switch attempted meanwhile is refused (`dying`).
+    co.force_unwind();
+    inner.state.set(State::Dead);
+    if let Some(prev) = prev {
+        crate::hub::try_rt(|rt| rt.restore_current(prev));
+    }
+    let stack = co.into_stack();
+    let low = inner.low_water.get();
+    let _ = was_started; // started or not, it ends as killed
+    crate::hub::try_rt(|rt| {
+        rt.recycle_stack(stack, low);
+        crate::task::complete(rt, g, crate::task::Outcome::Killed, None);
+    });
+}
+
+/// Makes a child greenlet running `f` (already type-erased to `Value`s).
+pub(crate) fn create<F>(
+    rt: &Runtime,
+    parent: Greenlet,
+    stack_size: Option<usize>,
+    name: Option<Cow<'static, str>>,
+    f: F,
+) -> io::Result<Greenlet>
+where
+    F: FnOnce(Value) -> Value + 'static,
+{
+    let usable = stack::round_size(stack_size.unwrap_or_else(|| rt.default_stack_size()))?;
+    let stack = rt.take_stack(usable)?;
+    let mut inner = Inner::new(rt.next_id(), Kind::Child, State::Unstarted, Some(parent));
+    {
+        let fi = inner.fault.get_mut();
+        (fi.guard_lo, fi.guard_hi) = stack.guard_range();
+        fi.usable = stack.usable();
+        if let Some(n) = &name {
+            fi.set_name(n);
+        }
+    }
+    *inner.name.get_mut() = name;
+    inner.low_water.set(stack.top());
+    let inner = Rc::new(inner);
+    let record: *const Inner = Rc::as_ptr(&inner);
+    let co = Co::with_stack(stack, move |y: &Y, input: Input| -> Exit {
+        // SAFETY: the record owns this coroutine (or the root loop holds a
+        // handle while it runs), so it outlives every run of this closure.
+        unsafe { (*record).yielder.set(y) };
+        let v = match input {
+            Input::Value(v) => v,
+            // The root loop never starts a greenlet with a throw, and a hub
+            // start carries no value.
+            Input::Throw(_) | Input::Wake(_) => Value::empty(),
+        };
+        panic::catch_unwind(AssertUnwindSafe(move || f(v)))
+    });
+    // SAFETY: the record was just made; nothing else can see its slot yet.
+    unsafe { *inner.co.get() = Some(co) };
+    Ok(Greenlet { inner })
+}
+
+/// Makes the records of a thread's main greenlet and hub.
+pub(crate) fn new_root_records() -> (Greenlet, Greenlet) {
+    let main = Greenlet {
+        inner: Rc::new(Inner::new(0, Kind::Main, State::Running, None)),
+    };
+    let hub = Greenlet {
+        inner: Rc::new(Inner::new(
+            1,
+            Kind::Hub,
+            State::Suspended,
+            Some(main.clone()),
+        )),
+    };
+    (main, hub)
+}
+
+/// Switches from the current greenlet to `target`. Returns what the current
+/// greenlet receives when it is resumed, or `None` when it may not switch
+/// (it is unwinding).
+pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Option<Input> {
+    with_rt(|rt| {
+        let cur_ptr = rt.current_ptr();
+        if ptr::eq(cur_ptr, Rc::as_ptr(&target.inner)) {
+            return Some(input);
+        }
+        // SAFETY: `current_ptr` always names a live record: the running
+        // greenlet is held by the root loop, main and hub by the runtime.
+        let cur = unsafe { &*cur_ptr };
+        if cur.dying.get() || std::thread::panicking() {
+            return None;
+        }
+        if cur.kind == Kind::Main {
+            Some(rt.run_root(target.clone(), input))
+        } else {
+            Some(suspend(
+                cur,
+                Request {
+                    target: target.clone(),
+                    input,
+                },
+            ))
+        }
+    })
+}
+
+/// Suspends the running (non-main) greenlet `cur` with a request to the root.
+fn suspend(cur: &Inner, req: Request) -> Input {
+    cur.note_low_water();
+    let y = cur.yielder.get();
+    debug_assert!(!y.is_null());
+    // SAFETY: `cur` is running, so its coroutine is alive and we are on its
+    // stack; `yielder` was set when it started and points into that stack.
+    unsafe { (*y).suspend(req) }
+}
+
+/// Turns what a raw switch received into its return value.
+fn receive(input: Option<Input>) -> Value {
+    match input {
+        Some(Input::Value(v)) => v,
+        Some(Input::Throw(p)) => panic::resume_unwind(p),
+        Some(Input::Wake(Wake::LoopExit)) => panic!("{}", crate::hub::LOOP_EXIT_MESSAGE),
+        Some(Input::Wake(w)) => panic!(
+            "verdant: a hub wake-up ({w:?}) reached a greenlet waiting in a raw switch; \
+             greenlets parked in hub waits must not be switched to by hand"
+        ),
+        None => Value::empty(),
+    }
+}
+
+impl Runtime {
+    /// The trampoline: runs on the main greenlet's stack until something
+    /// switches back to main, and returns what main receives.
+    pub(crate) fn run_root(&self, mut target: Greenlet, mut input: Input) -> Input {
+        let main_ptr = Rc::as_ptr(&self.main.inner);
+        self.main.inner.state.set(State::Suspended);
+        loop {
+            match target.inner.kind {
+                Kind::Main => {
+                    self.main.inner.state.set(State::Running);
+                    self.set_current_main(main_ptr);
+                    return input;
+                }
+                Kind::Hub => {
+                    if let Input::Throw(_) = input {
+                        // A throw into the hub goes to its parent, main.
+                        target = self.main.clone();
+                        continue;
+                    }
+                    drop(input);
+                    (target, input) = self.next_ready();
+                    continue;
+                }
+                Kind::Child => {}
+            }
+            match target.inner.state.get() {
+                State::Dead => {
+                    input = match input {
+                        Input::Throw(p) => exit_to_input(Err(p)),
+                        Input::Wake(_) => {
+                            // A stale hub wake for a dead greenlet: ignore it.
+                            target = self.hub.clone();
+                            input = Input::Value(Value::empty());
+                            continue;
+                        }
+                        v => v,
+                    };
+                    target = target.parent().unwrap_or_else(|| self.main.clone());
+                    continue;
+                }
+                State::Unstarted => {
+                    if let Input::Throw(p) = input {
+                        // Killed before it ran: it dies without running.
+                        (target, input) = self.finish_unstarted(target, p);
+                        continue;
+                    }
+                }
+                State::Suspended => {}
+                State::Running => unreachable!("only main runs while the root loop does"),
+            }
+            let inner = &*target.inner;
+            // SAFETY: only the root loop touches a non-running greenlet's
+            // coroutine slot, and the release path cannot run for `target`
+            // since we hold a handle.
+            let mut co = unsafe { (*inner.co.get()).take() }
+                .expect("verdant: a live greenlet always has its coroutine");
+            inner.state.set(State::Running);
+            self.set_current_child(inner);
+            let result = co.resume(input);
+            self.set_current_main(main_ptr);
+            match result {
+                CoroutineResult::Yield(req) => {
+                    // SAFETY: as above; the slot is empty while it ran.
+                    unsafe { *inner.co.get() = Some(co) };
+                    inner.state.set(State::Suspended);
+                    input = req.input;
+                    target = req.target;
+                }
+                CoroutineResult::Return(exit) => {
+                    inner.state.set(State::Dead);
+                    self.recycle_stack(co.into_stack(), inner.low_water.get());
+                    let g = target.clone();
+                    crate::task::complete(self, &g, crate::task::Outcome::from_exit(&exit), None);
+                    input = exit_to_input(exit);
+                    target = g.parent().unwrap_or_else(|| self.main.clone());
+                }
+            }
+        }
+    }
+
+    fn finish_unstarted(&self, g: Greenlet, payload: Payload) -> (Greenlet, Input) {
+        // SAFETY: the greenlet is unstarted, so no one else uses its slot.
+        let co = unsafe { (*g.inner.co.get()).take() };
+        g.inner.state.set(State::Dead);
+        if let Some(mut co) = co {
+            co.force_unwind(); // drops the never-run function
+            self.recycle_stack(co.into_stack(), g.inner.low_water.get());
+        }
+        let outcome = if payload.is::<GreenletExit>() {
+            crate::task::Outcome::Killed
+        } else {
+            crate::task::Outcome::Panicked
+        };
+        crate::task::complete(self, &g, outcome, None);
+        let parent = g.parent().unwrap_or_else(|| self.main.clone());
+        (parent, exit_to_input(Err(payload)))
+    }
+
+    pub(crate) fn set_current_child(&self, inner: &Inner) {
+        self.current.set(inner as *const Inner);
+        fault::set_current(inner.fault_ptr());
+    }
+
+    fn set_current_main(&self, main: *const Inner) {
+        self.current.set(main);
+        fault::set_current(ptr::null());
+    }
+
+    /// Makes `inner` current for a nested forced unwind; returns the previous.
+    fn swap_current(&self, inner: &Inner) -> *const Inner {
+        let prev = self.current.get();
+        self.set_current_child(inner);
+        prev
+    }
+
+    fn restore_current(&self, prev: *const Inner) {
+        self.current.set(prev);
+        // SAFETY: `prev` was current before the nested unwind and is still
+        // alive (it is running, or it is main).
+        let p = unsafe { &*prev };
+        if p.kind == Kind::Child {
+            fault::set_current(p.fault_ptr());
+        } else {
+            fault::set_current(ptr::null());
+        }
+    }
+
+    pub(crate) fn current_ptr(&self) -> *const Inner {
+        self.current.get()
+    }
+
+    /// A handle to the running greenlet.
+    pub(crate) fn current(&self) -> Greenlet {
+        let p = self.current.get();
+        // SAFETY: `current` always points at a live record owned by an Rc
+        // (see `current_ptr`); we add a strong count for the new handle.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Greenlet {
+                inner: Rc::from_raw(p),
+            }
+        }
+    }
+}

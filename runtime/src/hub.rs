@@ -1,0 +1,536 @@
+//! The hub: one event loop per OS thread, switching greenlets on waits.
+//!
+//! The hub is created on first use in each thread and never moves. It keeps
+//! a FIFO ready queue, a timer queue, a pool of stacks, and a mio [`Poll`],
+//! the one place its thread blocks. A greenlet that waits (in [`sleep`],
+//! [`JoinHandle::join`], IO…) parks: it registers a wake-up and switches to
+//! the hub, which runs the next ready greenlet, fires due timers, and polls IO.
+//!
+//! ```text
+//!  next ready greenlet ──► resume it ──► it parks / yields / dies
+//!        ▲                                        │
+//!        └── every `event_interval` ticks, and whenever nothing is ready:
+//!            fire due timers, poll IO (blocking only when nothing is ready)
+//! ```
+//!
+//! When the greenlet waiting on the root (main) can never be woken because
+//! nothing is ready, timed or watched, the wait fails with
+//! [`JoinErrorKind::LoopExit`](crate::JoinErrorKind::LoopExit) instead of
+//! hanging: gevent's `LoopExit`.
+//!
+//! [`sleep`]: crate::sleep
+//! [`JoinHandle::join`]: crate::JoinHandle::join
+//! [`Poll`]: mio::Poll
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::{self, Greenlet, Inner, Input, Wake};
+use crate::stack::{self, Stack, StackPool};
+use crate::timer::{TimerEntry, TimerKey, Timers};
+use crate::value::Value;
+
+pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
+     (the hub has no greenlet ready to run, no timer and no IO to wait for)";
+
+/// Default for [`Hub::set_event_interval`]: IO and timers are checked at
+/// least every this many switches, even when greenlets are always ready.
+pub const DEFAULT_EVENT_INTERVAL: u32 = 61;
+
+/// The per-thread runtime: main and hub records, the running greenlet, the
+/// scheduler.
+pub(crate) struct Runtime {
+    pub(crate) main: Greenlet,
+    pub(crate) hub: Greenlet,
+    pub(crate) current: Cell<*const Inner>,
+    ready: RefCell<VecDeque<Ready>>,
+    timers: RefCell<Timers>,
+    poll: RefCell<Option<(mio::Poll, mio::Events)>>,
+    /// Waits that something outside the ready queue and timers will end (IO,
+    /// remote wake-ups): while any exist, an idle hub blocks instead of
+    /// raising LoopExit.
+    external_waits: Cell<usize>,
+    ticks: Cell<u32>,
+    event_interval: Cell<u32>,
+    stack_size: Cell<usize>,
+    pool: RefCell<StackPool>,
+    next_id: Cell<u64>,
+    switches: Cell<u64>,
+    shutdown_registered: Cell<bool>,
+    shutting_down: Cell<bool>,
+}
+
+struct Ready {
+    g: Greenlet,
+    seq: u64,
+    input: Input,
+}
+
+/// Who to wake, and for which of its waits.
+#[derive(Clone)]
+pub(crate) struct WaitToken {
+    pub(crate) g: Greenlet,
+    pub(crate) seq: u64,
+}
+
+impl WaitToken {
+    pub(crate) fn is_current(&self) -> bool {
+        self.g.inner.wait_seq.get() == self.seq && !self.g.inner.woken.get()
+    }
+}
+
+thread_local! {
+    static RT: Runtime = Runtime::new();
+    static SHUTDOWN: ShutdownGuard = const { ShutdownGuard };
+}
+
+/// Its destructor runs before `RT`'s (registered later, destroyed first), so
+/// suspended greenlets are unwound while the runtime is still reachable.
+struct ShutdownGuard;
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let _ = RT.try_with(|rt| rt.shutdown());
+    }
+}
+
+/// Runs `f` with this thread's runtime, creating it on first use.
+///
+/// # Panics
+///
+/// Panics if called while the thread's runtime is being destroyed.
+pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    RT.with(|rt| {
+        if !rt.shutdown_registered.get() {
+            rt.shutdown_registered.set(true);
+            SHUTDOWN.with(|_| {});
+        }
+        f(rt)
+    })
+}
+
+/// Like [`with_rt`], but `None` during thread teardown.
+pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
+    RT.try_with(f).ok()
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        crate::fault::init_thread();
+        crate::panic::install_hook();
+        let (main, hub) = greenlet::new_root_records();
+        let current = Cell::new(Rc::as_ptr(&main.inner));
+        Runtime {
+            main,
+            hub,
+            current,
+            ready: RefCell::new(VecDeque::new()),
+            timers: RefCell::new(Timers::default()),
+            poll: RefCell::new(None),
+            external_waits: Cell::new(0),
+            ticks: Cell::new(0),
+            event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
+            stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
+            pool: RefCell::new(StackPool::new()),
+            next_id: Cell::new(2),
+            switches: Cell::new(0),
+            shutdown_registered: Cell::new(false),
+            shutting_down: Cell::new(false),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    pub(crate) fn default_stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    pub(crate) fn take_stack(&self, usable: usize) -> io::Result<Stack> {
+        self.pool.borrow_mut().get(usable)
+    }
+
+    pub(crate) fn recycle_stack(&self, stack: Stack, low_water: usize) {
+        if !self.shutting_down.get() {
+            self.pool.borrow_mut().put(stack, low_water);
+        }
+    }
+
+    /// Queues `token`'s greenlet to be resumed with `wake`, unless that wait
+    /// is already over (woken, timed out, killed, or a newer wait).
+    pub(crate) fn wake(&self, token: &WaitToken, wake: Wake) -> bool {
+        if !token.is_current() {
+            return false;
+        }
+        token.g.inner.woken.set(true);
+        self.ready.borrow_mut().push_back(Ready {
+            g: token.g.clone(),
+            seq: token.seq,
+            input: Input::Wake(wake),
+        });
+        true
+    }
+
+    /// Queues a greenlet that has never run, to start on the next tick.
+    pub(crate) fn schedule_start(&self, g: Greenlet) {
+        let seq = g.inner.wait_seq.get();
+        self.ready.borrow_mut().push_back(Ready {
+            g,
+            seq,
+            input: Input::Value(Value::empty()),
+        });
+    }
+
+    /// Delivers `payload` into `g` (unstarted or suspended) on the next tick,
+    /// superseding whatever wait it is in.
+    pub(crate) fn throw_later(&self, g: &Greenlet, payload: greenlet::Payload) {
+        let seq = g.inner.wait_seq.get() + 1;
+        g.inner.wait_seq.set(seq);
+        g.inner.woken.set(true);
+        self.ready.borrow_mut().push_back(Ready {
+            g: g.clone(),
+            seq,
+            input: Input::Throw(payload),
+        });
+    }
+
+    pub(crate) fn add_timer(&self, deadline: Instant, token: WaitToken, wake: Wake) -> TimerKey {
+        self.timers
+            .borrow_mut()
+            .insert(deadline, TimerEntry { token, wake })
+    }
+
+    pub(crate) fn cancel_timer(&self, key: &TimerKey) {
+        let entry = self.timers.borrow_mut().remove(key);
+        drop(entry); // outside the borrow: may drop a greenlet's last handle
+    }
+
+    /// Picks what the root loop runs next. Blocks in `poll` when nothing is
+    /// ready; returns main with `LoopExit` when nothing ever could be.
+    pub(crate) fn next_ready(&self) -> (Greenlet, Input) {
+        loop {
+            let t = self.ticks.get().wrapping_add(1);
+            self.ticks.set(t);
+            if t % self.event_interval.get() == 0 {
+                self.maintain(false);
+            }
+            let entry = self.ready.borrow_mut().pop_front();
+            match entry {
+                Some(e) if e.seq == e.g.inner.wait_seq.get() => {
+                    self.switches.set(self.switches.get() + 1);
+                    return (e.g, e.input);
+                }
+                Some(stale) => drop(stale),
+                None => {
+                    if !self.maintain(true) {
+                        let m = &self.main.inner;
+                        m.wait_seq.set(m.wait_seq.get() + 1);
+                        return (self.main.clone(), Input::Wake(Wake::LoopExit));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Fires due timers and polls IO. With `idle`, the ready queue is empty:
+    /// block until the next timer or IO event. Returns `false` when idle and
+    /// nothing could ever make a greenlet ready.
+    fn maintain(&self, idle: bool) -> bool {
+        let now = Instant::now();
+        self.fire_timers(now);
+        let has_ready = !self.ready.borrow().is_empty();
+        if !idle || has_ready {
+            if self.external_waits.get() > 0 {
+                self.poll_io(Some(Duration::ZERO));
+            }
+            return true;
+        }
+        let next = self.timers.borrow().next_deadline();
+        if next.is_none() && self.external_waits.get() == 0 {
+            return false;
+        }
+        let timeout = next.map(|d| d.saturating_duration_since(now));
+        self.poll_io(timeout);
+        self.fire_timers(Instant::now());
+        true
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            match due {
+                Some(e) => {
+                    self.wake(&e.token, e.wake);
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn poll_io(&self, timeout: Option<Duration>) {
+        let mut slot = self.poll.borrow_mut();
+        if slot.is_none() {
+            match mio::Poll::new() {
+                Ok(p) => *slot = Some((p, mio::Events::with_capacity(1024))),
+                Err(_) => {
+                    // No epoll instance (fd exhaustion): fall back to a plain
+                    // sleep so timers still fire.
+                    drop(slot);
+                    if let Some(t) = timeout {
+                        std::thread::sleep(t);
+                    }
+                    return;
+                }
+            }
+        }
+        let (poll, events) = slot.as_mut().expect("poll was just created");
+        // mio rounds the timeout up to whole milliseconds, so a timer is
+        // never fired early; EINTR is a spurious wake-up.
+        let _ = poll.poll(events, timeout);
+    }
+
+    /// Unwinds what is left at thread exit: greenlets still queued or timed.
+    fn shutdown(&self) {
+        self.shutting_down.set(true);
+        for _ in 0..16 {
+            let ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
+            let timers = self.timers.borrow_mut().drain();
+            if ready.is_empty() && timers.is_empty() {
+                break;
+            }
+            drop(ready);
+            drop(timers);
+        }
+    }
+}
+
+/// Why a hub wait ended without its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum WaitError {
+    /// The current greenlet is unwinding and may not switch.
+    Cancelled,
+}
+
+/// Starts a hub wait for the current greenlet: returns the token to register
+/// with whatever will wake it, then call [`wait`].
+///
+/// Raises the pending kill again if the greenlet was killed and caught it.
+pub(crate) fn begin_wait(rt: &Runtime) -> Result<WaitToken, WaitError> {
+    let cur = rt.current();
+    let inner = &cur.inner;
+    if inner.dying.get() || std::thread::panicking() {
+        return Err(WaitError::Cancelled);
+    }
+    if inner.killed.get() {
+        std::panic::resume_unwind(Box::new(crate::GreenletExit));
+    }
+    let seq = inner.wait_seq.get() + 1;
+    inner.wait_seq.set(seq);
+    inner.woken.set(false);
+    Ok(WaitToken { g: cur, seq })
+}
+
+/// Ends the wait begun by `begin_wait` when dropped (also on unwind), so no
+/// late wake-up can reach a greenlet that moved on.
+struct WaitEnd<'a>(&'a Inner);
+
+impl Drop for WaitEnd<'_> {
+    fn drop(&mut self) {
+        self.0.woken.set(true);
+    }
+}
+
+/// Parks the current greenlet in the hub until its wait token is woken.
+///
+/// # Panics
+///
+/// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
+/// on an invalid switch into a parked greenlet.
+pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
+    let cur = rt.current();
+    let _end = WaitEnd(&cur.inner);
+    match greenlet::switch_to(&rt.hub, Input::Value(Value::empty())) {
+        Some(Input::Wake(w)) => Ok(w),
+        Some(Input::Throw(p)) => std::panic::resume_unwind(p),
+        Some(Input::Value(v)) => panic!(
+            "verdant: invalid switch into greenlet '{}' while it waits in the hub (it was sent a `{}`); \
+             only the hub may resume a parked greenlet",
+            cur.name(),
+            v.type_name()
+        ),
+        None => Err(WaitError::Cancelled),
+    }
+}
+
+/// A handle to this thread's hub, for settings and statistics.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::Hub;
+/// let hub = Hub::current();
+/// hub.set_stack_size(128 * 1024).unwrap();
+/// assert_eq!(hub.stack_size(), 128 * 1024);
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    _not_send: std::marker::PhantomData<*mut ()>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_rt(|rt| {
+            f.debug_struct("Hub")
+                .field("ready", &rt.ready.borrow().len())
+                .field("timers", &rt.timers.borrow().len())
+                .field("pooled_stacks", &rt.pool.borrow().len())
+                .finish()
+        })
+    }
+}
+
+impl Hub {
+    /// This thread's hub (created on first use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _hub = verdant_runtime::Hub::current();
+    /// ```
+    pub fn current() -> Hub {
+        with_rt(|_| ());
+        Hub {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The hub's greenlet: the parent of every spawned greenlet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().greenlet().is_hub());
+    /// ```
+    pub fn greenlet(&self) -> Greenlet {
+        with_rt(|rt| rt.hub.clone())
+    }
+
+    /// Default usable stack size of new greenlets on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().stack_size() >= verdant_runtime::stack::MIN_STACK_SIZE);
+    /// ```
+    pub fn stack_size(&self) -> usize {
+        with_rt(|rt| rt.stack_size.get())
+    }
+
+    /// Sets the default usable stack size (rounded up to whole pages and to
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().set_stack_size(usize::MAX).is_err());
+    /// ```
+    pub fn set_stack_size(&self, size: usize) -> io::Result<()> {
+        let size = stack::round_size(size)?;
+        with_rt(|rt| rt.stack_size.set(size));
+        Ok(())
+    }
+
+    /// Sets how many switches may pass between two checks of timers and IO
+    /// while greenlets are always ready (default [`DEFAULT_EVENT_INTERVAL`]).
+    /// Lower values favour IO latency, higher ones switch throughput.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// verdant_runtime::Hub::current().set_event_interval(31);
+    /// ```
+    pub fn set_event_interval(&self, n: u32) {
+        assert!(n > 0, "verdant: the event interval must be at least 1");
+        with_rt(|rt| rt.event_interval.set(n));
+    }
+
+    /// Sets how many free stacks the hub keeps for reuse (default
+    /// [`DEFAULT_POOL_CAPACITY`](crate::stack::DEFAULT_POOL_CAPACITY));
+    /// extra ones are unmapped at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// hub.set_pool_capacity(0);
+    /// assert_eq!(hub.pooled_stacks(), 0);
+    /// ```
+    pub fn set_pool_capacity(&self, n: usize) {
+        with_rt(|rt| rt.pool.borrow_mut().set_capacity(n));
+    }
+
+    /// Free stacks now held for reuse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// verdant_runtime::spawn(|| ()).join().unwrap();
+    /// assert!(hub.pooled_stacks() >= 1);
+    /// ```
+    pub fn pooled_stacks(&self) -> usize {
+        with_rt(|rt| rt.pool.borrow().len())
+    }
+
+    /// Timers now pending (sleeps, timeouts, delayed spawns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::Hub::current().timer_count(), 0);
+    /// ```
+    pub fn timer_count(&self) -> usize {
+        with_rt(|rt| rt.timers.borrow().len())
+    }
+
+    /// Entries now in the ready queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _h = verdant_runtime::spawn(|| ());
+    /// assert_eq!(verdant_runtime::Hub::current().ready_count(), 1);
+    /// ```
+    pub fn ready_count(&self) -> usize {
+        with_rt(|rt| rt.ready.borrow().len())
+    }
+
+    /// How many times the hub has resumed a greenlet so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// let before = hub.switch_count();
+    /// verdant_runtime::sleep(std::time::Duration::ZERO);
+    /// assert!(hub.switch_count() > before);
+    /// ```
+    pub fn switch_count(&self) -> u64 {
+        with_rt(|rt| rt.switches.get())
+    }
+}

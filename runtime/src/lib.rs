@@ -1,0 +1,57 @@
+//! verdant's runtime: greenlets on guarded, pooled stacks, and a hub per thread
+//! that switches between them whenever one waits.
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use verdant_runtime::{joinall, sleep, spawn};
+//!
+//! let t = Instant::now();
+//! let eat = spawn(|| { sleep(Duration::from_millis(30)); "ate" });
+//! let play = spawn(|| { sleep(Duration::from_millis(20)); "played" });
+//! joinall([&eat, &play]).unwrap();
+//! assert_eq!((eat.join().unwrap(), play.join().unwrap()), ("ate", "played"));
+//! assert!(t.elapsed() < Duration::from_millis(45)); // the longest sleep, not the sum
+//! ```
+//!
+//! # How it works
+//!
+//! * [`Greenlet`] is greenlet's switching model: functions with their own
+//!   stacks that `switch` to each other, passing [`Value`]s both ways
+//!   ([`greenlet`] module docs).
+//! * The [hub](hub) is one event loop per thread. [`spawn`] schedules a
+//!   greenlet whose parent is the hub; [`sleep`], [`JoinHandle::join`] and IO
+//!   park the current greenlet and switch to the hub, which runs the next ready
+//!   one, fires timers and polls mio. Greenlets never move between threads.
+//! * Stacks are mmap'd, lazily committed, guarded with `MADV_GUARD_INSTALL`
+//!   (one mapping each, so a million fit under `vm.max_map_count`), pooled and
+//!   scrubbed on reuse ([`stack`] module docs). An overflow prints
+//!   `greenlet '<name>' has overflowed its stack` and aborts.
+//!
+//! # Caveats
+//!
+//! * Everything that blocks the OS thread blocks every greenlet on it:
+//!   `std::thread::sleep`, std's blocking sockets, a contended `std::sync::Mutex`.
+//!   Use verdant's cooperative versions (`verdant::net`, [`sleep`]).
+//! * Destructors must not wait: a switch or hub wait during unwinding returns at
+//!   once without switching (see [`greenlet`]).
+//! * Thread-locals are shared by every greenlet of a thread.
+#![warn(missing_docs)]
+
+mod fault;
+pub mod greenlet;
+pub mod hub;
+mod panic;
+pub mod stack;
+mod task;
+mod time;
+mod timer;
+mod value;
+
+pub use greenlet::{Greenlet, GreenletExit, ParentError};
+pub use hub::Hub;
+pub use task::{
+    joinall, killall, spawn, spawn_later, Builder, JoinAll, JoinAllError, JoinError, JoinErrorKind,
+    JoinHandle,
+};
+pub use time::{sleep, yield_now};
+pub use value::Value;

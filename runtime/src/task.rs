@@ -1,0 +1,1035 @@
+//! Spawning greenlets on the hub: [`spawn`], [`JoinHandle`], [`joinall`], kills.
+//!
+//! A spawned greenlet (a *task*, gevent's `Greenlet`) has the hub as its
+//! parent. [`spawn`] only schedules it: the spawner keeps running until it
+//! waits, exactly as in gevent. A panic inside a task is caught at its root,
+//! reported once (with the greenlet's name) by the panic hook, and returned by
+//! [`JoinHandle::join`]; it never reaches the hub. A kill
+//! ([`JoinHandle::kill`]) raises [`GreenletExit`] inside the task so that its
+//! destructors run, and is not an error for [`joinall`].
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::greenlet::{self, Exit, Greenlet, GreenletExit, Payload, Wake};
+use crate::hub::{self, with_rt, Runtime, WaitToken};
+use crate::value::Value;
+
+/// How a greenlet ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Outcome {
+    #[default]
+    Pending,
+    Success,
+    Killed,
+    Panicked,
+}
+
+impl Outcome {
+    pub(crate) fn from_exit(exit: &Exit) -> Outcome {
+        match exit {
+            Ok(_) => Outcome::Success,
+            Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
+            Err(_) => Outcome::Panicked,
+        }
+    }
+}
+
+/// Completion state kept in every greenlet record.
+#[derive(Default)]
+pub(crate) struct Completion {
+    outcome: Cell<Outcome>,
+    panic_message: RefCell<Option<String>>,
+    panic_payload: RefCell<Option<Payload>>,
+    links: RefCell<Vec<Link>>,
+}
+
+/// Something to notify when a greenlet dies.
+pub(crate) enum Link {
+    /// Wake a joiner.
+    Wake(WaitToken),
+    /// Count towards a [`JoinAll`] wait.
+    All(Rc<AllState>, usize),
+}
+
+/// Records how `g` ended (unless its task wrapper already did) and notifies
+/// its links. Called once, by whoever saw it die.
+pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome, _msg: Option<String>) {
+    let c = &g.inner.completion;
+    if c.outcome.get() == Outcome::Pending {
+        c.outcome.set(outcome);
+    }
+    let outcome = c.outcome.get();
+    let links = std::mem::take(&mut *c.links.borrow_mut());
+    for link in links {
+        match link {
+            Link::Wake(t) => {
+                rt.wake(&t, Wake::Ready);
+            }
+            Link::All(state, i) => state.notify(rt, i, outcome),
+        }
+    }
+}
+
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
+    }
+}
+
+/// What kind of failure a [`JoinError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinErrorKind {
+    /// The greenlet panicked; the payload is in the error.
+    Panicked,
+    /// The greenlet was killed ([`GreenletExit`]) before it returned a value.
+    Killed,
+    /// The wait could never end: the hub has nothing ready, timed or watched
+    /// (gevent's `LoopExit`), or a greenlet tried to join itself.
+    LoopExit,
+    /// The waiting greenlet is unwinding (a panic, a kill, or its drop) and
+    /// may not wait; see the Caveats in [`crate::greenlet`].
+    Cancelled,
+}
+
+/// Why [`JoinHandle::join`] (and friends) did not return a value.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::{spawn, JoinErrorKind};
+/// let h = spawn(|| -> u32 { panic!("boom") });
+/// let err = h.join().unwrap_err();
+/// assert_eq!(err.kind(), JoinErrorKind::Panicked);
+/// assert_eq!(err.panic_message(), Some("boom"));
+/// ```
+pub struct JoinError {
+    kind: JoinErrorKind,
+    name: Cow<'static, str>,
+    message: Option<String>,
+    payload: Option<Payload>,
+}
+
+impl JoinError {
+    fn new(kind: JoinErrorKind, name: Cow<'static, str>) -> JoinError {
+        JoinError {
+            kind,
+            name,
+            message: None,
+            payload: None,
+        }
+    }
+
+    /// The kind of failure.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// h.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kind(&self) -> JoinErrorKind {
+        self.kind
+    }
+
+    /// Whether the greenlet panicked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::spawn(|| panic!("x")).join().unwrap_err().is_panic());
+    /// ```
+    pub fn is_panic(&self) -> bool {
+        self.kind == JoinErrorKind::Panicked
+    }
+
+    /// Whether the greenlet was killed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// h.kill();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn is_killed(&self) -> bool {
+        self.kind == JoinErrorKind::Killed
+    }
+
+    /// The name of the greenlet that failed (or of the waiter, for
+    /// `LoopExit` and `Cancelled`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::Builder::new().name("w").spawn(|| panic!("x")).unwrap();
+    /// assert_eq!(h.join().unwrap_err().name(), "w");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The panic message, when the payload was a string.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = verdant_runtime::spawn(|| panic!("n={}", 3)).join().unwrap_err();
+    /// assert_eq!(e.panic_message(), Some("n=3"));
+    /// ```
+    pub fn panic_message(&self) -> Option<&str> {
+        self.message.as_deref()
+    }
+
+    /// The panic payload, to re-raise with `std::panic::resume_unwind`.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the error is not a panic, or if its payload was already
+    /// taken (errors returned by [`JoinAll`] carry no payload).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = verdant_runtime::spawn(|| std::panic::panic_any(7u8)).join().unwrap_err();
+    /// assert_eq!(*e.into_panic().downcast::<u8>().unwrap(), 7);
+    /// ```
+    pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
+        match self.payload {
+            Some(p) => p,
+            None => panic!("verdant: this JoinError carries no panic payload ({self})"),
+        }
+    }
+
+    fn summary(&self) -> JoinError {
+        JoinError {
+            kind: self.kind,
+            name: self.name.clone(),
+            message: self.message.clone(),
+            payload: None,
+        }
+    }
+}
+
+impl fmt::Debug for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinError")
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .field("message", &self.message)
+            .finish()
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            JoinErrorKind::Panicked => write!(
+                f,
+                "greenlet '{}' panicked: {}",
+                self.name,
+                self.message.as_deref().unwrap_or("Box<dyn Any>")
+            ),
+            JoinErrorKind::Killed => write!(f, "greenlet '{}' was killed", self.name),
+            JoinErrorKind::LoopExit => write!(
+                f,
+                "LoopExit: greenlet '{}' would wait forever (nothing is ready, timed or watched)",
+                self.name
+            ),
+            JoinErrorKind::Cancelled => write!(
+                f,
+                "greenlet '{}' cannot wait while it is unwinding",
+                self.name
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+/// Options for spawning a greenlet: name and stack size.
+///
+/// # Examples
+///
+/// ```
+/// let h = verdant_runtime::Builder::new()
+///     .name("worker")
+///     .stack_size(256 * 1024)
+///     .spawn(|| verdant_runtime::Greenlet::current().name())
+///     .unwrap();
+/// assert_eq!(h.join().unwrap(), "worker");
+/// ```
+#[derive(Debug, Default, Clone)]
+pub struct Builder {
+    name: Option<Cow<'static, str>>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// Default options: an automatic name, the hub's stack size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_runtime::Builder::new();
+    /// ```
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (panic reports and overflow messages use it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_runtime::Builder::new().name(format!("conn-{}", 7));
+    /// ```
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Builder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the usable stack size (rounded up to whole pages and to
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_runtime::Builder::new().stack_size(32 * 1024);
+    /// ```
+    pub fn stack_size(mut self, size: usize) -> Builder {
+        self.stack_size = Some(size);
+        self
+    }
+
+    /// Spawns `f` on this thread's hub; it starts when the spawner next waits.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` for an oversized stack; `OutOfMemory` when no stack can
+    /// be mapped (for example at the `vm.max_map_count` limit on kernels
+    /// without `MADV_GUARD_INSTALL`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::Builder::new().spawn(|| 1 + 1).unwrap();
+    /// assert_eq!(h.join().unwrap(), 2);
+    /// ```
+    pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        with_rt(|rt| {
+            let h = self.build(rt, f)?;
+            rt.schedule_start(h.greenlet.clone());
+            Ok(h)
+        })
+    }
+
+    /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let t = Instant::now();
+    /// let h = verdant_runtime::Builder::new()
+    ///     .spawn_later(Duration::from_millis(20), move || t.elapsed())
+    ///     .unwrap();
+    /// assert!(h.join().unwrap() >= Duration::from_millis(20));
+    /// ```
+    pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        with_rt(|rt| {
+            let h = self.build(rt, f)?;
+            let g = &h.greenlet;
+            // An unstarted greenlet "waits" with sequence 1 for its start.
+            g.inner.wait_seq.set(1);
+            let token = WaitToken {
+                g: g.clone(),
+                seq: 1,
+            };
+            rt.add_timer(deadline_after(delay), token, Wake::Ready);
+            Ok(h)
+        })
+    }
+
+    fn build<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
+        let out = slot.clone();
+        let greenlet =
+            greenlet::create(rt, rt.hub.clone(), self.stack_size, self.name, move |_| {
+                match panic::catch_unwind(AssertUnwindSafe(f)) {
+                    Ok(v) => {
+                        *out.borrow_mut() = Some(v);
+                        Value::empty()
+                    }
+                    Err(p) => {
+                        if !p.is::<GreenletExit>() {
+                            with_rt(|rt| {
+                                let me = rt.current();
+                                let c = &me.inner.completion;
+                                c.outcome.set(Outcome::Panicked);
+                                *c.panic_message.borrow_mut() = Some(panic_message(&*p));
+                                *c.panic_payload.borrow_mut() = Some(p);
+                            });
+                            Value::empty()
+                        } else {
+                            with_rt(|rt| {
+                                rt.current().inner.completion.outcome.set(Outcome::Killed)
+                            });
+                            Value::empty()
+                        }
+                    }
+                }
+            })?;
+        Ok(JoinHandle { greenlet, slot })
+    }
+}
+
+pub(crate) fn deadline_after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
+/// Spawns `f` as a new greenlet on this thread's hub and returns its handle.
+///
+/// The greenlet only starts when the caller next waits (a `sleep`, a `join`,
+/// IO): spawning never switches. Dropping the handle detaches the greenlet;
+/// it keeps running.
+///
+/// # Panics
+///
+/// Panics if no stack can be mapped; use [`Builder::spawn`] to get the error.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::{spawn, sleep};
+/// use std::time::Duration;
+///
+/// let h = spawn(|| {
+///     sleep(Duration::from_millis(10));
+///     "done"
+/// });
+/// assert_eq!(h.join().unwrap(), "done");
+/// ```
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn(f) {
+        Ok(h) => h,
+        Err(e) => panic!("verdant: failed to spawn a greenlet: {e}"),
+    }
+}
+
+/// Spawns `f` to start after `delay`.
+///
+/// # Panics
+///
+/// As for [`spawn`].
+///
+/// # Examples
+///
+/// ```
+/// let h = verdant_runtime::spawn_later(std::time::Duration::from_millis(5), || 3);
+/// assert_eq!(h.join().unwrap(), 3);
+/// ```
+pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    match Builder::new().spawn_later(delay, f) {
+        Ok(h) => h,
+        Err(e) => panic!("verdant: failed to spawn a greenlet: {e}"),
+    }
+}
+
+/// An owned handle to a spawned greenlet: join it for its value, or kill it.
+///
+/// # Examples
+///
+/// ```
+/// let h = verdant_runtime::spawn(|| 6 * 7);
+/// assert!(!h.is_finished());
+/// assert_eq!(h.join().unwrap(), 42);
+/// ```
+pub struct JoinHandle<T> {
+    greenlet: Greenlet,
+    slot: Rc<RefCell<Option<T>>>,
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("greenlet", &self.greenlet)
+            .finish()
+    }
+}
+
+impl<T> AsRef<Greenlet> for JoinHandle<T> {
+    fn as_ref(&self) -> &Greenlet {
+        &self.greenlet
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// The spawned greenlet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// assert!(h.greenlet().parent().unwrap().is_hub());
+    /// ```
+    pub fn greenlet(&self) -> &Greenlet {
+        &self.greenlet
+    }
+
+    /// Whether the greenlet has finished (returned, panicked or was killed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// h.wait().unwrap();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn is_finished(&self) -> bool {
+        self.greenlet.is_dead()
+    }
+
+    /// Waits for the greenlet to finish and returns its value.
+    ///
+    /// # Errors
+    ///
+    /// [`JoinErrorKind::Panicked`] (with the payload and the greenlet's name),
+    /// [`JoinErrorKind::Killed`], [`JoinErrorKind::LoopExit`] when the wait
+    /// could never end, [`JoinErrorKind::Cancelled`] when called while the
+    /// caller unwinds.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| String::from("hi"));
+    /// assert_eq!(h.join().unwrap(), "hi");
+    /// ```
+    pub fn join(self) -> Result<T, JoinError> {
+        self.wait()?;
+        let c = &self.greenlet.inner.completion;
+        let name = self.greenlet.name();
+        match c.outcome.get() {
+            Outcome::Success | Outcome::Pending => match self.slot.borrow_mut().take() {
+                Some(v) => Ok(v),
+                None => Err(JoinError::new(JoinErrorKind::Killed, name)),
+            },
+            Outcome::Killed => Err(JoinError::new(JoinErrorKind::Killed, name)),
+            Outcome::Panicked => Err(JoinError {
+                kind: JoinErrorKind::Panicked,
+                name,
+                message: c.panic_message.borrow().clone(),
+                payload: c.panic_payload.borrow_mut().take(),
+            }),
+        }
+    }
+
+    /// Waits for the greenlet to finish, without taking its value (gevent's
+    /// `join()`). Its own failure is not an error here: see
+    /// [`join`](JoinHandle::join).
+    ///
+    /// # Errors
+    ///
+    /// [`JoinErrorKind::LoopExit`] or [`JoinErrorKind::Cancelled`], as for
+    /// `join`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| panic!("not an error for wait"));
+    /// h.wait().unwrap();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn wait(&self) -> Result<(), JoinError> {
+        wait_dead(&self.greenlet, None).map(|_| ())
+    }
+
+    /// Waits at most `timeout` for the greenlet to finish; returns whether it
+    /// did.
+    ///
+    /// # Errors
+    ///
+    /// As for [`wait`](JoinHandle::wait).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = verdant_runtime::spawn(|| verdant_runtime::sleep(Duration::from_secs(5)));
+    /// assert!(!h.wait_timeout(Duration::from_millis(10)).unwrap());
+    /// h.kill();
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, JoinError> {
+        wait_dead(&self.greenlet, Some(deadline_after(timeout)))
+    }
+
+    /// Kills the greenlet and waits until it is dead: [`GreenletExit`] is
+    /// raised where it waits, its stack unwinds (destructors run), and
+    /// `join` then reports [`JoinErrorKind::Killed`]. A greenlet that has not
+    /// started never runs. Killing a finished greenlet does nothing; killing
+    /// the current one unwinds it at once.
+    ///
+    /// If the greenlet catches the kill, every later hub wait it makes raises
+    /// it again.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = verdant_runtime::spawn(|| verdant_runtime::sleep(Duration::from_secs(60)));
+    /// verdant_runtime::sleep(Duration::ZERO); // let it start sleeping
+    /// h.kill();
+    /// assert!(h.is_finished());
+    /// ```
+    pub fn kill(&self) {
+        kill(&self.greenlet, true);
+    }
+
+    /// Delivers the kill without waiting for the greenlet to die (gevent's
+    /// `kill(block=False)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// h.kill_nowait();
+    /// assert!(h.join().unwrap_err().is_killed());
+    /// ```
+    pub fn kill_nowait(&self) {
+        kill(&self.greenlet, false);
+    }
+}
+
+/// Kills `g` (see [`JoinHandle::kill`]); with `block`, waits until it is dead.
+pub(crate) fn kill(g: &Greenlet, block: bool) {
+    let go_on = with_rt(|rt| {
+        if g.is_dead() {
+            return false;
+        }
+        if g.is_current() {
+            panic::resume_unwind(Box::new(GreenletExit));
+        }
+        if g.is_main() || g.is_hub() {
+            panic!("verdant: the main greenlet and the hub cannot be killed");
+        }
+        g.inner.killed.set(true);
+        rt.throw_later(g, Box::new(GreenletExit));
+        true
+    });
+    if go_on && block {
+        let _ = wait_dead(g, None);
+    }
+}
+
+/// Waits until `g` is dead or `deadline` passes; returns whether it died.
+fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
+    with_rt(|rt| loop {
+        if g.is_dead() {
+            return Ok(true);
+        }
+        let me = rt.current();
+        if me == *g {
+            return Err(JoinError::new(JoinErrorKind::LoopExit, me.name()));
+        }
+        let token = match hub::begin_wait(rt) {
+            Ok(t) => t,
+            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, me.name())),
+        };
+        g.inner
+            .completion
+            .links
+            .borrow_mut()
+            .push(Link::Wake(token.clone()));
+        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+        let woke = hub::wait(rt);
+        drop(timer);
+        match woke {
+            Ok(Wake::Ready) => continue,
+            Ok(Wake::TimedOut) => {
+                unlink_stale(g);
+                return Ok(g.is_dead());
+            }
+            Ok(Wake::LoopExit) => return Err(JoinError::new(JoinErrorKind::LoopExit, me.name())),
+            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, me.name())),
+        }
+    })
+}
+
+/// Drops links whose waits are over (timed-out joiners).
+fn unlink_stale(g: &Greenlet) {
+    let stale: Vec<Link> = {
+        let mut links = g.inner.completion.links.borrow_mut();
+        let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
+            Link::Wake(t) => t.is_current(),
+            Link::All(..) => true,
+        });
+        *links = keep;
+        stale
+    };
+    drop(stale); // outside the borrow
+}
+
+/// A timer that is cancelled when dropped (also on unwind).
+pub(crate) struct TimerGuard<'a> {
+    rt: &'a Runtime,
+    key: crate::timer::TimerKey,
+}
+
+impl<'a> TimerGuard<'a> {
+    pub(crate) fn new(rt: &'a Runtime, deadline: Instant, token: WaitToken) -> TimerGuard<'a> {
+        let key = rt.add_timer(deadline, token, Wake::TimedOut);
+        TimerGuard { rt, key }
+    }
+}
+
+impl Drop for TimerGuard<'_> {
+    fn drop(&mut self) {
+        self.rt.cancel_timer(&self.key);
+    }
+}
+
+/// Shared state of one [`JoinAll`] wait.
+pub(crate) struct AllState {
+    remaining: Cell<usize>,
+    finished: RefCell<Vec<usize>>,
+    first_error: Cell<Option<usize>>,
+    raise_error: bool,
+    needed: usize,
+    token: RefCell<Option<WaitToken>>,
+}
+
+impl AllState {
+    fn notify(&self, rt: &Runtime, index: usize, outcome: Outcome) {
+        self.remaining.set(self.remaining.get().saturating_sub(1));
+        self.finished.borrow_mut().push(index);
+        if self.raise_error && outcome == Outcome::Panicked && self.first_error.get().is_none() {
+            self.first_error.set(Some(index));
+        }
+        if self.is_done() {
+            let token = self.token.borrow().clone();
+            if let Some(t) = token {
+                rt.wake(&t, Wake::Ready);
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.remaining.get() == 0
+            || self.finished.borrow().len() >= self.needed
+            || self.first_error.get().is_some()
+    }
+}
+
+/// Why [`JoinAll::join`] stopped early.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum JoinAllError {
+    /// With [`JoinAll::raise_error`]: the first greenlet (in time) to panic.
+    Failed {
+        /// Its position among the handles given.
+        index: usize,
+        /// What happened (the payload stays with its handle's `join`).
+        error: JoinError,
+    },
+    /// The wait could never end (gevent's `LoopExit`).
+    LoopExit,
+    /// The waiting greenlet is unwinding and may not wait.
+    Cancelled,
+}
+
+impl fmt::Display for JoinAllError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinAllError::Failed { index, error } => write!(f, "greenlet #{index} failed: {error}"),
+            JoinAllError::LoopExit => f.write_str(
+                "LoopExit: joinall would wait forever (nothing is ready, timed or watched)",
+            ),
+            JoinAllError::Cancelled => f.write_str("cannot wait while unwinding"),
+        }
+    }
+}
+
+impl std::error::Error for JoinAllError {}
+
+/// Waits for many greenlets at once: gevent's `joinall` with its options.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{spawn, sleep, JoinAll};
+///
+/// let hs: Vec<_> = (0..3u64)
+///     .map(|i| spawn(move || sleep(Duration::from_millis(10 * i))))
+///     .collect();
+/// let done = JoinAll::new().count(2).join(&hs).unwrap();
+/// assert_eq!(done, [0, 1]);
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct JoinAll {
+    timeout: Option<Duration>,
+    raise_error: bool,
+    count: Option<usize>,
+}
+
+impl JoinAll {
+    /// Wait for all, no timeout, failures left in the handles.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _j = verdant_runtime::JoinAll::new();
+    /// ```
+    pub fn new() -> JoinAll {
+        JoinAll::default()
+    }
+
+    /// Gives up after `timeout`, returning what finished by then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = verdant_runtime::spawn(|| verdant_runtime::sleep(Duration::from_secs(9)));
+    /// let done = verdant_runtime::JoinAll::new()
+    ///     .timeout(Duration::from_millis(5))
+    ///     .join([&h])
+    ///     .unwrap();
+    /// assert!(done.is_empty());
+    /// h.kill();
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> JoinAll {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Stops at the first greenlet to panic (first in time, not in list
+    /// order) and returns it as [`JoinAllError::Failed`]. Kills are not
+    /// failures.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use verdant_runtime::{spawn, sleep, JoinAll, JoinAllError};
+    /// let slow = spawn(|| sleep(Duration::from_millis(50)));
+    /// let bad = spawn(|| panic!("bad"));
+    /// let r = JoinAll::new().raise_error(true).join([&slow, &bad]);
+    /// assert!(matches!(r, Err(JoinAllError::Failed { index: 1, .. })));
+    /// assert!(!slow.is_finished());
+    /// ```
+    pub fn raise_error(mut self, yes: bool) -> JoinAll {
+        self.raise_error = yes;
+        self
+    }
+
+    /// Returns once `n` greenlets have finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = verdant_runtime::spawn(|| ());
+    /// assert_eq!(verdant_runtime::JoinAll::new().count(1).join([&a]).unwrap(), [0]);
+    /// ```
+    pub fn count(mut self, n: usize) -> JoinAll {
+        self.count = Some(n);
+        self
+    }
+
+    /// Waits as configured; returns the positions of the greenlets that
+    /// finished, in the order given (a greenlet listed twice counts twice).
+    ///
+    /// # Errors
+    ///
+    /// See [`JoinAllError`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hs = vec![verdant_runtime::spawn(|| 1), verdant_runtime::spawn(|| 2)];
+    /// assert_eq!(verdant_runtime::JoinAll::new().join(&hs).unwrap(), [0, 1]);
+    /// ```
+    pub fn join<I>(&self, handles: I) -> Result<Vec<usize>, JoinAllError>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<Greenlet>,
+    {
+        let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
+        let n = gs.len();
+        let state = Rc::new(AllState {
+            remaining: Cell::new(n),
+            finished: RefCell::new(Vec::new()),
+            first_error: Cell::new(None),
+            raise_error: self.raise_error,
+            needed: self.count.unwrap_or(n).min(n),
+            token: RefCell::new(None),
+        });
+        for (i, g) in gs.iter().enumerate() {
+            if g.is_dead() {
+                state.notify_initial(i, g.inner.completion.outcome.get());
+            }
+        }
+        let deadline = self.timeout.map(deadline_after);
+        let result = with_rt(|rt| {
+            if state.is_done() {
+                return Ok(());
+            }
+            for (i, g) in gs.iter().enumerate() {
+                if !g.is_dead() {
+                    g.inner
+                        .completion
+                        .links
+                        .borrow_mut()
+                        .push(Link::All(state.clone(), i));
+                }
+            }
+            let me = rt.current();
+            if gs.contains(&me) && !me.is_dead() {
+                return Err(JoinAllError::LoopExit); // it cannot finish while it waits
+            }
+            let token = hub::begin_wait(rt).map_err(|_| JoinAllError::Cancelled)?;
+            let _timer = deadline.map(|d| TimerGuard::new(rt, d, token.clone()));
+            *state.token.borrow_mut() = Some(token);
+            // The state wakes us once it is done; the timer, at the deadline.
+            match hub::wait(rt) {
+                Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(()),
+                Ok(Wake::LoopExit) => Err(JoinAllError::LoopExit),
+                Err(_) => Err(JoinAllError::Cancelled),
+            }
+        });
+        // Unlink from the greenlets still running.
+        for g in &gs {
+            if !g.is_dead() {
+                let removed: Vec<Link> = {
+                    let mut links = g.inner.completion.links.borrow_mut();
+                    let (keep, gone): (Vec<Link>, Vec<Link>) = links
+                        .drain(..)
+                        .partition(|l| !matches!(l, Link::All(s, _) if Rc::ptr_eq(s, &state)));
+                    *links = keep;
+                    gone
+                };
+                drop(removed);
+            }
+        }
+        result?;
+        if let Some(i) = state.first_error.get() {
+            let g = &gs[i];
+            let c = &g.inner.completion;
+            let error = JoinError {
+                kind: JoinErrorKind::Panicked,
+                name: g.name(),
+                message: c.panic_message.borrow().clone(),
+                payload: None,
+            };
+            return Err(JoinAllError::Failed {
+                index: i,
+                error: error.summary(),
+            });
+        }
+        let mut done = state.finished.borrow().clone();
+        done.sort_unstable();
+        Ok(done)
+    }
+}
+
+impl AllState {
+    fn notify_initial(&self, index: usize, outcome: Outcome) {
+        self.remaining.set(self.remaining.get().saturating_sub(1));
+        self.finished.borrow_mut().push(index);
+        if self.raise_error && outcome == Outcome::Panicked && self.first_error.get().is_none() {
+            self.first_error.set(Some(index));
+        }
+    }
+}
+
+/// Waits until every greenlet in `handles` has finished (gevent's
+/// `joinall`). Failures stay in the handles, to be read with `join`.
+///
+/// # Errors
+///
+/// [`JoinAllError::LoopExit`] when some greenlet can never finish and nothing
+/// else can happen; [`JoinAllError::Cancelled`] when called while unwinding.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use verdant_runtime::{joinall, sleep, spawn};
+///
+/// let t = Instant::now();
+/// let a = spawn(|| sleep(Duration::from_millis(30)));
+/// let b = spawn(|| sleep(Duration::from_millis(20)));
+/// joinall([&a, &b]).unwrap();
+/// assert!(t.elapsed() < Duration::from_millis(45)); // concurrent, not 50 ms
+/// ```
+pub fn joinall<I>(handles: I) -> Result<(), JoinAllError>
+where
+    I: IntoIterator,
+    I::Item: AsRef<Greenlet>,
+{
+    JoinAll::new().join(handles).map(|_| ())
+}
+
+/// Kills every greenlet in `handles` and waits until all are dead.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{killall, sleep, spawn};
+/// let hs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
+/// sleep(Duration::ZERO);
+/// killall(&hs);
+/// assert!(hs.iter().all(|h| h.is_finished()));
+/// ```
+pub fn killall<I>(handles: I)
+where
+    I: IntoIterator,
+    I::Item: AsRef<Greenlet>,
+{
+    let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
+    for g in &gs {
+        kill(g, false);
+    }
+    for g in &gs {
+        let _ = wait_dead(g, None);
+    }
+}

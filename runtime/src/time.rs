@@ -1,0 +1,83 @@
+//! Cooperative sleeping: [`sleep`] and [`yield_now`].
+
+use std::time::Duration;
+
+use crate::greenlet::Wake;
+use crate::hub::{self, with_rt};
+use crate::task::{deadline_after, TimerGuard};
+
+/// Suspends the current greenlet for at least `duration`, letting the hub run
+/// others meanwhile (gevent's `gevent.sleep`). Never wakes early.
+///
+/// `sleep(Duration::ZERO)` is [`yield_now`]. Called from the main greenlet
+/// with nothing else to run, it simply sleeps the thread (in the hub's poll).
+///
+/// While the current greenlet is unwinding (see the Caveats in
+/// [`crate::greenlet`]) it returns at once without sleeping.
+///
+/// # Panics
+///
+/// Raises a kill delivered while sleeping (the sleep unwinds with
+/// [`GreenletExit`](crate::GreenletExit)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let t = Instant::now();
+/// verdant_runtime::sleep(Duration::from_millis(15));
+/// assert!(t.elapsed() >= Duration::from_millis(15));
+/// ```
+pub fn sleep(duration: Duration) {
+    if duration.is_zero() {
+        return yield_now();
+    }
+    let deadline = deadline_after(duration);
+    with_rt(|rt| loop {
+        let Ok(token) = hub::begin_wait(rt) else {
+            return;
+        };
+        let timer = TimerGuard::new(rt, deadline, token);
+        let woke = hub::wait(rt);
+        drop(timer);
+        match woke {
+            Ok(Wake::TimedOut) | Err(_) | Ok(Wake::LoopExit) => return,
+            // Not ours (cannot happen for a plain sleep): keep sleeping.
+            Ok(Wake::Ready) => continue,
+        }
+    })
+}
+
+/// Lets every other ready greenlet run once, then continues (gevent's
+/// `sleep(0)`): the current greenlet goes to the back of the ready queue.
+/// Timers and IO are checked at least every
+/// [`event_interval`](crate::Hub::set_event_interval) switches, so a loop of
+/// `yield_now` never starves them.
+///
+/// # Examples
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use verdant_runtime::{joinall, spawn, yield_now};
+///
+/// let log = Rc::new(RefCell::new(String::new()));
+/// let hs: Vec<_> = ["1", "2"].into_iter().map(|n| {
+///     let log = log.clone();
+///     spawn(move || for s in ["A", "B"] {
+///         *log.borrow_mut() += &format!("{n}{s} ");
+///         yield_now();
+///     })
+/// }).collect();
+/// joinall(&hs).unwrap();
+/// assert_eq!(*log.borrow(), "1A 2A 1B 2B ");
+/// ```
+pub fn yield_now() {
+    with_rt(|rt| {
+        let Ok(token) = hub::begin_wait(rt) else {
+            return;
+        };
+        rt.wake(&token, Wake::Ready);
+        let _ = hub::wait(rt);
+    })
+}
