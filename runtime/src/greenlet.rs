@@ -69,6 +69,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::io;
+use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -106,17 +107,15 @@ pub(crate) enum Wake {
     LoopExit,
 }
 
-/// What a suspending greenlet asks the root loop to do.
-pub(crate) struct Request {
-    pub(crate) target: Greenlet,
-    pub(crate) input: Input,
-}
-
 /// How a greenlet's function ended: its value, or an uncaught panic.
 pub(crate) type Exit = Result<Value, Payload>;
 
-type Co = Coroutine<Input, Request, Exit, Stack>;
-type Y = Yielder<Input, Request>;
+// Values do not travel through corosensei: the runtime's mailbox carries
+// them (see `Runtime::mail_*`), so every resume/suspend moves `()`, the
+// cheapest path (4.2 ns per round trip here, against 9.5 ns for a 40-byte
+// payload).
+type Co = Coroutine<(), (), (), Stack>;
+type Y = Yielder<(), ()>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -682,8 +681,10 @@ fn release_last(g: &Greenlet) {
     let prev = crate::hub::try_rt(|rt| rt.swap_current(inner));
     inner.state.set(State::Running);
     // Runs the greenlet's destructors on its own stack (corosensei's forced
-    // unwind); a switch attempted meanwhile is refused (`dying`).
+    // unwind); a switch attempted meanwhile is refused (`dying`). Its root
+    // catches the unwind and leaves an exit in the mailbox: discard it.
     co.force_unwind();
+    crate::hub::try_rt(|rt| drop(rt.mail_exit.take()));
     inner.state.set(State::Dead);
     if let Some(prev) = prev {
         crate::hub::try_rt(|rt| rt.restore_current(prev));
@@ -723,17 +724,21 @@ where
     inner.low_water.set(stack.top());
     let inner = Rc::new(inner);
     let record: *const Inner = Rc::as_ptr(&inner);
-    let co = Co::with_stack(stack, move |y: &Y, input: Input| -> Exit {
+    let co = Co::with_stack(stack, move |y: &Y, ()| {
         // SAFETY: the record owns this coroutine (or the root loop holds a
         // handle while it runs), so it outlives every run of this closure.
         unsafe { (*record).yielder.set(y) };
+        // SAFETY: a start, like any resume, carries a pointer to an input
+        // that this greenlet alone moves out (see `run_root`).
+        let input = crate::hub::try_rt(|rt| unsafe { ptr::read(rt.mail_input.get()) });
         let v = match input {
-            Input::Value(v) => v,
+            Some(Input::Value(v)) => v,
             // The root loop never starts a greenlet with a throw, and a hub
             // start carries no value.
-            Input::Throw(_) | Input::Wake(_) => Value::empty(),
+            _ => Value::empty(),
         };
-        panic::catch_unwind(AssertUnwindSafe(move || f(v)))
+        let exit = panic::catch_unwind(AssertUnwindSafe(move || f(v)));
+        crate::hub::try_rt(|rt| rt.mail_exit.set(Some(exit)));
     });
     // SAFETY: the record was just made; nothing else can see its slot yet.
     unsafe { *inner.co.get() = Some(co) };
@@ -759,40 +764,47 @@ pub(crate) fn new_root_records() -> (Greenlet, Greenlet) {
 /// Switches from the current greenlet to `target`. Returns what the current
 /// greenlet receives when it is resumed, or `None` when it may not switch
 /// (it is unwinding).
+#[inline]
 pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Option<Input> {
-    with_rt(|rt| {
-        let cur_ptr = rt.current_ptr();
-        if ptr::eq(cur_ptr, Rc::as_ptr(&target.inner)) {
-            return Some(input);
-        }
-        // SAFETY: `current_ptr` always names a live record: the running
-        // greenlet is held by the root loop, main and hub by the runtime.
-        let cur = unsafe { &*cur_ptr };
-        if cur.dying.get() || std::thread::panicking() {
-            return None;
-        }
-        if cur.kind == Kind::Main {
-            Some(rt.run_root(target.clone(), input))
-        } else {
-            Some(suspend(
-                cur,
-                Request {
-                    target: target.clone(),
-                    input,
-                },
-            ))
-        }
-    })
+    with_rt(|rt| switch_in(rt, target, input))
 }
 
-/// Suspends the running (non-main) greenlet `cur` with a request to the root.
-fn suspend(cur: &Inner, req: Request) -> Input {
+/// [`switch_to`] with the runtime at hand.
+pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, input: Input) -> Option<Input> {
+    let cur_ptr = rt.current_ptr();
+    if ptr::eq(cur_ptr, Rc::as_ptr(&target.inner)) {
+        return Some(input);
+    }
+    // SAFETY: `current_ptr` always names a live record: the running
+    // greenlet is held by the root loop, main and hub by the runtime.
+    let cur = unsafe { &*cur_ptr };
+    if cur.dying.get() || std::thread::panicking() {
+        return None;
+    }
+    if cur.kind == Kind::Main {
+        Some(rt.run_root(target.clone(), input))
+    } else {
+        Some(suspend(rt, cur, target.clone(), input))
+    }
+}
+
+/// Suspends the running (non-main) greenlet `cur`, asking the root loop to
+/// switch to `target` with `input`; returns what it is resumed with.
+fn suspend(rt: &Runtime, cur: &Inner, target: Greenlet, input: Input) -> Input {
     cur.note_low_water();
+    // Whoever is resumed next moves `input` out through this pointer (see
+    // `run_root`), while this frame stays suspended and keeps it alive.
+    let mut input = ManuallyDrop::new(input);
+    rt.mail_target.set(Some(target));
+    rt.mail_input.set(&mut *input);
     let y = cur.yielder.get();
     debug_assert!(!y.is_null());
     // SAFETY: `cur` is running, so its coroutine is alive and we are on its
     // stack; `yielder` was set when it started and points into that stack.
-    unsafe { (*y).suspend(req) }
+    unsafe { (*y).suspend(()) };
+    // SAFETY: the root loop resumes us with a pointer to an input that no
+    // one else reads, owned by a suspended frame or the root's own frame.
+    unsafe { ptr::read(rt.mail_input.get()) }
 }
 
 /// Turns what a raw switch received into its return value.
@@ -859,31 +871,66 @@ impl Runtime {
                 State::Suspended => {}
                 State::Running => unreachable!("only main runs while the root loop does"),
             }
-            let inner = &*target.inner;
-            // SAFETY: only the root loop touches a non-running greenlet's
-            // coroutine slot, and the release path cannot run for `target`
-            // since we hold a handle.
-            let mut co = unsafe { (*inner.co.get()).take() }
-                .expect("verdant: a live greenlet always has its coroutine");
-            inner.state.set(State::Running);
-            self.set_current_child(inner);
-            let result = co.resume(input);
-            self.set_current_main(main_ptr);
-            match result {
-                CoroutineResult::Yield(req) => {
-                    // SAFETY: as above; the slot is empty while it ran.
-                    unsafe { *inner.co.get() = Some(co) };
-                    inner.state.set(State::Suspended);
-                    input = req.input;
-                    target = req.target;
-                }
-                CoroutineResult::Return(exit) => {
-                    inner.state.set(State::Dead);
-                    self.recycle_stack(co.into_stack(), inner.low_water.get());
-                    let g = target.clone();
-                    crate::task::complete(self, &g, crate::task::Outcome::from_exit(&exit), None);
-                    input = exit_to_input(exit);
-                    target = g.parent().unwrap_or_else(|| self.main.clone());
+            // The input travels by pointer: the resumed greenlet moves it
+            // out first thing (in `suspend`, or at the start of its body).
+            // A switch from one suspended child to another forwards the
+            // sender's pointer without touching the value (the fast path).
+            let mut held = ManuallyDrop::new(input);
+            let mut carried: *mut Input = &mut *held;
+            loop {
+                let inner = &*target.inner;
+                // SAFETY: only the root loop touches a live greenlet's
+                // coroutine slot: the release path cannot run for `target`
+                // (we hold a handle), and a running greenlet is never resumed
+                // again (it is current, and a switch to the current greenlet
+                // returns early).
+                let co = unsafe { (*inner.co.get()).as_mut() }
+                    .expect("verdant: a live greenlet always has its coroutine");
+                inner.state.set(State::Running);
+                self.set_current_child(inner);
+                self.mail_input.set(carried);
+                let result = co.resume(());
+                self.set_current_main(main_ptr);
+                match result {
+                    CoroutineResult::Yield(()) => {
+                        inner.state.set(State::Suspended);
+                        let next = self
+                            .mail_target
+                            .take()
+                            .expect("verdant: a suspend names its target");
+                        carried = self.mail_input.get();
+                        if next.inner.kind == Kind::Child
+                            && next.inner.state.get() == State::Suspended
+                        {
+                            target = next;
+                            continue;
+                        }
+                        // SAFETY: the sender stays suspended, keeping its
+                        // input alive, and no one else has read it.
+                        input = unsafe { ptr::read(carried) };
+                        target = next;
+                        break;
+                    }
+                    CoroutineResult::Return(()) => {
+                        inner.state.set(State::Dead);
+                        // SAFETY: as above; the coroutine has finished.
+                        let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
+                        self.recycle_stack(co.into_stack(), inner.low_water.get());
+                        let exit = self
+                            .mail_exit
+                            .take()
+                            .expect("verdant: a finished greenlet leaves its exit");
+                        let g = target.clone();
+                        crate::task::complete(
+                            self,
+                            &g,
+                            crate::task::Outcome::from_exit(&exit),
+                            None,
+                        );
+                        input = exit_to_input(exit);
+                        target = g.parent().unwrap_or_else(|| self.main.clone());
+                        break;
+                    }
                 }
             }
         }

@@ -62,6 +62,12 @@ pub(crate) struct Runtime {
     switches: Cell<u64>,
     shutdown_registered: Cell<bool>,
     shutting_down: Cell<bool>,
+    /// The mailbox between a suspending greenlet and the root loop: the
+    /// input for the greenlet being resumed, the target a suspending one
+    /// asks for, and a finished greenlet's exit.
+    pub(crate) mail_input: Cell<*mut Input>,
+    pub(crate) mail_target: Cell<Option<Greenlet>>,
+    pub(crate) mail_exit: Cell<Option<greenlet::Exit>>,
 }
 
 struct Ready {
@@ -86,6 +92,15 @@ impl WaitToken {
 thread_local! {
     static RT: Runtime = Runtime::new();
     static SHUTDOWN: ShutdownGuard = const { ShutdownGuard };
+    /// `RT`'s address once it is initialised, null before and after its
+    /// life: a `const` thread-local read without the lazy-init check.
+    static RT_PTR: Cell<*const Runtime> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        RT_PTR.with(|p| p.set(std::ptr::null()));
+    }
 }
 
 /// Its destructor runs before `RT`'s (registered later, destroyed first), so
@@ -103,11 +118,24 @@ impl Drop for ShutdownGuard {
 /// # Panics
 ///
 /// Panics if called while the thread's runtime is being destroyed.
+#[inline]
 pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    let p = RT_PTR.with(|p| p.get());
+    if p.is_null() {
+        return with_rt_slow(f);
+    }
+    // SAFETY: RT_PTR is non-null only between RT's initialisation and the
+    // start of its destructor, during which RT lives at that address.
+    f(unsafe { &*p })
+}
+
+#[cold]
+fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     RT.with(|rt| {
         if !rt.shutdown_registered.get() {
             rt.shutdown_registered.set(true);
             SHUTDOWN.with(|_| {});
+            RT_PTR.with(|p| p.set(rt as *const Runtime));
         }
         f(rt)
     })
@@ -115,6 +143,11 @@ pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
 
 /// Like [`with_rt`], but `None` during thread teardown.
 pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
+    let p = RT_PTR.with(|p| p.get());
+    if !p.is_null() {
+        // SAFETY: as in `with_rt`.
+        return Some(f(unsafe { &*p }));
+    }
     RT.try_with(f).ok()
 }
 
@@ -140,6 +173,9 @@ impl Runtime {
             switches: Cell::new(0),
             shutdown_registered: Cell::new(false),
             shutting_down: Cell::new(false),
+            mail_input: Cell::new(std::ptr::null_mut()),
+            mail_target: Cell::new(None),
+            mail_exit: Cell::new(None),
         }
     }
 
@@ -218,7 +254,7 @@ impl Runtime {
         loop {
             let t = self.ticks.get().wrapping_add(1);
             self.ticks.set(t);
-            if t % self.event_interval.get() == 0 {
+            if t.is_multiple_of(self.event_interval.get()) {
                 self.maintain(false);
             }
             let entry = self.ready.borrow_mut().pop_front();
@@ -356,7 +392,7 @@ impl Drop for WaitEnd<'_> {
 pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     let cur = rt.current();
     let _end = WaitEnd(&cur.inner);
-    match greenlet::switch_to(&rt.hub, Input::Value(Value::empty())) {
+    match greenlet::switch_in(rt, &rt.hub, Input::Value(Value::empty())) {
         Some(Input::Wake(w)) => Ok(w),
         Some(Input::Throw(p)) => std::panic::resume_unwind(p),
         Some(Input::Value(v)) => panic!(

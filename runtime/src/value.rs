@@ -16,7 +16,7 @@
 //!
 //! [`switch`]: crate::Greenlet::switch
 
-use std::any::{Any, TypeId};
+use std::any::TypeId;
 use std::fmt;
 use std::mem::{self, MaybeUninit};
 use std::ptr;
@@ -44,38 +44,52 @@ type Inline = [MaybeUninit<usize>; INLINE_WORDS];
 /// assert!(Value::new(()).is_empty());
 /// ```
 pub struct Value {
-    repr: Repr,
+    /// The value itself when it fits, else a `Box<T>`.
+    data: Inline,
+    vtable: &'static VTable,
 }
 
-enum Repr {
-    Empty,
-    Inline {
-        type_id: TypeId,
-        type_name: &'static str,
-        data: Inline,
-        drop_fn: unsafe fn(*mut Inline),
-    },
-    Boxed {
-        type_name: &'static str,
-        boxed: Box<dyn Any>,
-    },
+/// Per-type facts, one static per `T`.
+struct VTable {
+    type_id: TypeId,
+    type_name: fn() -> &'static str,
+    /// Drops what `data` holds (a `T`, or a `Box<T>` when `boxed`).
+    drop: unsafe fn(*mut Inline),
 }
 
-fn fits_inline<T>() -> bool {
+trait HasVTable {
+    const VTABLE: VTable;
+}
+
+impl<T: 'static> HasVTable for T {
+    const VTABLE: VTable = VTable {
+        type_id: TypeId::of::<T>(),
+        type_name: std::any::type_name::<T>,
+        drop: if fits_inline::<T>() {
+            drop_stored::<T>
+        } else {
+            drop_stored::<Box<T>>
+        },
+    };
+}
+
+const fn fits_inline<T>() -> bool {
     mem::size_of::<T>() <= mem::size_of::<Inline>()
         && mem::align_of::<T>() <= mem::align_of::<Inline>()
 }
 
-/// Drops a `T` stored at the start of an inline buffer.
+/// Drops an `S` stored at the start of an inline buffer.
 ///
 /// # Safety
-/// `data` must hold an initialised `T` written by [`Value::new`], and it must
+/// `data` must hold an initialised `S` written by [`Value::new`], and it must
 /// not be used again afterwards.
-unsafe fn drop_inline<T>(data: *mut Inline) {
+unsafe fn drop_stored<S>(data: *mut Inline) {
     // SAFETY: the caller guarantees `data` holds an initialised, properly
-    // aligned `T` (checked by `fits_inline` when it was written).
-    unsafe { ptr::drop_in_place(data.cast::<T>()) }
+    // aligned `S` (checked by `fits_inline` when it was written).
+    unsafe { ptr::drop_in_place(data.cast::<S>()) }
 }
+
+const EMPTY: Inline = [MaybeUninit::uninit(); INLINE_WORDS];
 
 impl Value {
     /// The empty value: what `switch(())` sends and what a greenlet that
@@ -87,7 +101,10 @@ impl Value {
     /// assert!(verdant_runtime::Value::empty().is_empty());
     /// ```
     pub const fn empty() -> Value {
-        Value { repr: Repr::Empty }
+        Value {
+            data: EMPTY,
+            vtable: &<() as HasVTable>::VTABLE,
+        }
     }
 
     /// Wraps `value`. Wrapping a `Value` returns it unchanged, and wrapping
@@ -100,37 +117,26 @@ impl Value {
     /// let v = Value::new(Value::new(5u8)); // not nested
     /// assert_eq!(v.downcast::<u8>().unwrap(), 5);
     /// ```
+    #[inline]
     pub fn new<T: 'static>(value: T) -> Value {
-        let type_id = TypeId::of::<T>();
-        if type_id == TypeId::of::<Value>() {
+        if TypeId::of::<T>() == TypeId::of::<Value>() {
             let value = mem::ManuallyDrop::new(value);
             // SAFETY: T is Value (same TypeId), so reading it as a Value moves
             // it out; ManuallyDrop prevents a double drop of the original.
             return unsafe { ptr::read((&*value as *const T).cast::<Value>()) };
         }
-        if type_id == TypeId::of::<()>() {
-            return Value::empty();
-        }
+        let mut data = EMPTY;
         if fits_inline::<T>() {
-            let mut data: Inline = [MaybeUninit::uninit(); INLINE_WORDS];
             // SAFETY: `fits_inline` checked that T's size and alignment fit
             // the buffer, which is word aligned.
             unsafe { ptr::write(data.as_mut_ptr().cast::<T>(), value) };
-            Value {
-                repr: Repr::Inline {
-                    type_id,
-                    type_name: std::any::type_name::<T>(),
-                    data,
-                    drop_fn: drop_inline::<T>,
-                },
-            }
         } else {
-            Value {
-                repr: Repr::Boxed {
-                    type_name: std::any::type_name::<T>(),
-                    boxed: Box::new(value),
-                },
-            }
+            // SAFETY: a Box is one word, which always fits.
+            unsafe { ptr::write(data.as_mut_ptr().cast::<Box<T>>(), Box::new(value)) };
+        }
+        Value {
+            data,
+            vtable: &<T as HasVTable>::VTABLE,
         }
     }
 
@@ -141,8 +147,9 @@ impl Value {
     /// ```
     /// assert!(!verdant_runtime::Value::new(1).is_empty());
     /// ```
+    #[inline]
     pub fn is_empty(&self) -> bool {
-        matches!(self.repr, Repr::Empty)
+        self.vtable.type_id == TypeId::of::<()>()
     }
 
     /// Whether the value holds a `T`. The empty value holds `()`.
@@ -154,12 +161,9 @@ impl Value {
     /// assert!(Value::new(1u32).is::<u32>());
     /// assert!(Value::empty().is::<()>());
     /// ```
+    #[inline]
     pub fn is<T: 'static>(&self) -> bool {
-        match &self.repr {
-            Repr::Empty => TypeId::of::<T>() == TypeId::of::<()>(),
-            Repr::Inline { type_id, .. } => *type_id == TypeId::of::<T>(),
-            Repr::Boxed { boxed, .. } => (**boxed).type_id() == TypeId::of::<T>(),
-        }
+        self.vtable.type_id == TypeId::of::<T>()
     }
 
     /// The name of the held type, for error messages (`"()"` when empty).
@@ -170,10 +174,7 @@ impl Value {
     /// assert_eq!(verdant_runtime::Value::new(1u8).type_name(), "u8");
     /// ```
     pub fn type_name(&self) -> &'static str {
-        match &self.repr {
-            Repr::Empty => "()",
-            Repr::Inline { type_name, .. } | Repr::Boxed { type_name, .. } => type_name,
-        }
+        (self.vtable.type_name)()
     }
 
     /// Takes the value out as a `T`.
@@ -192,6 +193,7 @@ impl Value {
     /// assert_eq!(Value::new(42i64).downcast::<i64>().unwrap(), 42);
     /// assert!(Value::new(42i64).downcast::<i32>().is_err());
     /// ```
+    #[inline]
     pub fn downcast<T: 'static>(self) -> Result<T, Value> {
         if TypeId::of::<T>() == TypeId::of::<Value>() {
             let this = mem::ManuallyDrop::new(self);
@@ -202,13 +204,13 @@ impl Value {
             return Err(self);
         }
         let this = mem::ManuallyDrop::new(self);
-        // SAFETY: `is::<T>()` matched, so the repr holds a T; `this` is never
-        // dropped, so the T is moved out exactly once.
+        // SAFETY: `is::<T>()` matched, so `data` holds a T (or a Box<T> when
+        // it does not fit); `this` is never dropped, so it moves out once.
         unsafe {
-            match ptr::read(&this.repr) {
-                Repr::Empty => Ok(mem::zeroed::<T>()),
-                Repr::Inline { data, .. } => Ok(ptr::read(data.as_ptr().cast::<T>())),
-                Repr::Boxed { boxed, .. } => Ok(*boxed.downcast::<T>().unwrap_unchecked()),
+            if fits_inline::<T>() {
+                Ok(ptr::read(this.data.as_ptr().cast::<T>()))
+            } else {
+                Ok(*ptr::read(this.data.as_ptr().cast::<Box<T>>()))
             }
         }
     }
@@ -225,16 +227,14 @@ impl Value {
         if !self.is::<T>() {
             return None;
         }
-        match &self.repr {
-            // `()` is a ZST: any aligned non-null pointer is a valid reference.
-            Repr::Empty => Some(
-                // SAFETY: T is `()` (checked by `is`), a zero-sized type for
-                // which a dangling, aligned pointer is a valid reference.
-                unsafe { &*ptr::NonNull::<T>::dangling().as_ptr() },
-            ),
-            // SAFETY: `is::<T>()` matched, so `data` holds an initialised T.
-            Repr::Inline { data, .. } => Some(unsafe { &*data.as_ptr().cast::<T>() }),
-            Repr::Boxed { boxed, .. } => boxed.downcast_ref::<T>(),
+        // SAFETY: `is::<T>()` matched, so `data` holds an initialised T (or
+        // Box<T>); for `()` (a ZST) any aligned pointer is a valid reference.
+        unsafe {
+            if fits_inline::<T>() {
+                Some(&*self.data.as_ptr().cast::<T>())
+            } else {
+                Some(&**self.data.as_ptr().cast::<Box<T>>())
+            }
         }
     }
 
@@ -263,11 +263,12 @@ impl Value {
 }
 
 impl Drop for Value {
+    #[inline]
     fn drop(&mut self) {
-        if let Repr::Inline { data, drop_fn, .. } = &mut self.repr {
-            // SAFETY: an Inline repr always holds an initialised value of the
-            // type `drop_fn` was instantiated for, and it is dropped only here.
-            unsafe { drop_fn(data) }
+        if self.vtable.type_id != TypeId::of::<()>() {
+            // SAFETY: `data` holds an initialised value of the type the
+            // vtable was made for; it is dropped only here.
+            unsafe { (self.vtable.drop)(&mut self.data) }
         }
     }
 }
@@ -320,10 +321,10 @@ mod tests {
     #[test]
     fn inline_and_boxed_round_trip() {
         let v = Value::new((1u64, 2u64, 3u64));
-        assert!(matches!(v.repr, Repr::Inline { .. }));
+        assert!(fits_inline::<(u64, u64, u64)>());
         assert_eq!(v.take::<(u64, u64, u64)>(), (1, 2, 3));
         let v = Value::new([7u64; 4]);
-        assert!(matches!(v.repr, Repr::Boxed { .. }));
+        assert!(!fits_inline::<[u64; 4]>());
         assert_eq!(v.take::<[u64; 4]>(), [7; 4]);
     }
 
