@@ -30,7 +30,7 @@ pub(crate) struct FaultInfo {
     pub(crate) usable: usize,
     pub(crate) id: u64,
     name_len: usize,
-    name: [u8; 64],
+    name: [u8; 32],
 }
 
 impl FaultInfo {
@@ -41,7 +41,7 @@ impl FaultInfo {
             usable: 0,
             id,
             name_len: 0,
-            name: [0; 64],
+            name: [0; 32],
         }
     }
 

@@ -197,7 +197,8 @@ pub(crate) struct Inner {
     /// Lowest stack address seen at a switch: how much of the stack to scrub.
     low_water: Cell<usize>,
     parent: RefCell<Option<Greenlet>>,
-    name: RefCell<Option<Cow<'static, str>>>,
+    /// Boxed: most greenlets keep their default name.
+    name: RefCell<Option<Box<Cow<'static, str>>>>,
     /// Read by the overflow handler; written only while not running.
     fault: UnsafeCell<FaultInfo>,
     /// Hub waits: the sequence number of the current wait.
@@ -302,7 +303,7 @@ impl Inner {
 
     pub(crate) fn display_name(&self) -> Cow<'static, str> {
         match &*self.name.borrow() {
-            Some(n) => n.clone(),
+            Some(n) => Cow::clone(n),
             None => match self.kind {
                 Kind::Main => Cow::Borrowed("main"),
                 Kind::Hub => Cow::Borrowed("Hub"),
@@ -653,7 +654,7 @@ impl Greenlet {
         // thread, which interrupts nothing that writes it except this store;
         // a torn name in a crash report is harmless.
         unsafe { (*self.inner.fault.get()).set_name(&name) };
-        *self.inner.name.borrow_mut() = Some(name);
+        *self.inner.name.borrow_mut() = Some(Box::new(name));
     }
 }
 
@@ -720,7 +721,7 @@ where
             fi.set_name(n);
         }
     }
-    *inner.name.get_mut() = name;
+    *inner.name.get_mut() = name.map(Box::new);
     inner.low_water.set(stack.top());
     let inner = Rc::new(inner);
     let record: *const Inner = Rc::as_ptr(&inner);

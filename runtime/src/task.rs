@@ -45,9 +45,15 @@ impl Outcome {
 #[derive(Default)]
 pub(crate) struct Completion {
     outcome: Cell<Outcome>,
-    panic_message: RefCell<Option<String>>,
-    panic_payload: RefCell<Option<Payload>>,
+    /// The message and payload of a panic; boxed, as most greenlets never
+    /// panic (this keeps an idle greenlet small).
+    panic: RefCell<Option<Box<PanicRecord>>>,
     links: RefCell<Vec<Link>>,
+}
+
+struct PanicRecord {
+    message: String,
+    payload: Option<Payload>,
 }
 
 /// Something to notify when a greenlet dies.
@@ -395,8 +401,10 @@ impl Builder {
                                 let me = rt.current();
                                 let c = &me.inner.completion;
                                 c.outcome.set(Outcome::Panicked);
-                                *c.panic_message.borrow_mut() = Some(panic_message(&*p));
-                                *c.panic_payload.borrow_mut() = Some(p);
+                                *c.panic.borrow_mut() = Some(Box::new(PanicRecord {
+                                    message: panic_message(&*p),
+                                    payload: Some(p),
+                                }));
                             });
                             Value::empty()
                         } else {
@@ -553,12 +561,15 @@ impl<T> JoinHandle<T> {
                 None => Err(JoinError::new(JoinErrorKind::Killed, name)),
             },
             Outcome::Killed => Err(JoinError::new(JoinErrorKind::Killed, name)),
-            Outcome::Panicked => Err(JoinError {
-                kind: JoinErrorKind::Panicked,
-                name,
-                message: c.panic_message.borrow().clone(),
-                payload: c.panic_payload.borrow_mut().take(),
-            }),
+            Outcome::Panicked => {
+                let mut rec = c.panic.borrow_mut();
+                Err(JoinError {
+                    kind: JoinErrorKind::Panicked,
+                    name,
+                    message: rec.as_ref().map(|r| r.message.clone()),
+                    payload: rec.as_mut().and_then(|r| r.payload.take()),
+                })
+            }
         }
     }
 
@@ -956,7 +967,7 @@ impl JoinAll {
             let error = JoinError {
                 kind: JoinErrorKind::Panicked,
                 name: g.name(),
-                message: c.panic_message.borrow().clone(),
+                message: c.panic.borrow().as_ref().map(|r| r.message.clone()),
                 payload: None,
             };
             return Err(JoinAllError::Failed {
