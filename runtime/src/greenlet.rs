@@ -412,6 +412,12 @@ impl Greenlet {
 
     /// The greenlet running now (the thread's main greenlet outside any other).
     ///
+    /// The handle is a strong reference: a greenlet that keeps a handle to
+    /// itself across a switch keeps itself alive, so dropping its other
+    /// handles no longer unwinds it. Write
+    /// `let p = Greenlet::current().parent().unwrap(); p.switch(x);` rather
+    /// than holding `current()` itself while switching.
+    ///
     /// # Examples
     ///
     /// ```
@@ -661,23 +667,27 @@ impl Greenlet {
 impl Drop for Greenlet {
     fn drop(&mut self) {
         if Rc::strong_count(&self.inner) == 1 && self.inner.kind == Kind::Child {
-            release_last(self);
+            unwind_now(self);
         }
     }
 }
 
-/// The last handle of a greenlet is going away: unwind it if suspended (so
-/// its destructors run), drop its function if unstarted, recycle its stack.
+/// Ends a greenlet that is not running, here and now: a suspended one is
+/// unwound on its own stack (its destructors run, as for a kill), an
+/// unstarted one has its function dropped; its stack is recycled and it is
+/// completed as killed. Used when its last handle goes away, and by the
+/// hub's shutdown for greenlets still parked at thread exit.
 #[cold]
-fn release_last(g: &Greenlet) {
+pub(crate) fn unwind_now(g: &Greenlet) {
     let inner = &g.inner;
-    // SAFETY: the greenlet is not running (a running greenlet is held by the
-    // root loop, so this cannot be its last handle), so nothing else borrows
-    // the coroutine slot.
+    if inner.kind != Kind::Child || matches!(inner.state.get(), State::Running | State::Dead) {
+        return;
+    }
+    // SAFETY: the greenlet is neither running nor dead, so the root loop is
+    // not resuming it and nothing else borrows its coroutine slot.
     let Some(mut co) = (unsafe { (*inner.co.get()).take() }) else {
         return;
     };
-    let was_started = inner.state.get() == State::Suspended;
     inner.dying.set(true);
     let prev = crate::hub::try_rt(|rt| rt.swap_current(inner));
     inner.state.set(State::Running);
@@ -692,7 +702,6 @@ fn release_last(g: &Greenlet) {
     }
     let stack = co.into_stack();
     let low = inner.low_water.get();
-    let _ = was_started; // started or not, it ends as killed
     crate::hub::try_rt(|rt| {
         rt.recycle_stack(stack, low);
         crate::task::complete(rt, g, crate::task::Outcome::Killed, None);

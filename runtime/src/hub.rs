@@ -333,16 +333,30 @@ impl Runtime {
     }
 
     /// Unwinds what is left at thread exit: greenlets still queued or timed.
+    ///
+    /// Each greenlet found queued or timed is unwound explicitly (not by
+    /// dropping handles: a greenlet can be kept alive by a cycle, such as a
+    /// joiner that holds its own wait token through the join's state). The
+    /// joiners their completion wakes land in the ready queue and are
+    /// unwound in the next round.
     fn shutdown(&self) {
         self.shutting_down.set(true);
-        for _ in 0..16 {
+        for _ in 0..64 {
             let ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
             let timers = self.timers.borrow_mut().drain();
             if ready.is_empty() && timers.is_empty() {
                 break;
             }
+            let found: Vec<Greenlet> = ready
+                .iter()
+                .map(|r| r.g.clone())
+                .chain(timers.iter().map(|t| t.token.g.clone()))
+                .collect();
             drop(ready);
             drop(timers);
+            for g in &found {
+                greenlet::unwind_now(g);
+            }
         }
     }
 }
@@ -390,15 +404,19 @@ impl Drop for WaitEnd<'_> {
 /// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
 /// on an invalid switch into a parked greenlet.
 pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
-    let cur = rt.current();
-    let _end = WaitEnd(&cur.inner);
+    // Not a handle: a greenlet must not keep itself alive while it waits
+    // (its waker, timer or link holds it, and nothing else need).
+    // SAFETY: the current record outlives this frame: it owns the coroutine
+    // whose stack this frame is on (or it is main, owned by the runtime).
+    let cur: &Inner = unsafe { &*rt.current_ptr() };
+    let _end = WaitEnd(cur);
     match greenlet::switch_in(rt, &rt.hub, Input::Value(Value::empty())) {
         Some(Input::Wake(w)) => Ok(w),
         Some(Input::Throw(p)) => std::panic::resume_unwind(p),
         Some(Input::Value(v)) => panic!(
             "verdant: invalid switch into greenlet '{}' while it waits in the hub (it was sent a `{}`); \
              only the hub may resume a parked greenlet",
-            cur.name(),
+            cur.display_name(),
             v.type_name()
         ),
         None => Err(WaitError::Cancelled),

@@ -396,7 +396,10 @@ impl Builder {
                         Value::empty()
                     }
                     Err(p) => {
-                        if !p.is::<GreenletExit>() {
+                        // A forced unwind (the greenlet was dropped, or its
+                        // thread exits) is a kill too, not a panic.
+                        let dying = with_rt(|rt| rt.current().inner.dying.get());
+                        if !p.is::<GreenletExit>() && !dying {
                             with_rt(|rt| {
                                 let me = rt.current();
                                 let c = &me.inner.completion;
@@ -676,13 +679,17 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
         if g.is_dead() {
             return Ok(true);
         }
-        let me = rt.current();
-        if me == *g {
-            return Err(JoinError::new(JoinErrorKind::LoopExit, me.name()));
+        // Compare by address: holding a handle to ourselves across the wait
+        // would keep us alive forever.
+        let me = rt.current_ptr();
+        // SAFETY: the current record is alive while it runs (see hub::wait).
+        let my_name = || unsafe { (*me).display_name() };
+        if std::ptr::eq(me, Rc::as_ptr(&g.inner)) {
+            return Err(JoinError::new(JoinErrorKind::LoopExit, my_name()));
         }
         let token = match hub::begin_wait(rt) {
             Ok(t) => t,
-            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, me.name())),
+            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, my_name())),
         };
         g.inner
             .completion
@@ -698,8 +705,8 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
                 unlink_stale(g);
                 return Ok(g.is_dead());
             }
-            Ok(Wake::LoopExit) => return Err(JoinError::new(JoinErrorKind::LoopExit, me.name())),
-            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, me.name())),
+            Ok(Wake::LoopExit) => return Err(JoinError::new(JoinErrorKind::LoopExit, my_name())),
+            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, my_name())),
         }
     })
 }
@@ -932,8 +939,8 @@ impl JoinAll {
                         .push(Link::All(state.clone(), i));
                 }
             }
-            let me = rt.current();
-            if gs.contains(&me) && !me.is_dead() {
+            let me = rt.current_ptr();
+            if gs.iter().any(|g| std::ptr::eq(Rc::as_ptr(&g.inner), me)) {
                 return Err(JoinAllError::LoopExit); // it cannot finish while it waits
             }
             let token = hub::begin_wait(rt).map_err(|_| JoinAllError::Cancelled)?;

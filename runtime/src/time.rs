@@ -78,6 +78,7 @@ pub fn yield_now() {
             return;
         };
         rt.wake(&token, Wake::Ready);
+        drop(token); // the ready queue holds it; we must not hold ourselves
         let _ = hub::wait(rt);
     })
 }
