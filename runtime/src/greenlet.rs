@@ -297,6 +297,11 @@ impl Inner {
         }
     }
 
+    /// Whether its function ever started (its stack holds frames).
+    pub(crate) fn has_run(&self) -> bool {
+        !self.yielder.get().is_null()
+    }
+
     pub(crate) fn fault_ptr(&self) -> *const FaultInfo {
         self.fault.get()
     }
@@ -788,8 +793,15 @@ pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, input: Input) -> Option
     // SAFETY: `current_ptr` always names a live record: the running
     // greenlet is held by the root loop, main and hub by the runtime.
     let cur = unsafe { &*cur_ptr };
-    if cur.dying.get() || std::thread::panicking() {
-        return None;
+    if std::thread::panicking() {
+        return None; // mid-unwind: must not suspend (reliability §0 fact 5)
+    }
+    if cur.dying.get() {
+        if cur.has_run() {
+            // Being dropped, and it caught the GreenletExit: raise it again.
+            panic::resume_unwind(Box::new(GreenletExit));
+        }
+        return None; // an unstarted greenlet's function being dropped
     }
     if cur.kind == Kind::Main {
         Some(rt.run_root(target.clone(), input))
@@ -811,7 +823,14 @@ fn suspend(rt: &Runtime, cur: &Inner, target: Greenlet, input: Input) -> Input {
     debug_assert!(!y.is_null());
     // SAFETY: `cur` is running, so its coroutine is alive and we are on its
     // stack; `yielder` was set when it started and points into that stack.
-    unsafe { (*y).suspend(()) };
+    let resumed = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*y).suspend(()) }));
+    if let Err(forced) = resumed {
+        // corosensei unwinds a dropped greenlet with its own private payload;
+        // user code sees greenlet's GreenletExit instead (and may re-raise
+        // it). corosensei only needs the stack unwound to the root.
+        drop(forced);
+        panic::resume_unwind(Box::new(GreenletExit));
+    }
     // SAFETY: the root loop resumes us with a pointer to an input that no
     // one else reads, owned by a suspended frame or the root's own frame.
     unsafe { ptr::read(rt.mail_input.get()) }
@@ -991,6 +1010,11 @@ impl Runtime {
         } else {
             fault::set_current(ptr::null());
         }
+    }
+
+    pub(crate) fn current_id(&self) -> u64 {
+        // SAFETY: see `current_ptr`.
+        unsafe { (*self.current.get()).id }
     }
 
     pub(crate) fn current_ptr(&self) -> *const Inner {

@@ -68,6 +68,9 @@ pub(crate) struct Runtime {
     pub(crate) mail_input: Cell<*mut Input>,
     pub(crate) mail_target: Cell<Option<Greenlet>>,
     pub(crate) mail_exit: Cell<Option<greenlet::Exit>>,
+    /// Start timers of `spawn_later` greenlets not yet started, by id, so a
+    /// kill before the start cancels the timer.
+    pub(crate) start_timers: RefCell<std::collections::HashMap<u64, TimerKey>>,
 }
 
 struct Ready {
@@ -176,6 +179,7 @@ impl Runtime {
             mail_input: Cell::new(std::ptr::null_mut()),
             mail_target: Cell::new(None),
             mail_exit: Cell::new(None),
+            start_timers: RefCell::new(std::collections::HashMap::new()),
         }
     }
 
@@ -375,10 +379,14 @@ pub(crate) enum WaitError {
 pub(crate) fn begin_wait(rt: &Runtime) -> Result<WaitToken, WaitError> {
     let cur = rt.current();
     let inner = &cur.inner;
-    if inner.dying.get() || std::thread::panicking() {
+    if std::thread::panicking() {
         return Err(WaitError::Cancelled);
     }
-    if inner.killed.get() {
+    if inner.dying.get() && !inner.has_run() {
+        return Err(WaitError::Cancelled); // its unstarted function is being dropped
+    }
+    if inner.killed.get() || inner.dying.get() {
+        // A kill (or drop) that the greenlet caught is raised again.
         std::panic::resume_unwind(Box::new(crate::GreenletExit));
     }
     let seq = inner.wait_seq.get() + 1;

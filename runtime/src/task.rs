@@ -52,7 +52,7 @@ pub(crate) struct Completion {
 }
 
 struct PanicRecord {
-    message: String,
+    message: Option<String>,
     payload: Option<Payload>,
 }
 
@@ -83,13 +83,11 @@ pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome, _msg: Optio
     }
 }
 
-pub(crate) fn panic_message(p: &(dyn Any + Send)) -> String {
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> Option<String> {
     if let Some(s) = p.downcast_ref::<&'static str>() {
-        (*s).to_owned()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
+        Some((*s).to_owned())
     } else {
-        "Box<dyn Any>".to_owned()
+        p.downcast_ref::<String>().cloned()
     }
 }
 
@@ -376,7 +374,8 @@ impl Builder {
                 g: g.clone(),
                 seq: 1,
             };
-            rt.add_timer(deadline_after(delay), token, Wake::Ready);
+            let key = rt.add_timer(deadline_after(delay), token, Wake::Ready);
+            rt.start_timers.borrow_mut().insert(g.id(), key);
             Ok(h)
         })
     }
@@ -390,6 +389,13 @@ impl Builder {
         let out = slot.clone();
         let greenlet =
             greenlet::create(rt, rt.hub.clone(), self.stack_size, self.name, move |_| {
+                with_rt(|rt| {
+                    let mut timers = rt.start_timers.borrow_mut();
+                    if !timers.is_empty() {
+                        // Started by its spawn_later timer: forget the key.
+                        timers.remove(&rt.current_id());
+                    }
+                });
                 match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(v) => {
                         *out.borrow_mut() = Some(v);
@@ -569,7 +575,7 @@ impl<T> JoinHandle<T> {
                 Err(JoinError {
                     kind: JoinErrorKind::Panicked,
                     name,
-                    message: rec.as_ref().map(|r| r.message.clone()),
+                    message: rec.as_ref().and_then(|r| r.message.clone()),
                     payload: rec.as_mut().and_then(|r| r.payload.take()),
                 })
             }
@@ -665,6 +671,12 @@ pub(crate) fn kill(g: &Greenlet, block: bool) {
             panic!("verdant: the main greenlet and the hub cannot be killed");
         }
         g.inner.killed.set(true);
+        if !g.is_started() {
+            let key = rt.start_timers.borrow_mut().remove(&g.id());
+            if let Some(key) = key {
+                rt.cancel_timer(&key); // it will never start
+            }
+        }
         rt.throw_later(g, Box::new(GreenletExit));
         true
     });
@@ -974,7 +986,7 @@ impl JoinAll {
             let error = JoinError {
                 kind: JoinErrorKind::Panicked,
                 name: g.name(),
-                message: c.panic.borrow().as_ref().map(|r| r.message.clone()),
+                message: c.panic.borrow().as_ref().and_then(|r| r.message.clone()),
                 payload: None,
             };
             return Err(JoinAllError::Failed {
