@@ -908,11 +908,10 @@ impl Runtime {
             let mut carried: *mut Input = &mut *held;
             loop {
                 let inner = &*target.inner;
-                // SAFETY: only the root loop touches a live greenlet's
-                // coroutine slot: the release path cannot run for `target`
-                // (we hold a handle), and a running greenlet is never resumed
-                // again (it is current, and a switch to the current greenlet
-                // returns early).
+                // Only the root loop touches a live greenlet's coroutine: the
+                // release path cannot run for `target` (we hold a handle).
+                // SAFETY: and a running greenlet is never resumed again (a
+                // switch to the current greenlet returns early).
                 let co = unsafe { (*inner.co.get()).as_mut() }
                     .expect("verdant: a live greenlet always has its coroutine");
                 inner.state.set(State::Running);
