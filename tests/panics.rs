@@ -12,7 +12,6 @@
 //! the hub's shutdown must unwind them (their destructors run).
 
 use std::cell::Cell;
-use std::process::{Command, Output};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,31 +22,8 @@ use verdant_runtime::{
     JoinErrorKind, JoinHandle,
 };
 
-/// The variable that turns a test function into its child scenario.
-const CHILD_ENV: &str = "VERDANT_PAN_CHILD";
-
-fn child_case() -> Option<String> {
-    std::env::var(CHILD_ENV).ok()
-}
-
-/// Re-runs this test binary for exactly `test`, as child case `case`.
-fn run_child(test: &str, case: &str) -> Output {
-    let exe = std::env::current_exe().expect("current_exe");
-    Command::new(exe)
-        // `--include-ignored`: an ignored test, when run by hand, must still
-        // find its child scenario.
-        .args([
-            "--exact",
-            test,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, case)
-        .env("RUST_BACKTRACE", "0")
-        .output()
-        .expect("spawn child test process")
-}
+mod common;
+use common::{child_case, run_child};
 
 /// The child's `PREFIX...` summary lines (libtest prints `test <name> ... `
 /// without a newline before the child's own output).
@@ -136,7 +112,7 @@ fn pan1_one_panic_in_10k() {
         println!("PAN1 ok={} served=100", TASKS - 1);
         return;
     }
-    let out = run_child(TEST, "pan1");
+    let out = run_child(TEST, "pan1", &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -456,7 +432,7 @@ fn pan5_report(case: &str, expect_waits: usize) {
 /// Parent side of PAN-5: the child exited 0, did every round, and no sleep in
 /// a destructor took 5 ms.
 fn pan5_parent(test: &str, case: &str) {
-    let out = run_child(test, case);
+    let out = run_child(test, case, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -16,39 +16,14 @@
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use verdant_runtime::stack::{guard_kind, MIN_STACK_SIZE};
 use verdant_runtime::{killall, sleep, yield_now, Builder, Hub, JoinErrorKind};
 
-/// The variable that turns a test function into its child scenario.
-const CHILD_ENV: &str = "VERDANT_STK_CHILD";
-
-/// The child case this process must run, if it is a child.
-fn child_case() -> Option<String> {
-    std::env::var(CHILD_ENV).ok()
-}
-
-/// Re-runs this test binary for exactly `test`, as child case `case`.
-fn run_child(test: &str, case: &str, env: &[(&str, &str)]) -> Output {
-    let exe = std::env::current_exe().expect("current_exe");
-    Command::new(exe)
-        // `--include-ignored`: an ignored test, when run by hand, must still
-        // find its child scenario.
-        .args([
-            "--exact",
-            test,
-            "--include-ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, case)
-        .env("RUST_BACKTRACE", "0")
-        .envs(env.iter().copied())
-        .output()
-        .expect("spawn child test process")
-}
+mod common;
+use common::{child_case, run_child};
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()

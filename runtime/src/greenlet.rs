@@ -709,7 +709,7 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     let low = inner.low_water.get();
     crate::hub::try_rt(|rt| {
         rt.recycle_stack(stack, low);
-        crate::task::complete(rt, g, crate::task::Outcome::Killed, None);
+        crate::task::complete(rt, g, crate::task::Outcome::Killed);
     });
 }
 
@@ -949,12 +949,7 @@ impl Runtime {
                             .take()
                             .expect("verdant: a finished greenlet leaves its exit");
                         let g = target.clone();
-                        crate::task::complete(
-                            self,
-                            &g,
-                            crate::task::Outcome::from_exit(&exit),
-                            None,
-                        );
+                        crate::task::complete(self, &g, crate::task::Outcome::from_exit(&exit));
                         input = exit_to_input(exit);
                         target = g.parent().unwrap_or_else(|| self.main.clone());
                         break;
@@ -977,7 +972,7 @@ impl Runtime {
         } else {
             crate::task::Outcome::Panicked
         };
-        crate::task::complete(self, &g, outcome, None);
+        crate::task::complete(self, &g, outcome);
         let parent = g.parent().unwrap_or_else(|| self.main.clone());
         (parent, exit_to_input(Err(payload)))
     }

@@ -226,8 +226,8 @@ impl Stack {
     pub(crate) fn scrub(&mut self, low_water: usize) {
         let top = self.top();
         let lo = self.usable_lo();
+        // Rounded down to a cache line; `lo` is page aligned, so still >= lo.
         let from = low_water.saturating_sub(SCRUB_MARGIN).clamp(lo, top) & !63;
-        let from = from.max(lo);
         if top - from > DEEP_SCRUB {
             // SAFETY: the range is this stack's own usable part, and no
             // coroutine runs on it (the caller got it from `into_stack`).

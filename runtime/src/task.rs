@@ -66,7 +66,7 @@ pub(crate) enum Link {
 
 /// Records how `g` ended (unless its task wrapper already did) and notifies
 /// its links. Called once, by whoever saw it die.
-pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome, _msg: Option<String>) {
+pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome) {
     let c = &g.inner.completion;
     if c.outcome.get() == Outcome::Pending {
         c.outcome.set(outcome);
@@ -214,15 +214,6 @@ impl JoinError {
         match self.payload {
             Some(p) => p,
             None => panic!("verdant: this JoinError carries no panic payload ({self})"),
-        }
-    }
-
-    fn summary(&self) -> JoinError {
-        JoinError {
-            kind: self.kind,
-            name: self.name.clone(),
-            message: self.message.clone(),
-            payload: None,
         }
     }
 }
@@ -983,16 +974,14 @@ impl JoinAll {
         if let Some(i) = state.first_error.get() {
             let g = &gs[i];
             let c = &g.inner.completion;
+            // No payload: it stays with the handle, for its `join`.
             let error = JoinError {
                 kind: JoinErrorKind::Panicked,
                 name: g.name(),
                 message: c.panic.borrow().as_ref().and_then(|r| r.message.clone()),
                 payload: None,
             };
-            return Err(JoinAllError::Failed {
-                index: i,
-                error: error.summary(),
-            });
+            return Err(JoinAllError::Failed { index: i, error });
         }
         let mut done = state.finished.borrow().clone();
         done.sort_unstable();
