@@ -69,7 +69,6 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::fmt;
 use std::io;
-use std::mem::ManuallyDrop;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
@@ -85,7 +84,9 @@ use crate::value::Value;
 /// A panic payload, as carried by `catch_unwind`/`resume_unwind`.
 pub(crate) type Payload = Box<dyn Any + Send + 'static>;
 
-/// What a greenlet receives when it is resumed.
+/// What a greenlet receives when it is resumed, decoded from the [`Value`]
+/// that carried it (see [`Value::into_input`]). Only slow paths decode: a
+/// plain value is recognised by one test and handed over as it is.
 pub(crate) enum Input {
     /// A value from `switch` (or a greenlet's return value, via its parent).
     Value(Value),
@@ -111,7 +112,7 @@ pub(crate) enum Wake {
 pub(crate) type Exit = Result<Value, Payload>;
 
 // Values do not travel through corosensei: the runtime's mailbox carries
-// them (see `Runtime::mail_*`), so every resume/suspend moves `()`, the
+// them (see `Runtime::post`), so every resume/suspend moves `()`, the
 // cheapest path (4.2 ns per round trip here, against 9.5 ns for a 40-byte
 // payload).
 type Co = Coroutine<(), (), (), Stack>;
@@ -335,15 +336,31 @@ impl Inner {
 
 /// Converts how a greenlet ended into what its parent receives: a
 /// [`GreenletExit`] counts as a normal return of that value.
-pub(crate) fn exit_to_input(exit: Exit) -> Input {
+pub(crate) fn exit_to_value(exit: Exit) -> Value {
     match exit {
-        Ok(v) => Input::Value(v),
-        Err(p) if p.is::<GreenletExit>() => Input::Value(Value::new(GreenletExit)),
-        Err(p) => Input::Throw(p),
+        Ok(v) => v,
+        Err(p) if p.is::<GreenletExit>() => Value::new(GreenletExit),
+        Err(p) => Value::thrown(p),
     }
 }
 
 impl Greenlet {
+    /// A new handle to the record at `p`.
+    ///
+    /// # Safety
+    /// `p` must come from `Rc::as_ptr` of a record that is still alive.
+    #[inline]
+    unsafe fn from_borrowed_ptr(p: *const Inner) -> Greenlet {
+        // SAFETY: the caller guarantees `p` names a live Rc allocation; the
+        // new handle gets a strong count of its own.
+        unsafe {
+            Rc::increment_strong_count(p);
+            Greenlet {
+                inner: Rc::from_raw(p),
+            }
+        }
+    }
+
     /// Creates a greenlet that will run `f` when first switched to, with the
     /// current greenlet as its parent and the hub's default stack size.
     ///
@@ -470,8 +487,19 @@ impl Greenlet {
     /// assert_eq!(g.switch(String::from("tom")).take::<String>(), "hi tom");
     /// assert_eq!(g.switch(41).take::<i32>(), 42);
     /// ```
+    #[inline]
     pub fn switch<T: 'static>(&self, value: T) -> Value {
-        receive(switch_to(self, Input::Value(Value::new(value))))
+        receive(with_rt(|rt| {
+            if !may_switch(rt) {
+                drop(value);
+                return refuse_switch(rt);
+            }
+            // Built in place in the mailbox, so the receiver reads it back
+            // the way it was written (a value assembled field by field and
+            // then copied whole stalls on store-to-load forwarding).
+            rt.post(Value::new(value));
+            switch_posted(rt, self)
+        }))
     }
 
     /// Raises [`GreenletExit`] inside this greenlet: its stack unwinds
@@ -520,7 +548,7 @@ impl Greenlet {
     /// assert_eq!(g.throw_panic("oops").take::<&str>(), "oops");
     /// ```
     pub fn throw_panic<P: Any + Send + 'static>(&self, payload: P) -> Value {
-        receive(switch_to(self, Input::Throw(Box::new(payload))))
+        receive(switch_to(self, Value::thrown(Box::new(payload))))
     }
 
     /// The greenlet that receives this one's return value. `None` only for
@@ -696,10 +724,17 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     inner.dying.set(true);
     let prev = crate::hub::try_rt(|rt| rt.swap_current(inner));
     inner.state.set(State::Running);
-    // Runs the greenlet's destructors on its own stack (corosensei's forced
-    // unwind); a switch attempted meanwhile is refused (`dying`). Its root
-    // catches the unwind and leaves an exit in the mailbox: discard it.
-    co.force_unwind();
+    if inner.has_run() {
+        // Resumed with `dying` set, its pending switch raises GreenletExit
+        // (see `suspend`), so its destructors run on its own stack; any
+        // switch it attempts meanwhile is refused. The mailbox is not
+        // touched: it may hold a value in transit to another greenlet.
+        // Its root catches the unwind and leaves an exit: discard it.
+        let r = co.resume(());
+        debug_assert!(matches!(r, CoroutineResult::Return(())));
+    } else {
+        co.force_unwind(); // drops the never-run function
+    }
     crate::hub::try_rt(|rt| drop(rt.mail_exit.take()));
     inner.state.set(State::Dead);
     if let Some(prev) = prev {
@@ -743,15 +778,10 @@ where
         // SAFETY: the record owns this coroutine (or the root loop holds a
         // handle while it runs), so it outlives every run of this closure.
         unsafe { (*record).yielder.set(y) };
-        // SAFETY: a start, like any resume, carries a pointer to an input
-        // that this greenlet alone moves out (see `run_root`).
-        let input = crate::hub::try_rt(|rt| unsafe { ptr::read(rt.mail_input.get()) });
-        let v = match input {
-            Some(Input::Value(v)) => v,
-            // The root loop never starts a greenlet with a throw, and a hub
-            // start carries no value.
-            _ => Value::empty(),
-        };
+        // A start, like any resume, leaves this greenlet's input in the
+        // mailbox. The root loop never starts a greenlet with a throw (it
+        // dies unstarted instead), and a hub start carries no value.
+        let v = crate::hub::try_rt(|rt| rt.collect()).unwrap_or_default();
         let exit = panic::catch_unwind(AssertUnwindSafe(move || f(v)));
         crate::hub::try_rt(|rt| rt.mail_exit.set(Some(exit)));
     });
@@ -780,186 +810,245 @@ pub(crate) fn new_root_records() -> (Greenlet, Greenlet) {
 /// greenlet receives when it is resumed, or `None` when it may not switch
 /// (it is unwinding).
 #[inline]
-pub(crate) fn switch_to(target: &Greenlet, input: Input) -> Option<Input> {
-    with_rt(|rt| switch_in(rt, target, input))
+pub(crate) fn switch_to(target: &Greenlet, value: Value) -> Option<Value> {
+    with_rt(|rt| switch_in(rt, target, value))
 }
 
 /// [`switch_to`] with the runtime at hand.
-pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, input: Input) -> Option<Input> {
-    let cur_ptr = rt.current_ptr();
-    if ptr::eq(cur_ptr, Rc::as_ptr(&target.inner)) {
-        return Some(input);
+#[inline]
+pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, value: Value) -> Option<Value> {
+    if !may_switch(rt) {
+        drop(value);
+        return refuse_switch(rt);
     }
+    rt.post(value);
+    switch_posted(rt, target)
+}
+
+/// Whether the current greenlet may switch now: not while it unwinds
+/// (reliability §0 fact 5: suspending mid-unwind would leak the thread's
+/// panic count into other greenlets), nor while it is being dropped.
+/// Checked before anything is posted, because a greenlet unwound by
+/// [`unwind_now`] may run while the mailbox holds a value in transit.
+#[inline(always)]
+fn may_switch(rt: &Runtime) -> bool {
     // SAFETY: `current_ptr` always names a live record: the running
     // greenlet is held by the root loop, main and hub by the runtime.
+    let cur = unsafe { &*rt.current_ptr() };
+    !(std::thread::panicking() || cur.dying.get())
+}
+
+/// The answer to a switch that [`may_switch`] refused.
+#[cold]
+#[inline(never)]
+fn refuse_switch(rt: &Runtime) -> Option<Value> {
+    // SAFETY: as in `may_switch`.
+    let cur = unsafe { &*rt.current_ptr() };
+    if !std::thread::panicking() && cur.has_run() {
+        // Being dropped, and it caught the GreenletExit: raise it again.
+        panic::resume_unwind(Box::new(GreenletExit));
+    }
+    // Mid-unwind, or an unstarted greenlet's function being dropped.
+    None
+}
+
+/// The hot path of every switch and hub wait, once the value for `target`
+/// is in the mailbox: one corosensei suspend (from a child) or resume
+/// (from main).
+#[inline]
+fn switch_posted(rt: &Runtime, target: &Greenlet) -> Option<Value> {
+    let cur_ptr = rt.current_ptr();
+    let target_ptr = Rc::as_ptr(&target.inner);
+    if ptr::eq(cur_ptr, target_ptr) {
+        return Some(rt.collect());
+    }
+    // SAFETY: `current_ptr` always names a live record (see `may_switch`).
     let cur = unsafe { &*cur_ptr };
-    if std::thread::panicking() {
-        return None; // mid-unwind: must not suspend (reliability §0 fact 5)
-    }
-    if cur.dying.get() {
-        if cur.has_run() {
-            // Being dropped, and it caught the GreenletExit: raise it again.
-            panic::resume_unwind(Box::new(GreenletExit));
-        }
-        return None; // an unstarted greenlet's function being dropped
-    }
     if cur.kind == Kind::Main {
-        Some(rt.run_root(target.clone(), input))
+        Some(rt.run_root(target.clone()))
     } else {
-        Some(suspend(rt, cur, target.clone(), input))
+        Some(suspend(rt, cur, target_ptr))
     }
 }
 
 /// Suspends the running (non-main) greenlet `cur`, asking the root loop to
-/// switch to `target` with `input`; returns what it is resumed with.
-fn suspend(rt: &Runtime, cur: &Inner, target: Greenlet, input: Input) -> Input {
+/// switch to `target` (its input is already in the mailbox); returns what it
+/// is resumed with.
+#[inline]
+fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
     cur.note_low_water();
-    // Whoever is resumed next moves `input` out through this pointer (see
-    // `run_root`), while this frame stays suspended and keeps it alive.
-    let mut input = ManuallyDrop::new(input);
-    rt.mail_target.set(Some(target));
-    rt.mail_input.set(&mut *input);
+    // A raw pointer: the caller borrows a handle to `target` for the whole
+    // switch, and the root loop takes its own handle before anything runs.
+    rt.mail_target.set(target);
     let y = cur.yielder.get();
     debug_assert!(!y.is_null());
     // SAFETY: `cur` is running, so its coroutine is alive and we are on its
     // stack; `yielder` was set when it started and points into that stack.
-    let resumed = panic::catch_unwind(AssertUnwindSafe(|| unsafe { (*y).suspend(()) }));
-    if let Err(forced) = resumed {
-        // corosensei unwinds a dropped greenlet with its own private payload;
-        // user code sees greenlet's GreenletExit instead (and may re-raise
-        // it). corosensei only needs the stack unwound to the root.
-        drop(forced);
-        panic::resume_unwind(Box::new(GreenletExit));
+    unsafe { (*y).suspend(()) };
+    if cur.dying.get() {
+        dying_exit();
     }
-    // SAFETY: the root loop resumes us with a pointer to an input that no
-    // one else reads, owned by a suspended frame or the root's own frame.
-    unsafe { ptr::read(rt.mail_input.get()) }
+    rt.collect()
+}
+
+/// Resumed by [`unwind_now`]: its last handle is gone, so it unwinds.
+#[cold]
+#[inline(never)]
+fn dying_exit() -> ! {
+    panic::resume_unwind(Box::new(GreenletExit))
 }
 
 /// Turns what a raw switch received into its return value.
-fn receive(input: Option<Input>) -> Value {
-    match input {
-        Some(Input::Value(v)) => v,
-        Some(Input::Throw(p)) => panic::resume_unwind(p),
-        Some(Input::Wake(Wake::LoopExit)) => panic!("{}", crate::hub::LOOP_EXIT_MESSAGE),
-        Some(Input::Wake(w)) => panic!(
+#[inline]
+fn receive(value: Option<Value>) -> Value {
+    match value {
+        Some(v) if !v.is_special() => v,
+        other => receive_slow(other),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn receive_slow(value: Option<Value>) -> Value {
+    let Some(v) = value else {
+        return Value::empty();
+    };
+    match v.into_input() {
+        Input::Value(v) => v,
+        Input::Throw(p) => panic::resume_unwind(p),
+        Input::Wake(Wake::LoopExit) => panic!("{}", crate::hub::LOOP_EXIT_MESSAGE),
+        Input::Wake(w) => panic!(
             "verdant: a hub wake-up ({w:?}) reached a greenlet waiting in a raw switch; \
              greenlets parked in hub waits must not be switched to by hand"
         ),
-        None => Value::empty(),
     }
 }
 
 impl Runtime {
     /// The trampoline: runs on the main greenlet's stack until something
-    /// switches back to main, and returns what main receives.
-    pub(crate) fn run_root(&self, mut target: Greenlet, mut input: Input) -> Input {
+    /// switches back to main, and returns what main receives. `target`'s
+    /// input is in the mailbox.
+    ///
+    /// The loop is kept small on purpose: resuming a suspended child and
+    /// following it to the next one is the hot path of every switch; the
+    /// hub, dead and unstarted-throw targets and a finishing greenlet are
+    /// handled out of line.
+    pub(crate) fn run_root(&self, mut target: Greenlet) -> Value {
         let main_ptr = Rc::as_ptr(&self.main.inner);
         self.main.inner.state.set(State::Suspended);
         loop {
-            match target.inner.kind {
-                Kind::Main => {
+            let inner = &*target.inner;
+            let runnable = inner.kind == Kind::Child
+                && match inner.state.get() {
+                    State::Suspended => true,
+                    State::Unstarted => !self.mail_is_thrown(),
+                    _ => false,
+                };
+            if !runnable {
+                if inner.kind == Kind::Main {
                     self.main.inner.state.set(State::Running);
                     self.set_current_main(main_ptr);
-                    return input;
+                    return self.collect();
                 }
-                Kind::Hub => {
-                    if let Input::Throw(_) = input {
-                        // A throw into the hub goes to its parent, main.
-                        target = self.main.clone();
-                        continue;
-                    }
-                    drop(input);
-                    (target, input) = self.next_ready();
-                    continue;
-                }
-                Kind::Child => {}
+                target = self.route(target);
+                continue;
             }
-            match target.inner.state.get() {
-                State::Dead => {
-                    input = match input {
-                        Input::Throw(p) => exit_to_input(Err(p)),
-                        Input::Wake(_) => {
-                            // A stale hub wake for a dead greenlet: ignore it.
-                            target = self.hub.clone();
-                            input = Input::Value(Value::empty());
-                            continue;
-                        }
-                        v => v,
-                    };
-                    target = target.parent().unwrap_or_else(|| self.main.clone());
-                    continue;
+            // Only the root loop touches a live greenlet's coroutine: the
+            // release path cannot run for `target` (we hold a handle).
+            // SAFETY: and a running greenlet is never resumed again (a
+            // switch to the current greenlet returns early).
+            let co = unsafe { (*inner.co.get()).as_mut() }
+                .expect("verdant: a live greenlet always has its coroutine");
+            inner.state.set(State::Running);
+            self.set_current_child(inner);
+            let result = co.resume(());
+            self.set_current_main(main_ptr);
+            target = match result {
+                CoroutineResult::Yield(()) => {
+                    inner.state.set(State::Suspended);
+                    let next = self.mail_target.replace(ptr::null());
+                    debug_assert!(!next.is_null(), "a suspend names its target");
+                    // SAFETY: the suspended sender borrows a handle to `next`
+                    // for its whole switch, so the record is alive; we take a
+                    // strong count of our own before anything can run and
+                    // drop that handle.
+                    unsafe { Greenlet::from_borrowed_ptr(next) }
                 }
-                State::Unstarted => {
-                    if let Input::Throw(p) = input {
-                        // Killed before it ran: it dies without running.
-                        (target, input) = self.finish_unstarted(target, p);
-                        continue;
-                    }
-                }
-                State::Suspended => {}
-                State::Running => unreachable!("only main runs while the root loop does"),
-            }
-            // The input travels by pointer: the resumed greenlet moves it
-            // out first thing (in `suspend`, or at the start of its body).
-            // A switch from one suspended child to another forwards the
-            // sender's pointer without touching the value (the fast path).
-            let mut held = ManuallyDrop::new(input);
-            let mut carried: *mut Input = &mut *held;
-            loop {
-                let inner = &*target.inner;
-                // Only the root loop touches a live greenlet's coroutine: the
-                // release path cannot run for `target` (we hold a handle).
-                // SAFETY: and a running greenlet is never resumed again (a
-                // switch to the current greenlet returns early).
-                let co = unsafe { (*inner.co.get()).as_mut() }
-                    .expect("verdant: a live greenlet always has its coroutine");
-                inner.state.set(State::Running);
-                self.set_current_child(inner);
-                self.mail_input.set(carried);
-                let result = co.resume(());
-                self.set_current_main(main_ptr);
-                match result {
-                    CoroutineResult::Yield(()) => {
-                        inner.state.set(State::Suspended);
-                        let next = self
-                            .mail_target
-                            .take()
-                            .expect("verdant: a suspend names its target");
-                        carried = self.mail_input.get();
-                        if next.inner.kind == Kind::Child
-                            && next.inner.state.get() == State::Suspended
-                        {
-                            target = next;
-                            continue;
-                        }
-                        // SAFETY: the sender stays suspended, keeping its
-                        // input alive, and no one else has read it.
-                        input = unsafe { ptr::read(carried) };
-                        target = next;
-                        break;
-                    }
-                    CoroutineResult::Return(()) => {
-                        inner.state.set(State::Dead);
-                        // SAFETY: as above; the coroutine has finished.
-                        let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
-                        self.recycle_stack(co.into_stack(), inner.low_water.get());
-                        let exit = self
-                            .mail_exit
-                            .take()
-                            .expect("verdant: a finished greenlet leaves its exit");
-                        let g = target.clone();
-                        crate::task::complete(self, &g, crate::task::Outcome::from_exit(&exit));
-                        input = exit_to_input(exit);
-                        target = g.parent().unwrap_or_else(|| self.main.clone());
-                        break;
-                    }
-                }
-            }
+                CoroutineResult::Return(()) => self.finished(target),
+            };
         }
     }
 
-    fn finish_unstarted(&self, g: Greenlet, payload: Payload) -> (Greenlet, Input) {
+    /// Where a switch to a target that cannot simply be resumed goes (the
+    /// hub, a dead greenlet, an unstarted one receiving a throw); posts the
+    /// new target's input and returns it.
+    #[cold]
+    #[inline(never)]
+    fn route(&self, target: Greenlet) -> Greenlet {
+        match target.inner.kind {
+            Kind::Main => unreachable!("main is returned to by the root loop"),
+            Kind::Hub => {
+                let v = self.collect();
+                if v.is_thrown() {
+                    // A throw into the hub goes to its parent, main.
+                    self.post(v);
+                    return self.main.clone();
+                }
+                drop(v);
+                let (next, input) = self.next_ready();
+                self.post(input);
+                next
+            }
+            Kind::Child => match target.inner.state.get() {
+                State::Unstarted => self.finish_unstarted(target),
+                State::Dead => {
+                    let v = match self.collect().into_input() {
+                        Input::Throw(p) => exit_to_value(Err(p)),
+                        Input::Wake(_) => {
+                            // A stale hub wake for a dead greenlet: ignore it.
+                            self.post(Value::empty());
+                            return self.hub.clone();
+                        }
+                        Input::Value(v) => v,
+                    };
+                    self.post(v);
+                    target.parent().unwrap_or_else(|| self.main.clone())
+                }
+                State::Suspended | State::Running => {
+                    unreachable!("only main runs while the root loop does")
+                }
+            },
+        }
+    }
+
+    /// A greenlet's function has returned (or unwound): recycles its stack,
+    /// completes its task, and posts its exit to its parent, which it
+    /// returns.
+    #[inline(never)]
+    fn finished(&self, g: Greenlet) -> Greenlet {
+        let inner = &*g.inner;
+        inner.state.set(State::Dead);
+        // SAFETY: only the root loop touches a live greenlet's coroutine,
+        // and this one has just finished.
+        let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
+        self.recycle_stack(co.into_stack(), inner.low_water.get());
+        let exit = self
+            .mail_exit
+            .take()
+            .expect("verdant: a finished greenlet leaves its exit");
+        crate::task::complete(self, &g, crate::task::Outcome::from_exit(&exit));
+        self.post(exit_to_value(exit));
+        g.parent().unwrap_or_else(|| self.main.clone())
+    }
+
+    /// Kills an unstarted greenlet whose input (in the mailbox) is a throw:
+    /// it dies without running and the throw goes on to its parent, which
+    /// this returns.
+    fn finish_unstarted(&self, g: Greenlet) -> Greenlet {
+        let payload = match self.collect().into_input() {
+            Input::Throw(p) => p,
+            _ => unreachable!("finish_unstarted is called for a throw"),
+        };
         // SAFETY: the greenlet is unstarted, so no one else uses its slot.
         let co = unsafe { (*g.inner.co.get()).take() };
         g.inner.state.set(State::Dead);
@@ -973,8 +1062,8 @@ impl Runtime {
             crate::task::Outcome::Panicked
         };
         crate::task::complete(self, &g, outcome);
-        let parent = g.parent().unwrap_or_else(|| self.main.clone());
-        (parent, exit_to_input(Err(payload)))
+        self.post(exit_to_value(Err(payload)));
+        g.parent().unwrap_or_else(|| self.main.clone())
     }
 
     pub(crate) fn set_current_child(&self, inner: &Inner) {
@@ -1017,14 +1106,8 @@ impl Runtime {
 
     /// A handle to the running greenlet.
     pub(crate) fn current(&self) -> Greenlet {
-        let p = self.current.get();
         // SAFETY: `current` always points at a live record owned by an Rc
-        // (see `current_ptr`); we add a strong count for the new handle.
-        unsafe {
-            Rc::increment_strong_count(p);
-            Greenlet {
-                inner: Rc::from_raw(p),
-            }
-        }
+        // (see `current_ptr`).
+        unsafe { Greenlet::from_borrowed_ptr(self.current.get()) }
     }
 }

@@ -22,10 +22,11 @@
 //! [`JoinHandle::join`]: crate::JoinHandle::join
 //! [`Poll`]: mio::Poll
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -62,11 +63,18 @@ pub(crate) struct Runtime {
     switches: Cell<u64>,
     shutdown_registered: Cell<bool>,
     shutting_down: Cell<bool>,
-    /// The mailbox between a suspending greenlet and the root loop: the
-    /// input for the greenlet being resumed, the target a suspending one
-    /// asks for, and a finished greenlet's exit.
-    pub(crate) mail_input: Cell<*mut Input>,
-    pub(crate) mail_target: Cell<Option<Greenlet>>,
+    /// The mailbox: the value on its way to the greenlet being switched to.
+    /// The sender posts it, the receiver collects it first thing when it is
+    /// resumed; the root loop only looks at it on slow paths (see
+    /// [`Runtime::post`]).
+    mail: UnsafeCell<MaybeUninit<Value>>,
+    /// Whether `mail` holds a value: checked in debug builds only.
+    #[cfg(debug_assertions)]
+    mail_full: Cell<bool>,
+    /// The greenlet a suspending child asks the root loop to switch to
+    /// (borrowed from the sender's frame; see `greenlet::suspend`).
+    pub(crate) mail_target: Cell<*const Inner>,
+    /// A finished greenlet's exit, left by its root for the root loop.
     pub(crate) mail_exit: Cell<Option<greenlet::Exit>>,
     /// Start timers of `spawn_later` greenlets not yet started, by id, so a
     /// kill before the start cancels the timer.
@@ -76,7 +84,7 @@ pub(crate) struct Runtime {
 struct Ready {
     g: Greenlet,
     seq: u64,
-    input: Input,
+    input: Value,
 }
 
 /// Who to wake, and for which of its waits.
@@ -176,11 +184,50 @@ impl Runtime {
             switches: Cell::new(0),
             shutdown_registered: Cell::new(false),
             shutting_down: Cell::new(false),
-            mail_input: Cell::new(std::ptr::null_mut()),
-            mail_target: Cell::new(None),
+            mail: UnsafeCell::new(MaybeUninit::uninit()),
+            #[cfg(debug_assertions)]
+            mail_full: Cell::new(false),
+            mail_target: Cell::new(std::ptr::null()),
             mail_exit: Cell::new(None),
             start_timers: RefCell::new(std::collections::HashMap::new()),
         }
+    }
+
+    /// Puts the value for the next greenlet to be resumed in the mailbox.
+    ///
+    /// The protocol: every resume of a greenlet (and every return to main)
+    /// is preceded by exactly one `post`, and the receiver `collect`s exactly
+    /// once, first thing; a dying greenlet resumed to unwind collects nothing
+    /// and posts nothing. The value stays in one place from sender to
+    /// receiver, however many suspended greenlets it passes through.
+    #[inline(always)]
+    pub(crate) fn post(&self, value: Value) {
+        #[cfg(debug_assertions)]
+        assert!(
+            !self.mail_full.replace(true),
+            "verdant: mailbox posted twice"
+        );
+        // SAFETY: the mailbox is empty (the protocol above), so nothing is
+        // overwritten; only this thread touches it.
+        unsafe { (*self.mail.get()).write(value) };
+    }
+
+    /// Takes the value out of the mailbox (see [`Runtime::post`]).
+    #[inline(always)]
+    pub(crate) fn collect(&self) -> Value {
+        #[cfg(debug_assertions)]
+        assert!(
+            self.mail_full.replace(false),
+            "verdant: empty mailbox collected"
+        );
+        // SAFETY: the protocol guarantees a posted, not yet collected value.
+        unsafe { (*self.mail.get()).assume_init_read() }
+    }
+
+    /// Whether the mailbox holds a throw (it must hold something).
+    pub(crate) fn mail_is_thrown(&self) -> bool {
+        // SAFETY: as in `collect`; this only reads the value in place.
+        unsafe { (*self.mail.get()).assume_init_ref().is_thrown() }
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -213,7 +260,7 @@ impl Runtime {
         self.ready.borrow_mut().push_back(Ready {
             g: token.g.clone(),
             seq: token.seq,
-            input: Input::Wake(wake),
+            input: Value::wake(wake),
         });
         true
     }
@@ -224,7 +271,7 @@ impl Runtime {
         self.ready.borrow_mut().push_back(Ready {
             g,
             seq,
-            input: Input::Value(Value::empty()),
+            input: Value::empty(),
         });
     }
 
@@ -237,7 +284,7 @@ impl Runtime {
         self.ready.borrow_mut().push_back(Ready {
             g: g.clone(),
             seq,
-            input: Input::Throw(payload),
+            input: Value::thrown(payload),
         });
     }
 
@@ -254,7 +301,7 @@ impl Runtime {
 
     /// Picks what the root loop runs next. Blocks in `poll` when nothing is
     /// ready; returns main with `LoopExit` when nothing ever could be.
-    pub(crate) fn next_ready(&self) -> (Greenlet, Input) {
+    pub(crate) fn next_ready(&self) -> (Greenlet, Value) {
         loop {
             let t = self.ticks.get().wrapping_add(1);
             self.ticks.set(t);
@@ -272,7 +319,7 @@ impl Runtime {
                     if !self.maintain(true) {
                         let m = &self.main.inner;
                         m.wait_seq.set(m.wait_seq.get() + 1);
-                        return (self.main.clone(), Input::Wake(Wake::LoopExit));
+                        return (self.main.clone(), Value::wake(Wake::LoopExit));
                     }
                 }
             }
@@ -418,16 +465,18 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     // whose stack this frame is on (or it is main, owned by the runtime).
     let cur: &Inner = unsafe { &*rt.current_ptr() };
     let _end = WaitEnd(cur);
-    match greenlet::switch_in(rt, &rt.hub, Input::Value(Value::empty())) {
-        Some(Input::Wake(w)) => Ok(w),
-        Some(Input::Throw(p)) => std::panic::resume_unwind(p),
-        Some(Input::Value(v)) => panic!(
+    let Some(v) = greenlet::switch_in(rt, &rt.hub, Value::empty()) else {
+        return Err(WaitError::Cancelled);
+    };
+    match v.into_input() {
+        Input::Wake(w) => Ok(w),
+        Input::Throw(p) => std::panic::resume_unwind(p),
+        Input::Value(v) => panic!(
             "verdant: invalid switch into greenlet '{}' while it waits in the hub (it was sent a `{}`); \
              only the hub may resume a parked greenlet",
             cur.display_name(),
             v.type_name()
         ),
-        None => Err(WaitError::Cancelled),
     }
 }
 
