@@ -55,17 +55,6 @@ impl FaultInfo {
     }
 }
 
-thread_local! {
-    /// The running greenlet's fault info, or null on the thread's own stack.
-    /// `const`-initialised and without a destructor, so reading it from the
-    /// signal handler never allocates or initialises anything.
-    static CURRENT: Cell<*const FaultInfo> = const { Cell::new(ptr::null()) };
-}
-
-pub(crate) fn set_current(info: *const FaultInfo) {
-    CURRENT.with(|c| c.set(info));
-}
-
 static INSTALL: Once = Once::new();
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
@@ -193,10 +182,10 @@ fn interrupted_sp(_ctx: *mut libc::c_void) -> usize {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let cur = CURRENT.with(|c| c.get());
+    let cur = crate::hub::current_fault_info();
     if !cur.is_null() {
-        // SAFETY: CURRENT points into the record of the greenlet that is
-        // running on this thread; the record outlives its run.
+        // SAFETY: it points into the record of the greenlet that is running
+        // on this thread; the record outlives its run.
         let fi = unsafe { &*cur };
         let sp = interrupted_sp(ctx);
         let in_guard = addr >= fi.guard_lo && addr < fi.guard_hi;

@@ -75,7 +75,7 @@ use std::rc::Rc;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
-use crate::fault::{self, FaultInfo};
+use crate::fault::FaultInfo;
 use crate::hub::{with_rt, Runtime};
 use crate::stack::{self, Stack};
 use crate::task::Completion;
@@ -865,7 +865,7 @@ fn switch_posted(rt: &Runtime, target: &Greenlet) -> Option<Value> {
     // SAFETY: `current_ptr` always names a live record (see `may_switch`).
     let cur = unsafe { &*cur_ptr };
     if cur.kind == Kind::Main {
-        Some(rt.run_root(target.clone()))
+        Some(rt.run_root(target))
     } else {
         Some(suspend(rt, cur, target_ptr))
     }
@@ -933,11 +933,18 @@ impl Runtime {
     /// following it to the next one is the hot path of every switch; the
     /// hub, dead and unstarted-throw targets and a finishing greenlet are
     /// handled out of line.
-    pub(crate) fn run_root(&self, mut target: Greenlet) -> Value {
+    pub(crate) fn run_root(&self, first: &Greenlet) -> Value {
         let main_ptr = Rc::as_ptr(&self.main.inner);
         self.main.inner.state.set(State::Suspended);
+        // The greenlet to run next, and our own handle to it: none for the
+        // first, which main's caller borrows for the whole switch (and main
+        // cannot be unwound while it waits here). Every later one is named
+        // by a suspended greenlet that could be dropped while it runs.
+        let mut target: *const Inner = Rc::as_ptr(&first.inner);
+        let mut held: Option<Greenlet> = None;
         loop {
-            let inner = &*target.inner;
+            // SAFETY: `target` is kept alive by `first` or `held`.
+            let inner = unsafe { &*target };
             let runnable = inner.kind == Kind::Child
                 && match inner.state.get() {
                     State::Suspended => true,
@@ -946,11 +953,15 @@ impl Runtime {
                 };
             if !runnable {
                 if inner.kind == Kind::Main {
-                    self.main.inner.state.set(State::Running);
-                    self.set_current_main(main_ptr);
-                    return self.collect();
+                    break;
                 }
-                target = self.route(target);
+                // SAFETY: as above; the routed-to greenlet gets a handle.
+                let g = held
+                    .take()
+                    .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
+                let next = self.route(g);
+                target = Rc::as_ptr(&next.inner);
+                held = Some(next);
                 continue;
             }
             // Only the root loop touches a live greenlet's coroutine: the
@@ -963,20 +974,38 @@ impl Runtime {
             self.set_current_child(inner);
             let result = co.resume(());
             self.set_current_main(main_ptr);
-            target = match result {
+            match result {
                 CoroutineResult::Yield(()) => {
                     inner.state.set(State::Suspended);
-                    let next = self.mail_target.replace(ptr::null());
+                    let next = self.mail_target.get();
                     debug_assert!(!next.is_null(), "a suspend names its target");
+                    if ptr::eq(next, main_ptr) {
+                        break; // the common way home: no handle needed
+                    }
                     // SAFETY: the suspended sender borrows a handle to `next`
-                    // for its whole switch, so the record is alive; we take a
-                    // strong count of our own before anything can run and
-                    // drop that handle.
-                    unsafe { Greenlet::from_borrowed_ptr(next) }
+                    // for its whole switch, so the record is alive; we take
+                    // our own strong count before anything can run and drop
+                    // that handle (the old `held` may be the last handle of
+                    // a greenlet whose unwinding drops it).
+                    let g = unsafe { Greenlet::from_borrowed_ptr(next) };
+                    target = next;
+                    held = Some(g);
                 }
-                CoroutineResult::Return(()) => self.finished(target),
-            };
+                CoroutineResult::Return(()) => {
+                    // SAFETY: as above.
+                    let g = held
+                        .take()
+                        .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
+                    let next = self.finished(g);
+                    target = Rc::as_ptr(&next.inner);
+                    held = Some(next);
+                }
+            }
         }
+        drop(held);
+        self.main.inner.state.set(State::Running);
+        self.set_current_main(main_ptr);
+        self.collect()
     }
 
     /// Where a switch to a target that cannot simply be resumed goes (the
@@ -1066,33 +1095,26 @@ impl Runtime {
         g.parent().unwrap_or_else(|| self.main.clone())
     }
 
+    // The overflow handler finds the running greenlet's guard range through
+    // `current` (see `hub::current_fault_info`), so a switch updates one
+    // pointer and nothing else.
+    #[inline(always)]
     pub(crate) fn set_current_child(&self, inner: &Inner) {
         self.current.set(inner as *const Inner);
-        fault::set_current(inner.fault_ptr());
     }
 
+    #[inline(always)]
     fn set_current_main(&self, main: *const Inner) {
         self.current.set(main);
-        fault::set_current(ptr::null());
     }
 
     /// Makes `inner` current for a nested forced unwind; returns the previous.
     fn swap_current(&self, inner: &Inner) -> *const Inner {
-        let prev = self.current.get();
-        self.set_current_child(inner);
-        prev
+        self.current.replace(inner as *const Inner)
     }
 
     fn restore_current(&self, prev: *const Inner) {
         self.current.set(prev);
-        // SAFETY: `prev` was current before the nested unwind and is still
-        // alive (it is running, or it is main).
-        let p = unsafe { &*prev };
-        if p.kind == Kind::Child {
-            fault::set_current(p.fault_ptr());
-        } else {
-            fault::set_current(ptr::null());
-        }
     }
 
     pub(crate) fn current_id(&self) -> u64 {

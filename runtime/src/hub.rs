@@ -152,6 +152,26 @@ fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     })
 }
 
+/// For the overflow handler: the fault record of the greenlet running on
+/// this thread, or null on the thread's own stack (main, the hub, or no
+/// runtime). Async-signal-safe: it reads two cells and initialises nothing
+/// (`RT_PTR` is `const`-initialised and has no destructor).
+pub(crate) fn current_fault_info() -> *const crate::fault::FaultInfo {
+    let rt = RT_PTR.with(|p| p.get());
+    if rt.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: RT_PTR is non-null only while RT lives (see `with_rt`), and
+    // `current` always names a live record; the interrupted code cannot be
+    // half-way through storing the pointer (an aligned word).
+    let cur = unsafe { &*(*rt).current.get() };
+    if cur.kind == greenlet::Kind::Child {
+        cur.fault_ptr()
+    } else {
+        std::ptr::null()
+    }
+}
+
 /// Like [`with_rt`], but `None` during thread teardown.
 pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
     let p = RT_PTR.with(|p| p.get());
