@@ -210,6 +210,8 @@ pub(crate) struct Inner {
     pub(crate) killed: Cell<bool>,
     /// Being unwound by the drop of its last handle: it may not switch.
     pub(crate) dying: Cell<bool>,
+    /// A payload the hub will throw in (see `Runtime::throw_later`).
+    pub(crate) pending_throw: Cell<Option<Payload>>,
     pub(crate) completion: Completion,
 }
 
@@ -294,6 +296,7 @@ impl Inner {
             woken: Cell::new(false),
             killed: Cell::new(false),
             dying: Cell::new(false),
+            pending_throw: Cell::new(None),
             completion: Completion::default(),
         }
     }
@@ -955,11 +958,17 @@ impl Runtime {
                 if inner.kind == Kind::Main {
                     break;
                 }
-                // SAFETY: as above; the routed-to greenlet gets a handle.
-                let g = held
-                    .take()
-                    .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
-                let next = self.route(g);
+                let next = if inner.kind == Kind::Hub && !self.mail_is_thrown() {
+                    // A hub wait or yield: the scheduler picks who runs next.
+                    drop(self.collect());
+                    self.next_ready()
+                } else {
+                    // SAFETY: as above; the routed-to greenlet gets a handle.
+                    let g = held
+                        .take()
+                        .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
+                    self.route(g)
+                };
                 target = Rc::as_ptr(&next.inner);
                 held = Some(next);
                 continue;
@@ -1008,26 +1017,17 @@ impl Runtime {
         self.collect()
     }
 
-    /// Where a switch to a target that cannot simply be resumed goes (the
-    /// hub, a dead greenlet, an unstarted one receiving a throw); posts the
-    /// new target's input and returns it.
+    /// Where a switch to a target that cannot simply be resumed goes (a
+    /// throw into the hub, a dead greenlet, an unstarted one receiving a
+    /// throw); leaves the new target's input in the mailbox and returns it.
     #[cold]
     #[inline(never)]
     fn route(&self, target: Greenlet) -> Greenlet {
         match target.inner.kind {
             Kind::Main => unreachable!("main is returned to by the root loop"),
-            Kind::Hub => {
-                let v = self.collect();
-                if v.is_thrown() {
-                    // A throw into the hub goes to its parent, main.
-                    self.post(v);
-                    return self.main.clone();
-                }
-                drop(v);
-                let (next, input) = self.next_ready();
-                self.post(input);
-                next
-            }
+            // A throw into the hub goes to its parent, main (the root loop
+            // schedules plain switches to the hub itself).
+            Kind::Hub => self.main.clone(),
             Kind::Child => match target.inner.state.get() {
                 State::Unstarted => self.finish_unstarted(target),
                 State::Dead => {

@@ -81,10 +81,58 @@ pub(crate) struct Runtime {
     pub(crate) start_timers: RefCell<std::collections::HashMap<u64, TimerKey>>,
 }
 
+/// A ready-queue entry: two words, so it is built and copied in registers
+/// (a wider entry assembled field by field and then copied into the queue
+/// stalled on store-to-load forwarding). `tag` packs the wait sequence
+/// number it answers with what to resume the greenlet with; a throw's
+/// payload waits in the greenlet's record.
 struct Ready {
     g: Greenlet,
-    seq: u64,
-    input: Value,
+    tag: u64,
+}
+
+const TAG_BITS: u32 = 3;
+const TAG_START: u64 = 0;
+const TAG_THROW: u64 = 1;
+const TAG_READY: u64 = 2;
+const TAG_TIMED_OUT: u64 = 3;
+const TAG_LOOP_EXIT: u64 = 4;
+
+impl Ready {
+    fn new(g: Greenlet, seq: u64, what: u64) -> Ready {
+        Ready {
+            g,
+            tag: (seq << TAG_BITS) | what,
+        }
+    }
+
+    fn seq(&self) -> u64 {
+        self.tag >> TAG_BITS
+    }
+
+    /// The value the greenlet is resumed with.
+    fn input(&self) -> Value {
+        match self.tag & ((1 << TAG_BITS) - 1) {
+            TAG_START => Value::empty(),
+            TAG_READY => Value::wake(Wake::Ready),
+            TAG_TIMED_OUT => Value::wake(Wake::TimedOut),
+            TAG_LOOP_EXIT => Value::wake(Wake::LoopExit),
+            _ => match self.g.inner.pending_throw.take() {
+                Some(p) => Value::thrown(p),
+                // Cannot happen: a throw entry is current only while its
+                // payload waits. Resume it as a plain wake-up, not a hang.
+                None => Value::wake(Wake::Ready),
+            },
+        }
+    }
+}
+
+fn wake_tag(wake: Wake) -> u64 {
+    match wake {
+        Wake::Ready => TAG_READY,
+        Wake::TimedOut => TAG_TIMED_OUT,
+        Wake::LoopExit => TAG_LOOP_EXIT,
+    }
 }
 
 /// Who to wake, and for which of its waits.
@@ -277,22 +325,29 @@ impl Runtime {
             return false;
         }
         token.g.inner.woken.set(true);
-        self.ready.borrow_mut().push_back(Ready {
-            g: token.g.clone(),
-            seq: token.seq,
-            input: Value::wake(wake),
-        });
+        let entry = Ready::new(token.g.clone(), token.seq, wake_tag(wake));
+        self.ready.borrow_mut().push_back(entry);
+        true
+    }
+
+    /// [`wake`](Runtime::wake) for a token the caller gives up: saves a
+    /// handle clone on the `yield_now` path.
+    pub(crate) fn wake_owned(&self, token: WaitToken, wake: Wake) -> bool {
+        if !token.is_current() {
+            return false;
+        }
+        token.g.inner.woken.set(true);
+        let entry = Ready::new(token.g, token.seq, wake_tag(wake));
+        self.ready.borrow_mut().push_back(entry);
         true
     }
 
     /// Queues a greenlet that has never run, to start on the next tick.
     pub(crate) fn schedule_start(&self, g: Greenlet) {
         let seq = g.inner.wait_seq.get();
-        self.ready.borrow_mut().push_back(Ready {
-            g,
-            seq,
-            input: Value::empty(),
-        });
+        self.ready
+            .borrow_mut()
+            .push_back(Ready::new(g, seq, TAG_START));
     }
 
     /// Delivers `payload` into `g` (unstarted or suspended) on the next tick,
@@ -301,11 +356,11 @@ impl Runtime {
         let seq = g.inner.wait_seq.get() + 1;
         g.inner.wait_seq.set(seq);
         g.inner.woken.set(true);
-        self.ready.borrow_mut().push_back(Ready {
-            g: g.clone(),
-            seq,
-            input: Value::thrown(payload),
-        });
+        // A newer throw supersedes a pending one (its entry goes stale).
+        drop(g.inner.pending_throw.replace(Some(payload)));
+        self.ready
+            .borrow_mut()
+            .push_back(Ready::new(g.clone(), seq, TAG_THROW));
     }
 
     pub(crate) fn add_timer(&self, deadline: Instant, token: WaitToken, wake: Wake) -> TimerKey {
@@ -319,27 +374,34 @@ impl Runtime {
         drop(entry); // outside the borrow: may drop a greenlet's last handle
     }
 
-    /// Picks what the root loop runs next. Blocks in `poll` when nothing is
-    /// ready; returns main with `LoopExit` when nothing ever could be.
-    pub(crate) fn next_ready(&self) -> (Greenlet, Value) {
+    /// Picks what the root loop runs next and posts its input. Blocks in
+    /// `poll` when nothing is ready; returns main with `LoopExit` when
+    /// nothing ever could be.
+    pub(crate) fn next_ready(&self) -> Greenlet {
         loop {
-            let t = self.ticks.get().wrapping_add(1);
-            self.ticks.set(t);
-            if t.is_multiple_of(self.event_interval.get()) {
+            // A countdown rather than a modulo: a division per switch costs
+            // more than the rest of the scheduling decision.
+            let t = self.ticks.get();
+            if t <= 1 {
+                self.ticks.set(self.event_interval.get());
                 self.maintain(false);
+            } else {
+                self.ticks.set(t - 1);
             }
             let entry = self.ready.borrow_mut().pop_front();
             match entry {
-                Some(e) if e.seq == e.g.inner.wait_seq.get() => {
+                Some(e) if e.seq() == e.g.inner.wait_seq.get() => {
                     self.switches.set(self.switches.get() + 1);
-                    return (e.g, e.input);
+                    self.post(e.input());
+                    return e.g;
                 }
                 Some(stale) => drop(stale),
                 None => {
                     if !self.maintain(true) {
                         let m = &self.main.inner;
                         m.wait_seq.set(m.wait_seq.get() + 1);
-                        return (self.main.clone(), Value::wake(Wake::LoopExit));
+                        self.post(Value::wake(Wake::LoopExit));
+                        return self.main.clone();
                     }
                 }
             }
@@ -488,6 +550,9 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     let Some(v) = greenlet::switch_in(rt, &rt.hub, Value::empty()) else {
         return Err(WaitError::Cancelled);
     };
+    if let Some(w) = v.as_wake() {
+        return Ok(w); // nothing to drop: a wake-up is stored inline
+    }
     match v.into_input() {
         Input::Wake(w) => Ok(w),
         Input::Throw(p) => std::panic::resume_unwind(p),

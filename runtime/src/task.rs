@@ -13,6 +13,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -48,6 +49,10 @@ pub(crate) struct Completion {
     /// The message and payload of a panic; boxed, as most greenlets never
     /// panic (this keeps an idle greenlet small).
     panic: RefCell<Option<Box<PanicRecord>>>,
+    /// A task's return value, until its `JoinHandle` takes it. A `Value`
+    /// rather than a typed slot of its own: small results (integers, `()`)
+    /// need no allocation at all.
+    result: Cell<Option<Value>>,
     links: RefCell<Vec<Link>>,
 }
 
@@ -67,6 +72,8 @@ pub(crate) enum Link {
 /// Records how `g` ended (unless its task wrapper already did) and notifies
 /// its links. Called once, by whoever saw it die.
 pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome) {
+    // A throw still queued for it has nothing left to hit.
+    drop(g.inner.pending_throw.take());
     let c = &g.inner.completion;
     if c.outcome.get() == Outcome::Pending {
         c.outcome.set(outcome);
@@ -376,8 +383,6 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let slot: Rc<RefCell<Option<T>>> = Rc::new(RefCell::new(None));
-        let out = slot.clone();
         let greenlet =
             greenlet::create(rt, rt.hub.clone(), self.stack_size, self.name, move |_| {
                 with_rt(|rt| {
@@ -389,7 +394,12 @@ impl Builder {
                 });
                 match panic::catch_unwind(AssertUnwindSafe(f)) {
                     Ok(v) => {
-                        *out.borrow_mut() = Some(v);
+                        with_rt(|rt| {
+                            // SAFETY: the current record is this greenlet's,
+                            // alive while it runs.
+                            let me = unsafe { &*rt.current_ptr() };
+                            me.completion.result.set(Some(Value::new(v)));
+                        });
                         Value::empty()
                     }
                     Err(p) => {
@@ -416,7 +426,10 @@ impl Builder {
                     }
                 }
             })?;
-        Ok(JoinHandle { greenlet, slot })
+        Ok(JoinHandle {
+            greenlet,
+            _result: PhantomData,
+        })
     }
 }
 
@@ -493,7 +506,8 @@ where
 /// ```
 pub struct JoinHandle<T> {
     greenlet: Greenlet,
-    slot: Rc<RefCell<Option<T>>>,
+    /// The result's type; the value itself waits in the greenlet's record.
+    _result: PhantomData<fn() -> T>,
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
@@ -510,7 +524,7 @@ impl<T> AsRef<Greenlet> for JoinHandle<T> {
     }
 }
 
-impl<T> JoinHandle<T> {
+impl<T: 'static> JoinHandle<T> {
     /// The spawned greenlet.
     ///
     /// # Examples
@@ -554,18 +568,18 @@ impl<T> JoinHandle<T> {
     pub fn join(self) -> Result<T, JoinError> {
         self.wait()?;
         let c = &self.greenlet.inner.completion;
-        let name = self.greenlet.name();
+        let name = || self.greenlet.name();
         match c.outcome.get() {
-            Outcome::Success | Outcome::Pending => match self.slot.borrow_mut().take() {
-                Some(v) => Ok(v),
-                None => Err(JoinError::new(JoinErrorKind::Killed, name)),
+            Outcome::Success | Outcome::Pending => match c.result.take() {
+                Some(v) => Ok(v.take::<T>()),
+                None => Err(JoinError::new(JoinErrorKind::Killed, name())),
             },
-            Outcome::Killed => Err(JoinError::new(JoinErrorKind::Killed, name)),
+            Outcome::Killed => Err(JoinError::new(JoinErrorKind::Killed, name())),
             Outcome::Panicked => {
                 let mut rec = c.panic.borrow_mut();
                 Err(JoinError {
                     kind: JoinErrorKind::Panicked,
-                    name,
+                    name: name(),
                     message: rec.as_ref().and_then(|r| r.message.clone()),
                     payload: rec.as_mut().and_then(|r| r.payload.take()),
                 })

@@ -77,8 +77,8 @@ pub fn yield_now() {
         let Ok(token) = hub::begin_wait(rt) else {
             return;
         };
-        rt.wake(&token, Wake::Ready);
-        drop(token); // the ready queue holds it; we must not hold ourselves
+        // The ready queue takes the token: we must not hold ourselves.
+        rt.wake_owned(token, Wake::Ready);
         let _ = hub::wait(rt);
     })
 }

@@ -162,7 +162,11 @@ unsafe fn drop_data<T: 'static>(data: *mut ()) {
 pub(crate) struct Thrown(pub(crate) crate::greenlet::Payload);
 
 static THROWN_VTABLE: VTable = make_vtable::<Thrown>(Special::Thrown);
-static WAKE_VTABLE: VTable = make_vtable::<crate::greenlet::Wake>(Special::Wake);
+// A wake-up is a one-byte enum stored inline: nothing to drop.
+static WAKE_VTABLE: VTable = VTable {
+    drop: None,
+    ..make_vtable::<crate::greenlet::Wake>(Special::Wake)
+};
 
 impl Value {
     /// The empty value: what `switch(())` sends and what a greenlet that
@@ -216,6 +220,16 @@ impl Value {
     #[inline(always)]
     pub(crate) fn is_special(&self) -> bool {
         self.vtable.special != Special::None
+    }
+
+    /// The wake-up this value carries, if it is one (the hub-wait fast path).
+    #[inline(always)]
+    pub(crate) fn as_wake(&self) -> Option<crate::greenlet::Wake> {
+        if ptr::eq(self.vtable, &WAKE_VTABLE) {
+            self.downcast_ref::<crate::greenlet::Wake>().copied()
+        } else {
+            None
+        }
     }
 
     /// Whether this is a panic payload in transit.
