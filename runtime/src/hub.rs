@@ -55,6 +55,8 @@ pub(crate) struct Runtime {
     /// remote wake-ups): while any exist, an idle hub blocks instead of
     /// raising LoopExit.
     external_waits: Cell<usize>,
+    /// The reactor's registrations (see [`crate::io`]).
+    pub(crate) io: RefCell<crate::io::Slab>,
     ticks: Cell<u32>,
     event_interval: Cell<u32>,
     stack_size: Cell<usize>,
@@ -244,6 +246,7 @@ impl Runtime {
             timers: RefCell::new(Timers::default()),
             poll: RefCell::new(None),
             external_waits: Cell::new(0),
+            io: RefCell::new(crate::io::Slab::default()),
             ticks: Cell::new(0),
             event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
@@ -462,7 +465,39 @@ impl Runtime {
         let (poll, events) = slot.as_mut().expect("poll was just created");
         // mio rounds the timeout up to whole milliseconds, so a timer is
         // never fired early; EINTR is a spurious wake-up.
-        let _ = poll.poll(events, timeout);
+        if poll.poll(events, timeout).is_err() {
+            return;
+        }
+        // Dispatching only touches the slab and the ready queue (never user
+        // code), so it may run under the poll's borrow.
+        for event in events.iter() {
+            self.dispatch_io(event);
+        }
+    }
+
+    /// Runs `f` with the poll's registry, creating the poll on first use.
+    pub(crate) fn with_registry<R>(
+        &self,
+        f: impl FnOnce(&mio::Registry) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let mut slot = self.poll.borrow_mut();
+        if slot.is_none() {
+            *slot = Some((mio::Poll::new()?, mio::Events::with_capacity(1024)));
+        }
+        let (poll, _) = slot.as_ref().expect("poll was just created");
+        f(poll.registry())
+    }
+
+    /// A greenlet starts waiting on something outside the ready queue and
+    /// the timers (IO): an idle hub must block in poll, not report LoopExit.
+    pub(crate) fn external_wait_begin(&self) {
+        self.external_waits.set(self.external_waits.get() + 1);
+    }
+
+    /// The end of [`external_wait_begin`](Runtime::external_wait_begin)'s wait.
+    pub(crate) fn external_wait_end(&self) {
+        self.external_waits
+            .set(self.external_waits.get().saturating_sub(1));
     }
 
     /// Unwinds what is left at thread exit: greenlets still queued or timed.
@@ -714,6 +749,18 @@ impl Hub {
     /// ```
     pub fn ready_count(&self) -> usize {
         with_rt(|rt| rt.ready.borrow().len())
+    }
+
+    /// File descriptors now registered with this hub's reactor (see
+    /// [`crate::io::Registration`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::Hub::current().io_registrations(), 0);
+    /// ```
+    pub fn io_registrations(&self) -> usize {
+        with_rt(|rt| rt.io.borrow().len())
     }
 
     /// How many times the hub has resumed a greenlet so far.

@@ -40,6 +40,7 @@
 mod fault;
 pub mod greenlet;
 pub mod hub;
+pub mod io;
 mod panic;
 pub mod stack;
 mod task;

@@ -1,0 +1,455 @@
+//! The reactor: waiting for file descriptors to become ready.
+//!
+//! A [`Registration`] registers a non-blocking fd with the hub's mio
+//! [`Poll`](mio::Poll) and is what the cooperative sockets of `verdant-net`
+//! are built on: try the operation; on `WouldBlock`, park the greenlet until
+//! the fd is ready, then retry ([`Registration::io`]).
+//!
+//! # Design
+//!
+//! * **Tokens carry a generation.** Each registration owns a slot of a slab
+//!   and the mio token is `generation << 32 | slot`. When a registration is
+//!   dropped its slot's generation moves on, so an event still in flight for
+//!   an fd number that has been closed and reused is recognised as stale and
+//!   dropped (tokio's `GENERATION`, Go's `pollDesc.seq`).
+//! * **Readiness is remembered.** mio is edge-triggered: an event arrives
+//!   once, when the fd *becomes* ready. The slot keeps a readable and a
+//!   writable bit, set by events and cleared only when an operation returns
+//!   `WouldBlock` ([`Registration::clear_ready`]); a greenlet parks only
+//!   while its bit is clear. Both bits start set, so the first operation is
+//!   simply tried. Hang-ups and errors set both bits, so the retried
+//!   operation reports them.
+//! * **One waiter per direction.** A second greenlet that waits to read (or
+//!   to write) the same fd while another already waits gets
+//!   `ErrorKind::ResourceBusy` at once, as gevent raises
+//!   `ConcurrentObjectUseError`: two readers of one stream would interleave
+//!   its bytes unpredictably, and failing fast makes that bug visible.
+//! * **Close wakes the waiters.** [`Registration::close`] marks the slot
+//!   closed and wakes both waiters, whose operations then fail with
+//!   `ErrorKind::NotConnected` ("closed by another greenlet"), at once rather
+//!   than never (epoll forgets an fd when it is closed, so a waiter on it
+//!   would otherwise hang).
+//! * **Deadlines** are hub timers, cancelled as soon as the wait ends; an
+//!   expired wait fails with `ErrorKind::TimedOut`.
+//!
+//! While any greenlet waits on an fd, the hub treats the loop as alive: an
+//! idle hub blocks in `epoll_wait` instead of reporting `LoopExit`.
+
+use std::io;
+use std::os::fd::RawFd;
+use std::time::Instant;
+
+use crate::greenlet::Wake;
+use crate::hub::{self, with_rt, Runtime, WaitToken};
+use crate::task::TimerGuard;
+
+/// Which way an operation moves data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Reading, accepting: waits for readable.
+    Read,
+    /// Writing, connecting: waits for writable.
+    Write,
+}
+
+const READABLE: u8 = 1;
+const WRITABLE: u8 = 2;
+
+impl Direction {
+    fn bit(self) -> u8 {
+        match self {
+            Direction::Read => READABLE,
+            Direction::Write => WRITABLE,
+        }
+    }
+}
+
+/// One slot of the reactor's slab.
+#[derive(Default)]
+struct Slot {
+    generation: u32,
+    in_use: bool,
+    closed: bool,
+    ready: u8,
+    reader: Option<WaitToken>,
+    writer: Option<WaitToken>,
+}
+
+impl Slot {
+    fn waiter(&mut self, dir: Direction) -> &mut Option<WaitToken> {
+        match dir {
+            Direction::Read => &mut self.reader,
+            Direction::Write => &mut self.writer,
+        }
+    }
+}
+
+/// The slab of registrations, kept by each hub.
+#[derive(Default)]
+pub(crate) struct Slab {
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    live: usize,
+}
+
+fn token_of(slot: u32, generation: u32) -> mio::Token {
+    mio::Token(((generation as usize) << 32) | slot as usize)
+}
+
+impl Slab {
+    fn alloc(&mut self) -> (u32, u32) {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push(Slot::default());
+                (self.slots.len() - 1) as u32
+            }
+        };
+        let s = &mut self.slots[idx as usize];
+        s.in_use = true;
+        s.closed = false;
+        s.ready = READABLE | WRITABLE;
+        self.live += 1;
+        (idx, s.generation)
+    }
+
+    fn get(&mut self, idx: u32, generation: u32) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(idx as usize)
+            .filter(|s| s.in_use && s.generation == generation)
+    }
+
+    /// Frees a slot: its generation moves on, so late events for it are
+    /// dropped. Returns its waiters' tokens, to be dropped by the caller
+    /// outside the slab's borrow.
+    fn release(&mut self, idx: u32) -> [Option<WaitToken>; 2] {
+        let s = &mut self.slots[idx as usize];
+        s.in_use = false;
+        s.generation = s.generation.wrapping_add(1);
+        self.free.push(idx);
+        self.live -= 1;
+        [s.reader.take(), s.writer.take()]
+    }
+
+    /// Number of live registrations.
+    pub(crate) fn len(&self) -> usize {
+        self.live
+    }
+}
+
+impl Runtime {
+    /// Applies one mio event: remembers readiness and wakes the waiters it
+    /// concerns. Events for a freed slot or an older generation are dropped.
+    pub(crate) fn dispatch_io(&self, event: &mio::event::Event) {
+        let token = event.token().0;
+        let (idx, generation) = (token as u32, (token >> 32) as u32);
+        let mut bits = 0;
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            bits |= READABLE;
+        }
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
+            bits |= WRITABLE;
+        }
+        let (r, w) = {
+            let mut slab = self.io.borrow_mut();
+            let Some(slot) = slab.get(idx, generation) else {
+                return; // stale: the fd was closed (and maybe reused)
+            };
+            slot.ready |= bits;
+            let r = if bits & READABLE != 0 {
+                slot.reader.clone()
+            } else {
+                None
+            };
+            let w = if bits & WRITABLE != 0 {
+                slot.writer.clone()
+            } else {
+                None
+            };
+            (r, w)
+        };
+        for t in [r, w].into_iter().flatten() {
+            self.wake(&t, Wake::Ready);
+        }
+    }
+}
+
+/// A non-blocking file descriptor registered with this thread's hub.
+///
+/// It does not own the fd: the owner (a socket) must drop the registration
+/// before closing the fd, which deregisters it from epoll.
+///
+/// # Examples
+///
+/// A socket read cooperatively: the read parks until the writer greenlet
+/// has slept and written.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+/// use verdant_runtime::io::{Direction, Registration};
+///
+/// let (a, mut b) = UnixStream::pair().unwrap();
+/// a.set_nonblocking(true).unwrap();
+/// let reg = Registration::new(a.as_raw_fd()).unwrap();
+/// let writer = verdant_runtime::spawn(move || {
+///     verdant_runtime::sleep(Duration::from_millis(10));
+///     b.write_all(b"hi").unwrap();
+///     b
+/// });
+/// let mut buf = [0u8; 8];
+/// let n = reg.io(Direction::Read, None, || (&a).read(&mut buf)).unwrap();
+/// assert_eq!(&buf[..n], b"hi");
+/// drop(writer.join().unwrap());
+/// drop(reg); // before the fd closes
+/// ```
+#[derive(Debug)]
+pub struct Registration {
+    fd: RawFd,
+    slot: u32,
+    generation: u32,
+    /// Handles are `!Send`: the registration belongs to this hub.
+    _not_send: std::marker::PhantomData<*mut ()>,
+}
+
+impl Registration {
+    /// Registers `fd` (which must be in non-blocking mode) with this
+    /// thread's hub, for both directions.
+    ///
+    /// # Errors
+    ///
+    /// What `epoll_ctl` reports (for example `AlreadyExists` when the same
+    /// fd is registered twice), or the failure to create the epoll instance.
+    pub fn new(fd: RawFd) -> io::Result<Registration> {
+        with_rt(|rt| {
+            let (slot, generation) = rt.io.borrow_mut().alloc();
+            let token = token_of(slot, generation);
+            let res = rt.with_registry(|reg| {
+                reg.register(
+                    &mut mio::unix::SourceFd(&fd),
+                    token,
+                    mio::Interest::READABLE | mio::Interest::WRITABLE,
+                )
+            });
+            if let Err(e) = res {
+                let tokens = rt.io.borrow_mut().release(slot);
+                drop(tokens);
+                return Err(e);
+            }
+            Ok(Registration {
+                fd,
+                slot,
+                generation,
+                _not_send: std::marker::PhantomData,
+            })
+        })
+    }
+
+    /// The registered fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// Whether the fd is believed ready for `dir` (it may still return
+    /// `WouldBlock`: readiness is a hint, cleared by [`clear_ready`]).
+    ///
+    /// [`clear_ready`]: Registration::clear_ready
+    pub fn is_ready(&self, dir: Direction) -> bool {
+        self.with_slot(|s| s.ready & dir.bit() != 0).unwrap_or(true)
+    }
+
+    /// Forgets readiness for `dir`: call it when an operation returned
+    /// `WouldBlock`, before [`wait`](Registration::wait).
+    pub fn clear_ready(&self, dir: Direction) {
+        self.with_slot(|s| s.ready &= !dir.bit());
+    }
+
+    /// Whether [`close`](Registration::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.with_slot(|s| s.closed).unwrap_or(true)
+    }
+
+    /// Marks the registration closed and wakes both of its waiters, whose
+    /// waits (and all later ones) fail with `ErrorKind::NotConnected`.
+    /// The fd itself stays open until its owner drops it, so its number
+    /// cannot be reused under a greenlet still inside an operation.
+    pub fn close(&self) {
+        let tokens = with_rt(|rt| {
+            let mut slab = rt.io.borrow_mut();
+            match slab.get(self.slot, self.generation) {
+                Some(s) => {
+                    s.closed = true;
+                    s.ready = READABLE | WRITABLE;
+                    [s.reader.clone(), s.writer.clone()]
+                }
+                None => [None, None],
+            }
+        });
+        with_rt(|rt| {
+            for t in tokens.into_iter().flatten() {
+                rt.wake(&t, Wake::Ready);
+            }
+        });
+    }
+
+    /// Parks the current greenlet until the fd is ready for `dir` (at once
+    /// if it already is), or until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// * `TimedOut` when the deadline passes first;
+    /// * `NotConnected` when the registration is (or gets) closed;
+    /// * `ResourceBusy` when another greenlet already waits on this fd in the
+    ///   same direction (see the module docs);
+    /// * `Interrupted` when the greenlet is unwinding and may not wait.
+    ///
+    /// # Panics
+    ///
+    /// Raises a kill delivered while waiting (as for every hub wait).
+    pub fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
+        with_rt(|rt| loop {
+            {
+                let mut slab = rt.io.borrow_mut();
+                let Some(s) = slab.get(self.slot, self.generation) else {
+                    return Err(closed_error());
+                };
+                if s.closed {
+                    return Err(closed_error());
+                }
+                if s.ready & dir.bit() != 0 {
+                    return Ok(());
+                }
+                if s.waiter(dir).as_ref().is_some_and(|t| t.is_current()) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ResourceBusy,
+                        "this socket is already used by another greenlet in the same direction",
+                    ));
+                }
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Err(timed_out());
+            }
+            let token = hub::begin_wait(rt).map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::Interrupted,
+                    "cannot wait for IO while the greenlet unwinds",
+                )
+            })?;
+            let old = self.with_slot(|s| s.waiter(dir).replace(token.clone()));
+            drop(old);
+            rt.external_wait_begin();
+            let guard = WaitGuard { rt, reg: self, dir };
+            let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+            let woke = hub::wait(rt);
+            drop(timer);
+            drop(guard);
+            match woke {
+                Ok(Wake::Ready) => continue,
+                Ok(Wake::TimedOut) => {
+                    // Readiness may have arrived in the same tick.
+                    if self.is_ready(dir) && !self.is_closed() {
+                        return Ok(());
+                    }
+                    return Err(timed_out());
+                }
+                Ok(Wake::LoopExit) => {
+                    return Err(io::Error::other(crate::hub::LOOP_EXIT_MESSAGE));
+                }
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "cannot wait for IO while the greenlet unwinds",
+                    ))
+                }
+            }
+        })
+    }
+
+    /// Runs `op` until it does not return `WouldBlock`, parking between
+    /// tries until the fd is ready for `dir`; `Interrupted` (EINTR) is
+    /// retried at once.
+    ///
+    /// # Errors
+    ///
+    /// What `op` returns, or what [`wait`](Registration::wait) returns.
+    ///
+    /// # Panics
+    ///
+    /// As for [`wait`](Registration::wait).
+    pub fn io<R>(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        loop {
+            if self.is_closed() {
+                return Err(closed_error());
+            }
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.clear_ready(dir);
+                    self.wait(dir, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+        with_rt(|rt| rt.io.borrow_mut().get(self.slot, self.generation).map(f))
+    }
+}
+
+/// Counts the wait as external (keeps an idle hub polling instead of
+/// reporting LoopExit) and clears the waiter slot when the wait ends, also
+/// on unwind.
+struct WaitGuard<'a> {
+    rt: &'a Runtime,
+    reg: &'a Registration,
+    dir: Direction,
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.rt.external_wait_end();
+        let old = self.reg.with_slot(|s| s.waiter(self.dir).take());
+        drop(old); // outside the slab's borrow
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let _ = crate::hub::try_rt(|rt| {
+            let fd = self.fd;
+            let _ = rt.with_registry(|reg| reg.deregister(&mut mio::unix::SourceFd(&fd)));
+            let tokens = {
+                let mut slab = rt.io.borrow_mut();
+                if slab.get(self.slot, self.generation).is_none() {
+                    return;
+                }
+                slab.release(self.slot)
+            };
+            // A greenlet still waiting (it shares the socket by reference
+            // elsewhere) is woken: its slot is gone, so it sees "closed".
+            for t in tokens.iter().flatten() {
+                rt.wake(t, Wake::Ready);
+            }
+            drop(tokens);
+        });
+    }
+}
+
+fn closed_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "the socket was closed by another greenlet",
+    )
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "the operation timed out")
+}
