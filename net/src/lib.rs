@@ -1,14 +1,51 @@
 //! verdant's std-shaped cooperative networking layer and the `sleep` shim.
 //!
-//! This crate grows into cooperative sockets (`TcpStream`, `TcpListener`,
-//! `UdpSocket`, Unix sockets), DNS off the hub thread, and the `monkey` layer.
-//! Today it offers the sleep shim that the monkey layer is built around.
+//! Change `use std::net::TcpStream` to `use verdant::net::TcpStream` and the
+//! same blocking-style code parks only its own greenlet while it waits: the
+//! hub runs the others meanwhile.
+//!
+//! * [`TcpListener`], [`TcpStream`]: see [`tcp`] for how they work and what
+//!   they add to std's (a `close` that wakes waiters, whole-call deadlines
+//!   for `write_all`/`read_exact`).
+//! * [`sleep`]: the cooperative `std::thread::sleep`.
 //!
 //! ```
-//! use std::time::Duration;
-//! verdant_net::sleep(Duration::from_millis(1));
+//! use std::io::{Read, Write};
+//! use verdant_net::{TcpListener, TcpStream};
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! // One greenlet per connection, plain blocking-style code in each.
+//! let server = verdant_runtime::spawn(move || {
+//!     for conn in listener.incoming().take(3) {
+//!         let mut conn = conn.unwrap();
+//!         verdant_runtime::spawn(move || {
+//!             let mut buf = [0u8; 64];
+//!             let n = conn.read(&mut buf).unwrap();
+//!             conn.write_all(&buf[..n].to_ascii_uppercase()).unwrap();
+//!         });
+//!     }
+//! });
+//! let clients: Vec<_> = ["a", "b", "c"]
+//!     .into_iter()
+//!     .map(|word| {
+//!         verdant_runtime::spawn(move || {
+//!             let mut s = TcpStream::connect(addr).unwrap();
+//!             s.write_all(word.as_bytes()).unwrap();
+//!             let mut reply = String::new();
+//!             s.read_to_string(&mut reply).unwrap();
+//!             reply
+//!         })
+//!     })
+//!     .collect();
+//! let replies: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+//! assert_eq!(replies, ["A", "B", "C"]);
+//! server.join().unwrap();
 //! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod tcp;
+
+pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use verdant_runtime::sleep;
