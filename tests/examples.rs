@@ -87,3 +87,54 @@ fn eat_play_takes_the_longest_sleep_not_the_sum() {
         "about 3 s, not 5: {took:?}"
     );
 }
+
+/// Kills the child when dropped, so a failed assertion leaves no server.
+struct Reap(std::process::Child);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn echo_server_and_client_500_greenlets() {
+    use std::io::BufRead;
+    let mut server = Reap(
+        Command::new(example("echo_server"))
+            .args(["--addr", "127.0.0.1", "--port", "0"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufReader::new(server.0.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
+        .to_owned();
+    let (lines, _) = run(
+        "echo_client",
+        &["--addr", &addr, "--conns", "500", "--msgs", "20"],
+    );
+    assert_eq!(lines[0], "clients: 500 ok, 0 failed");
+    assert_eq!(lines[1], "replies: 10000 checked");
+    assert!(lines[2].starts_with("throughput: "), "{lines:?}");
+    // The server is still serving after 500 clients came and went.
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(&mut s, b"still up").unwrap();
+    let mut buf = [0u8; 8];
+    std::io::Read::read_exact(&mut s, &mut buf).unwrap();
+    assert_eq!(&buf, b"STILL UP");
+}
+
+#[test]
+fn echo_client_with_its_own_server() {
+    let (lines, _) = run("echo_client", &["--conns", "50", "--msgs", "10"]);
+    assert_eq!(lines[0], "clients: 50 ok, 0 failed");
+    assert_eq!(lines[1], "replies: 500 checked");
+}

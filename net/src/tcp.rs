@@ -846,3 +846,38 @@ macro_rules! fd_impls {
 
 fd_impls!(TcpStream);
 fd_impls!(TcpListener);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A greenlet parked in IO when its thread exits is unwound while the
+    /// hub still exists (its destructors run, and the process does not
+    /// abort on a thread-local accessed after destruction).
+    #[test]
+    fn greenlet_parked_in_accept_is_unwound_at_thread_exit() {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let d = dropped.clone();
+        std::thread::spawn(move || {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let flag = Flag(d);
+            verdant_runtime::spawn(move || {
+                let _flag = flag;
+                let _ = listener.accept();
+            });
+            verdant_runtime::sleep(Duration::from_millis(2)); // it parks in accept
+            assert_eq!(verdant_runtime::Hub::current().io_registrations(), 1);
+        })
+        .join()
+        .unwrap();
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+}

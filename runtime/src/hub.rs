@@ -500,7 +500,8 @@ impl Runtime {
             .set(self.external_waits.get().saturating_sub(1));
     }
 
-    /// Unwinds what is left at thread exit: greenlets still queued or timed.
+    /// Unwinds what is left at thread exit: greenlets still queued, timed or
+    /// waiting for IO.
     ///
     /// Each greenlet found queued or timed is unwound explicitly (not by
     /// dropping handles: a greenlet can be kept alive by a cycle, such as a
@@ -512,16 +513,19 @@ impl Runtime {
         for _ in 0..64 {
             let ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
             let timers = self.timers.borrow_mut().drain();
-            if ready.is_empty() && timers.is_empty() {
+            let io_waiters = self.io.borrow_mut().take_waiters();
+            if ready.is_empty() && timers.is_empty() && io_waiters.is_empty() {
                 break;
             }
             let found: Vec<Greenlet> = ready
                 .iter()
                 .map(|r| r.g.clone())
                 .chain(timers.iter().map(|t| t.token.g.clone()))
+                .chain(io_waiters.iter().map(|t| t.g.clone()))
                 .collect();
             drop(ready);
             drop(timers);
+            drop(io_waiters);
             for g in &found {
                 greenlet::unwind_now(g);
             }

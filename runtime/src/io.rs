@@ -131,6 +131,15 @@ impl Slab {
         [s.reader.take(), s.writer.take()]
     }
 
+    /// Takes every waiter's token (the hub's shutdown unwinds them).
+    pub(crate) fn take_waiters(&mut self) -> Vec<WaitToken> {
+        self.slots
+            .iter_mut()
+            .flat_map(|s| [s.reader.take(), s.writer.take()])
+            .flatten()
+            .collect()
+    }
+
     /// Number of live registrations.
     pub(crate) fn len(&self) -> usize {
         self.live
@@ -399,8 +408,9 @@ impl Registration {
         }
     }
 
+    /// `None` when the slot is gone, or the thread's hub is (at exit).
     fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
-        with_rt(|rt| rt.io.borrow_mut().get(self.slot, self.generation).map(f))
+        crate::hub::try_rt(|rt| rt.io.borrow_mut().get(self.slot, self.generation).map(f)).flatten()
     }
 }
 

@@ -1,0 +1,51 @@
+//! Seed 5, the server: one greenlet per connection, upper-casing what it
+//! reads, exactly like the gevent original.
+//!
+//! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0]`
+//!
+//! It prints `listening on <addr>` first (port 0 picks a free port), then
+//! serves until killed.
+use std::io::{Read, Write};
+
+use verdant::net::{TcpListener, TcpStream};
+
+fn talk(mut conn: TcpStream) {
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = match conn.read(&mut buf) {
+            Ok(0) | Err(_) => break, // the peer is done (or gone)
+            Ok(n) => n,
+        };
+        buf[..n].make_ascii_uppercase();
+        if conn.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    // conn closes here, as in the seed's `finally: conn.close()`.
+}
+
+fn server(addr: &str) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    loop {
+        let (conn, _peer) = listener.accept()?;
+        verdant::spawn(move || talk(conn));
+    }
+}
+
+fn main() {
+    let mut host = String::from("127.0.0.1");
+    let mut port = String::from("0");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--addr" => host = args.next().expect("--addr needs a value"),
+            "--port" => port = args.next().expect("--port needs a value"),
+            other => panic!("unknown argument {other:?} (use --addr HOST --port PORT)"),
+        }
+    }
+    if let Err(e) = server(&format!("{host}:{port}")) {
+        eprintln!("echo_server: {e}");
+        std::process::exit(1);
+    }
+}
