@@ -138,3 +138,45 @@ fn echo_client_with_its_own_server() {
     assert_eq!(lines[0], "clients: 50 ok, 0 failed");
     assert_eq!(lines[1], "replies: 500 checked");
 }
+
+/// Drops the trailing `elapsed: …` line, returning it separately.
+fn split_elapsed(mut lines: Vec<String>) -> (Vec<String>, String) {
+    let last = lines.pop().unwrap_or_default();
+    assert!(last.starts_with("elapsed: "), "{last:?}");
+    (lines, last)
+}
+
+#[test]
+fn monkey_variant_1_tom_patched_sleeps_overlap() {
+    let (lines, took) = run("monkey", &["1"]);
+    let (lines, _) = split_elapsed(lines);
+    assert_eq!(
+        lines,
+        ["tom eat 1", "tom play 1", "tom eat 2", "tom play 2"]
+    );
+    // 1 s and 2 s side by side: about 2 s, not 3.
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(2800), "{took:?}");
+}
+
+#[test]
+fn monkey_variant_2_joined_one_by_one() {
+    let (lines, took) = run("monkey", &["2"]);
+    let (lines, _) = split_elapsed(lines);
+    assert_eq!(
+        lines,
+        ["alex eat 1", "egon play 1", "alex eat 2", "egon play 2"]
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_millis(3800), "{took:?}");
+}
+
+#[test]
+fn monkey_variant_3_unpatched_sleep_blocks() {
+    let (lines, took) = run("monkey", &["3"]);
+    let (lines, _) = split_elapsed(lines);
+    // First spawned runs first; std's sleep does not switch.
+    assert_eq!(lines, ["3", "4", "1", "2"]);
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(2800), "{took:?}");
+}

@@ -8,6 +8,8 @@
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
 //! * [`sleep`]: the cooperative `std::thread::sleep`.
+//! * [`monkey`]: all of these under std's module names, so a program
+//!   "patched" at the `use` level reads like its std original.
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -45,6 +47,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod monkey;
 pub mod tcp;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
