@@ -364,6 +364,11 @@ impl Greenlet {
         }
     }
 
+    /// The address of the record, for identity checks without a handle.
+    pub(crate) fn as_ptr(&self) -> *const Inner {
+        Rc::as_ptr(&self.inner)
+    }
+
     /// Creates a greenlet that will run `f` when first switched to, with the
     /// current greenlet as its parent and the hub's default stack size.
     ///

@@ -349,7 +349,12 @@ impl Registration {
             let old = self.with_slot(|s| s.waiter(dir).replace(token.clone()));
             drop(old);
             rt.external_wait_begin();
-            let guard = WaitGuard { rt, reg: self, dir };
+            let guard = WaitGuard {
+                rt,
+                reg: self,
+                dir,
+                seq: token.seq,
+            };
             let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
             let woke = hub::wait(rt);
             drop(timer);
@@ -416,17 +421,27 @@ impl Registration {
 
 /// Counts the wait as external (keeps an idle hub polling instead of
 /// reporting LoopExit) and clears the waiter slot when the wait ends, also
-/// on unwind.
+/// on unwind: but only if the slot still holds *this* wait. A waiter that
+/// was woken (by its timer, or a kill) but has not run yet no longer counts
+/// as waiting, so another greenlet may have taken the slot meanwhile;
+/// clearing that one's token would lose its wake-up for good.
 struct WaitGuard<'a> {
     rt: &'a Runtime,
     reg: &'a Registration,
     dir: Direction,
+    /// The wait's sequence number (with the current greenlet, its identity).
+    seq: u64,
 }
 
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.rt.external_wait_end();
-        let old = self.reg.with_slot(|s| s.waiter(self.dir).take());
+        let me = self.rt.current_ptr();
+        let seq = self.seq;
+        let old = self.reg.with_slot(|s| {
+            s.waiter(self.dir)
+                .take_if(|t| std::ptr::eq(t.g.as_ptr(), me) && t.seq == seq)
+        });
         drop(old); // outside the slab's borrow
     }
 }
