@@ -7,6 +7,7 @@
 //! * [`TcpListener`], [`TcpStream`]: see [`tcp`] for how they work and what
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
+//! * [`UdpSocket`]: see [`udp`].
 //! * [`sleep`]: the cooperative `std::thread::sleep`.
 //! * [`monkey`]: all of these under std's module names, so a program
 //!   "patched" at the `use` level reads like its std original.
@@ -49,6 +50,8 @@
 
 pub mod monkey;
 pub mod tcp;
+pub mod udp;
 
 pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use udp::UdpSocket;
 pub use verdant_runtime::sleep;

@@ -10,7 +10,7 @@
 //! |---|---|
 //! | `std::thread::sleep` | [`thread::sleep`] (cooperative) |
 //! | `std::thread::yield_now` | [`thread::yield_now`] (lets other greenlets run) |
-//! | `std::net::{TcpListener, TcpStream}` | [`net::TcpListener`], [`net::TcpStream`] |
+//! | `std::net::{TcpListener, TcpStream, UdpSocket}` | [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`] |
 //! | `std::net::{SocketAddr, Shutdown, …}` | re-exported unchanged |
 //!
 //! Called outside any spawned greenlet these still work: from `main` they
@@ -36,6 +36,7 @@ pub mod thread {
 /// Cooperative stand-ins for `std::net`'s sockets, and its plain types.
 pub mod net {
     pub use crate::tcp::{Incoming, TcpListener, TcpStream};
+    pub use crate::udp::UdpSocket;
     pub use std::net::{
         AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4,
         SocketAddrV6, ToSocketAddrs,

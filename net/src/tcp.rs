@@ -68,11 +68,11 @@ pub struct TcpStream {
     write_timeout: Cell<Option<Duration>>,
 }
 
-fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))
 }
 
-fn check_timeout(t: Option<Duration>) -> io::Result<()> {
+pub(crate) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
     if t == Some(Duration::ZERO) {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -84,7 +84,7 @@ fn check_timeout(t: Option<Duration>) -> io::Result<()> {
 
 /// Resolves `addr` and tries `f` on each address in turn, like std: the
 /// first success wins, else the last error.
-fn each_addr<A: ToSocketAddrs, T>(
+pub(crate) fn each_addr<A: ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
