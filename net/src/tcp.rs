@@ -844,6 +844,8 @@ macro_rules! fd_impls {
     };
 }
 
+pub(crate) use fd_impls;
+
 fd_impls!(TcpStream);
 fd_impls!(TcpListener);
 

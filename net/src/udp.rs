@@ -467,39 +467,4 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
-impl AsFd for UdpSocket {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.as_fd()
-    }
-}
-
-impl AsRawFd for UdpSocket {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.as_raw_fd()
-    }
-}
-
-impl IntoRawFd for UdpSocket {
-    /// Deregisters the socket and hands back its descriptor (still in
-    /// non-blocking mode).
-    fn into_raw_fd(self) -> RawFd {
-        let UdpSocket { reg, inner, .. } = self;
-        drop(reg);
-        inner.into_raw_fd()
-    }
-}
-
-impl From<OwnedFd> for UdpSocket {
-    /// Adopts a socket descriptor.
-    ///
-    /// # Panics
-    ///
-    /// Panics when the descriptor cannot be made non-blocking or registered
-    /// with the hub (use `from_std` to handle that).
-    fn from(fd: OwnedFd) -> UdpSocket {
-        match UdpSocket::from_std(std::net::UdpSocket::from(fd)) {
-            Ok(s) => s,
-            Err(e) => panic!("verdant: cannot adopt the socket: {e}"),
-        }
-    }
-}
+crate::tcp::fd_impls!(UdpSocket);
