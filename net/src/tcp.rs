@@ -109,20 +109,8 @@ pub(crate) fn each_addr<A: ToSocketAddrs, T>(
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
-        Some(
-            libc_consts::EMFILE | libc_consts::ENFILE | libc_consts::ENOBUFS | libc_consts::ENOMEM
-        )
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
     )
-}
-
-/// The errno values we test for (Linux numbering), so that `net` needs no
-/// libc dependency of its own.
-mod libc_consts {
-    pub const ENOMEM: i32 = 12;
-    pub const ENFILE: i32 = 23;
-    pub const EMFILE: i32 = 24;
-    pub const ENOBUFS: i32 = 105;
-    pub const ECONNABORTED: i32 = 103;
 }
 
 impl TcpListener {
@@ -180,7 +168,7 @@ impl TcpListener {
         loop {
             match self.reg.io(Direction::Read, None, || self.inner.accept()) {
                 Ok((s, addr)) => return Ok((TcpStream::from_std(s)?, addr)),
-                Err(e) if e.raw_os_error() == Some(libc_consts::ECONNABORTED) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) if is_resource_exhaustion(&e) => {
                     verdant_runtime::sleep(backoff);
                     backoff = (backoff * 2).min(Duration::from_secs(1));
@@ -364,14 +352,7 @@ impl TcpStream {
 
     fn connect_addr(addr: &SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         // mio starts a non-blocking connect (EINPROGRESS is not an error).
-        let sock: std::net::TcpStream = mio::net::TcpStream::connect(*addr)?.into();
-        let reg = Registration::new(sock.as_raw_fd())?;
-        let stream = TcpStream {
-            reg,
-            inner: sock,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        };
+        let stream = TcpStream::from_std(mio::net::TcpStream::connect(*addr)?.into())?;
         loop {
             // Writable means connected or failed; an event already queued
             // by the registration sets the bit again, so none is lost.

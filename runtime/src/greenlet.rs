@@ -932,6 +932,17 @@ fn receive_slow(value: Option<Value>) -> Value {
     }
 }
 
+/// A handle to the root loop's `target`: `held` when the loop holds one,
+/// else a new one (the first target, which main's caller borrows).
+fn owned(held: &mut Option<Greenlet>, target: *const Inner) -> Greenlet {
+    match held.take() {
+        Some(g) => g,
+        // SAFETY: a target without a held handle is the first one, kept
+        // alive by the `&Greenlet` main's caller lends for the whole switch.
+        None => unsafe { Greenlet::from_borrowed_ptr(target) },
+    }
+}
+
 impl Runtime {
     /// The trampoline: runs on the main greenlet's stack until something
     /// switches back to main, and returns what main receives. `target`'s
@@ -968,11 +979,7 @@ impl Runtime {
                     drop(self.collect());
                     self.next_ready()
                 } else {
-                    // SAFETY: as above; the routed-to greenlet gets a handle.
-                    let g = held
-                        .take()
-                        .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
-                    self.route(g)
+                    self.route(owned(&mut held, target))
                 };
                 target = Rc::as_ptr(&next.inner);
                 held = Some(next);
@@ -996,21 +1003,17 @@ impl Runtime {
                     if ptr::eq(next, main_ptr) {
                         break; // the common way home: no handle needed
                     }
+                    // We take our own strong count before anything can run
+                    // (dropping the old `held` may unwind a greenlet whose
+                    // frames own the handle the sender borrows).
                     // SAFETY: the suspended sender borrows a handle to `next`
-                    // for its whole switch, so the record is alive; we take
-                    // our own strong count before anything can run and drop
-                    // that handle (the old `held` may be the last handle of
-                    // a greenlet whose unwinding drops it).
+                    // for its whole switch, so the record is alive.
                     let g = unsafe { Greenlet::from_borrowed_ptr(next) };
                     target = next;
                     held = Some(g);
                 }
                 CoroutineResult::Return(()) => {
-                    // SAFETY: as above.
-                    let g = held
-                        .take()
-                        .unwrap_or_else(|| unsafe { Greenlet::from_borrowed_ptr(target) });
-                    let next = self.finished(g);
+                    let next = self.finished(owned(&mut held, target));
                     target = Rc::as_ptr(&next.inner);
                     held = Some(next);
                 }

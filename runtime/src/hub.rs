@@ -324,13 +324,7 @@ impl Runtime {
     /// Queues `token`'s greenlet to be resumed with `wake`, unless that wait
     /// is already over (woken, timed out, killed, or a newer wait).
     pub(crate) fn wake(&self, token: &WaitToken, wake: Wake) -> bool {
-        if !token.is_current() {
-            return false;
-        }
-        token.g.inner.woken.set(true);
-        let entry = Ready::new(token.g.clone(), token.seq, wake_tag(wake));
-        self.ready.borrow_mut().push_back(entry);
-        true
+        token.is_current() && self.wake_owned(token.clone(), wake)
     }
 
     /// [`wake`](Runtime::wake) for a token the caller gives up: saves a

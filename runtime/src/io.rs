@@ -178,7 +178,7 @@ impl Runtime {
             (r, w)
         };
         for t in [r, w].into_iter().flatten() {
-            self.wake(&t, Wake::Ready);
+            self.wake_owned(t, Wake::Ready);
         }
     }
 }
@@ -243,8 +243,8 @@ impl Registration {
                 )
             });
             if let Err(e) = res {
-                let tokens = rt.io.borrow_mut().release(slot);
-                drop(tokens);
+                // A fresh slot has no waiters: nothing to wake or drop.
+                rt.io.borrow_mut().release(slot);
                 return Err(e);
             }
             Ok(Registration {
@@ -285,20 +285,14 @@ impl Registration {
     /// The fd itself stays open until its owner drops it, so its number
     /// cannot be reused under a greenlet still inside an operation.
     pub fn close(&self) {
-        let tokens = with_rt(|rt| {
-            let mut slab = rt.io.borrow_mut();
-            match slab.get(self.slot, self.generation) {
-                Some(s) => {
-                    s.closed = true;
-                    s.ready = READABLE | WRITABLE;
-                    [s.reader.clone(), s.writer.clone()]
-                }
-                None => [None, None],
-            }
+        let tokens = self.with_slot(|s| {
+            s.closed = true;
+            s.ready = READABLE | WRITABLE;
+            [s.reader.clone(), s.writer.clone()]
         });
         with_rt(|rt| {
-            for t in tokens.into_iter().flatten() {
-                rt.wake(&t, Wake::Ready);
+            for t in tokens.into_iter().flatten().flatten() {
+                rt.wake_owned(t, Wake::Ready);
             }
         });
     }
@@ -460,10 +454,10 @@ impl Drop for Registration {
             };
             // A greenlet still waiting (it shares the socket by reference
             // elsewhere) is woken: its slot is gone, so it sees "closed".
-            for t in tokens.iter().flatten() {
-                rt.wake(t, Wake::Ready);
+            // A stale token is dropped here, outside the slab's borrow.
+            for t in tokens.into_iter().flatten() {
+                rt.wake_owned(t, Wake::Ready);
             }
-            drop(tokens);
         });
     }
 }
