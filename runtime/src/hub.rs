@@ -57,6 +57,10 @@ pub(crate) struct Runtime {
     external_waits: Cell<usize>,
     /// The reactor's registrations (see [`crate::io`]).
     pub(crate) io: RefCell<crate::io::Slab>,
+    /// The channel other threads post into, once a [`Remote`] was asked for.
+    ///
+    /// [`Remote`]: crate::Remote
+    pub(crate) remote: RefCell<Option<crate::remote::RemoteHub>>,
     ticks: Cell<u32>,
     event_interval: Cell<u32>,
     stack_size: Cell<usize>,
@@ -247,6 +251,7 @@ impl Runtime {
             poll: RefCell::new(None),
             external_waits: Cell::new(0),
             io: RefCell::new(crate::io::Slab::default()),
+            remote: RefCell::new(None),
             ticks: Cell::new(0),
             event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
@@ -411,6 +416,7 @@ impl Runtime {
     fn maintain(&self, idle: bool) -> bool {
         let now = Instant::now();
         self.fire_timers(now);
+        self.drain_remote();
         let has_ready = !self.ready.borrow().is_empty();
         if !idle || has_ready {
             if self.external_waits.get() > 0 {
@@ -419,12 +425,13 @@ impl Runtime {
             return true;
         }
         let next = self.timers.borrow().next_deadline();
-        if next.is_none() && self.external_waits.get() == 0 {
+        if next.is_none() && self.external_waits.get() == 0 && !self.remote_keeps_alive() {
             return false;
         }
         let timeout = next.map(|d| d.saturating_duration_since(now));
         self.poll_io(timeout);
         self.fire_timers(Instant::now());
+        self.drain_remote();
         true
     }
 
@@ -465,7 +472,11 @@ impl Runtime {
         // Dispatching only touches the slab and the ready queue (never user
         // code), so it may run under the poll's borrow.
         for event in events.iter() {
-            self.dispatch_io(event);
+            // The remote waker only interrupts the poll: `maintain` drains
+            // the remote channel next.
+            if event.token() != crate::remote::REMOTE_TOKEN {
+                self.dispatch_io(event);
+            }
         }
     }
 
@@ -507,7 +518,10 @@ impl Runtime {
         for _ in 0..64 {
             let ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
             let timers = self.timers.borrow_mut().drain();
-            let io_waiters = self.io.borrow_mut().take_waiters();
+            let mut io_waiters = self.io.borrow_mut().take_waiters();
+            if let Some(r) = self.remote.borrow_mut().as_mut() {
+                io_waiters.extend(r.take_waiters());
+            }
             if ready.is_empty() && timers.is_empty() && io_waiters.is_empty() {
                 break;
             }
@@ -637,6 +651,31 @@ impl Hub {
         with_rt(|_| ());
         Hub {
             _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// A `Send + Sync` handle into this hub, for other OS threads (see
+    /// [`Remote`](crate::Remote)). Every call returns a handle to the same
+    /// channel.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the hub's waker cannot be created (no file descriptor
+    /// left for the poll or its eventfd).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let remote = verdant_runtime::Hub::current().remote();
+    /// std::thread::spawn(move || remote.post(|| println!("hello from the hub")).unwrap())
+    ///     .join()
+    ///     .unwrap();
+    /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
+    /// ```
+    pub fn remote(&self) -> crate::Remote {
+        match with_rt(|rt| rt.remote()) {
+            Ok(r) => r,
+            Err(e) => panic!("verdant: cannot create the hub's remote waker: {e}"),
         }
     }
 

@@ -42,6 +42,7 @@ pub mod greenlet;
 pub mod hub;
 pub mod io;
 mod panic;
+pub mod remote;
 pub mod stack;
 mod task;
 mod time;
@@ -50,6 +51,10 @@ mod value;
 
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
+pub use remote::{
+    blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle, PostError, Remote,
+    DEFAULT_BLOCKING_THREADS,
+};
 pub use task::{
     joinall, killall, spawn, spawn_later, Builder, JoinAll, JoinAllError, JoinError, JoinErrorKind,
     JoinHandle,

@@ -133,12 +133,22 @@ pub struct JoinError {
 }
 
 impl JoinError {
-    fn new(kind: JoinErrorKind, name: Cow<'static, str>) -> JoinError {
+    pub(crate) fn new(kind: JoinErrorKind, name: Cow<'static, str>) -> JoinError {
         JoinError {
             kind,
             name,
             message: None,
             payload: None,
+        }
+    }
+
+    /// A panic caught somewhere other than a greenlet (the blocking pool).
+    pub(crate) fn from_panic(name: Cow<'static, str>, payload: Payload) -> JoinError {
+        JoinError {
+            kind: JoinErrorKind::Panicked,
+            name,
+            message: panic_message(&*payload),
+            payload: Some(payload),
         }
     }
 
