@@ -8,6 +8,8 @@
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
 //! * [`UdpSocket`]: see [`udp`].
+//! * [`ToSocketAddrs`], [`lookup_host`]: name resolution on the blocking
+//!   pool, so a slow DNS server never stalls the hub ([`dns`]).
 //! * [`sleep`]: the cooperative `std::thread::sleep`.
 //! * [`monkey`]: all of these under std's module names, so a program
 //!   "patched" at the `use` level reads like its std original.
@@ -48,10 +50,12 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod dns;
 pub mod monkey;
 pub mod tcp;
 pub mod udp;
 
+pub use dns::{lookup_host, ToSocketAddrs};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use verdant_runtime::sleep;

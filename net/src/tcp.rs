@@ -20,9 +20,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
+
+use crate::dns::ToSocketAddrs;
 
 use verdant_runtime::io::{Direction, Registration};
 
@@ -82,14 +84,14 @@ pub(crate) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
     Ok(())
 }
 
-/// Resolves `addr` and tries `f` on each address in turn, like std: the
-/// first success wins, else the last error.
+/// Resolves `addr` (names on the blocking pool) and tries `f` on each
+/// address in turn, like std: the first success wins, else the last error.
 pub(crate) fn each_addr<A: ToSocketAddrs, T>(
     addr: A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in addr.resolve()? {
         match f(&a) {
             Ok(v) => return Ok(v),
             Err(e) => last = Some(e),
@@ -127,7 +129,7 @@ impl TcpListener {
     /// assert_ne!(l.local_addr().unwrap().port(), 0);
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
-        TcpListener::from_std(std::net::TcpListener::bind(addr)?)
+        TcpListener::from_std(each_addr(addr, |a| std::net::TcpListener::bind(*a))?)
     }
 
     /// Wraps a std listener (switching it to non-blocking mode).

@@ -10,9 +10,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::time::Duration;
+
+use crate::dns::ToSocketAddrs;
 
 use verdant_runtime::io::{Direction, Registration};
 
@@ -61,7 +63,7 @@ impl UdpSocket {
     /// assert_ne!(s.local_addr().unwrap().port(), 0);
     /// ```
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
-        UdpSocket::from_std(std::net::UdpSocket::bind(addr)?)
+        UdpSocket::from_std(each_addr(addr, |a| std::net::UdpSocket::bind(*a))?)
     }
 
     /// Wraps a std socket (switching it to non-blocking mode).
@@ -143,7 +145,7 @@ impl UdpSocket {
     ///
     /// See [`UdpSocket`].
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
-        let addr = addr.to_socket_addrs()?.next().ok_or_else(|| {
+        let addr = addr.resolve()?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
         self.write_op(|| self.inner.send_to(buf, addr))
