@@ -1,0 +1,273 @@
+//! A minimal HTTP/1.1 keep-alive server, for benchmarking (`wrk`, `oha`,
+//! `ab -k`): one greenlet per connection, requests parsed with `httparse`.
+//!
+//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0]`
+//!
+//! It prints `listening on <addr>` first (port 0 picks a free port), then
+//! serves until killed, printing nothing else. Its answers:
+//!
+//! * `GET /` (or `HEAD /`) → `200 OK`, `Content-Length: 13`, body
+//!   `Hello, world!`; other methods on `/` → `405`.
+//! * any other path → `404 Not Found`.
+//! * a request that is not HTTP/1.x → `400 Bad Request`, then the
+//!   connection is closed; a request head over 8 KiB (or with more than 64
+//!   header lines) → `431`, then closed; `Transfer-Encoding` → `501`, then
+//!   closed.
+//!
+//! Connections are kept alive (HTTP/1.1) unless the request says
+//! `Connection: close`; an HTTP/1.0 request closes the connection unless it
+//! says `Connection: keep-alive`. Pipelined requests are answered in order,
+//! with one write per batch read; a request split over several reads is
+//! put back together; a `Content-Length` body is read and ignored. Each
+//! connection owns one 8 KiB read buffer and one output buffer for its whole
+//! life, and the responses are constant byte strings, so a request costs no
+//! allocation.
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::time::{Duration, Instant};
+
+use verdant::net::{TcpListener, TcpStream};
+
+/// The largest request head (request line and headers) accepted.
+const MAX_HEAD: usize = 8 * 1024;
+/// The most header lines accepted.
+const MAX_HEADERS: usize = 64;
+/// How long a closing connection waits for the client to finish sending.
+const LINGER: Duration = Duration::from_secs(1);
+/// Flush the output buffer once this much is queued (a long pipeline).
+const FLUSH_AT: usize = 32 * 1024;
+
+const HELLO_KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+const HELLO_KEEP_10: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, world!";
+const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!";
+const NOT_FOUND_KEEP: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nNot Found\n";
+const NOT_FOUND_KEEP_10: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\nNot Found\n";
+const NOT_FOUND_CLOSE: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n";
+const NOT_ALLOWED_KEEP: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n\r\n";
+const NOT_ALLOWED_KEEP_10: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
+const NOT_ALLOWED_CLOSE: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n";
+const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// Picks the keep-alive, HTTP/1.0 keep-alive or closing variant.
+fn pick(
+    keep: bool,
+    http10: bool,
+    variants: (&'static [u8], &'static [u8], &'static [u8]),
+) -> &'static [u8] {
+    match (keep, http10) {
+        (true, false) => variants.0,
+        (true, true) => variants.1,
+        (false, _) => variants.2,
+    }
+}
+
+/// Whether a `Connection` header value lists `token` (case-insensitive,
+/// comma-separated).
+fn has_token(value: &[u8], token: &str) -> bool {
+    value
+        .split(|&b| b == b',')
+        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+}
+
+/// What one parsed request asks of the connection.
+struct Answer {
+    response: &'static [u8],
+    /// Request body bytes to read and ignore before the next request.
+    body: usize,
+    /// Close the connection after this response.
+    close: bool,
+}
+
+impl Answer {
+    fn fatal(response: &'static [u8]) -> Answer {
+        Answer {
+            response,
+            body: 0,
+            close: true,
+        }
+    }
+}
+
+/// Answers a complete request head.
+fn answer(req: &httparse::Request<'_, '_>) -> Answer {
+    let http10 = req.version == Some(0);
+    let mut keep = !http10;
+    let mut body: Option<usize> = None;
+    for h in req.headers.iter() {
+        if h.name.eq_ignore_ascii_case("connection") {
+            if has_token(h.value, "close") {
+                keep = false;
+            } else if http10 && has_token(h.value, "keep-alive") {
+                keep = true;
+            }
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            let len = std::str::from_utf8(h.value)
+                .ok()
+                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|v| v.parse::<usize>().ok());
+            match (len, body) {
+                (None, _) => return Answer::fatal(BAD_REQUEST),
+                // Two different lengths: the framing is ambiguous.
+                (Some(l), Some(prev)) if l != prev => return Answer::fatal(BAD_REQUEST),
+                (Some(l), _) => body = Some(l),
+            }
+        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            return Answer::fatal(NOT_IMPLEMENTED);
+        }
+    }
+    let path = req.path.unwrap_or("");
+    // Ignore a query string; accept the absolute form's path only.
+    let path = path.split_once('?').map_or(path, |(p, _)| p);
+    let response = if path == "/" {
+        match req.method {
+            Some("GET") => pick(keep, http10, (HELLO_KEEP, HELLO_KEEP_10, HELLO_CLOSE)),
+            Some("HEAD") => {
+                // Same head, no body (the body is the last 13 bytes).
+                let r = pick(keep, http10, (HELLO_KEEP, HELLO_KEEP_10, HELLO_CLOSE));
+                &r[..r.len() - 13]
+            }
+            _ => pick(
+                keep,
+                http10,
+                (NOT_ALLOWED_KEEP, NOT_ALLOWED_KEEP_10, NOT_ALLOWED_CLOSE),
+            ),
+        }
+    } else {
+        pick(
+            keep,
+            http10,
+            (NOT_FOUND_KEEP, NOT_FOUND_KEEP_10, NOT_FOUND_CLOSE),
+        )
+    };
+    Answer {
+        response,
+        body: body.unwrap_or(0),
+        close: !keep,
+    }
+}
+
+/// Closes a connection the server decided to end: first the sending half,
+/// then whatever the client still sends is read and dropped for a moment.
+/// Closing a socket with unread input makes the kernel send a reset, which
+/// can destroy the last response before the client has read it.
+fn linger_close(mut conn: TcpStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let until = Instant::now() + LINGER;
+    let mut sink = [0u8; 1024];
+    let mut drained = 0;
+    while drained < 64 * 1024 {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() || conn.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match conn.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
+/// Serves one connection until it closes, fails, or must be closed.
+fn serve(mut conn: TcpStream) -> io::Result<()> {
+    conn.set_nodelay(true)?;
+    let mut buf = vec![0u8; MAX_HEAD].into_boxed_slice();
+    let mut out: Vec<u8> = Vec::with_capacity(4 * 1024);
+    let (mut start, mut end) = (0usize, 0usize); // unparsed bytes: buf[start..end]
+    let mut skip = 0usize; // request body bytes still to discard
+    loop {
+        // Answer every complete request already buffered (a pipeline).
+        loop {
+            if skip > 0 {
+                let n = skip.min(end - start);
+                skip -= n;
+                start += n;
+                if skip > 0 {
+                    break; // the body goes on in the next read
+                }
+            }
+            if start == end {
+                break;
+            }
+            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+            let mut req = httparse::Request::new(&mut headers);
+            let a = match req.parse(&buf[start..end]) {
+                Ok(httparse::Status::Complete(n)) => {
+                    start += n;
+                    answer(&req)
+                }
+                Ok(httparse::Status::Partial) => break, // read more
+                Err(httparse::Error::TooManyHeaders) => Answer::fatal(TOO_LARGE),
+                Err(_) => Answer::fatal(BAD_REQUEST),
+            };
+            out.extend_from_slice(a.response);
+            if a.close {
+                conn.write_all(&out)?;
+                linger_close(conn);
+                return Ok(());
+            }
+            skip = a.body;
+            if out.len() >= FLUSH_AT {
+                conn.write_all(&out)?;
+                out.clear();
+            }
+        }
+        if !out.is_empty() {
+            conn.write_all(&out)?;
+            out.clear();
+        }
+        // Keep the unparsed tail at the front of the buffer.
+        if start == end {
+            (start, end) = (0, 0);
+        } else if start > 0 {
+            buf.copy_within(start..end, 0);
+            (start, end) = (0, end - start);
+        }
+        if end == buf.len() {
+            // A request head that fills the whole buffer and is not done.
+            conn.write_all(TOO_LARGE)?;
+            linger_close(conn);
+            return Ok(());
+        }
+        let n = conn.read(&mut buf[end..])?;
+        if n == 0 {
+            return Ok(()); // the client is done
+        }
+        end += n;
+    }
+}
+
+fn server(addr: &str) -> io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
+    println!("listening on {}", listener.local_addr()?);
+    io::stdout().flush()?;
+    loop {
+        let (conn, _peer) = listener.accept()?;
+        verdant::spawn(move || {
+            // Errors only end that connection (a reset, a broken pipe).
+            let _ = serve(conn);
+        });
+    }
+}
+
+fn main() {
+    let mut host = String::from("127.0.0.1");
+    let mut port = String::from("0");
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let value = args.next();
+        match (a.as_str(), value) {
+            ("--addr", Some(v)) => host = v,
+            ("--port", Some(v)) => port = v,
+            _ => {
+                eprintln!("hello_http: bad arguments (use --addr HOST --port PORT)");
+                std::process::exit(2);
+            }
+        }
+    }
+    if let Err(e) = server(&format!("{host}:{port}")) {
+        eprintln!("hello_http: {e}");
+        std::process::exit(1);
+    }
+}
