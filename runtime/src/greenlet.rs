@@ -212,6 +212,9 @@ pub(crate) struct Inner {
     pub(crate) dying: Cell<bool>,
     /// A payload the hub will throw in (see `Runtime::throw_later`).
     pub(crate) pending_throw: Cell<Option<Payload>>,
+    /// The outermost `with_timeout` scope of this greenlet that expired and
+    /// has not ended yet (0: none): every later hub wait raises it again.
+    pub(crate) timeout_fired: Cell<u64>,
     pub(crate) completion: Completion,
 }
 
@@ -297,6 +300,7 @@ impl Inner {
             killed: Cell::new(false),
             dying: Cell::new(false),
             pending_throw: Cell::new(None),
+            timeout_fired: Cell::new(0),
             completion: Completion::default(),
         }
     }

@@ -366,9 +366,27 @@ impl Runtime {
     }
 
     pub(crate) fn add_timer(&self, deadline: Instant, token: WaitToken, wake: Wake) -> TimerKey {
-        self.timers
-            .borrow_mut()
-            .insert(deadline, TimerEntry { token, wake })
+        self.timers.borrow_mut().insert(
+            deadline,
+            TimerEntry {
+                token,
+                wake,
+                scope: 0,
+            },
+        )
+    }
+
+    /// Arms the timer of `with_timeout` scope `scope` of greenlet `g`.
+    pub(crate) fn add_scope_timer(&self, deadline: Instant, g: Greenlet, scope: u64) -> TimerKey {
+        let token = WaitToken { g, seq: 0 };
+        self.timers.borrow_mut().insert(
+            deadline,
+            TimerEntry {
+                token,
+                wake: Wake::TimedOut,
+                scope,
+            },
+        )
     }
 
     pub(crate) fn cancel_timer(&self, key: &TimerKey) {
@@ -439,6 +457,7 @@ impl Runtime {
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             match due {
+                Some(e) if e.scope != 0 => crate::timeout::expire(self, &e.token.g, e.scope),
                 Some(e) => {
                     self.wake(&e.token, e.wake);
                 }
@@ -564,6 +583,10 @@ pub(crate) fn begin_wait(rt: &Runtime) -> Result<WaitToken, WaitError> {
     if inner.killed.get() || inner.dying.get() {
         // A kill (or drop) that the greenlet caught is raised again.
         std::panic::resume_unwind(Box::new(crate::GreenletExit));
+    }
+    if inner.timeout_fired.get() != 0 {
+        // So is an expired `with_timeout` scope the greenlet is still in.
+        crate::timeout::raise_again(inner.timeout_fired.get());
     }
     let seq = inner.wait_seq.get() + 1;
     inner.wait_seq.set(seq);

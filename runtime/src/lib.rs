@@ -44,8 +44,10 @@ pub mod io;
 mod panic;
 pub mod remote;
 pub mod stack;
+pub mod sync;
 mod task;
 mod time;
+mod timeout;
 mod timer;
 mod value;
 
@@ -60,4 +62,5 @@ pub use task::{
     JoinHandle,
 };
 pub use time::{sleep, yield_now};
+pub use timeout::{with_deadline, with_timeout, Elapsed};
 pub use value::Value;

@@ -17,6 +17,9 @@ pub(crate) type TimerKey = (Instant, u64);
 pub(crate) struct TimerEntry {
     pub(crate) token: WaitToken,
     pub(crate) wake: Wake,
+    /// Non-zero: the timer of `with_timeout` scope `scope` of `token.g`
+    /// (it interrupts whatever the greenlet waits in; `token.seq` unused).
+    pub(crate) scope: u64,
 }
 
 #[derive(Default)]

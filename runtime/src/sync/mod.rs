@@ -1,0 +1,273 @@
+//! Cooperative synchronisation: events, results, semaphores and locks, all
+//! built on one waiter primitive of the hub.
+//!
+//! Every type here belongs to one thread's hub (they are `!Send`, and cheap:
+//! no atomics). A greenlet that waits parks in the hub, which runs the others
+//! meanwhile; waiters are woken in FIFO order. Every blocking call has
+//! `_timeout`/`_deadline` forms and reports why it ended with [`WaitError`]:
+//! a timeout, `LoopExit` (the wait could never end: gevent's `LoopExit`, a
+//! deadlock caught instead of a hang), or cancellation (the waiter is
+//! unwinding and may not wait).
+//!
+//! A greenlet killed (or interrupted by a [`with_timeout`](crate::with_timeout)
+//! scope) while it waits unwinds out of the wait; whatever was handed to it
+//! in the same tick (a permit, a lock, a queued item) is passed on, never
+//! lost, and its guards release what it held.
+//!
+//! ```
+//! use std::rc::Rc;
+//! use verdant_runtime::sync::Event;
+//! use verdant_runtime::spawn;
+//!
+//! let ready = Rc::new(Event::new());
+//! let r = ready.clone();
+//! let waiter = spawn(move || { r.wait().unwrap(); "saw it" });
+//! ready.set();
+//! assert_eq!(waiter.join().unwrap(), "saw it");
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::greenlet::Wake;
+use crate::hub::{self, Runtime, WaitToken};
+use crate::task::TimerGuard;
+
+mod event;
+mod queue;
+mod semaphore;
+
+pub use event::{AsyncResult, Event, GetError};
+pub use queue::{
+    JoinableQueue, LifoQueue, PriorityQueue, PutError, Queue, TakeError, TaskDoneError,
+};
+pub use semaphore::{
+    BoundedSemaphore, Lock, LockGuard, OverRelease, RLock, RLockGuard, Semaphore, SemaphoreGuard,
+};
+
+/// Why a blocking wait ended without what it waited for.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::sync::{Event, WaitError};
+/// let e = Event::new();
+/// assert_eq!(e.wait_timeout(Duration::from_millis(1)), Err(WaitError::TimedOut));
+/// // Nothing could ever set it: a deadlock, reported instead of a hang.
+/// assert_eq!(e.wait(), Err(WaitError::LoopExit));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum WaitError {
+    /// The timeout or deadline passed first.
+    TimedOut,
+    /// The wait could never end: the hub had nothing ready, timed or watched
+    /// (gevent's `LoopExit`).
+    LoopExit,
+    /// The waiting greenlet is unwinding (a panic, a kill, its drop) and may
+    /// not wait.
+    Cancelled,
+}
+
+impl fmt::Display for WaitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WaitError::TimedOut => "timed out waiting",
+            WaitError::LoopExit => {
+                "LoopExit: this wait could never end (nothing is ready, timed or watched)"
+            }
+            WaitError::Cancelled => "cannot wait while the greenlet unwinds",
+        })
+    }
+}
+
+impl std::error::Error for WaitError {}
+
+const WAITING: u8 = 0;
+const NOTIFIED: u8 = 1;
+
+/// One parked greenlet in a [`WaitList`], with a slot for a value handed to
+/// it (a getter) or offered by it (a putter).
+pub(crate) struct Waiter<T> {
+    token: WaitToken,
+    state: Cell<u8>,
+    slot: Cell<Option<T>>,
+}
+
+/// A FIFO list of parked greenlets: the hub's waiter primitive. Waking one
+/// hands it a value (or takes the value it offered) in the same step, so a
+/// newcomer can never overtake a woken waiter (FIFO fairness), and a waiter
+/// that unwinds after being woken passes what it got on (`on_lost`).
+pub(crate) struct WaitList<T> {
+    q: RefCell<VecDeque<Rc<Waiter<T>>>>,
+}
+
+impl<T> Default for WaitList<T> {
+    fn default() -> Self {
+        WaitList {
+            q: RefCell::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<T> WaitList<T> {
+    /// Pops the first waiter still waiting (dropping those whose wait ended
+    /// otherwise: timed out, killed), marks it notified and wakes it.
+    fn pop_live(&self) -> Option<Rc<Waiter<T>>> {
+        loop {
+            let w = self.q.borrow_mut().pop_front()?;
+            if w.state.get() == WAITING && w.token.is_current() {
+                hub::with_rt(|rt| rt.wake(&w.token, Wake::Ready));
+                w.state.set(NOTIFIED);
+                return Some(w);
+            }
+        }
+    }
+
+    /// Wakes the first waiter, handing it `value`; gives `value` back when
+    /// no one waits.
+    pub(crate) fn notify_one(&self, value: T) -> Result<(), T> {
+        match self.pop_live() {
+            Some(w) => {
+                w.slot.set(Some(value));
+                Ok(())
+            }
+            None => Err(value),
+        }
+    }
+
+    /// Wakes the first waiter and takes the value it offered.
+    pub(crate) fn take_one(&self) -> Option<T> {
+        let w = self.pop_live()?;
+        w.slot.take()
+    }
+
+    /// Wakes every waiter, each with a value from `f`.
+    pub(crate) fn notify_all(&self, mut f: impl FnMut() -> T) -> usize {
+        let mut n = 0;
+        while self.notify_one(f()).is_ok() {
+            n += 1;
+        }
+        n
+    }
+
+    /// Wakes every waiter without handing anything over: each finds its
+    /// offer still in place (a putter) or nothing (a getter), and looks at
+    /// the state again (a queue that closed).
+    pub(crate) fn wake_all_empty(&self) {
+        while self.pop_live().is_some() {}
+    }
+
+    /// Whether a greenlet waits (waits that ended otherwise are pruned).
+    pub(crate) fn has_waiters(&self) -> bool {
+        let mut q = self.q.borrow_mut();
+        while let Some(w) = q.front() {
+            if w.state.get() == WAITING && w.token.is_current() {
+                return true;
+            }
+            q.pop_front();
+        }
+        false
+    }
+
+    /// How many greenlets wait.
+    pub(crate) fn len(&self) -> usize {
+        self.q
+            .borrow()
+            .iter()
+            .filter(|w| w.state.get() == WAITING && w.token.is_current())
+            .count()
+    }
+
+    /// Parks the current greenlet at the back of the list until it is
+    /// notified, `deadline` passes, or the wait can never end. `offer` is the
+    /// value a putter hands over. On success, gives the value it was handed
+    /// (or `None` once its offer was taken); on failure, the offer back.
+    ///
+    /// If the greenlet unwinds (a kill, a timeout scope) after being
+    /// notified, `on_lost` gets what was handed to it, to pass on.
+    pub(crate) fn wait(
+        &self,
+        rt: &Runtime,
+        deadline: Option<Instant>,
+        offer: Option<T>,
+        on_lost: &dyn Fn(Option<T>),
+    ) -> Result<Option<T>, (WaitError, Option<T>)> {
+        if deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err((WaitError::TimedOut, offer));
+        }
+        let token = match hub::begin_wait(rt) {
+            Ok(t) => t,
+            Err(_) => return Err((WaitError::Cancelled, offer)),
+        };
+        let w = Rc::new(Waiter {
+            token: token.clone(),
+            state: Cell::new(WAITING),
+            slot: Cell::new(offer),
+        });
+        self.q.borrow_mut().push_back(w.clone());
+        let mut guard = Unwinding {
+            list: self,
+            w: &w,
+            on_lost,
+            armed: true,
+        };
+        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+        let woke = hub::wait(rt);
+        drop(timer);
+        guard.armed = false;
+        if w.state.get() == NOTIFIED {
+            return Ok(w.slot.take());
+        }
+        self.remove(&w);
+        let why = match woke {
+            Ok(Wake::TimedOut) => WaitError::TimedOut,
+            Ok(Wake::LoopExit) => WaitError::LoopExit,
+            // Not notified yet woken Ready: cannot happen; report a
+            // cancellation rather than loop.
+            Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
+        };
+        Err((why, w.slot.take()))
+    }
+
+    fn remove(&self, w: &Rc<Waiter<T>>) {
+        let removed = {
+            let mut q = self.q.borrow_mut();
+            q.iter()
+                .position(|x| Rc::ptr_eq(x, w))
+                .and_then(|i| q.remove(i))
+        };
+        drop(removed);
+    }
+}
+
+/// Cleans up a wait left by unwinding: dequeues the waiter, or passes on
+/// what it was handed.
+struct Unwinding<'a, T> {
+    list: &'a WaitList<T>,
+    w: &'a Rc<Waiter<T>>,
+    on_lost: &'a dyn Fn(Option<T>),
+    armed: bool,
+}
+
+impl<T> Drop for Unwinding<'_, T> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if self.w.state.get() == NOTIFIED {
+            (self.on_lost)(self.w.slot.take());
+        } else {
+            self.list.remove(self.w);
+        }
+    }
+}
+
+/// The deadline of an optional timeout.
+pub(crate) fn deadline_of(timeout: Option<std::time::Duration>) -> Option<Instant> {
+    timeout.map(crate::task::deadline_after)
+}

@@ -1,0 +1,759 @@
+//! Cooperative queues (gevent's `gevent.queue`): FIFO [`Queue`],
+//! [`LifoQueue`], [`PriorityQueue`] and [`JoinableQueue`], each unbounded or
+//! with a maximum size.
+//!
+//! `put` waits while the queue is full, `get` while it is empty; both have
+//! `try_`, `_timeout` and `_deadline` forms. Waiters are served in FIFO
+//! order, and an item is handed from a putter to a waiting getter directly.
+//! A maximum size of 0 makes a rendezvous: `put` returns once a getter took
+//! the item. [`close`](Queue::close) wakes every waiter: putters get their
+//! item back, getters drain what is left and then learn it is closed.
+//!
+//! A getter killed after an item was handed to it puts the item back at the
+//! front; a putter killed while it waits drops its item (the put did not
+//! happen).
+
+use std::cell::{Cell, RefCell};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use super::{deadline_of, WaitError, WaitList};
+use crate::hub::with_rt;
+
+/// Why a `put` did not happen; the item comes back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PutError<T> {
+    /// The queue is full (`try_put` only).
+    Full(T),
+    /// The queue was closed.
+    Closed(T),
+    /// The wait ended first: timed out, `LoopExit`, or cancelled.
+    Wait(WaitError, T),
+}
+
+impl<T> PutError<T> {
+    /// The item that was not put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::Queue::bounded(1);
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.try_put(2).unwrap_err().into_inner(), 2);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Full(t) | PutError::Closed(t) | PutError::Wait(_, t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("Full(..)"),
+            PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::Wait(w, _) => write!(f, "Wait({w:?}, ..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Full(_) => f.write_str("the queue is full"),
+            PutError::Closed(_) => f.write_str("the queue is closed"),
+            PutError::Wait(w, _) => w.fmt(f),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {}
+
+/// Why a `get` gave no item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakeError {
+    /// The queue is empty (`try_get` only).
+    Empty,
+    /// The queue was closed and is empty.
+    Closed,
+    /// The wait ended first: timed out, `LoopExit`, or cancelled.
+    Wait(WaitError),
+}
+
+impl fmt::Display for TakeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TakeError::Empty => f.write_str("the queue is empty"),
+            TakeError::Closed => f.write_str("the queue is closed and empty"),
+            TakeError::Wait(w) => w.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TakeError {}
+
+/// [`JoinableQueue::task_done`] was called more times than items were put.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskDoneError;
+
+impl fmt::Display for TaskDoneError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("task_done() called too many times")
+    }
+}
+
+impl std::error::Error for TaskDoneError {}
+
+/// The order a queue keeps its items in.
+trait Store: Default {
+    type Item;
+    fn push(&mut self, item: Self::Item);
+    /// Puts back an item taken out of order (a killed getter's).
+    fn push_back_first(&mut self, item: Self::Item);
+    fn pop(&mut self) -> Option<Self::Item>;
+    fn len(&self) -> usize;
+}
+
+struct Fifo<T>(VecDeque<T>);
+struct Lifo<T>(Vec<T>);
+struct Prio<T>(BinaryHeap<Reverse<T>>);
+
+impl<T> Default for Fifo<T> {
+    fn default() -> Self {
+        Fifo(VecDeque::new())
+    }
+}
+impl<T> Default for Lifo<T> {
+    fn default() -> Self {
+        Lifo(Vec::new())
+    }
+}
+impl<T: Ord> Default for Prio<T> {
+    fn default() -> Self {
+        Prio(BinaryHeap::new())
+    }
+}
+
+impl<T> Store for Fifo<T> {
+    type Item = T;
+    fn push(&mut self, item: T) {
+        self.0.push_back(item);
+    }
+    fn push_back_first(&mut self, item: T) {
+        self.0.push_front(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop_front()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<T> Store for Lifo<T> {
+    type Item = T;
+    fn push(&mut self, item: T) {
+        self.0.push(item);
+    }
+    fn push_back_first(&mut self, item: T) {
+        self.0.push(item);
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl<T: Ord> Store for Prio<T> {
+    type Item = T;
+    fn push(&mut self, item: T) {
+        self.0.push(Reverse(item));
+    }
+    fn push_back_first(&mut self, item: T) {
+        self.0.push(Reverse(item));
+    }
+    fn pop(&mut self) -> Option<T> {
+        self.0.pop().map(|r| r.0)
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+/// The queue machinery, for any item order.
+struct Core<S: Store> {
+    items: RefCell<S>,
+    max: Option<usize>,
+    closed: Cell<bool>,
+    getters: WaitList<S::Item>,
+    putters: WaitList<S::Item>,
+    unfinished: Cell<usize>,
+    joiners: WaitList<()>,
+}
+
+impl<S: Store> Core<S> {
+    fn new(max: Option<usize>) -> Self {
+        Core {
+            items: RefCell::new(S::default()),
+            max,
+            closed: Cell::new(false),
+            getters: WaitList::default(),
+            putters: WaitList::default(),
+            unfinished: Cell::new(0),
+            joiners: WaitList::default(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.items.borrow().len()
+    }
+
+    fn is_full(&self) -> bool {
+        self.max.is_some_and(|m| self.len() >= m)
+    }
+
+    /// Puts without waiting; gives the item back when it would wait.
+    fn try_put_now(&self, item: S::Item) -> Result<(), PutError<S::Item>> {
+        if self.closed.get() {
+            return Err(PutError::Closed(item));
+        }
+        // A getter waits only while the queue is empty: hand it over.
+        let item = match self.getters.notify_one(item) {
+            Ok(()) => {
+                self.unfinished.set(self.unfinished.get() + 1);
+                return Ok(());
+            }
+            Err(item) => item,
+        };
+        if self.is_full() || self.putters.has_waiters() {
+            return Err(PutError::Full(item));
+        }
+        self.items.borrow_mut().push(item);
+        self.unfinished.set(self.unfinished.get() + 1);
+        Ok(())
+    }
+
+    fn put_until(
+        &self,
+        mut item: S::Item,
+        deadline: Option<Instant>,
+    ) -> Result<(), PutError<S::Item>> {
+        loop {
+            item = match self.try_put_now(item) {
+                Err(PutError::Full(item)) => item,
+                other => return other,
+            };
+            let waited = with_rt(|rt| self.putters.wait(rt, deadline, Some(item), &drop));
+            match waited {
+                // A getter took it (and counted it).
+                Ok(None) => return Ok(()),
+                // Woken without a taker: the queue closed; look again.
+                Ok(Some(back)) => item = back,
+                Err((why, back)) => {
+                    return Err(PutError::Wait(why, back.expect("a putter keeps its offer")))
+                }
+            }
+        }
+    }
+
+    /// Takes without waiting.
+    fn try_get_now(&self) -> Result<S::Item, TakeError> {
+        let popped = self.items.borrow_mut().pop();
+        if let Some(item) = popped {
+            // Room for the first waiting putter's item.
+            if let Some(next) = self.putters.take_one() {
+                self.items.borrow_mut().push(next);
+                self.unfinished.set(self.unfinished.get() + 1);
+            }
+            return Ok(item);
+        }
+        // Empty, with a putter waiting: a rendezvous queue (max 0).
+        if let Some(item) = self.putters.take_one() {
+            self.unfinished.set(self.unfinished.get() + 1);
+            return Ok(item);
+        }
+        Err(if self.closed.get() {
+            TakeError::Closed
+        } else {
+            TakeError::Empty
+        })
+    }
+
+    fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
+        loop {
+            match self.try_get_now() {
+                Err(TakeError::Empty) => {}
+                other => return other,
+            }
+            let requeue = |lost: Option<S::Item>| {
+                if let Some(item) = lost {
+                    self.requeue(item);
+                }
+            };
+            match with_rt(|rt| self.getters.wait(rt, deadline, None, &requeue)) {
+                Ok(Some(item)) => return Ok(item),
+                Ok(None) => continue, // closed: drain or report it
+                Err((why, _)) => return Err(TakeError::Wait(why)),
+            }
+        }
+    }
+
+    /// An item handed to a getter that unwound goes to the next getter, or
+    /// back to the front of the queue.
+    fn requeue(&self, item: S::Item) {
+        if let Err(item) = self.getters.notify_one(item) {
+            self.items.borrow_mut().push_back_first(item);
+        }
+    }
+
+    fn close(&self) {
+        self.closed.set(true);
+        self.getters.wake_all_empty();
+        self.putters.wake_all_empty();
+    }
+
+    fn task_done(&self) -> Result<(), TaskDoneError> {
+        let n = self.unfinished.get();
+        if n == 0 {
+            return Err(TaskDoneError);
+        }
+        self.unfinished.set(n - 1);
+        if n == 1 {
+            self.joiners.notify_all(|| ());
+        }
+        Ok(())
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
+        while self.unfinished.get() > 0 {
+            with_rt(|rt| self.joiners.wait(rt, deadline, None, &|_| {})).map_err(|(e, _)| e)?;
+        }
+        Ok(())
+    }
+}
+
+macro_rules! queue_api {
+    ($(#[$doc:meta])* $name:ident, $store:ident, [$($bound:tt)*], $example:literal) => {
+        $(#[$doc])*
+        pub struct $name<T: $($bound)*> {
+            core: Core<$store<T>>,
+        }
+
+        impl<T: $($bound)*> fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("len", &self.core.len())
+                    .field("max", &self.core.max)
+                    .field("closed", &self.core.closed.get())
+                    .finish()
+            }
+        }
+
+        impl<T: $($bound)*> Default for $name<T> {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl<T: $($bound)*> $name<T> {
+            /// An unbounded queue.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::new();\nq.put(", $example, ").unwrap();\nassert_eq!(q.len(), 1);\n```")]
+            pub fn new() -> Self {
+                $name { core: Core::new(None) }
+            }
+
+            /// A queue holding at most `max` items (`put` waits while it is
+            /// full); 0 makes a rendezvous: `put` waits for a getter.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::bounded(1);\nq.put(", $example, ").unwrap();\nassert!(q.is_full());\nassert!(q.try_put(", $example, ").is_err());\n```")]
+            pub fn bounded(max: usize) -> Self {
+                $name { core: Core::new(Some(max)) }
+            }
+
+            /// Items in the queue now.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert_eq!(verdant_runtime::sync::", stringify!($name), "::<u8>::new().len(), 0);\n```")]
+            pub fn len(&self) -> usize {
+                self.core.len()
+            }
+
+            /// Whether the queue holds no item.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert!(verdant_runtime::sync::", stringify!($name), "::<u8>::new().is_empty());\n```")]
+            pub fn is_empty(&self) -> bool {
+                self.core.len() == 0
+            }
+
+            /// Whether `put` would wait.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert!(verdant_runtime::sync::", stringify!($name), "::<u8>::bounded(0).is_full());\n```")]
+            pub fn is_full(&self) -> bool {
+                self.core.is_full()
+            }
+
+            /// The maximum size (`None`: unbounded).
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert_eq!(verdant_runtime::sync::", stringify!($name), "::<u8>::bounded(3).capacity(), Some(3));\n```")]
+            pub fn capacity(&self) -> Option<usize> {
+                self.core.max
+            }
+
+            /// How many greenlets wait in `get`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert_eq!(verdant_runtime::sync::", stringify!($name), "::<u8>::new().getters(), 0);\n```")]
+            pub fn getters(&self) -> usize {
+                self.core.getters.len()
+            }
+
+            /// How many greenlets wait in `put`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nassert_eq!(verdant_runtime::sync::", stringify!($name), "::<u8>::new().putters(), 0);\n```")]
+            pub fn putters(&self) -> usize {
+                self.core.putters.len()
+            }
+
+            /// Puts `item`, waiting while the queue is full.
+            ///
+            /// # Errors
+            ///
+            /// [`PutError::Closed`], or [`PutError::Wait`] (`LoopExit`,
+            /// `Cancelled`), with the item.
+            ///
+            /// # Panics
+            ///
+            /// Raises a kill or timeout-scope expiry delivered while waiting.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::new();\nq.put(", $example, ").unwrap();\nassert_eq!(q.get().unwrap(), ", $example, ");\n```")]
+            pub fn put(&self, item: T) -> Result<(), PutError<T>> {
+                self.core.put_until(item, None)
+            }
+
+            /// Puts `item` if there is room now.
+            ///
+            /// # Errors
+            ///
+            /// [`PutError::Full`] or [`PutError::Closed`], with the item.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::bounded(0);\nassert!(q.try_put(", $example, ").is_err()); // no getter waits\n```")]
+            pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
+                self.core.try_put_now(item)
+            }
+
+            /// Puts `item`, waiting at most `timeout` for room.
+            ///
+            /// # Errors
+            ///
+            /// [`PutError::Wait`] with [`WaitError::TimedOut`], or as for
+            /// `put`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse std::time::Duration;\nlet q = verdant_runtime::sync::", stringify!($name), "::bounded(0);\nassert!(q.put_timeout(", $example, ", Duration::from_millis(1)).is_err());\n```")]
+            pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
+                self.core.put_until(item, deadline_of(Some(timeout)))
+            }
+
+            /// Puts `item`, waiting until `deadline` at the latest.
+            ///
+            /// # Errors
+            ///
+            /// As for `put_timeout`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::new();\nq.put_deadline(", $example, ", std::time::Instant::now()).unwrap(); // room: no wait\n```")]
+            pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutError<T>> {
+                self.core.put_until(item, Some(deadline))
+            }
+
+            /// Takes an item, waiting while the queue is empty.
+            ///
+            /// # Errors
+            ///
+            /// [`TakeError::Closed`] once closed and drained;
+            /// [`TakeError::Wait`] (`LoopExit`, `Cancelled`).
+            ///
+            /// # Panics
+            ///
+            /// Raises a kill or timeout-scope expiry delivered while waiting.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::<u8>::new();\n// Nothing could ever put: a deadlock, reported.\nassert!(q.get().is_err());\n```")]
+            pub fn get(&self) -> Result<T, TakeError> {
+                self.core.get_until(None)
+            }
+
+            /// Takes an item if there is one.
+            ///
+            /// # Errors
+            ///
+            /// [`TakeError::Empty`] or [`TakeError::Closed`].
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse verdant_runtime::sync::TakeError;\nlet q = verdant_runtime::sync::", stringify!($name), "::<u8>::new();\nassert_eq!(q.try_get(), Err(TakeError::Empty));\n```")]
+            pub fn try_get(&self) -> Result<T, TakeError> {
+                self.core.try_get_now()
+            }
+
+            /// Takes an item, waiting at most `timeout`.
+            ///
+            /// # Errors
+            ///
+            /// [`TakeError::Wait`] with [`WaitError::TimedOut`], or as for
+            /// `get`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse std::time::Duration;\nlet q = verdant_runtime::sync::", stringify!($name), "::<u8>::new();\nassert!(q.get_timeout(Duration::from_millis(1)).is_err());\n```")]
+            pub fn get_timeout(&self, timeout: Duration) -> Result<T, TakeError> {
+                self.core.get_until(deadline_of(Some(timeout)))
+            }
+
+            /// Takes an item, waiting until `deadline` at the latest.
+            ///
+            /// # Errors
+            ///
+            /// As for `get_timeout`.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::<u8>::new();\nassert!(q.get_deadline(std::time::Instant::now()).is_err());\n```")]
+            pub fn get_deadline(&self, deadline: Instant) -> Result<T, TakeError> {
+                self.core.get_until(Some(deadline))
+            }
+
+            /// Closes the queue: later puts fail, waiting putters get their
+            /// items back, getters drain what is left and then get
+            /// [`TakeError::Closed`].
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nuse verdant_runtime::sync::TakeError;\nlet q = verdant_runtime::sync::", stringify!($name), "::new();\nq.put(", $example, ").unwrap();\nq.close();\nassert!(q.put(", $example, ").is_err());\nassert!(q.get().is_ok());\nassert_eq!(q.get(), Err(TakeError::Closed));\n```")]
+            pub fn close(&self) {
+                self.core.close()
+            }
+
+            /// Whether [`close`](Self::close) was called.
+            ///
+            /// # Examples
+            ///
+            #[doc = concat!("```\nlet q = verdant_runtime::sync::", stringify!($name), "::<u8>::new();\nq.close();\nassert!(q.is_closed());\n```")]
+            pub fn is_closed(&self) -> bool {
+                self.core.closed.get()
+            }
+        }
+    };
+}
+
+queue_api!(
+    /// A FIFO queue (gevent's `Queue`). Share it with `Rc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use verdant_runtime::{spawn, sync::Queue};
+    ///
+    /// let q = Rc::new(Queue::bounded(2));
+    /// let q2 = q.clone();
+    /// let producer = spawn(move || for i in 0..5 { q2.put(i).unwrap(); });
+    /// let got: Vec<i32> = (0..5).map(|_| q.get().unwrap()).collect();
+    /// assert_eq!(got, [0, 1, 2, 3, 4]);
+    /// producer.join().unwrap();
+    /// ```
+    Queue, Fifo, [Sized], "1"
+);
+
+queue_api!(
+    /// A last-in, first-out queue (gevent's `LifoQueue`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::LifoQueue::new();
+    /// for i in 1..=3 { q.put(i).unwrap(); }
+    /// assert_eq!(q.get().unwrap(), 3);
+    /// ```
+    LifoQueue, Lifo, [Sized], "1"
+);
+
+queue_api!(
+    /// A queue that gives the smallest item first (gevent's
+    /// `PriorityQueue`; use `(priority, item)` pairs or `Reverse`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::PriorityQueue::new();
+    /// for p in [3, 1, 2] { q.put(p).unwrap(); }
+    /// assert_eq!(q.get().unwrap(), 1);
+    /// ```
+    PriorityQueue, Prio, [Ord], "1"
+);
+
+/// A FIFO [`Queue`] that also counts unfinished work (gevent's
+/// `JoinableQueue`): every `put` adds a task, [`task_done`] ends one, and
+/// [`join`] waits until none is left.
+///
+/// [`task_done`]: JoinableQueue::task_done
+/// [`join`]: JoinableQueue::join
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use verdant_runtime::{spawn, sync::JoinableQueue};
+///
+/// let q = Rc::new(JoinableQueue::new());
+/// for job in 0..10 { q.put(job).unwrap(); }
+/// let worker = { let q = q.clone(); spawn(move || while let Ok(_job) = q.get() { q.task_done().unwrap(); }) };
+/// q.join().unwrap(); // every job was done
+/// q.close();
+/// worker.join().unwrap();
+/// ```
+pub struct JoinableQueue<T> {
+    queue: Queue<T>,
+}
+
+impl<T> fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinableQueue")
+            .field("queue", &self.queue)
+            .field("unfinished", &self.unfinished())
+            .finish()
+    }
+}
+
+impl<T> Default for JoinableQueue<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// An unbounded joinable queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::sync::JoinableQueue::<u8>::new().unfinished(), 0);
+    /// ```
+    pub fn new() -> Self {
+        JoinableQueue {
+            queue: Queue::new(),
+        }
+    }
+
+    /// A joinable queue of at most `max` items.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::sync::JoinableQueue::<u8>::bounded(4).capacity(), Some(4));
+    /// ```
+    pub fn bounded(max: usize) -> Self {
+        JoinableQueue {
+            queue: Queue::bounded(max),
+        }
+    }
+
+    /// Tasks put and not yet marked done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::JoinableQueue::new();
+    /// q.put(1).unwrap();
+    /// assert_eq!(q.unfinished(), 1);
+    /// ```
+    pub fn unfinished(&self) -> usize {
+        self.queue.core.unfinished.get()
+    }
+
+    /// Marks one task done; wakes the joiners when none is left.
+    ///
+    /// # Errors
+    ///
+    /// [`TaskDoneError`] if no task is unfinished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::JoinableQueue::new();
+    /// q.put(1).unwrap();
+    /// q.task_done().unwrap();
+    /// assert!(q.task_done().is_err());
+    /// ```
+    pub fn task_done(&self) -> Result<(), TaskDoneError> {
+        self.queue.core.task_done()
+    }
+
+    /// Waits until every task put was marked done.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::LoopExit`] if no greenlet could finish them;
+    /// [`WaitError::Cancelled`] while unwinding.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::JoinableQueue::new();
+    /// q.put(1).unwrap();
+    /// assert!(q.join().is_err()); // no one will do it
+    /// ```
+    pub fn join(&self) -> Result<(), WaitError> {
+        self.queue.core.join_until(None)
+    }
+
+    /// Waits at most `timeout` for every task to be done.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`], or as for [`join`](JoinableQueue::join).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = verdant_runtime::sync::JoinableQueue::<u8>::new();
+    /// q.join_timeout(std::time::Duration::from_millis(1)).unwrap(); // nothing to do
+    /// ```
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
+        self.queue.core.join_until(deadline_of(Some(timeout)))
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.queue
+    }
+}

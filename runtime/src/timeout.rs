@@ -1,0 +1,164 @@
+//! Timeout scopes: [`with_timeout`] interrupts whatever blocking call the
+//! greenlet is in when its deadline passes (gevent's `Timeout` and
+//! `with_timeout`).
+//!
+//! When the deadline passes, the hub throws a private signal into the
+//! greenlet wherever it waits (a `sleep`, a join, a lock, IO); the stack
+//! unwinds, running destructors and guards, up to the scope, which returns
+//! [`Elapsed`]. Scopes nest: each fires for its own deadline, and when an
+//! outer one expires while an inner one runs, the inner scope lets the signal
+//! through to the outer one.
+//!
+//! A timeout is never lost silently: if code inside the scope catches the
+//! unwind (with `catch_unwind`) and carries on, every later hub wait inside
+//! the scope raises it again, until the scope ends. If that code then
+//! returns normally, the scope returns its value: it ran to the end.
+//!
+//! Code that never waits cannot be interrupted (there is no preemption):
+//! the scope then ends when the code does, with its value.
+
+use std::fmt;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant};
+
+use crate::greenlet::Greenlet;
+use crate::hub::{with_rt, Runtime};
+use crate::task::deadline_after;
+use crate::timer::TimerKey;
+
+/// A [`with_timeout`] scope's deadline passed before its closure finished.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{sleep, with_timeout, Elapsed};
+/// assert_eq!(with_timeout(Duration::from_millis(5), || sleep(Duration::from_secs(5))), Err(Elapsed));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Elapsed;
+
+impl fmt::Display for Elapsed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("deadline has elapsed")
+    }
+}
+
+impl std::error::Error for Elapsed {}
+
+/// The payload thrown into a greenlet whose scope expired.
+struct Signal {
+    scope: u64,
+}
+
+/// Runs `f`, interrupting it if it still waits when `timeout` has passed;
+/// `None` means no timeout.
+///
+/// # Errors
+///
+/// [`Elapsed`] if the deadline passed while `f` waited.
+///
+/// # Panics
+///
+/// Panics and kills inside `f` pass through unchanged.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{sleep, with_timeout};
+///
+/// assert_eq!(with_timeout(Duration::from_secs(5), || 7), Ok(7));
+/// assert!(with_timeout(Duration::from_millis(10), || sleep(Duration::from_secs(10))).is_err());
+/// assert_eq!(with_timeout(None, || "no limit"), Ok("no limit"));
+///
+/// // Nested scopes each fire for their own deadline.
+/// let outer = with_timeout(Duration::from_millis(10), || {
+///     let inner = with_timeout(Duration::from_secs(10), || sleep(Duration::from_secs(10)));
+///     unreachable!("the outer scope interrupts the inner sleep: {inner:?}")
+/// });
+/// assert!(outer.is_err());
+/// ```
+pub fn with_timeout<T>(
+    timeout: impl Into<Option<Duration>>,
+    f: impl FnOnce() -> T,
+) -> Result<T, Elapsed> {
+    scope(timeout.into().map(deadline_after), f)
+}
+
+/// Runs `f`, interrupting it if it still waits at `deadline`.
+///
+/// # Errors
+///
+/// [`Elapsed`] if the deadline passed while `f` waited.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let d = Instant::now() + Duration::from_millis(5);
+/// let r = verdant_runtime::with_deadline(d, || verdant_runtime::sleep(Duration::from_secs(5)));
+/// assert!(r.is_err());
+/// assert!(Instant::now() >= d);
+/// ```
+pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    scope(Some(deadline), f)
+}
+
+/// Ends a scope (also on unwind): cancels its timer, and forgets its expiry.
+struct Scope {
+    key: TimerKey,
+    id: u64,
+    g: Greenlet,
+}
+
+impl Drop for Scope {
+    fn drop(&mut self) {
+        with_rt(|rt| rt.cancel_timer(&self.key));
+        let fired = &self.g.inner.timeout_fired;
+        if fired.get() == self.id {
+            fired.set(0);
+        }
+    }
+}
+
+fn scope<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
+    let Some(deadline) = deadline else {
+        return Ok(f());
+    };
+    let scope = with_rt(|rt| {
+        let id = rt.next_id();
+        let g = rt.current();
+        let key = rt.add_scope_timer(deadline, g.clone(), id);
+        Scope { key, id, g }
+    });
+    let id = scope.id;
+    let r = catch_unwind(AssertUnwindSafe(f));
+    drop(scope);
+    match r {
+        Ok(v) => Ok(v),
+        Err(p) => match p.downcast_ref::<Signal>() {
+            Some(s) if s.scope == id => Err(Elapsed),
+            _ => resume_unwind(p),
+        },
+    }
+}
+
+/// The hub's timer for scope `id` of `g` fired: throw the signal in.
+pub(crate) fn expire(rt: &Runtime, g: &Greenlet, id: u64) {
+    if g.is_dead() {
+        return;
+    }
+    let fired = &g.inner.timeout_fired;
+    // The outermost expired scope wins (scopes nest, so it has the lowest
+    // id): its signal passes through the inner ones.
+    if fired.get() == 0 || id < fired.get() {
+        fired.set(id);
+    }
+    rt.throw_later(g, Box::new(Signal { scope: fired.get() }));
+}
+
+/// Raises an expired scope's signal again (a hub wait inside that scope).
+pub(crate) fn raise_again(id: u64) -> ! {
+    resume_unwind(Box::new(Signal { scope: id }))
+}
