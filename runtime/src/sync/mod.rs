@@ -36,6 +36,7 @@ use crate::greenlet::Wake;
 use crate::hub::{self, Runtime, WaitToken};
 use crate::task::TimerGuard;
 
+pub mod channel;
 mod event;
 mod queue;
 mod semaphore;
@@ -265,6 +266,53 @@ impl<T> Drop for Unwinding<'_, T> {
             self.list.remove(self.w);
         }
     }
+}
+
+/// Parks the current greenlet on several lists at once until any of them
+/// wakes it (nothing is handed over: the caller looks again), `deadline`
+/// passes, or the wait can never end.
+pub(crate) fn wait_any(
+    rt: &Runtime,
+    lists: &[&WaitList<()>],
+    deadline: Option<Instant>,
+) -> Result<(), WaitError> {
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return Err(WaitError::TimedOut);
+    }
+    let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
+    let entries: Vec<Rc<Waiter<()>>> = lists
+        .iter()
+        .map(|l| {
+            let w = Rc::new(Waiter {
+                token: token.clone(),
+                state: Cell::new(WAITING),
+                slot: Cell::new(None),
+            });
+            l.q.borrow_mut().push_back(w.clone());
+            w
+        })
+        .collect();
+    /// Takes the entries off every list (also on unwind).
+    struct Leave<'a>(&'a [&'a WaitList<()>], &'a [Rc<Waiter<()>>]);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            for (l, w) in self.0.iter().zip(self.1) {
+                l.remove(w);
+            }
+        }
+    }
+    let _leave = Leave(lists, &entries);
+    let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+    let woke = hub::wait(rt);
+    drop(timer);
+    if entries.iter().any(|w| w.state.get() == NOTIFIED) {
+        return Ok(());
+    }
+    Err(match woke {
+        Ok(Wake::TimedOut) => WaitError::TimedOut,
+        Ok(Wake::LoopExit) => WaitError::LoopExit,
+        Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
+    })
 }
 
 /// The deadline of an optional timeout.

@@ -108,7 +108,7 @@ impl fmt::Display for TaskDoneError {
 impl std::error::Error for TaskDoneError {}
 
 /// The order a queue keeps its items in.
-trait Store: Default {
+pub(crate) trait Store: Default {
     type Item;
     fn push(&mut self, item: Self::Item);
     /// Puts back an item taken out of order (a killed getter's).
@@ -117,7 +117,7 @@ trait Store: Default {
     fn len(&self) -> usize;
 }
 
-struct Fifo<T>(VecDeque<T>);
+pub(crate) struct Fifo<T>(VecDeque<T>);
 struct Lifo<T>(Vec<T>);
 struct Prio<T>(BinaryHeap<Reverse<T>>);
 
@@ -185,31 +185,38 @@ impl<T: Ord> Store for Prio<T> {
     }
 }
 
-/// The queue machinery, for any item order.
-struct Core<S: Store> {
+/// The queue machinery, for any item order; channels use it too.
+pub(crate) struct Core<S: Store> {
     items: RefCell<S>,
-    max: Option<usize>,
-    closed: Cell<bool>,
-    getters: WaitList<S::Item>,
-    putters: WaitList<S::Item>,
+    pub(crate) max: Option<usize>,
+    /// No more puts (a closed queue; a channel whose senders are gone).
+    pub(crate) closed: Cell<bool>,
+    /// No more gets (a channel whose receivers are gone): puts fail.
+    pub(crate) no_getters: Cell<bool>,
+    pub(crate) getters: WaitList<S::Item>,
+    pub(crate) putters: WaitList<S::Item>,
+    /// Selects waiting for an item or the close (woken, nothing handed).
+    pub(crate) watchers: WaitList<()>,
     unfinished: Cell<usize>,
     joiners: WaitList<()>,
 }
 
 impl<S: Store> Core<S> {
-    fn new(max: Option<usize>) -> Self {
+    pub(crate) fn new(max: Option<usize>) -> Self {
         Core {
             items: RefCell::new(S::default()),
             max,
             closed: Cell::new(false),
+            no_getters: Cell::new(false),
             getters: WaitList::default(),
             putters: WaitList::default(),
+            watchers: WaitList::default(),
             unfinished: Cell::new(0),
             joiners: WaitList::default(),
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.items.borrow().len()
     }
 
@@ -218,8 +225,8 @@ impl<S: Store> Core<S> {
     }
 
     /// Puts without waiting; gives the item back when it would wait.
-    fn try_put_now(&self, item: S::Item) -> Result<(), PutError<S::Item>> {
-        if self.closed.get() {
+    pub(crate) fn try_put_now(&self, item: S::Item) -> Result<(), PutError<S::Item>> {
+        if self.closed.get() || self.no_getters.get() {
             return Err(PutError::Closed(item));
         }
         // A getter waits only while the queue is empty: hand it over.
@@ -235,10 +242,11 @@ impl<S: Store> Core<S> {
         }
         self.items.borrow_mut().push(item);
         self.unfinished.set(self.unfinished.get() + 1);
+        self.watchers.wake_all_empty();
         Ok(())
     }
 
-    fn put_until(
+    pub(crate) fn put_until(
         &self,
         mut item: S::Item,
         deadline: Option<Instant>,
@@ -248,6 +256,8 @@ impl<S: Store> Core<S> {
                 Err(PutError::Full(item)) => item,
                 other => return other,
             };
+            // A select on an empty rendezvous channel is ready now.
+            self.watchers.wake_all_empty();
             let waited = with_rt(|rt| self.putters.wait(rt, deadline, Some(item), &drop));
             match waited {
                 // A getter took it (and counted it).
@@ -262,7 +272,7 @@ impl<S: Store> Core<S> {
     }
 
     /// Takes without waiting.
-    fn try_get_now(&self) -> Result<S::Item, TakeError> {
+    pub(crate) fn try_get_now(&self) -> Result<S::Item, TakeError> {
         let popped = self.items.borrow_mut().pop();
         if let Some(item) = popped {
             // Room for the first waiting putter's item.
@@ -284,7 +294,7 @@ impl<S: Store> Core<S> {
         })
     }
 
-    fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
+    pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
         loop {
             match self.try_get_now() {
                 Err(TakeError::Empty) => {}
@@ -311,10 +321,23 @@ impl<S: Store> Core<S> {
         }
     }
 
-    fn close(&self) {
+    pub(crate) fn close(&self) {
         self.closed.set(true);
         self.getters.wake_all_empty();
         self.putters.wake_all_empty();
+        self.watchers.wake_all_empty();
+    }
+
+    /// Every getter is gone: puts fail from now on, waiting putters get
+    /// their items back.
+    pub(crate) fn close_gets(&self) {
+        self.no_getters.set(true);
+        self.putters.wake_all_empty();
+    }
+
+    /// Whether a get would not wait: an item, a waiting putter, or closed.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.len() > 0 || self.closed.get() || self.putters.has_waiters()
     }
 
     fn task_done(&self) -> Result<(), TaskDoneError> {

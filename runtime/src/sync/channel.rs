@@ -1,0 +1,811 @@
+//! Multi-producer, multi-consumer channels between greenlets of one hub,
+//! shaped like crossbeam-channel: [`bounded`] (0 is a rendezvous),
+//! [`unbounded`], [`Sender`]/[`Receiver`] that clone, disconnection when
+//! the other side is gone, iteration, and [`Select`] / [`select!`] over
+//! several receivers and a timeout.
+//!
+//! Messages are handed from a sender to a waiting receiver directly, FIFO.
+//! When every `Sender` is gone, receivers drain what is left and then get
+//! `Disconnected`; when every `Receiver` is gone, sends fail and give the
+//! message back.
+//!
+//! These channels park greenlets, never OS threads; to reach a hub from
+//! another thread use [`Remote`](crate::Remote).
+//!
+//! [`select!`]: crate::select
+//!
+//! ```
+//! use verdant_runtime::{spawn, sync::channel};
+//!
+//! let (tx, rx) = channel::bounded(0); // rendezvous
+//! let producer = spawn(move || for i in 0..3 { tx.send(i).unwrap(); });
+//! // Iteration ends when the sender is gone.
+//! assert_eq!(rx.iter().collect::<Vec<_>>(), [0, 1, 2]);
+//! producer.join().unwrap();
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::queue::{Core, Fifo, PutError, TakeError};
+use super::{deadline_of, WaitError};
+use crate::hub::with_rt;
+
+struct Chan<T> {
+    core: Core<Fifo<T>>,
+    senders: Cell<usize>,
+    receivers: Cell<usize>,
+}
+
+/// Creates a channel holding at most `cap` messages; 0 makes a rendezvous
+/// (`send` waits for a receiver).
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = verdant_runtime::sync::channel::bounded(1);
+/// tx.send(1).unwrap();
+/// assert!(tx.try_send(2).is_err()); // full
+/// assert_eq!(rx.recv(), Ok(1));
+/// ```
+pub fn bounded<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
+    make(Some(cap))
+}
+
+/// Creates a channel with no size limit.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+/// for i in 0..1000 { tx.send(i).unwrap(); }
+/// assert_eq!(rx.len(), 1000);
+/// ```
+pub fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+    make(None)
+}
+
+fn make<T>(cap: Option<usize>) -> (Sender<T>, Receiver<T>) {
+    let chan = Rc::new(Chan {
+        core: Core::new(cap),
+        senders: Cell::new(1),
+        receivers: Cell::new(1),
+    });
+    (Sender { chan: chan.clone() }, Receiver { chan })
+}
+
+/// Why `send`, `send_timeout` or `send_deadline` failed; the message comes
+/// back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SendError<T> {
+    /// Every receiver is gone.
+    Disconnected(T),
+    /// The wait ended first: timed out, `LoopExit`, or cancelled.
+    Wait(WaitError, T),
+}
+
+/// Why `try_send` failed; the message comes back.
+#[derive(Clone, PartialEq, Eq)]
+pub enum TrySendError<T> {
+    /// The channel is full (or, for a rendezvous, no receiver waits).
+    Full(T),
+    /// Every receiver is gone.
+    Disconnected(T),
+}
+
+/// Why `recv`, `recv_timeout` or `recv_deadline` gave no message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecvError {
+    /// Every sender is gone and the channel is empty.
+    Disconnected,
+    /// The wait ended first: timed out, `LoopExit`, or cancelled.
+    Wait(WaitError),
+}
+
+/// Why `try_recv` gave no message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TryRecvError {
+    /// No message now.
+    Empty,
+    /// Every sender is gone and the channel is empty.
+    Disconnected,
+}
+
+impl<T> SendError<T> {
+    /// The message that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+    /// drop(rx);
+    /// assert_eq!(tx.send(5).unwrap_err().into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            SendError::Disconnected(t) | SendError::Wait(_, t) => t,
+        }
+    }
+}
+
+impl<T> TrySendError<T> {
+    /// The message that was not sent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = verdant_runtime::sync::channel::bounded(0);
+    /// assert_eq!(tx.try_send(5).unwrap_err().into_inner(), 5);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TrySendError::Full(t) | TrySendError::Disconnected(t) => t,
+        }
+    }
+}
+
+macro_rules! error_impls {
+    ($t:ident, $($variant:ident => $msg:literal),*) => {
+        impl<T> fmt::Debug for $t<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($t::$variant(..) => f.write_str(concat!(stringify!($variant), "(..)")),)*
+                }
+            }
+        }
+        impl<T> fmt::Display for $t<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($t::$variant(..) => f.write_str($msg),)*
+                }
+            }
+        }
+        impl<T> std::error::Error for $t<T> {}
+    };
+}
+
+error_impls!(SendError, Disconnected => "sending on a channel with no receiver", Wait => "the send's wait ended first");
+error_impls!(TrySendError, Full => "sending on a full channel", Disconnected => "sending on a channel with no receiver");
+
+impl fmt::Display for RecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvError::Disconnected => f.write_str("receiving on an empty channel with no sender"),
+            RecvError::Wait(w) => w.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for RecvError {}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("receiving on an empty channel"),
+            TryRecvError::Disconnected => {
+                f.write_str("receiving on an empty channel with no sender")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {}
+
+fn send_err<T>(e: PutError<T>) -> SendError<T> {
+    match e {
+        PutError::Wait(w, t) => SendError::Wait(w, t),
+        PutError::Full(t) | PutError::Closed(t) => SendError::Disconnected(t),
+    }
+}
+
+fn recv_err(e: TakeError) -> RecvError {
+    match e {
+        TakeError::Wait(w) => RecvError::Wait(w),
+        TakeError::Empty | TakeError::Closed => RecvError::Disconnected,
+    }
+}
+
+/// The sending side of a channel; clone it for more producers.
+pub struct Sender<T> {
+    chan: Rc<Chan<T>>,
+}
+
+/// The receiving side of a channel; clone it for more consumers.
+pub struct Receiver<T> {
+    chan: Rc<Chan<T>>,
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.senders.set(self.chan.senders.get() + 1);
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Clone for Receiver<T> {
+    fn clone(&self) -> Self {
+        self.chan.receivers.set(self.chan.receivers.get() + 1);
+        Receiver {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        let n = self.chan.senders.get() - 1;
+        self.chan.senders.set(n);
+        if n == 0 {
+            self.chan.core.close();
+        }
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        let n = self.chan.receivers.get() - 1;
+        self.chan.receivers.set(n);
+        if n == 0 {
+            self.chan.core.close_gets();
+        }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Sends `msg`, waiting while the channel is full (for a rendezvous:
+    /// until a receiver takes it).
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Disconnected`] when every receiver is gone;
+    /// [`SendError::Wait`] (`LoopExit`, `Cancelled`); with the message.
+    ///
+    /// # Panics
+    ///
+    /// Raises a kill or timeout-scope expiry delivered while waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+    /// tx.send("hi").unwrap();
+    /// assert_eq!(rx.recv(), Ok("hi"));
+    /// ```
+    pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
+        self.chan.core.put_until(msg, None).map_err(send_err)
+    }
+
+    /// Sends `msg` if that needs no wait.
+    ///
+    /// # Errors
+    ///
+    /// [`TrySendError::Full`] or [`TrySendError::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::bounded(1);
+    /// assert!(tx.try_send(1).is_ok());
+    /// assert!(tx.try_send(2).is_err());
+    /// ```
+    pub fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        self.chan.core.try_put_now(msg).map_err(|e| match e {
+            PutError::Full(t) => TrySendError::Full(t),
+            PutError::Closed(t) | PutError::Wait(_, t) => TrySendError::Disconnected(t),
+        })
+    }
+
+    /// Sends `msg`, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Wait`] with [`WaitError::TimedOut`], or as for `send`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (tx, _rx) = verdant_runtime::sync::channel::bounded(0);
+    /// assert!(tx.send_timeout(1, Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn send_timeout(&self, msg: T, timeout: Duration) -> Result<(), SendError<T>> {
+        self.chan
+            .core
+            .put_until(msg, deadline_of(Some(timeout)))
+            .map_err(send_err)
+    }
+
+    /// Sends `msg`, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As for `send_timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = verdant_runtime::sync::channel::unbounded();
+    /// tx.send_deadline(1, std::time::Instant::now()).unwrap(); // room: no wait
+    /// ```
+    pub fn send_deadline(&self, msg: T, deadline: Instant) -> Result<(), SendError<T>> {
+        self.chan
+            .core
+            .put_until(msg, Some(deadline))
+            .map_err(send_err)
+    }
+
+    /// Messages waiting in the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = verdant_runtime::sync::channel::unbounded();
+    /// tx.send(()).unwrap();
+    /// assert_eq!(tx.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.core.len()
+    }
+
+    /// Whether no message waits in the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// assert!(tx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every receiver is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// drop(rx);
+    /// assert!(tx.is_disconnected());
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.receivers.get() == 0
+    }
+}
+
+impl<T> Receiver<T> {
+    /// Receives a message, waiting while the channel is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Disconnected`] once every sender is gone and the channel
+    /// is drained; [`RecvError::Wait`] (`LoopExit`, `Cancelled`).
+    ///
+    /// # Panics
+    ///
+    /// Raises a kill or timeout-scope expiry delivered while waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::sync::channel::{self, RecvError};
+    /// let (tx, rx) = channel::unbounded();
+    /// tx.send(1).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.recv(), Ok(1));
+    /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
+    /// ```
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.core.get_until(None).map_err(recv_err)
+    }
+
+    /// Receives a message if one is there.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] or [`TryRecvError::Disconnected`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::sync::channel::{self, TryRecvError};
+    /// let (_tx, rx) = channel::unbounded::<u8>();
+    /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+    /// ```
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.core.try_get_now().map_err(|e| match e {
+            TakeError::Empty | TakeError::Wait(_) => TryRecvError::Empty,
+            TakeError::Closed => TryRecvError::Disconnected,
+        })
+    }
+
+    /// Receives a message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`RecvError::Wait`] with [`WaitError::TimedOut`], or as for `recv`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// assert!(rx.recv_timeout(Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvError> {
+        self.chan
+            .core
+            .get_until(deadline_of(Some(timeout)))
+            .map_err(recv_err)
+    }
+
+    /// Receives a message, waiting until `deadline` at the latest.
+    ///
+    /// # Errors
+    ///
+    /// As for `recv_timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// assert!(rx.recv_deadline(std::time::Instant::now()).is_err());
+    /// ```
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvError> {
+        self.chan.core.get_until(Some(deadline)).map_err(recv_err)
+    }
+
+    /// A blocking iterator: yields messages until every sender is gone (or
+    /// a wait fails).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+    /// tx.send(1).unwrap();
+    /// tx.send(2).unwrap();
+    /// drop(tx);
+    /// assert_eq!(rx.iter().sum::<i32>(), 3);
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages there now, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+    /// tx.send(1).unwrap();
+    /// assert_eq!(rx.try_iter().count(), 1);
+    /// ```
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    /// Messages waiting in the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// assert_eq!(rx.len(), 0);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.chan.core.len()
+    }
+
+    /// Whether no message waits in the channel.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// assert!(rx.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether every sender is gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// drop(tx);
+    /// assert!(rx.is_disconnected());
+    /// ```
+    pub fn is_disconnected(&self) -> bool {
+        self.chan.senders.get() == 0
+    }
+}
+
+/// A blocking iterator over a [`Receiver`]'s messages.
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// An iterator over the messages a [`Receiver`] holds now.
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// A receiver whose readiness [`Select`] can wait for.
+trait Watchable {
+    fn is_ready(&self) -> bool;
+    fn watchers(&self) -> &super::WaitList<()>;
+}
+
+impl<T> Watchable for Receiver<T> {
+    fn is_ready(&self) -> bool {
+        self.chan.core.is_ready()
+    }
+    fn watchers(&self) -> &super::WaitList<()> {
+        &self.chan.core.watchers
+    }
+}
+
+/// Waits until one of several receivers has a message (or is
+/// disconnected): crossbeam's `Select`, for receive operations.
+///
+/// The hub is single-threaded, so the message `select` reports is still
+/// there when the caller takes it with `try_recv` right away (before any
+/// other wait).
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::sync::channel::{self, Select};
+/// let (tx1, rx1) = channel::unbounded::<u8>();
+/// let (tx2, rx2) = channel::unbounded::<&str>();
+/// tx2.send("two").unwrap();
+/// let mut sel = Select::new();
+/// let i1 = sel.recv(&rx1);
+/// let i2 = sel.recv(&rx2);
+/// let ready = sel.select().unwrap();
+/// assert_eq!(ready, i2);
+/// assert_eq!(rx2.try_recv(), Ok("two"));
+/// # let _ = (tx1, i1);
+/// ```
+#[derive(Default)]
+pub struct Select<'a> {
+    ops: Vec<&'a dyn Watchable>,
+}
+
+impl fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Select")
+            .field("ops", &self.ops.len())
+            .finish()
+    }
+}
+
+impl<'a> Select<'a> {
+    /// An empty selection.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let sel = verdant_runtime::sync::channel::Select::new();
+    /// assert!(sel.try_select().is_none());
+    /// ```
+    pub fn new() -> Select<'a> {
+        Select { ops: Vec::new() }
+    }
+
+    /// Adds a receive on `rx`; returns its index.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// let mut sel = verdant_runtime::sync::channel::Select::new();
+    /// assert_eq!(sel.recv(&rx), 0);
+    /// ```
+    pub fn recv<T>(&mut self, rx: &'a Receiver<T>) -> usize {
+        self.ops.push(rx);
+        self.ops.len() - 1
+    }
+
+    /// The index of the first ready receive, without waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::unbounded();
+    /// let mut sel = verdant_runtime::sync::channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert_eq!(sel.try_select(), None);
+    /// tx.send(1).unwrap();
+    /// assert_eq!(sel.try_select(), Some(0));
+    /// ```
+    pub fn try_select(&self) -> Option<usize> {
+        self.ops.iter().position(|op| op.is_ready())
+    }
+
+    /// Waits until a receive is ready; returns its index.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::LoopExit`] if none could ever be; `Cancelled` while
+    /// unwinding.
+    ///
+    /// # Panics
+    ///
+    /// Panics if the selection is empty: it could never end.
+    ///
+    /// # Examples
+    ///
+    /// See [`Select`].
+    pub fn select(&self) -> Result<usize, WaitError> {
+        self.select_until(None)
+    }
+
+    /// Waits at most `timeout` for a receive to be ready.
+    ///
+    /// # Errors
+    ///
+    /// [`WaitError::TimedOut`], or as for [`select`](Select::select).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// let mut sel = verdant_runtime::sync::channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.select_timeout(Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn select_timeout(&self, timeout: Duration) -> Result<usize, WaitError> {
+        self.select_until(deadline_of(Some(timeout)))
+    }
+
+    /// Waits until `deadline` at the latest for a receive to be ready.
+    ///
+    /// # Errors
+    ///
+    /// As for [`select_timeout`](Select::select_timeout).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+    /// let mut sel = verdant_runtime::sync::channel::Select::new();
+    /// sel.recv(&rx);
+    /// assert!(sel.select_deadline(std::time::Instant::now()).is_err());
+    /// ```
+    pub fn select_deadline(&self, deadline: Instant) -> Result<usize, WaitError> {
+        self.select_until(Some(deadline))
+    }
+
+    fn select_until(&self, deadline: Option<Instant>) -> Result<usize, WaitError> {
+        assert!(
+            !self.ops.is_empty(),
+            "verdant: select over no operation would wait forever"
+        );
+        loop {
+            if let Some(i) = self.try_select() {
+                return Ok(i);
+            }
+            let lists: Vec<&super::WaitList<()>> =
+                self.ops.iter().map(|op| op.watchers()).collect();
+            with_rt(|rt| super::wait_any(rt, &lists, deadline))?;
+        }
+    }
+}
+
+/// Waits on several channel receives and an optional timeout, like
+/// crossbeam's `select!` (receive arms only).
+///
+/// Each `recv(rx) -> res => body` arm runs with `res:
+/// Result<T, RecvError>` when `rx` is ready (a message, or disconnected);
+/// a final `timeout(duration) => body` arm runs if none is ready in time,
+/// and `default => body` if none is ready now. Without either, it waits
+/// until one is (a deadlock panics with `LoopExit`).
+///
+/// # Panics
+///
+/// Without a `timeout` or `default` arm, panics if the wait fails
+/// (`LoopExit`: nothing could ever send; `Cancelled`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{select, spawn, sync::channel};
+///
+/// let (tx, rx) = channel::unbounded();
+/// let (_quiet_tx, quiet) = channel::unbounded::<()>();
+/// spawn(move || tx.send(7).unwrap());
+/// let got = select! {
+///     recv(quiet) -> _msg => unreachable!(),
+///     recv(rx) -> msg => msg.unwrap(),
+///     timeout(Duration::from_secs(1)) => panic!("timed out"),
+/// };
+/// assert_eq!(got, 7);
+/// let nothing = select! {
+///     recv(quiet) -> _msg => 1,
+///     default => 0,
+/// };
+/// assert_eq!(nothing, 0);
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($(recv($rx:expr) -> $res:pat => $body:expr,)+ timeout($d:expr) => $tbody:expr $(,)?) => {{
+        let mut __sel = $crate::sync::channel::Select::new();
+        $( let _ = __sel.recv(&$rx); )+
+        match __sel.select_timeout($d) {
+            Ok(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
+            Err(_) => $tbody,
+        }
+    }};
+    ($(recv($rx:expr) -> $res:pat => $body:expr,)+ default => $dbody:expr $(,)?) => {{
+        let mut __sel = $crate::sync::channel::Select::new();
+        $( let _ = __sel.recv(&$rx); )+
+        match __sel.try_select() {
+            Some(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
+            None => $dbody,
+        }
+    }};
+    ($(recv($rx:expr) -> $res:pat => $body:expr),+ $(,)?) => {{
+        let mut __sel = $crate::sync::channel::Select::new();
+        $( let _ = __sel.recv(&$rx); )+
+        match __sel.select() {
+            Ok(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
+            Err(e) => panic!("verdant: select! could not wait: {e}"),
+        }
+    }};
+    (@dispatch $i:ident, $n:expr, ($rx:expr, $res:pat, $body:expr) $($rest:tt)*) => {
+        if $i == $n {
+            let $res = $rx.try_recv().map_err(|_| $crate::sync::channel::RecvError::Disconnected);
+            $body
+        } else {
+            $crate::select!(@dispatch $i, $n + 1usize, $($rest)*)
+        }
+    };
+    (@dispatch $i:ident, $n:expr,) => {
+        unreachable!("select! index out of range")
+    };
+}
