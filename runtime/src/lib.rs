@@ -42,6 +42,7 @@ pub mod greenlet;
 pub mod hub;
 pub mod io;
 mod panic;
+mod pool;
 pub mod remote;
 pub mod stack;
 pub mod sync;
@@ -53,6 +54,7 @@ mod value;
 
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
+pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{
     blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle, PostError, Remote,
     DEFAULT_BLOCKING_THREADS,

@@ -142,6 +142,16 @@ impl JoinError {
         }
     }
 
+    /// A panic known by its message only (the payload went elsewhere).
+    pub(crate) fn from_message(name: Cow<'static, str>, message: Option<String>) -> JoinError {
+        JoinError {
+            kind: JoinErrorKind::Panicked,
+            name,
+            message,
+            payload: None,
+        }
+    }
+
     /// A panic caught somewhere other than a greenlet (the blocking pool).
     pub(crate) fn from_panic(name: Cow<'static, str>, payload: Payload) -> JoinError {
         JoinError {
