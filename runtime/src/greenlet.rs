@@ -215,6 +215,9 @@ pub(crate) struct Inner {
     /// The outermost `with_timeout` scope of this greenlet that expired and
     /// has not ended yet (0: none): every later hub wait raises it again.
     pub(crate) timeout_fired: Cell<u64>,
+    /// Greenlet-local values (`greenlet_local!`), by key; boxed so an empty
+    /// set costs one word.
+    pub(crate) locals: crate::local::Locals,
     pub(crate) completion: Completion,
 }
 
@@ -301,6 +304,7 @@ impl Inner {
             dying: Cell::new(false),
             pending_throw: Cell::new(None),
             timeout_fired: Cell::new(0),
+            locals: Default::default(),
             completion: Completion::default(),
         }
     }

@@ -41,6 +41,7 @@ mod fault;
 pub mod greenlet;
 pub mod hub;
 pub mod io;
+pub mod local;
 mod panic;
 mod pool;
 pub mod remote;

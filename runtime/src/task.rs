@@ -412,7 +412,11 @@ impl Builder {
                         timers.remove(&rt.current_id());
                     }
                 });
-                match panic::catch_unwind(AssertUnwindSafe(f)) {
+                let result = panic::catch_unwind(AssertUnwindSafe(f));
+                // Greenlet-locals die with the greenlet, dropped while it
+                // still runs (their destructors may use the runtime).
+                crate::local::clear_current();
+                match result {
                     Ok(v) => {
                         with_rt(|rt| {
                             // SAFETY: the current record is this greenlet's,

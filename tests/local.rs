@@ -1,0 +1,91 @@
+//! Greenlet-local storage versus thread-locals. Partly a port of gevent's
+//! src/gevent/tests/test__local.py (`test_local_is_per_greenlet`,
+//! `test_local_dicts_for_greenlets`, the cleanup-on-exit cases); skipped:
+//! subclassing `local` and `__slots__` cases (Python object model).
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use verdant::{greenlet_local, joinall, spawn, yield_now};
+
+greenlet_local!(static NAME: RefCell<String> = RefCell::new(String::from("unset")));
+thread_local!(static SHARED_NAME: RefCell<String> = RefCell::new(String::from("unset")));
+
+#[test]
+fn greenlet_locals_are_per_greenlet_and_thread_locals_are_not() {
+    let hs: Vec<_> = ["a", "b", "c"]
+        .into_iter()
+        .map(|n| {
+            spawn(move || {
+                NAME.with(|v| *v.borrow_mut() = n.to_owned());
+                SHARED_NAME.with(|v| *v.borrow_mut() = n.to_owned());
+                yield_now(); // the others write meanwhile
+                (
+                    NAME.with(|v| v.borrow().clone()),
+                    SHARED_NAME.with(|v| v.borrow().clone()),
+                )
+            })
+        })
+        .collect();
+    joinall(&hs).unwrap();
+    let got: Vec<(String, String)> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+    // Each greenlet kept its own value...
+    assert_eq!(
+        got.iter().map(|g| g.0.as_str()).collect::<Vec<_>>(),
+        ["a", "b", "c"]
+    );
+    // ...while the thread-local holds whatever the last writer put: the hazard.
+    assert!(got.iter().all(|g| g.1 == "c"), "{got:?}");
+    // Main has its own value, untouched by the spawned ones.
+    assert_eq!(NAME.with(|v| v.borrow().clone()), "unset");
+}
+
+struct Counted(Rc<Cell<u32>>);
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+greenlet_local!(static HELD: RefCell<Option<Counted>> = RefCell::new(None));
+
+#[test]
+fn locals_are_dropped_when_the_greenlet_ends_even_if_its_handle_lives() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let h = spawn(move || HELD.with(|v| *v.borrow_mut() = Some(Counted(d))));
+    h.wait().unwrap();
+    assert_eq!(
+        drops.get(),
+        1,
+        "dropped at the greenlet's end, not at the handle's"
+    );
+    drop(h);
+    // Killed while parked: dropped as it unwinds.
+    let d = drops.clone();
+    let k = spawn(move || {
+        HELD.with(|v| *v.borrow_mut() = Some(Counted(d)));
+        verdant::sleep(std::time::Duration::from_secs(60));
+    });
+    verdant::sleep(std::time::Duration::from_millis(1));
+    k.kill();
+    assert_eq!(drops.get(), 2);
+}
+
+greenlet_local!(static DEPTH: Cell<u32> = Cell::new(0));
+
+#[test]
+fn using_a_key_inside_its_own_with_panics_clearly() {
+    let h = spawn(|| DEPTH.with(|_| DEPTH.with(|d| d.get())));
+    let e = h.join().unwrap_err();
+    assert!(e.panic_message().unwrap().contains("in use"), "{e}");
+    // The key still works afterwards (the lent value came back on unwind).
+    assert_eq!(
+        spawn(|| {
+            DEPTH.with(|d| d.set(4));
+            DEPTH.with(Cell::get)
+        })
+        .join()
+        .unwrap(),
+        4
+    );
+}
