@@ -8,6 +8,9 @@
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
 //! * [`UdpSocket`]: see [`udp`].
+//! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`]: Unix-domain sockets
+//!   shaped like `std::os::unix::net`, see [`unix`] (its `Incoming` stays
+//!   there, as [`unix::Incoming`], since [`Incoming`] is TCP's).
 //! * [`ToSocketAddrs`], [`lookup_host`]: name resolution on the blocking
 //!   pool, so a slow DNS server never stalls the hub ([`dns`]).
 //! * [`sleep`]: the cooperative `std::thread::sleep`.
@@ -54,8 +57,10 @@ pub mod dns;
 pub mod monkey;
 pub mod tcp;
 pub mod udp;
+pub mod unix;
 
 pub use dns::{lookup_host, ToSocketAddrs};
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
+pub use unix::{UnixDatagram, UnixListener, UnixStream};
 pub use verdant_runtime::sleep;
