@@ -557,3 +557,54 @@ fn hello_http_split_requests_http10_and_bad_input() {
     s.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
     assert_eq!(read_response(&mut r, false).unwrap().0, 200);
 }
+
+#[test]
+fn event_example_wakes_every_waiter_after_the_timeout() {
+    let (lines, took) = run("event", &[]);
+    assert_eq!(
+        lines,
+        [
+            "waiter 1 waits",
+            "waiter 2 waits",
+            "impatient waits at most 50 ms",
+            "impatient gave up: timed out waiting",
+            "setter sets the event after 100 ms",
+            "waiter 1 saw the event",
+            "waiter 2 saw the event",
+            "is_set = true",
+        ]
+    );
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+}
+
+#[test]
+fn queues_example_orders_and_bounds() {
+    let (lines, _) = run("queues", &[]);
+    assert_eq!(
+        lines,
+        [
+            "fifo: 1 2 3",
+            "lifo: 3 2 1",
+            "priority: (1, \"urgent\") (2, \"soon\") (3, \"later\")",
+            "put 0",
+            "put 1",
+            "got 0",
+            "put 2 (waited for room)",
+            "got 1",
+            "put 3 (waited for room)",
+            "got 2",
+            "got 3",
+        ]
+    );
+}
+
+#[test]
+fn pool_example_maps_three_at_a_time() {
+    let (lines, took) = run("pool", &[]);
+    assert_eq!(lines[0], "squares: [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]");
+    assert_eq!(lines[1], "at most 3 ran at once");
+    assert!(lines[2].starts_with("took "), "{lines:?}");
+    // Four rounds of 50 ms, not ten.
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert!(took < Duration::from_millis(500), "{took:?}"); // one by one: 500 ms
+}
