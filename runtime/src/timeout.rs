@@ -146,7 +146,9 @@ fn scope<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> Result<T, Elaps
 
 /// The hub's timer for scope `id` of `g` fired: throw the signal in.
 pub(crate) fn expire(rt: &Runtime, g: &Greenlet, id: u64) {
-    if g.is_dead() {
+    // A kill already on its way wins: replacing its payload would let the
+    // scope catch the signal and the greenlet finish as if never killed.
+    if g.is_dead() || g.inner.killed.get() {
         return;
     }
     let fired = &g.inner.timeout_fired;

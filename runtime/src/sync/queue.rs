@@ -275,10 +275,13 @@ impl<S: Store> Core<S> {
     pub(crate) fn try_get_now(&self) -> Result<S::Item, TakeError> {
         let popped = self.items.borrow_mut().pop();
         if let Some(item) = popped {
-            // Room for the first waiting putter's item.
-            if let Some(next) = self.putters.take_one() {
-                self.items.borrow_mut().push(next);
-                self.unfinished.set(self.unfinished.get() + 1);
+            // Room for the first waiting putter's item (unless a killed
+            // getter's item, put back, still holds the queue over its bound).
+            if !self.is_full() {
+                if let Some(next) = self.putters.take_one() {
+                    self.items.borrow_mut().push(next);
+                    self.unfinished.set(self.unfinished.get() + 1);
+                }
             }
             return Ok(item);
         }

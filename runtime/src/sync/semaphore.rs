@@ -114,7 +114,13 @@ impl Semaphore {
     /// assert!(s.try_acquire().is_none());
     /// ```
     pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
-        self.try_take().then_some(SemaphoreGuard { sem: self })
+        // Not `then_some`: that would build (and drop, releasing) a guard
+        // for a permit never taken.
+        if self.try_take() {
+            Some(SemaphoreGuard { sem: self })
+        } else {
+            None
+        }
     }
 
     /// Waits for a permit.
@@ -476,7 +482,11 @@ impl<T: ?Sized> Lock<T> {
     /// assert!(l.try_lock().is_none());
     /// ```
     pub fn try_lock(&self) -> Option<LockGuard<'_, T>> {
-        self.sem.try_take().then_some(LockGuard { lock: self })
+        if self.sem.try_take() {
+            Some(LockGuard { lock: self })
+        } else {
+            None
+        }
     }
 
     /// The value, through a unique borrow (no locking needed).
