@@ -1,0 +1,542 @@
+//! Pieces shared by the network benches (`echo_load`, `idle_conns`,
+//! `hello_http`): the echo servers each bench runs as a child process (the
+//! bench binary re-executes itself with `--serve KIND`), CPU pinning, and
+//! reading a process's CPU time and resident memory from `/proc`.
+//!
+//! Every echo server here has the same semantics as
+//! `examples/echo_server.rs`: read what is there, upper-case it, write it
+//! all back, close on end of stream or error. Each runs on one thread
+//! (verdant's hub, a raw mio loop, tokio's current-thread runtime, may with
+//! one worker) and sets `TCP_NODELAY` on every accepted connection.
+#![allow(dead_code)] // each bench uses a different part of this module
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
+
+/// The CPU the servers are pinned to.
+pub const SERVER_CPU: usize = 0;
+/// The CPU the client (the bench process itself, or `wrk`) is pinned to.
+pub const CLIENT_CPU: usize = 1;
+
+/// The per-connection read buffer of the servers.
+#[derive(Clone, Copy, Debug)]
+pub enum Buf {
+    /// `[0u8; 1024]` on the greenlet's / coroutine's stack (in tokio: in
+    /// the task's future), exactly as `examples/echo_server.rs` does.
+    Stack1K,
+    /// A heap `Vec` of this many bytes per connection (the mio loop uses
+    /// one shared buffer of this size instead).
+    Heap(usize),
+}
+
+impl Buf {
+    fn parse(s: &str) -> Buf {
+        if s == "stack1k" {
+            Buf::Stack1K
+        } else {
+            Buf::Heap(s.parse().expect("--buf stack1k|BYTES"))
+        }
+    }
+
+    /// The `--buf` argument that selects this buffer.
+    pub fn arg(self) -> String {
+        match self {
+            Buf::Stack1K => "stack1k".into(),
+            Buf::Heap(n) => n.to_string(),
+        }
+    }
+
+    fn len(self) -> usize {
+        match self {
+            Buf::Stack1K => 1024,
+            Buf::Heap(n) => n,
+        }
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit; returns the new soft
+/// limit.
+pub fn raise_nofile() -> libc::rlim_t {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `lim` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: `lim` is a valid rlimit; raising soft up to hard is allowed.
+    unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) };
+    // SAFETY: as above.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    lim.rlim_cur
+}
+
+/// Pins the calling thread (and the threads and processes it creates from
+/// now on) to `cpu`. Async-signal-safe (one system call): usable in
+/// `pre_exec`.
+pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
+    // sched_setaffinity only read/write that set.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Whether this machine has at least two online CPUs to pin client and
+/// server apart. (Not `available_parallelism`: that follows this process's
+/// own affinity, which is one CPU once the client is pinned.)
+pub fn have_two_cpus() -> bool {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) >= 2 }
+}
+
+/// Pins this process to [`CLIENT_CPU`] (when there are two CPUs) and
+/// returns a line saying what was done.
+pub fn pin_client() -> String {
+    if !have_two_cpus() {
+        return "only one CPU: client and server are not pinned".into();
+    }
+    match pin_to_cpu(CLIENT_CPU) {
+        Ok(()) => format!("client pinned to CPU {CLIENT_CPU}, servers to CPU {SERVER_CPU}"),
+        Err(e) => format!("pinning failed ({e}): client and server share CPUs"),
+    }
+}
+
+/// Clock ticks per second, the unit of `/proc/<pid>/stat` times.
+pub fn clk_tck() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as u64
+    } else {
+        100
+    }
+}
+
+/// A process's CPU time so far (user + system), from `/proc/<pid>/stat`.
+/// Resolution: one clock tick (usually 10 ms).
+pub fn proc_cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc/PID/stat");
+    // The command name may hold spaces: fields are counted after its ')'.
+    let rest = &stat[stat.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime is field 14, stime field 15.
+    let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
+    Duration::from_nanos(ticks * 1_000_000_000 / clk_tck())
+}
+
+/// A process's CPU time so far in nanoseconds, summed over its threads
+/// from `/proc/<pid>/task/*/schedstat` (exact; a cross-check of
+/// [`proc_cpu`]). `None` where schedstat is unavailable.
+pub fn proc_sched_ns(pid: u32) -> Option<u64> {
+    let mut total = 0u64;
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = t.ok()?.path().join("schedstat");
+        let s = std::fs::read_to_string(path).ok()?;
+        total += s.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(total)
+}
+
+/// A process's resident set size in bytes (`VmRSS` in `/proc/<pid>/status`).
+pub fn vm_rss(pid: u32) -> u64 {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+/// A server running as a child process; killed when dropped.
+pub struct Server {
+    /// What runs there (`verdant`, `mio`, ...).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: Child,
+    // Kept open so that the child never writes into a closed pipe.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// The child's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Starts `program args...` pinned to [`SERVER_CPU`] (when there are
+    /// two CPUs) and waits for its `listening on ADDR` line.
+    pub fn start(name: &str, program: &std::path::Path, args: &[String]) -> io::Result<Server> {
+        let mut cmd = Command::new(program);
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
+        if have_two_cpus() {
+            // SAFETY: the closure only makes one system call
+            // (sched_setaffinity), which is async-signal-safe.
+            unsafe {
+                cmd.pre_exec(|| pin_to_cpu(SERVER_CPU));
+            }
+        }
+        let mut child = cmd.spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line)?;
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(io::Error::other(format!(
+                "{name}: expected `listening on ADDR`, got {line:?}"
+            )));
+        };
+        let addr = addr.parse().map_err(io::Error::other)?;
+        Ok(Server {
+            name: name.into(),
+            addr,
+            child,
+            _stdout: stdout,
+        })
+    }
+
+    /// Starts this bench binary again as `--serve KIND --buf BUF`.
+    pub fn start_self(kind: &str, buf: Buf) -> io::Result<Server> {
+        let exe = std::env::current_exe()?;
+        let args = [
+            "--serve".into(),
+            kind.into(),
+            "--port".into(),
+            "0".into(),
+            "--buf".into(),
+            buf.arg(),
+        ];
+        Server::start(kind, &exe, &args)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// If this process was started as a server (`--serve KIND [--port P]
+/// [--buf stack1k|BYTES]`), runs that server and never returns; otherwise
+/// returns. `extra` serves kinds that only one bench has (hyper).
+pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(i) = args.iter().position(|a| a == "--serve") else {
+        return;
+    };
+    let kind = args.get(i + 1).expect("--serve KIND").clone();
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|j| args.get(j + 1))
+            .cloned()
+    };
+    let port = value("--port").unwrap_or_else(|| "0".into());
+    let buf = Buf::parse(&value("--buf").unwrap_or_else(|| "stack1k".into()));
+    raise_nofile();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
+    let result = match kind.as_str() {
+        "verdant" => serve_verdant(addr, buf),
+        "mio" => serve_mio(addr, buf.len()),
+        "tokio" => serve_tokio(addr, buf),
+        "may" => serve_may(addr, buf),
+        other => extra(other, addr).unwrap_or_else(|| panic!("unknown server kind {other:?}")),
+    };
+    if let Err(e) = result {
+        eprintln!("{kind} server: {e}");
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+/// Prints the address line the parent waits for.
+pub fn announce(addr: SocketAddr) -> io::Result<()> {
+    let mut out = io::stdout();
+    writeln!(out, "listening on {addr}")?;
+    out.flush()
+}
+
+/// The echo loop of `examples/echo_server.rs`, for blocking-looking streams
+/// (verdant, may).
+fn echo<S: Read + Write>(conn: &mut S, buf: &mut [u8]) {
+    loop {
+        let n = match conn.read(buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf[..n].make_ascii_uppercase();
+        if conn.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+}
+
+/// verdant: one greenlet per connection on the main thread's hub (the
+/// echo_server example, with `TCP_NODELAY`).
+fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
+    let listener = verdant::net::TcpListener::bind(addr)?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (mut conn, _) = listener.accept()?;
+        let _ = conn.set_nodelay(true);
+        verdant::spawn(move || match buf {
+            Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
+            Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
+        });
+    }
+}
+
+/// may: one coroutine per connection, one worker thread (pinned with the
+/// whole process; may's own pinning is turned off).
+fn serve_may(addr: SocketAddr, buf: Buf) -> io::Result<()> {
+    may::config().set_workers(1).set_worker_pin(false);
+    let listener = may::net::TcpListener::bind(addr)?;
+    announce(listener.local_addr()?)?;
+    fn accept_loop(listener: may::net::TcpListener, buf: Buf) -> io::Result<()> {
+        loop {
+            let (mut conn, _) = listener.accept()?;
+            let _ = conn.set_nodelay(true);
+            // SAFETY: may's spawn is unsafe because a coroutine that uses
+            // thread-local storage could observe another thread's; this one
+            // touches none (and there is one worker).
+            unsafe {
+                may::coroutine::spawn(move || match buf {
+                    Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
+                    Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
+                });
+            }
+        }
+    }
+    // SAFETY: as in accept_loop.
+    let acceptor = unsafe { may::coroutine::spawn(move || accept_loop(listener, buf)) };
+    acceptor
+        .join()
+        .map_err(|_| io::Error::other("may acceptor panicked"))?
+}
+
+/// tokio's current-thread runtime: one task per connection.
+fn serve_tokio(addr: SocketAddr, buf: Buf) -> io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    async fn echo_async(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+        loop {
+            let n = match conn.read(buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf[..n].make_ascii_uppercase();
+            if conn.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        announce(listener.local_addr()?)?;
+        loop {
+            let (mut conn, _) = listener.accept().await?;
+            let _ = conn.set_nodelay(true);
+            tokio::spawn(async move {
+                match buf {
+                    Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
+                    Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
+                }
+            });
+        }
+    })
+}
+
+/// The raw mio loop: like `examples/select_echo.rs` (edge-triggered, each
+/// readable event drained until `WouldBlock`, output buffered per
+/// connection only when the socket would block, reading paused over 256 KiB
+/// of pending output), with one shared read buffer of `buf_len` bytes and a
+/// slab instead of a hash map.
+fn serve_mio(addr: SocketAddr, buf_len: usize) -> io::Result<()> {
+    use mio::net::{TcpListener, TcpStream};
+    use mio::{Events, Interest, Poll, Token};
+
+    const LISTENER: Token = Token(usize::MAX);
+    const MAX_PENDING: usize = 256 * 1024;
+
+    struct Conn {
+        stream: TcpStream,
+        out: Vec<u8>,
+        sent: usize,
+        writable: bool, // WRITABLE is registered
+    }
+
+    /// Writes `out[sent..]`; `Ok(true)` when all is written.
+    fn flush(c: &mut Conn) -> io::Result<bool> {
+        while c.sent < c.out.len() {
+            match c.stream.write(&c.out[c.sent..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => c.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        c.out.clear();
+        c.sent = 0;
+        Ok(true)
+    }
+
+    /// Reads until `WouldBlock`, echoing straight from `scratch` while
+    /// nothing is pending. `Ok(false)`: close the connection.
+    fn progress(c: &mut Conn, scratch: &mut [u8]) -> io::Result<bool> {
+        if !flush(c)? {
+            return Ok(true);
+        }
+        loop {
+            if c.out.len() - c.sent >= MAX_PENDING {
+                return Ok(true);
+            }
+            let n = match c.stream.read(scratch) {
+                Ok(0) => return Ok(false),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let data = &mut scratch[..n];
+            data.make_ascii_uppercase();
+            let mut done = 0;
+            while c.out.is_empty() && done < n {
+                match c.stream.write(&data[done..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(w) => done += w,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            c.out.extend_from_slice(&data[done..]);
+        }
+    }
+
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut listener = TcpListener::bind(addr)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
+    announce(listener.local_addr()?)?;
+    let mut slab: Vec<Option<Conn>> = Vec::new();
+    let mut free: Vec<usize> = Vec::new();
+    let mut scratch = vec![0u8; buf_len];
+    loop {
+        match poll.poll(&mut events, None) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => r?,
+        }
+        for ev in events.iter() {
+            if ev.token() == LISTENER {
+                loop {
+                    match listener.accept() {
+                        Ok((mut stream, _)) => {
+                            let _ = stream.set_nodelay(true);
+                            let i = free.pop().unwrap_or_else(|| {
+                                slab.push(None);
+                                slab.len() - 1
+                            });
+                            poll.registry()
+                                .register(&mut stream, Token(i), Interest::READABLE)?;
+                            slab[i] = Some(Conn {
+                                stream,
+                                out: Vec::new(),
+                                sent: 0,
+                                writable: false,
+                            });
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                continue;
+            }
+            let i = ev.token().0;
+            let Some(c) = slab.get_mut(i).and_then(Option::as_mut) else {
+                continue;
+            };
+            match progress(c, &mut scratch) {
+                Ok(true) => {
+                    let want = c.sent < c.out.len();
+                    want_writable(&poll, &mut c.stream, Token(i), &mut c.writable, want)?;
+                }
+                Ok(false) | Err(_) => {
+                    if let Some(mut c) = slab[i].take() {
+                        let _ = poll.registry().deregister(&mut c.stream);
+                    }
+                    free.push(i);
+                }
+            }
+        }
+    }
+}
+
+/// The median of `v` (the mean of the middle two for an even count).
+/// Registers `stream` for writability too while `want` (and only then),
+/// re-registering only when that changes.
+pub fn want_writable(
+    poll: &mio::Poll,
+    stream: &mut mio::net::TcpStream,
+    token: mio::Token,
+    writable: &mut bool,
+    want: bool,
+) -> io::Result<()> {
+    if want != *writable {
+        let interest = if want {
+            mio::Interest::READABLE | mio::Interest::WRITABLE
+        } else {
+            mio::Interest::READABLE
+        };
+        poll.registry().reregister(stream, token, interest)?;
+        *writable = want;
+    }
+    Ok(())
+}
+
+pub fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
+}
+
+/// The value after `name` in this process's arguments.
+pub fn arg_value(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
+/// Whether `flag` is among this process's arguments.
+pub fn has_flag(flag: &str) -> bool {
+    std::env::args().any(|a| a == flag)
+}
