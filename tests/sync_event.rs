@@ -37,73 +37,14 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt::Debug;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use verdant::sync::{AsyncResult, Event, GetError, WaitError};
 use verdant::{joinall, sleep, spawn, spawn_later, with_timeout, yield_now, Elapsed, Hub};
 
-const MS: Duration = Duration::from_millis(1);
-/// A timeout that is expected to expire (gevent's `SMALL_TICK`, doubled).
-const SMALL: Duration = Duration::from_millis(20);
-/// The upper bound for anything that should be "prompt" on a loaded machine.
-const SLACK: Duration = Duration::from_secs(1);
-/// Give up on a scenario that should end (with `LoopExit`), rather than hang.
-const HANG: Duration = Duration::from_secs(10);
-
-/// Counts drops of its tokens: a `finally:` that must run.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct DropToken(Rc<Cell<usize>>);
-
-impl Drops {
-    fn token(&self) -> DropToken {
-        DropToken(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
-
-impl Drop for DropToken {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
-/// for it: a wait that should end in `LoopExit` but hangs fails the test.
-fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .expect("spawn a test thread");
-    match rx.recv_timeout(HANG) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still waiting after {HANG:?} (a hang, not LoopExit)"),
-    }
-}
-
-/// The waiter count an `AsyncResult` shows in its `Debug` output (it has no
-/// `waiters()` accessor).
-fn debug_waiters(x: &impl Debug) -> usize {
-    let s = format!("{x:?}");
-    let at = s
-        .find("waiters: ")
-        .unwrap_or_else(|| panic!("no waiter count in {s}"));
-    s[at + "waiters: ".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
+mod sync_common;
+use sync_common::*;
 
 /// `AbstractGenericWaitTestCase` / `AbstractGenericGetTestCase`: `wait(t)`
 /// must give up after `t` (not before, not much later) with `TimedOut`, an
@@ -460,7 +401,7 @@ fn event_wait_while_unwinding_is_cancelled() {
         ]
     );
     assert_eq!(e.waiters(), 0);
-    assert_eq!(debug_waiters(&*ar), 0);
+    assert_eq!(ar.waiters(), 0);
 }
 
 // verdant-specific: kill a greenlet parked in Event::wait
@@ -542,7 +483,7 @@ fn async_result_get_timeout() {
         Err(GetError::Wait(WaitError::TimedOut))
     );
     assert!(t.elapsed() >= SMALL);
-    assert_eq!(debug_waiters(&ar), 0);
+    assert_eq!(ar.waiters(), 0);
     assert!(!ar.ready());
 }
 
@@ -578,7 +519,7 @@ fn async_result_zero_timeout_interrupts_get() {
     let e = event1.clone();
     let g = spawn_later(SMALL, move || e.set("hello event1").unwrap());
     assert_eq!(with_timeout(Duration::ZERO, || event1.get()), Err(Elapsed));
-    assert_eq!(debug_waiters(&*event1), 0);
+    assert_eq!(event1.waiters(), 0);
     // The value still arrives afterwards.
     assert_eq!(event1.get(), Ok("hello event1"));
     g.join().unwrap();
@@ -657,7 +598,7 @@ fn async_result_many_waiters_each_get_a_clone() {
         })
         .collect();
     yield_now();
-    assert_eq!(debug_waiters(&*ar), N);
+    assert_eq!(ar.waiters(), N);
     ar.set(Payload {
         v: 42,
         clones: clones.clone(),
@@ -668,7 +609,7 @@ fn async_result_many_waiters_each_get_a_clone() {
         assert_eq!(h.join().unwrap(), Ok(42));
     }
     assert_eq!(clones.get(), N, "one clone per waiter");
-    assert_eq!(debug_waiters(&*ar), 0);
+    assert_eq!(ar.waiters(), 0);
     assert_eq!(ar.get().unwrap().v, 42);
     assert_eq!(clones.get(), N + 1);
 }
@@ -681,7 +622,7 @@ fn async_result_get_deadlock_is_loop_exit() {
         let t = Instant::now();
         assert_eq!(ar.get(), Err(GetError::Wait(WaitError::LoopExit)));
         assert!(t.elapsed() < SLACK);
-        assert_eq!(debug_waiters(&ar), 0);
+        assert_eq!(ar.waiters(), 0);
         assert_eq!(ar.set(1), Ok(()));
     });
 }
@@ -697,10 +638,10 @@ fn async_result_kill_parked_getter() {
         a.get()
     });
     yield_now();
-    assert_eq!(debug_waiters(&*ar), 1);
+    assert_eq!(ar.waiters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1);
-    assert_eq!(debug_waiters(&*ar), 0, "the killed getter is deregistered");
+    assert_eq!(ar.waiters(), 0, "the killed getter is deregistered");
     assert!(h.join().unwrap_err().is_killed());
     // The result still works for others.
     let a = ar.clone();
@@ -733,6 +674,6 @@ fn async_result_kill_getter_woken_in_same_tick() {
     joinall(&hs).unwrap();
     assert_eq!(*got.borrow(), [(0, 11), (2, 11)]);
     assert_eq!(drops.count(), 3);
-    assert_eq!(debug_waiters(&*ar), 0);
+    assert_eq!(ar.waiters(), 0);
     assert!(hs[1].greenlet().is_dead());
 }

@@ -44,9 +44,8 @@
 //! Timing bounds are generous (`SLACK`) except IO-14's; tests that expect
 //! `LoopExit` run on a fresh OS thread bounded by `HANG`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt::Debug;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -58,37 +57,11 @@ use verdant::{
     joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Hub, JoinAllError, JoinErrorKind,
 };
 
-const MS: Duration = Duration::from_millis(1);
-/// A timeout that is expected to expire.
-const SMALL: Duration = Duration::from_millis(20);
-/// The upper bound for anything that should be "prompt" on a loaded machine.
-const SLACK: Duration = Duration::from_secs(1);
-/// Give up on a scenario that should end (with `LoopExit`), rather than hang.
-const HANG: Duration = Duration::from_secs(10);
+mod sync_common;
+use sync_common::*;
+
 /// Reliability table IO-14: a deadlock is reported within this.
 const IO14_BOUND: Duration = Duration::from_millis(10);
-
-/// Counts drops of its tokens: a `finally:` that must run, or an item that
-/// must not be lost (or dropped twice).
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct DropToken(Rc<Cell<usize>>);
-
-impl Drops {
-    fn token(&self) -> DropToken {
-        DropToken(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
-
-impl Drop for DropToken {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
 
 /// A queue item whose drops are counted.
 struct Tracked {
@@ -106,23 +79,6 @@ fn tracked(id: u32, drops: &Drops) -> Tracked {
     Tracked {
         id,
         _drop: drops.token(),
-    }
-}
-
-/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
-/// for it: a wait that should end in `LoopExit` but hangs fails the test.
-fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .expect("spawn a test thread");
-    match rx.recv_timeout(HANG) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still waiting after {HANG:?} (a hang, not LoopExit)"),
     }
 }
 

@@ -42,87 +42,17 @@
 //! thread bounded by `HANG`; timing bounds are generous (`SLACK`).
 
 use std::cell::{Cell, RefCell};
-use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use verdant::hub::DEFAULT_EVENT_INTERVAL;
 use verdant::sync::{BoundedSemaphore, Lock, LockGuard, OverRelease, RLock, Semaphore, WaitError};
 use verdant::{
     joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Hub, JoinAllError, JoinHandle,
 };
 
-const MS: Duration = Duration::from_millis(1);
-/// A timeout that is expected to expire.
-const SMALL: Duration = Duration::from_millis(20);
-/// The upper bound for anything that should be "prompt" on a loaded machine.
-const SLACK: Duration = Duration::from_secs(1);
-/// Give up on a scenario that should end (with `LoopExit`), rather than hang.
-const HANG: Duration = Duration::from_secs(10);
-
-/// Counts drops of its tokens: a `finally:` that must run.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct DropToken(Rc<Cell<usize>>);
-
-impl Drops {
-    fn token(&self) -> DropToken {
-        DropToken(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
-
-impl Drop for DropToken {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
-/// for it: a wait that should end in `LoopExit` but hangs fails the test.
-fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .expect("spawn a test thread");
-    match rx.recv_timeout(HANG) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still running after {HANG:?} (a hang, not LoopExit)"),
-    }
-}
-
-/// The waiter count a `Lock` shows in its `Debug` output (it has no
-/// `waiters()` accessor).
-fn debug_waiters(x: &impl Debug) -> usize {
-    let s = format!("{x:?}");
-    let at = s
-        .find("waiters: ")
-        .unwrap_or_else(|| panic!("no waiter count in {s}"));
-    s[at + "waiters: ".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
-/// Makes the hub fire timers on every switch (not every 61st), so that a
-/// test can have a timer fire between two steps of the root. The new
-/// interval takes effect once the current countdown runs out: run it out.
-fn maintain_every_tick() {
-    Hub::current().set_event_interval(1);
-    for _ in 0..=DEFAULT_EVENT_INTERVAL {
-        yield_now();
-    }
-}
+mod sync_common;
+use sync_common::*;
 
 /// A lock that lives for the whole test, so that its guards are `'static`
 /// and can move into (and be dropped by) another greenlet.
@@ -704,7 +634,7 @@ fn lock_abba_deadlock_is_loop_exit() {
         let r = joinall([&first, &second]);
         assert!(matches!(r, Err(JoinAllError::LoopExit)), "{r:?}");
         assert!(t.elapsed() < SLACK);
-        assert_eq!((debug_waiters(&*a), debug_waiters(&*b)), (1, 1));
+        assert_eq!((a.waiters(), b.waiters()), (1, 1));
         first.kill();
         second.join().unwrap();
         assert!(!a.is_locked() && !b.is_locked());
@@ -780,7 +710,7 @@ fn lock_acquire_contended() {
         .collect();
     sleep(5 * MS);
     assert_eq!(finished.get(), 0);
-    assert_eq!(debug_waiters(&*lock), N);
+    assert_eq!(lock.waiters(), N);
     drop(g);
     joinall(&hs).unwrap();
     assert_eq!(finished.get(), N);
@@ -845,7 +775,7 @@ fn lock_twice_in_main_is_loop_exit() {
         let t = Instant::now();
         assert_eq!(lock.lock().unwrap_err(), WaitError::LoopExit);
         assert!(t.elapsed() < SLACK);
-        assert_eq!(debug_waiters(&lock), 0);
+        assert_eq!(lock.waiters(), 0);
         assert_eq!(
             lock.lock_timeout(MS).unwrap_err(),
             WaitError::TimedOut,
@@ -870,7 +800,7 @@ fn lock_twice_in_greenlet_main_join_is_loop_exit() {
         assert_eq!(err.kind(), verdant::JoinErrorKind::LoopExit);
         h.kill();
         assert!(!lock.is_locked(), "the kill released the first lock");
-        assert_eq!(debug_waiters(&*lock), 0);
+        assert_eq!(lock.waiters(), 0);
     });
 }
 
@@ -902,10 +832,10 @@ fn lock_timeout() {
     let t = Instant::now();
     assert_eq!(lock.lock_timeout(SMALL).unwrap_err(), WaitError::TimedOut);
     assert!(t.elapsed() >= SMALL && t.elapsed() < SMALL + SLACK);
-    assert_eq!(debug_waiters(&*lock), 0);
+    assert_eq!(lock.waiters(), 0);
     let r = with_timeout(MS, || lock.lock_timeout(Duration::from_secs(1)).map(drop));
     assert_eq!(r, Err(Elapsed));
-    assert_eq!(debug_waiters(&*lock), 0);
+    assert_eq!(lock.waiters(), 0);
     drop(g);
     assert!(!lock.is_locked());
 }
@@ -922,14 +852,10 @@ fn lock_kill_parked_waiter() {
         *l.lock().unwrap() += 100;
     });
     yield_now();
-    assert_eq!(debug_waiters(&*lock), 1);
+    assert_eq!(lock.waiters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1);
-    assert_eq!(
-        debug_waiters(&*lock),
-        0,
-        "the killed waiter is deregistered"
-    );
+    assert_eq!(lock.waiters(), 0, "the killed waiter is deregistered");
     drop(g);
     assert!(!lock.is_locked(), "the lock went to a dead waiter");
     assert_eq!(*lock.lock().unwrap(), 0);
@@ -953,7 +879,7 @@ fn lock_kill_waiter_handed_the_lock_passes_it_on() {
         })
         .collect();
     yield_now();
-    assert_eq!(debug_waiters(&*lock), 3);
+    assert_eq!(lock.waiters(), 3);
     drop(g); // handed to waiter 0
     hs[0].kill();
     joinall(&hs).unwrap();

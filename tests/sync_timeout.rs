@@ -46,89 +46,21 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use verdant::hub::DEFAULT_EVENT_INTERVAL;
 use verdant::net::{TcpListener, TcpStream};
 use verdant::sync::{Event, Lock, Queue, Semaphore, TakeError, WaitError};
 use verdant::{
     sleep, spawn, spawn_later, with_deadline, with_timeout, yield_now, Elapsed, Greenlet, Hub,
 };
 
-const MS: Duration = Duration::from_millis(1);
+mod sync_common;
+use sync_common::*;
+
 /// test__timeout.py's SHOULD_EXPIRE.
 const SHOULD_EXPIRE: Duration = Duration::from_millis(10);
 /// test__timeout.py's SHOULD_NOT_EXPIRE (its CI value).
 const SHOULD_NOT_EXPIRE: Duration = Duration::from_millis(200);
-/// A timeout that is expected to expire.
-const SMALL: Duration = Duration::from_millis(20);
-/// The upper bound for anything that should be "prompt" on a loaded machine.
-const SLACK: Duration = Duration::from_secs(1);
-/// Give up on a scenario that should end (with `LoopExit`), rather than hang.
-const HANG: Duration = Duration::from_secs(10);
 /// Long enough never to end within a test.
 const FOREVER: Duration = Duration::from_secs(60);
-
-/// Counts drops of its tokens: a `finally:` that must run.
-#[derive(Clone, Default)]
-struct Drops(Rc<Cell<usize>>);
-
-struct DropToken(Rc<Cell<usize>>);
-
-impl Drops {
-    fn token(&self) -> DropToken {
-        DropToken(self.0.clone())
-    }
-    fn count(&self) -> usize {
-        self.0.get()
-    }
-}
-
-impl Drop for DropToken {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
-
-/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
-/// for it: a wait that should end in `LoopExit` but hangs fails the test.
-fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
-        .name(what.to_owned())
-        .spawn(move || {
-            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
-        })
-        .expect("spawn a test thread");
-    match rx.recv_timeout(HANG) {
-        Ok(Ok(v)) => v,
-        Ok(Err(payload)) => std::panic::resume_unwind(payload),
-        Err(_) => panic!("{what}: still waiting after {HANG:?} (a hang, not LoopExit)"),
-    }
-}
-
-/// The waiter count a `Lock` shows in its `Debug` output (it has no
-/// `waiters()` accessor).
-fn lock_waiters<T>(lock: &Lock<T>) -> usize {
-    let s = format!("{lock:?}");
-    let at = s
-        .find("waiters: ")
-        .unwrap_or_else(|| panic!("no waiter count in {s}"));
-    s[at + "waiters: ".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap()
-}
-
-/// Makes the hub fire timers on every switch (not every 61st), so that a
-/// scope can expire between two steps of the root. The new interval takes
-/// effect once the current countdown runs out: run it out.
-fn maintain_every_tick() {
-    Hub::current().set_event_interval(1);
-    for _ in 0..=DEFAULT_EVENT_INTERVAL {
-        yield_now();
-    }
-}
 
 /// Asserts `t` elapsed at least `at_least` and not much more.
 #[track_caller]
@@ -271,7 +203,7 @@ fn interrupts_lock() {
     let r = with_timeout(SMALL, || lock.lock().map(|g| *g));
     assert_eq!(r, Err(Elapsed));
     assert_took(t, SMALL);
-    assert_eq!(lock_waiters(&lock), 0);
+    assert_eq!(lock.waiters(), 0);
     holder.join().unwrap();
     assert!(!lock.is_locked(), "the lock went to the interrupted waiter");
     assert_eq!(*lock.lock().unwrap(), 1);
@@ -471,7 +403,7 @@ fn caught_expiry_raised_again() {
         t.elapsed() < SHOULD_NOT_EXPIRE,
         "a wait after the expiry was not interrupted"
     );
-    assert_eq!((q.getters(), e.waiters(), lock_waiters(&lock)), (0, 0, 0));
+    assert_eq!((q.getters(), e.waiters(), lock.waiters()), (0, 0, 0));
     drop(held);
     // Outside the scope, waits are not interrupted any more.
     sleep(MS);
@@ -714,7 +646,7 @@ fn expiry_after_lock_handoff_passes_it_on() {
     let l = lock.clone();
     let patient = spawn(move || l.lock().unwrap().push("patient"));
     yield_now();
-    assert_eq!(lock_waiters(&lock), 2);
+    assert_eq!(lock.waiters(), 2);
     std::thread::sleep(SMALL + 5 * MS);
     drop(g); // handed to `timed`
     yield_now();

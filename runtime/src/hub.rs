@@ -744,7 +744,8 @@ impl Hub {
 
     /// Sets how many switches may pass between two checks of timers and IO
     /// while greenlets are always ready (default [`DEFAULT_EVENT_INTERVAL`]).
-    /// Lower values favour IO latency, higher ones switch throughput.
+    /// Lower values favour IO latency, higher ones switch throughput. The
+    /// new interval applies from the next switch.
     ///
     /// # Panics
     ///
@@ -757,7 +758,12 @@ impl Hub {
     /// ```
     pub fn set_event_interval(&self, n: u32) {
         assert!(n > 0, "verdant: the event interval must be at least 1");
-        with_rt(|rt| rt.event_interval.set(n));
+        with_rt(|rt| {
+            rt.event_interval.set(n);
+            // Restart the countdown, so a shorter interval is not delayed by
+            // what is left of the longer one.
+            rt.ticks.set(rt.ticks.get().min(n));
+        });
     }
 
     /// Sets how many free stacks the hub keeps for reuse (default

@@ -305,6 +305,18 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
         Ok(())
     }
 
+    /// How many greenlets wait in `get`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r: verdant_runtime::sync::AsyncResult<u8> = verdant_runtime::sync::AsyncResult::new();
+    /// assert_eq!(r.waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.waiters.len()
+    }
+
     /// Whether a value or error was delivered.
     ///
     /// # Examples

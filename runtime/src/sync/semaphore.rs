@@ -429,6 +429,17 @@ impl<T: ?Sized> Lock<T> {
         self.sem.is_locked()
     }
 
+    /// How many greenlets wait for the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::sync::Lock::new(()).waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.sem.waiters()
+    }
+
     /// Waits for the lock.
     ///
     /// # Errors
@@ -604,6 +615,17 @@ impl<T: ?Sized> RLock<T> {
     /// ```
     pub fn count(&self) -> usize {
         self.count.get()
+    }
+
+    /// How many other greenlets wait for the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::sync::RLock::new(()).waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.sem.waiters()
     }
 
     /// Whether the running greenlet holds the lock.

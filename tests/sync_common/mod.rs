@@ -1,0 +1,62 @@
+//! Shared by the gevent sync ports (tests/sync_*.rs): timing constants,
+//! drop counters, and a fresh-thread runner that turns a hang into a
+//! failure.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
+use std::time::Duration;
+
+pub const MS: Duration = Duration::from_millis(1);
+/// A timeout that is expected to expire (gevent's `SMALL_TICK`, doubled).
+pub const SMALL: Duration = Duration::from_millis(20);
+/// The upper bound for anything that should be "prompt" on a loaded machine.
+pub const SLACK: Duration = Duration::from_secs(1);
+/// Give up on a scenario that should end (with `LoopExit`), rather than hang.
+pub const HANG: Duration = Duration::from_secs(10);
+
+/// Counts drops of its tokens: a `finally:` that must run, or an item that
+/// must not be lost (or dropped twice).
+#[derive(Clone, Default)]
+pub struct Drops(Rc<Cell<usize>>);
+
+pub struct DropToken(Rc<Cell<usize>>);
+
+impl Drops {
+    pub fn token(&self) -> DropToken {
+        DropToken(self.0.clone())
+    }
+    pub fn count(&self) -> usize {
+        self.0.get()
+    }
+}
+
+impl Drop for DropToken {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
+/// for it: a wait that should end in `LoopExit` but hangs fails the test.
+pub fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name(what.to_owned())
+        .spawn(move || {
+            let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
+        })
+        .expect("spawn a test thread");
+    match rx.recv_timeout(HANG) {
+        Ok(Ok(v)) => v,
+        Ok(Err(payload)) => std::panic::resume_unwind(payload),
+        Err(_) => panic!("{what}: still waiting after {HANG:?} (a hang, not LoopExit)"),
+    }
+}
+
+/// Makes the hub fire timers on every switch (not every 61st), so that a
+/// timer can fire between two steps of the root.
+pub fn maintain_every_tick() {
+    verdant::Hub::current().set_event_interval(1);
+}
