@@ -1695,3 +1695,21 @@ fn large_transfer_random_chunks_checksum() {
         );
     });
 }
+
+// verdant-specific: std's `From<TcpStream> for OwnedFd` (and back) round trip
+#[test]
+fn owned_fd_round_trip_keeps_the_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let client = spawn(move || {
+        let fd: OwnedFd = TcpStream::connect(addr).unwrap().into();
+        let mut s = TcpStream::from(fd);
+        s.write_all(b"via OwnedFd").unwrap();
+    });
+    let (conn, _) = listener.accept().unwrap();
+    drop(OwnedFd::from(listener));
+    let mut got = String::new();
+    (&conn).read_to_string(&mut got).unwrap();
+    assert_eq!(got, "via OwnedFd");
+    client.join().unwrap();
+}

@@ -21,7 +21,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::dns::ToSocketAddrs;
@@ -108,7 +108,7 @@ pub(crate) fn each_addr<A: ToSocketAddrs, T>(
 /// Errors after which `accept` backs off and retries instead of waiting for
 /// readiness: with edge-triggered epoll, a listener whose backlog stays
 /// full would never be reported readable again (reliability §5).
-fn is_resource_exhaustion(e: &io::Error) -> bool {
+pub(crate) fn is_resource_exhaustion(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
@@ -684,39 +684,54 @@ impl TcpStream {
             .io(Direction::Write, deadline, || (&self.inner).write(buf))
     }
 
-    fn write_all_impl(&self, mut buf: &[u8]) -> io::Result<()> {
+    fn write_all_impl(&self, buf: &[u8]) -> io::Result<()> {
         let deadline = deadline(self.write_timeout.get());
-        while !buf.is_empty() {
-            match self.write_with(buf, deadline) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "failed to write whole buffer",
-                    ))
-                }
-                Ok(n) => buf = &buf[n..],
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        write_all_with(buf, |b| self.write_with(b, deadline))
     }
 
-    fn read_exact_impl(&self, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_exact_impl(&self, buf: &mut [u8]) -> io::Result<()> {
         let deadline = deadline(self.read_timeout.get());
-        while !buf.is_empty() {
-            match self.read_with(buf, deadline) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "failed to fill whole buffer",
-                    ))
-                }
-                Ok(n) => buf = &mut buf[n..],
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        read_exact_with(buf, |b| self.read_with(b, deadline))
     }
+}
+
+/// `write_all` over `write`, which waits against one deadline for the whole
+/// call (std's loop, minus retrying `Interrupted`: a cancelled wait must end).
+pub(crate) fn write_all_with(
+    mut buf: &[u8],
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match write(buf)? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write whole buffer",
+                ))
+            }
+            n => buf = &buf[n..],
+        }
+    }
+    Ok(())
+}
+
+/// `read_exact` over `read`, as [`write_all_with`].
+pub(crate) fn read_exact_with(
+    mut buf: &mut [u8],
+    mut read: impl FnMut(&mut [u8]) -> io::Result<usize>,
+) -> io::Result<()> {
+    while !buf.is_empty() {
+        match read(buf)? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "failed to fill whole buffer",
+                ))
+            }
+            n => buf = &mut buf[n..],
+        }
+    }
+    Ok(())
 }
 
 impl Read for TcpStream {
@@ -786,42 +801,54 @@ impl fmt::Debug for TcpListener {
     }
 }
 
+/// `AsFd`, `AsRawFd`, `IntoRawFd`, `From<OwnedFd>` and `From<$t> for
+/// OwnedFd` for a socket type with `reg` and `inner: $std` fields.
 macro_rules! fd_impls {
-    ($t:ident) => {
-        impl AsFd for $t {
-            fn as_fd(&self) -> BorrowedFd<'_> {
-                self.inner.as_fd()
+    ($t:ident, $std:ty) => {
+        impl ::std::os::fd::AsFd for $t {
+            fn as_fd(&self) -> ::std::os::fd::BorrowedFd<'_> {
+                ::std::os::fd::AsFd::as_fd(&self.inner)
             }
         }
 
-        impl AsRawFd for $t {
-            fn as_raw_fd(&self) -> RawFd {
-                self.inner.as_raw_fd()
+        impl ::std::os::fd::AsRawFd for $t {
+            fn as_raw_fd(&self) -> ::std::os::fd::RawFd {
+                ::std::os::fd::AsRawFd::as_raw_fd(&self.inner)
             }
         }
 
-        impl IntoRawFd for $t {
+        impl ::std::os::fd::IntoRawFd for $t {
             /// Deregisters the socket and hands back its descriptor (still
             /// in non-blocking mode).
-            fn into_raw_fd(self) -> RawFd {
+            fn into_raw_fd(self) -> ::std::os::fd::RawFd {
                 let $t { reg, inner, .. } = self;
                 drop(reg);
-                inner.into_raw_fd()
+                ::std::os::fd::IntoRawFd::into_raw_fd(inner)
             }
         }
 
-        impl From<OwnedFd> for $t {
+        impl From<::std::os::fd::OwnedFd> for $t {
             /// Adopts a socket descriptor.
             ///
             /// # Panics
             ///
             /// Panics when the descriptor cannot be made non-blocking or
             /// registered with the hub (use `from_std` to handle that).
-            fn from(fd: OwnedFd) -> $t {
-                match $t::from_std(std::net::$t::from(fd)) {
+            fn from(fd: ::std::os::fd::OwnedFd) -> $t {
+                match $t::from_std(<$std>::from(fd)) {
                     Ok(s) => s,
                     Err(e) => panic!("verdant: cannot adopt the socket: {e}"),
                 }
+            }
+        }
+
+        impl From<$t> for ::std::os::fd::OwnedFd {
+            /// Deregisters the socket and hands back its descriptor (still
+            /// in non-blocking mode).
+            fn from(s: $t) -> ::std::os::fd::OwnedFd {
+                let $t { reg, inner, .. } = s;
+                drop(reg);
+                inner.into()
             }
         }
     };
@@ -829,8 +856,8 @@ macro_rules! fd_impls {
 
 pub(crate) use fd_impls;
 
-fd_impls!(TcpStream);
-fd_impls!(TcpListener);
+fd_impls!(TcpStream, std::net::TcpStream);
+fd_impls!(TcpListener, std::net::TcpListener);
 
 #[cfg(test)]
 mod tests {

@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use crate::dns::ToSocketAddrs;
@@ -469,4 +469,4 @@ impl fmt::Debug for UdpSocket {
     }
 }
 
-crate::tcp::fd_impls!(UdpSocket);
+crate::tcp::fd_impls!(UdpSocket, std::net::UdpSocket);

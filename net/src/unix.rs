@@ -87,14 +87,16 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, IoSliceMut, Read, Write};
 use std::net::Shutdown;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use verdant_runtime::io::{Direction, Registration};
 
-use crate::tcp::{check_timeout, deadline};
+use crate::tcp::{
+    check_timeout, deadline, is_resource_exhaustion, read_exact_with, write_all_with,
+};
 
 /// The first pause of a connect or datagram send that the kernel gives no
 /// usable readiness event for (see the module docs); it doubles up to
@@ -103,15 +105,6 @@ const RETRY_MIN: Duration = Duration::from_millis(1);
 const RETRY_MAX: Duration = Duration::from_millis(100);
 /// Small, so that a `close` from another greenlet is noticed promptly.
 const SEND_TO_RETRY_MAX: Duration = Duration::from_millis(20);
-
-/// Errors after which `accept` backs off and retries instead of waiting for
-/// readiness (the same list as the TCP listener's).
-fn is_resource_exhaustion(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
-    )
-}
 
 /// A Unix-domain socket server, listening for connections.
 ///
@@ -737,38 +730,14 @@ impl UnixStream {
         })
     }
 
-    fn write_all_impl(&self, mut buf: &[u8]) -> io::Result<()> {
+    fn write_all_impl(&self, buf: &[u8]) -> io::Result<()> {
         let deadline = deadline(self.write_timeout.get());
-        while !buf.is_empty() {
-            match self.write_with(buf, deadline) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::WriteZero,
-                        "failed to write whole buffer",
-                    ))
-                }
-                Ok(n) => buf = &buf[n..],
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        write_all_with(buf, |b| self.write_with(b, deadline))
     }
 
-    fn read_exact_impl(&self, mut buf: &mut [u8]) -> io::Result<()> {
+    fn read_exact_impl(&self, buf: &mut [u8]) -> io::Result<()> {
         let deadline = deadline(self.read_timeout.get());
-        while !buf.is_empty() {
-            match self.read_with(buf, deadline) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "failed to fill whole buffer",
-                    ))
-                }
-                Ok(n) => buf = &mut buf[n..],
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        read_exact_with(buf, |b| self.read_with(b, deadline))
     }
 }
 
@@ -1305,39 +1274,6 @@ impl fmt::Debug for UnixDatagram {
     }
 }
 
-/// `AsFd`, `AsRawFd`, `IntoRawFd` and `From<OwnedFd>`, from the macro the
-/// TCP and UDP types use. That macro adopts a descriptor as the std type
-/// `std::net::$t`; a path in a macro resolves where the macro is used, so
-/// here a local `std::net` answers with std's Unix socket types.
-mod fd_glue {
-    use super::{UnixDatagram, UnixListener, UnixStream};
-    use ::std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-
-    mod std {
-        pub(crate) mod net {
-            pub(crate) use ::std::os::unix::net::{UnixDatagram, UnixListener, UnixStream};
-        }
-    }
-
-    crate::tcp::fd_impls!(UnixStream);
-    crate::tcp::fd_impls!(UnixListener);
-    crate::tcp::fd_impls!(UnixDatagram);
-}
-
-macro_rules! into_owned_fd {
-    ($t:ident) => {
-        impl From<$t> for OwnedFd {
-            /// Deregisters the socket and hands back its descriptor (still
-            /// in non-blocking mode).
-            fn from(s: $t) -> OwnedFd {
-                let $t { reg, inner, .. } = s;
-                drop(reg);
-                inner.into()
-            }
-        }
-    };
-}
-
-into_owned_fd!(UnixStream);
-into_owned_fd!(UnixListener);
-into_owned_fd!(UnixDatagram);
+crate::tcp::fd_impls!(UnixStream, std::os::unix::net::UnixStream);
+crate::tcp::fd_impls!(UnixListener, std::os::unix::net::UnixListener);
+crate::tcp::fd_impls!(UnixDatagram, std::os::unix::net::UnixDatagram);
