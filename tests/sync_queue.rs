@@ -82,38 +82,6 @@ fn tracked(id: u32, drops: &Drops) -> Tracked {
     }
 }
 
-/// `AbstractGenericGetTestCase` (`TestGetInterrupt*`, `TestPutInterrupt*`):
-/// a timed wait gives up after its timeout with `TimedOut`, `with_timeout`
-/// interrupts an untimed one, and an outer timeout shorter than the wait's
-/// own is not lost.
-fn check_generic_wait<E: Debug>(
-    timed: impl Fn(Duration) -> Result<(), E>,
-    untimed: impl Fn() -> Result<(), E>,
-    is_timed_out: impl Fn(&E) -> bool,
-) {
-    let t = Instant::now();
-    let r = timed(SMALL);
-    let took = t.elapsed();
-    assert!(
-        r.as_ref().is_err_and(&is_timed_out),
-        "expected a timeout: {r:?}"
-    );
-    assert!(took >= SMALL, "gave up early: {took:?}");
-    assert!(took < SMALL + SLACK, "gave up late: {took:?}");
-
-    let t = Instant::now();
-    let r = with_timeout(SMALL, &untimed);
-    assert!(r.is_err(), "the scope must interrupt the wait: {r:?}");
-    assert!(t.elapsed() >= SMALL && t.elapsed() < SMALL + SLACK);
-
-    let r = with_timeout(MS, || timed(Duration::from_secs(1)));
-    assert!(
-        matches!(r, Err(Elapsed)),
-        "the outer timeout was lost: {r:?}"
-    );
-    assert_eq!(Hub::current().timer_count(), 0, "a timer leaked");
-}
-
 /// `check_generic_wait` for `get` on an empty queue, then for `put` on a
 /// full one (holding one item), of any queue kind.
 macro_rules! check_interrupts {

@@ -4,9 +4,12 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 use std::cell::Cell;
+use std::fmt::Debug;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use verdant::{with_timeout, Elapsed, Hub};
 
 pub const MS: Duration = Duration::from_millis(1);
 /// A timeout that is expected to expire (gevent's `SMALL_TICK`, doubled).
@@ -59,4 +62,42 @@ pub fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Se
 /// timer can fire between two steps of the root.
 pub fn maintain_every_tick() {
     verdant::Hub::current().set_event_interval(1);
+}
+
+/// `AbstractGenericWaitTestCase` / `AbstractGenericGetTestCase`: `wait(t)`
+/// must give up after `t` (not before, not much later) with `TimedOut`, an
+/// enclosing `with_timeout` must interrupt a wait without a timeout, and an
+/// outer timeout shorter than the wait's own must not be lost.
+pub fn check_generic_wait<E: Debug>(
+    timed: impl Fn(Duration) -> Result<(), E>,
+    untimed: impl Fn() -> Result<(), E>,
+    is_timed_out: impl Fn(&E) -> bool,
+) {
+    // test_returns_none_after_timeout / test_raises_timeout_number
+    let t = Instant::now();
+    let r = timed(SMALL);
+    let took = t.elapsed();
+    assert!(
+        r.as_ref().is_err_and(&is_timed_out),
+        "expected a timeout: {r:?}"
+    );
+    assert!(took >= SMALL, "gave up early: {took:?}");
+    assert!(took < SMALL + SLACK, "gave up late: {took:?}");
+
+    // test_raises_timeout_Timeout: a Timeout around a wait without one.
+    let t = Instant::now();
+    let r = with_timeout(SMALL, &untimed);
+    assert!(r.is_err(), "the scope must interrupt the wait: {r:?}");
+    assert!(t.elapsed() >= SMALL && t.elapsed() < SMALL + SLACK);
+
+    // test_outer_timeout_is_not_lost: the outer (1 ms) fires, not the
+    // wait's own (1 s).
+    let t = Instant::now();
+    let r = with_timeout(MS, || timed(Duration::from_secs(1)));
+    assert!(
+        matches!(r, Err(Elapsed)),
+        "the outer timeout was lost: {r:?}"
+    );
+    assert!(t.elapsed() < SLACK, "{:?}", t.elapsed());
+    assert_eq!(Hub::current().timer_count(), 0, "a timer leaked");
 }
