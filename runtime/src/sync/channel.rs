@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use super::queue::{Core, Fifo, PutError, TakeError};
 use super::{deadline_of, WaitError};
-use crate::hub::with_rt;
+use crate::greenlet::Wake;
+use crate::hub::{self, with_rt, Runtime, WaitToken};
+use crate::task::TimerGuard;
 
 struct Chan<T> {
     core: Core<Fifo<T>>,
@@ -572,27 +574,130 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
     }
 }
 
-/// A receiver whose readiness [`Select`] can wait for.
-trait Watchable {
-    fn is_ready(&self) -> bool;
-    fn watchers(&self) -> &super::WaitList<()>;
+/// One operation of a [`Select`]: a receive (on a [`Receiver`]) or a send
+/// (on a [`Sender`]).
+trait Op {
+    /// Whether the operation would go ahead without waiting.
+    fn ready(&self) -> bool;
+    /// Registers the waiting greenlet's token with the channel.
+    fn register<'s>(&'s self, token: &WaitToken) -> Registration<'s>;
+    fn is_send(&self) -> bool;
 }
 
-impl<T> Watchable for Receiver<T> {
-    fn is_ready(&self) -> bool {
+/// A select's registration with one channel; leaves it when dropped.
+enum Registration<'s> {
+    /// A waiting getter, handed a message like any other.
+    Recv(Box<dyn Held + 's>),
+    /// A watcher woken when a send could go ahead.
+    Send(&'s super::WaitList<()>, Rc<super::Waiter<()>>),
+}
+
+/// A receive registration, erased over the message type.
+trait Held {
+    /// On a normal wake-up: a message handed to the select is held at the
+    /// front of its channel for the caller to take at once.
+    fn settle(&mut self);
+}
+
+struct RecvReg<'s, T> {
+    core: &'s Core<Fifo<T>>,
+    w: Rc<super::Waiter<T>>,
+    settled: bool,
+}
+
+impl<T> Held for RecvReg<'_, T> {
+    fn settle(&mut self) {
+        self.settled = true;
+        if let Some(msg) = self.w.take() {
+            self.core.hold_first(msg);
+        }
+    }
+}
+
+impl<T> Drop for RecvReg<'_, T> {
+    fn drop(&mut self) {
+        if !self.w.is_notified() {
+            self.core.getters.remove(&self.w);
+        } else if !self.settled {
+            // Unwinding (a kill) after a message was handed over: pass it on.
+            if let Some(msg) = self.w.take() {
+                self.core.requeue(msg);
+            }
+        }
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        if let Registration::Send(list, w) = self {
+            list.remove(w);
+        }
+    }
+}
+
+impl<T> Op for Receiver<T> {
+    fn ready(&self) -> bool {
         self.chan.core.is_ready()
     }
-    fn watchers(&self) -> &super::WaitList<()> {
-        &self.chan.core.watchers
+    fn register<'s>(&'s self, token: &WaitToken) -> Registration<'s> {
+        let core = &self.chan.core;
+        Registration::Recv(Box::new(RecvReg {
+            core,
+            w: core.enqueue_getter(token),
+            settled: false,
+        }))
+    }
+    fn is_send(&self) -> bool {
+        false
     }
 }
 
-/// Waits until one of several receivers has a message (or is
-/// disconnected): crossbeam's `Select`, for receive operations.
+impl<T> Op for Sender<T> {
+    fn ready(&self) -> bool {
+        self.chan.core.is_put_ready()
+    }
+    fn register<'s>(&'s self, token: &WaitToken) -> Registration<'s> {
+        let list = &self.chan.core.send_watchers;
+        Registration::Send(list, list.enqueue(token, None))
+    }
+    fn is_send(&self) -> bool {
+        true
+    }
+}
+
+thread_local! {
+    /// xorshift state for picking among ready operations.
+    static PICK: Cell<u32> = const { Cell::new(0x9E37_79B9) };
+}
+
+/// A pseudo-random start in `0..n`, so that no ready operation starves.
+fn pick_start(n: usize) -> usize {
+    PICK.with(|s| {
+        let mut x = s.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        s.set(x);
+        (x as usize) % n
+    })
+}
+
+/// Waits until one of several channel operations can go ahead:
+/// crossbeam's `Select`, for sends and receives, with a timeout.
 ///
-/// The hub is single-threaded, so the message `select` reports is still
-/// there when the caller takes it with `try_recv` right away (before any
-/// other wait).
+/// A receive is ready when a message waits, a sender waits (a rendezvous),
+/// or every sender is gone; a send, when there is room, a receiver waits,
+/// or every receiver is gone. When several are ready, one is picked at
+/// random, so none starves. [`select`](Select::select) returns the
+/// operation's index; complete it at once (before any other wait) with
+/// `try_recv` / `try_send` (or `recv` / `send`, which then do not wait):
+/// the hub is single-threaded, so it is still ready.
+///
+/// While a select waits, each of its receives stands in line with the
+/// channel's other receivers and a message is handed to it directly (held
+/// for the caller at the front of the channel). So two selects, one
+/// sending and one receiving on the same rendezvous channel, meet as in
+/// Go.
 ///
 /// # Examples
 ///
@@ -611,7 +716,7 @@ impl<T> Watchable for Receiver<T> {
 /// ```
 #[derive(Default)]
 pub struct Select<'a> {
-    ops: Vec<&'a dyn Watchable>,
+    ops: Vec<&'a dyn Op>,
 }
 
 impl fmt::Debug for Select<'_> {
@@ -649,7 +754,27 @@ impl<'a> Select<'a> {
         self.ops.len() - 1
     }
 
-    /// The index of the first ready receive, without waiting.
+    /// Adds a send on `tx`; returns its index. The message is given when
+    /// the send is selected (`tx.try_send(msg)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::bounded::<u8>(1);
+    /// let mut sel = verdant_runtime::sync::channel::Select::new();
+    /// let i = sel.send(&tx);
+    /// assert_eq!(sel.select(), Ok(i)); // room for one
+    /// tx.try_send(7).unwrap();
+    /// assert_eq!(sel.try_select(), None); // full now
+    /// # drop(rx);
+    /// ```
+    pub fn send<T>(&mut self, tx: &'a Sender<T>) -> usize {
+        self.ops.push(tx);
+        self.ops.len() - 1
+    }
+
+    /// The index of a ready operation (picked at random among the ready
+    /// ones), without waiting.
     ///
     /// # Examples
     ///
@@ -662,10 +787,17 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.try_select(), Some(0));
     /// ```
     pub fn try_select(&self) -> Option<usize> {
-        self.ops.iter().position(|op| op.is_ready())
+        let n = self.ops.len();
+        if n == 0 {
+            return None;
+        }
+        let start = pick_start(n);
+        (0..n)
+            .map(|k| (start + k) % n)
+            .find(|&i| self.ops[i].ready())
     }
 
-    /// Waits until a receive is ready; returns its index.
+    /// Waits until an operation is ready; returns its index.
     ///
     /// # Errors
     ///
@@ -674,7 +806,8 @@ impl<'a> Select<'a> {
     ///
     /// # Panics
     ///
-    /// Panics if the selection is empty: it could never end.
+    /// Panics if the selection is empty: it could never end. Raises a kill
+    /// or timeout-scope expiry delivered while waiting.
     ///
     /// # Examples
     ///
@@ -683,7 +816,7 @@ impl<'a> Select<'a> {
         self.select_until(None)
     }
 
-    /// Waits at most `timeout` for a receive to be ready.
+    /// Waits at most `timeout` for an operation to be ready.
     ///
     /// # Errors
     ///
@@ -702,7 +835,7 @@ impl<'a> Select<'a> {
         self.select_until(deadline_of(Some(timeout)))
     }
 
-    /// Waits until `deadline` at the latest for a receive to be ready.
+    /// Waits until `deadline` at the latest for an operation to be ready.
     ///
     /// # Errors
     ///
@@ -729,26 +862,64 @@ impl<'a> Select<'a> {
             if let Some(i) = self.try_select() {
                 return Ok(i);
             }
-            let lists: Vec<&super::WaitList<()>> =
-                self.ops.iter().map(|op| op.watchers()).collect();
-            with_rt(|rt| super::wait_any(rt, &lists, deadline))?;
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                return Err(WaitError::TimedOut);
+            }
+            with_rt(|rt| self.park(rt, deadline))?;
+        }
+    }
+
+    /// Registers every operation under one token and parks once; whichever
+    /// channel wakes it first claims the whole select (the others find the
+    /// token spent and pass it by).
+    fn park(&self, rt: &Runtime, deadline: Option<Instant>) -> Result<(), WaitError> {
+        let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
+        // Receives first: registering one wakes selects waiting to send into
+        // that channel, which must not include this one.
+        let mut regs: Vec<Registration<'_>> = Vec::with_capacity(self.ops.len());
+        for send in [false, true] {
+            for op in self.ops.iter().filter(|op| op.is_send() == send) {
+                regs.push(op.register(&token));
+            }
+        }
+        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+        let woke = hub::wait(rt);
+        drop(timer);
+        for reg in &mut regs {
+            if let Registration::Recv(held) = reg {
+                held.settle();
+            }
+        }
+        drop(regs);
+        match woke {
+            Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(()),
+            Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
+            Err(_) => Err(WaitError::Cancelled),
         }
     }
 }
 
-/// Waits on several channel receives and an optional timeout, like
-/// crossbeam's `select!` (receive arms only).
+/// Waits on several channel operations and an optional timeout, like
+/// crossbeam's (and Go's) `select`.
 ///
-/// Each `recv(rx) -> res => body` arm runs with `res:
-/// Result<T, RecvError>` when `rx` is ready (a message, or disconnected);
-/// a final `timeout(duration) => body` arm runs if none is ready in time,
-/// and `default => body` if none is ready now. Without either, it waits
-/// until one is (a deadlock panics with `LoopExit`).
+/// Arms:
+/// - `recv(rx) -> res => body` runs with `res: Result<T, RecvError>` when
+///   `rx` is ready (a message, or disconnected);
+/// - `send(tx, msg) -> res => body` runs with `res: Result<(), SendError<T>>`
+///   when `tx` is ready (room, a waiting receiver, or disconnected); `msg`
+///   is evaluated only if this send is chosen;
+/// - a last `timeout(duration) => body` runs if none is ready in time, or
+///   `default => body` if none is ready now. Without either, it waits
+///   until one is.
+///
+/// When several operations are ready, one is picked at random.
 ///
 /// # Panics
 ///
 /// Without a `timeout` or `default` arm, panics if the wait fails
-/// (`LoopExit`: nothing could ever send; `Cancelled`).
+/// (`LoopExit`: no other greenlet could ever make an operation ready;
+/// `Cancelled`). Raises a kill or timeout-scope expiry delivered while
+/// waiting.
 ///
 /// # Examples
 ///
@@ -765,6 +936,16 @@ impl<'a> Select<'a> {
 ///     timeout(Duration::from_secs(1)) => panic!("timed out"),
 /// };
 /// assert_eq!(got, 7);
+///
+/// // Sending: a rendezvous send meets a receiver.
+/// let (tx, rx) = channel::bounded(0);
+/// let receiver = spawn(move || rx.recv().unwrap());
+/// select! {
+///     send(tx, "hello") -> res => res.unwrap(),
+///     recv(quiet) -> _msg => unreachable!(),
+/// }
+/// assert_eq!(receiver.join().unwrap(), "hello");
+///
 /// let nothing = select! {
 ///     recv(quiet) -> _msg => 1,
 ///     default => 0,
@@ -773,33 +954,51 @@ impl<'a> Select<'a> {
 /// ```
 #[macro_export]
 macro_rules! select {
-    ($(recv($rx:expr) -> $res:pat => $body:expr,)+ timeout($d:expr) => $tbody:expr $(,)?) => {{
+    // Munch the arms into a list of `(kind, channel, msg, res, body)`.
+    (@arms [$($done:tt)*] recv($rx:expr) -> $res:pat => $body:expr, $($rest:tt)*) => {
+        $crate::select!(@arms [$($done)* (recv, $rx, (), $res, $body)] $($rest)*)
+    };
+    (@arms [$($done:tt)*] recv($rx:expr) -> $res:pat => $body:expr) => {
+        $crate::select!(@arms [$($done)* (recv, $rx, (), $res, $body)])
+    };
+    (@arms [$($done:tt)*] send($tx:expr, $msg:expr) -> $res:pat => $body:expr, $($rest:tt)*) => {
+        $crate::select!(@arms [$($done)* (send, $tx, $msg, $res, $body)] $($rest)*)
+    };
+    (@arms [$($done:tt)*] send($tx:expr, $msg:expr) -> $res:pat => $body:expr) => {
+        $crate::select!(@arms [$($done)* (send, $tx, $msg, $res, $body)])
+    };
+    (@arms [$($done:tt)*] timeout($d:expr) => $tbody:expr $(,)?) => {
+        $crate::select!(@run [$($done)*] (timeout $d) $tbody)
+    };
+    (@arms [$($done:tt)*] default => $dbody:expr $(,)?) => {
+        $crate::select!(@run [$($done)*] (default) $dbody)
+    };
+    (@arms [$($done:tt)*]) => {
+        $crate::select!(@run [$($done)*] (block) ::std::unreachable!())
+    };
+    (@run [$(($kind:ident, $ch:expr, $msg:expr, $res:pat, $body:expr))+] ($($how:tt)*) $other:expr) => {{
         let mut __sel = $crate::sync::channel::Select::new();
-        $( let _ = __sel.recv(&$rx); )+
-        match __sel.select_timeout($d) {
-            Ok(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
-            Err(_) => $tbody,
+        $( $crate::select!(@add __sel, $kind, $ch); )+
+        match $crate::select!(@wait __sel, $($how)*) {
+            ::std::option::Option::Some(__i) => {
+                $crate::select!(@dispatch __i, 0usize, $(($kind, $ch, $msg, $res, $body))+)
+            }
+            ::std::option::Option::None => $other,
         }
     }};
-    ($(recv($rx:expr) -> $res:pat => $body:expr,)+ default => $dbody:expr $(,)?) => {{
-        let mut __sel = $crate::sync::channel::Select::new();
-        $( let _ = __sel.recv(&$rx); )+
-        match __sel.try_select() {
-            Some(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
-            None => $dbody,
+    (@add $sel:ident, recv, $ch:expr) => { let _ = $sel.recv(&$ch); };
+    (@add $sel:ident, send, $ch:expr) => { let _ = $sel.send(&$ch); };
+    (@wait $sel:ident, timeout $d:expr) => { $sel.select_timeout($d).ok() };
+    (@wait $sel:ident, default) => { $sel.try_select() };
+    (@wait $sel:ident, block) => {
+        match $sel.select() {
+            ::std::result::Result::Ok(__i) => ::std::option::Option::Some(__i),
+            ::std::result::Result::Err(e) => panic!("verdant: select! could not wait: {e}"),
         }
-    }};
-    ($(recv($rx:expr) -> $res:pat => $body:expr),+ $(,)?) => {{
-        let mut __sel = $crate::sync::channel::Select::new();
-        $( let _ = __sel.recv(&$rx); )+
-        match __sel.select() {
-            Ok(__i) => $crate::select!(@dispatch __i, 0usize, $(($rx, $res, $body))+),
-            Err(e) => panic!("verdant: select! could not wait: {e}"),
-        }
-    }};
-    (@dispatch $i:ident, $n:expr, ($rx:expr, $res:pat, $body:expr) $($rest:tt)*) => {
+    };
+    (@dispatch $i:ident, $n:expr, ($kind:ident, $ch:expr, $msg:expr, $res:pat, $body:expr) $($rest:tt)*) => {
         if $i == $n {
-            let $res = $rx.try_recv().map_err(|_| $crate::sync::channel::RecvError::Disconnected);
+            let $res = $crate::select!(@complete $kind, $ch, $msg);
             $body
         } else {
             $crate::select!(@dispatch $i, $n + 1usize, $($rest)*)
@@ -807,5 +1006,11 @@ macro_rules! select {
     };
     (@dispatch $i:ident, $n:expr,) => {
         unreachable!("select! index out of range")
+    };
+    // Ready, so neither waits (the hub runs nothing in between).
+    (@complete recv, $ch:expr, $msg:expr) => { $ch.recv() };
+    (@complete send, $ch:expr, $msg:expr) => { $ch.send($msg) };
+    ($($arms:tt)+) => {
+        $crate::select!(@arms [] $($arms)+)
     };
 }

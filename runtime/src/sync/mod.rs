@@ -99,6 +99,19 @@ pub(crate) struct Waiter<T> {
     slot: Cell<Option<T>>,
 }
 
+impl<T> Waiter<T> {
+    /// Whether a notify reached this waiter (its value, if any, is in the
+    /// slot).
+    pub(crate) fn is_notified(&self) -> bool {
+        self.state.get() == NOTIFIED
+    }
+
+    /// Takes the value in the slot.
+    pub(crate) fn take(&self) -> Option<T> {
+        self.slot.take()
+    }
+}
+
 /// A FIFO list of parked greenlets: the hub's waiter primitive. Waking one
 /// hands it a value (or takes the value it offered) in the same step, so a
 /// newcomer can never overtake a woken waiter (FIFO fairness), and a waiter
@@ -235,7 +248,22 @@ impl<T> WaitList<T> {
         Err((why, w.slot.take()))
     }
 
-    fn remove(&self, w: &Rc<Waiter<T>>) {
+    /// Puts a waiter for `token` at the back of the list, without parking:
+    /// for waits on several things at once (a select), which park once
+    /// with one token for all. The caller removes it with
+    /// [`remove`](WaitList::remove) unless it was notified.
+    pub(crate) fn enqueue(&self, token: &WaitToken, offer: Option<T>) -> Rc<Waiter<T>> {
+        let w = Rc::new(Waiter {
+            token: token.clone(),
+            state: Cell::new(WAITING),
+            slot: Cell::new(offer),
+        });
+        self.q.borrow_mut().push_back(w.clone());
+        w
+    }
+
+    /// Takes `w` off the list (nothing happens if it was popped already).
+    pub(crate) fn remove(&self, w: &Rc<Waiter<T>>) {
         let removed = {
             let mut q = self.q.borrow_mut();
             q.iter()
@@ -266,53 +294,6 @@ impl<T> Drop for Unwinding<'_, T> {
             self.list.remove(self.w);
         }
     }
-}
-
-/// Parks the current greenlet on several lists at once until any of them
-/// wakes it (nothing is handed over: the caller looks again), `deadline`
-/// passes, or the wait can never end.
-pub(crate) fn wait_any(
-    rt: &Runtime,
-    lists: &[&WaitList<()>],
-    deadline: Option<Instant>,
-) -> Result<(), WaitError> {
-    if deadline.is_some_and(|d| d <= Instant::now()) {
-        return Err(WaitError::TimedOut);
-    }
-    let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
-    let entries: Vec<Rc<Waiter<()>>> = lists
-        .iter()
-        .map(|l| {
-            let w = Rc::new(Waiter {
-                token: token.clone(),
-                state: Cell::new(WAITING),
-                slot: Cell::new(None),
-            });
-            l.q.borrow_mut().push_back(w.clone());
-            w
-        })
-        .collect();
-    /// Takes the entries off every list (also on unwind).
-    struct Leave<'a>(&'a [&'a WaitList<()>], &'a [Rc<Waiter<()>>]);
-    impl Drop for Leave<'_> {
-        fn drop(&mut self) {
-            for (l, w) in self.0.iter().zip(self.1) {
-                l.remove(w);
-            }
-        }
-    }
-    let _leave = Leave(lists, &entries);
-    let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
-    let woke = hub::wait(rt);
-    drop(timer);
-    if entries.iter().any(|w| w.state.get() == NOTIFIED) {
-        return Ok(());
-    }
-    Err(match woke {
-        Ok(Wake::TimedOut) => WaitError::TimedOut,
-        Ok(Wake::LoopExit) => WaitError::LoopExit,
-        Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
-    })
 }
 
 /// The deadline of an optional timeout.

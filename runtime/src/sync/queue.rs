@@ -19,8 +19,10 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_of, WaitError, WaitList};
-use crate::hub::with_rt;
+use std::rc::Rc;
+
+use super::{deadline_of, WaitError, WaitList, Waiter};
+use crate::hub::{with_rt, WaitToken};
 
 /// Why a `put` did not happen; the item comes back.
 #[derive(Clone, PartialEq, Eq)]
@@ -195,8 +197,9 @@ pub(crate) struct Core<S: Store> {
     pub(crate) no_getters: Cell<bool>,
     pub(crate) getters: WaitList<S::Item>,
     pub(crate) putters: WaitList<S::Item>,
-    /// Selects waiting for an item or the close (woken, nothing handed).
-    pub(crate) watchers: WaitList<()>,
+    /// Selects waiting to send: woken (nothing handed) when a put could
+    /// go ahead: room was made, a getter arrived, or the gets ended.
+    pub(crate) send_watchers: WaitList<()>,
     unfinished: Cell<usize>,
     joiners: WaitList<()>,
 }
@@ -210,7 +213,7 @@ impl<S: Store> Core<S> {
             no_getters: Cell::new(false),
             getters: WaitList::default(),
             putters: WaitList::default(),
-            watchers: WaitList::default(),
+            send_watchers: WaitList::default(),
             unfinished: Cell::new(0),
             joiners: WaitList::default(),
         }
@@ -242,7 +245,6 @@ impl<S: Store> Core<S> {
         }
         self.items.borrow_mut().push(item);
         self.unfinished.set(self.unfinished.get() + 1);
-        self.watchers.wake_all_empty();
         Ok(())
     }
 
@@ -256,8 +258,6 @@ impl<S: Store> Core<S> {
                 Err(PutError::Full(item)) => item,
                 other => return other,
             };
-            // A select on an empty rendezvous channel is ready now.
-            self.watchers.wake_all_empty();
             let waited = with_rt(|rt| self.putters.wait(rt, deadline, Some(item), &drop));
             match waited {
                 // A getter took it (and counted it).
@@ -278,9 +278,13 @@ impl<S: Store> Core<S> {
             // Room for the first waiting putter's item (unless a killed
             // getter's item, put back, still holds the queue over its bound).
             if !self.is_full() {
-                if let Some(next) = self.putters.take_one() {
-                    self.items.borrow_mut().push(next);
-                    self.unfinished.set(self.unfinished.get() + 1);
+                match self.putters.take_one() {
+                    Some(next) => {
+                        self.items.borrow_mut().push(next);
+                        self.unfinished.set(self.unfinished.get() + 1);
+                    }
+                    // Room for a select waiting to send.
+                    None => self.send_watchers.wake_all_empty(),
                 }
             }
             return Ok(item);
@@ -303,6 +307,8 @@ impl<S: Store> Core<S> {
                 Err(TakeError::Empty) => {}
                 other => return other,
             }
+            // A select waiting to send into a rendezvous can now hand over.
+            self.send_watchers.wake_all_empty();
             let requeue = |lost: Option<S::Item>| {
                 if let Some(item) = lost {
                     self.requeue(item);
@@ -316,9 +322,34 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Puts a waiting getter for `token` in line without parking (a select's
+    /// receive); a select waiting to send into a rendezvous can then hand
+    /// over to it.
+    pub(crate) fn enqueue_getter(&self, token: &WaitToken) -> Rc<Waiter<S::Item>> {
+        let w = self.getters.enqueue(token, None);
+        self.send_watchers.wake_all_empty();
+        w
+    }
+
+    /// Holds an item handed to a select at the front of the queue, for the
+    /// select's caller to take at once (even beyond the bound: it is
+    /// already out of its sender's hands).
+    pub(crate) fn hold_first(&self, item: S::Item) {
+        self.items.borrow_mut().push_back_first(item);
+    }
+
+    /// Whether a put would not wait: room, a waiting getter, or no gets
+    /// any more (the put fails at once).
+    pub(crate) fn is_put_ready(&self) -> bool {
+        self.closed.get()
+            || self.no_getters.get()
+            || self.getters.has_waiters()
+            || (!self.is_full() && !self.putters.has_waiters())
+    }
+
     /// An item handed to a getter that unwound goes to the next getter, or
     /// back to the front of the queue.
-    fn requeue(&self, item: S::Item) {
+    pub(crate) fn requeue(&self, item: S::Item) {
         if let Err(item) = self.getters.notify_one(item) {
             self.items.borrow_mut().push_back_first(item);
         }
@@ -328,7 +359,7 @@ impl<S: Store> Core<S> {
         self.closed.set(true);
         self.getters.wake_all_empty();
         self.putters.wake_all_empty();
-        self.watchers.wake_all_empty();
+        self.send_watchers.wake_all_empty();
     }
 
     /// Every getter is gone: puts fail from now on, waiting putters get
@@ -336,6 +367,7 @@ impl<S: Store> Core<S> {
     pub(crate) fn close_gets(&self) {
         self.no_getters.set(true);
         self.putters.wake_all_empty();
+        self.send_watchers.wake_all_empty();
     }
 
     /// Whether a get would not wait: an item, a waiting putter, or closed.
