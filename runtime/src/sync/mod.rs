@@ -37,10 +37,12 @@ use crate::hub::{self, Runtime, WaitToken};
 use crate::task::TimerGuard;
 
 pub mod channel;
+mod condition;
 mod event;
 mod queue;
 mod semaphore;
 
+pub use condition::{Condition, WaitTimeoutResult};
 pub use event::{AsyncResult, Event, GetError};
 pub use queue::{
     JoinableQueue, LifoQueue, PriorityQueue, PutError, Queue, TakeError, TaskDoneError,

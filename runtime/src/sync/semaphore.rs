@@ -517,7 +517,7 @@ impl<T: ?Sized> Lock<T> {
 /// Holds a [`Lock`]; releases it when dropped (also on unwind).
 #[must_use = "the lock is released at once if the guard is not kept"]
 pub struct LockGuard<'a, T: ?Sized> {
-    lock: &'a Lock<T>,
+    pub(super) lock: &'a Lock<T>,
 }
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for LockGuard<'_, T> {
