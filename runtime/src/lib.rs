@@ -52,6 +52,7 @@ mod time;
 mod timeout;
 mod timer;
 mod value;
+pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;

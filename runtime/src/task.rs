@@ -56,6 +56,13 @@ pub(crate) struct Completion {
     links: RefCell<Vec<Link>>,
 }
 
+#[cfg(test)]
+impl Completion {
+    pub(crate) fn links_len(&self) -> usize {
+        self.links.borrow().len()
+    }
+}
+
 struct PanicRecord {
     message: Option<String>,
     payload: Option<Payload>,
@@ -67,6 +74,8 @@ pub(crate) enum Link {
     Wake(WaitToken),
     /// Count towards a [`JoinAll`] wait.
     All(Rc<AllState>, usize),
+    /// Report to an `iwait` (gone if the iwait was dropped).
+    Relay(std::rc::Weak<crate::wait::Relay>, usize),
 }
 
 /// Records how `g` ended (unless its task wrapper already did) and notifies
@@ -86,6 +95,11 @@ pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome) {
                 rt.wake(&t, Wake::Ready);
             }
             Link::All(state, i) => state.notify(rt, i, outcome),
+            Link::Relay(relay, i) => {
+                if let Some(r) = relay.upgrade() {
+                    r.fire(i);
+                }
+            }
         }
     }
 }
@@ -752,13 +766,34 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
     })
 }
 
+/// Has `relay` fire with `index` when `g` ends.
+pub(crate) fn link_relay(g: &Greenlet, relay: &Rc<crate::wait::Relay>, index: usize) {
+    let mut links = g.inner.completion.links.borrow_mut();
+    links.retain(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
+    links.push(Link::Relay(Rc::downgrade(relay), index));
+}
+
+/// Forgets `relay`'s link to `g` (an iwait dropped before `g` ended).
+pub(crate) fn unlink_relay(g: &Greenlet, relay: &Rc<crate::wait::Relay>) {
+    let me = Rc::downgrade(relay);
+    let gone: Vec<Link> = {
+        let mut links = g.inner.completion.links.borrow_mut();
+        let (keep, gone) = links.drain(..).partition(
+            |l| !matches!(l, Link::Relay(w, _) if w.ptr_eq(&me) || w.strong_count() == 0),
+        );
+        *links = keep;
+        gone
+    };
+    drop(gone); // outside the borrow
+}
+
 /// Drops links whose waits are over (timed-out joiners).
 fn unlink_stale(g: &Greenlet) {
     let stale: Vec<Link> = {
         let mut links = g.inner.completion.links.borrow_mut();
         let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
             Link::Wake(t) => t.is_current(),
-            Link::All(..) => true,
+            Link::All(..) | Link::Relay(..) => true,
         });
         *links = keep;
         stale

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{deadline_of, WaitError, WaitList};
 use crate::hub::with_rt;
+use crate::wait::Relays;
 
 /// A flag that greenlets wait for: [`set`](Event::set) wakes every waiter
 /// (gevent's `Event`). Share it with `Rc`.
@@ -33,6 +34,7 @@ use crate::hub::with_rt;
 pub struct Event {
     flag: Cell<bool>,
     waiters: WaitList<()>,
+    relays: Relays,
 }
 
 impl fmt::Debug for Event {
@@ -67,7 +69,12 @@ impl Event {
     /// ```
     pub fn set(&self) -> usize {
         self.flag.set(true);
+        self.relays.fire();
         self.waiters.notify_all(|| ())
+    }
+
+    pub(crate) fn relays(&self) -> &Relays {
+        &self.relays
     }
 
     /// Clears the flag: later waits block until the next `set`.
@@ -218,6 +225,7 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for GetError<E> {}
 pub struct AsyncResult<T, E = String> {
     value: RefCell<Option<Result<T, E>>>,
     waiters: WaitList<()>,
+    relays: Relays,
 }
 
 impl<T, E> Default for AsyncResult<T, E> {
@@ -225,6 +233,7 @@ impl<T, E> Default for AsyncResult<T, E> {
         AsyncResult {
             value: RefCell::new(None),
             waiters: WaitList::default(),
+            relays: Relays::default(),
         }
     }
 }
@@ -301,8 +310,13 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
             }
             *v = Some(r);
         }
+        self.relays.fire();
         self.waiters.notify_all(|| ());
         Ok(())
+    }
+
+    pub(crate) fn relays(&self) -> &Relays {
+        &self.relays
     }
 
     /// How many greenlets wait in `get`.

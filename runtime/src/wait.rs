@@ -1,0 +1,510 @@
+//! Waiting for any or all of several things at once (gevent's `wait` and
+//! `iwait`): greenlets' ends ([`JoinHandle`]), [`Event`]s being set and
+//! [`AsyncResult`]s being delivered, in any mix.
+//!
+//! [`iwait`] yields the objects in the order they became ready, each once:
+//! it registers with every object at the start (gevent's `rawlink`), so
+//! the order is kept even for objects that become ready while the caller
+//! is busy with an earlier one. Objects already ready at the start come
+//! first, in the order given. An [`Event`] counts as ready once it was set,
+//! even if it is cleared again before the caller looks.
+//!
+//! Channels have [`Select`](crate::sync::channel::Select) instead.
+//!
+//! ```
+//! use std::time::Duration;
+//! use verdant_runtime::{sleep, spawn, wait::iwait};
+//!
+//! let hs: Vec<_> = [30u64, 10, 20]
+//!     .into_iter()
+//!     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
+//!     .collect();
+//! let order: Vec<u64> = iwait(hs).map(|(_i, h)| h.join().unwrap()).collect();
+//! assert_eq!(order, [10, 20, 30]); // completion order
+//! ```
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::rc::{Rc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::greenlet::Wake;
+use crate::hub::{self, with_rt};
+use crate::sync::{AsyncResult, Event, WaitError};
+use crate::task::{deadline_after, JoinHandle, TimerGuard};
+pub(crate) use sealed::Relay;
+
+/// Something [`iwait`], [`wait_any`] and [`wait_all`] can wait for:
+/// [`JoinHandle`] (the greenlet finished, however it ended), [`Event`]
+/// (set) and [`AsyncResult`] (delivered), and references or `Rc`s to them.
+/// Use `&dyn Waitable` to mix kinds.
+///
+/// Sealed: implemented by verdant's types only.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::{spawn, sync::Event, wait::{wait_any, Waitable}};
+/// let ev = Event::new();
+/// let h = spawn(|| ());
+/// assert!(!ev.is_ready());
+/// // Mixed kinds, as trait objects.
+/// let objs: [&dyn Waitable; 2] = [&ev, &h];
+/// assert_eq!(wait_any(objs, None), Ok(1));
+/// ```
+pub trait Waitable: sealed::Sealed {
+    /// Whether waiting for it would return at once.
+    fn is_ready(&self) -> bool;
+}
+
+pub(crate) mod sealed {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+    use std::rc::Rc;
+
+    use crate::greenlet::Wake;
+    use crate::hub::{with_rt, WaitToken};
+
+    /// Registration with a waited-for object.
+    pub trait Sealed {
+        /// Calls `relay.fire(index)` once, when the object becomes ready.
+        fn watch(&self, relay: &Rc<Relay>, index: usize);
+        /// Forgets a `watch` that has not fired.
+        fn unwatch(&self, relay: &Rc<Relay>);
+    }
+
+    /// Collects which of an `IWait`'s objects became ready, in order, and
+    /// wakes the waiting greenlet.
+    pub struct Relay {
+        pub(super) fired: RefCell<VecDeque<usize>>,
+        pub(super) token: RefCell<Option<WaitToken>>,
+    }
+
+    impl Relay {
+        pub(crate) fn fire(&self, index: usize) {
+            self.fired.borrow_mut().push_back(index);
+            let token = self.token.borrow().clone();
+            if let Some(t) = token {
+                with_rt(|rt| rt.wake(&t, Wake::Ready));
+            }
+        }
+    }
+}
+
+/// The relays watching one object; fired (and emptied) when it becomes
+/// ready.
+#[derive(Default)]
+pub(crate) struct Relays(RefCell<Vec<(Weak<Relay>, usize)>>);
+
+impl Relays {
+    pub(crate) fn add(&self, relay: &Rc<Relay>, index: usize) {
+        let mut v = self.0.borrow_mut();
+        v.retain(|(w, _)| w.strong_count() > 0); // iwaits dropped undone
+        v.push((Rc::downgrade(relay), index));
+    }
+
+    pub(crate) fn remove(&self, relay: &Rc<Relay>) {
+        let me = Rc::downgrade(relay);
+        self.0
+            .borrow_mut()
+            .retain(|(w, _)| w.strong_count() > 0 && !w.ptr_eq(&me));
+    }
+
+    /// Fires every watching relay (cheap when there is none).
+    pub(crate) fn fire(&self) {
+        if self.0.borrow().is_empty() {
+            return;
+        }
+        let all = std::mem::take(&mut *self.0.borrow_mut());
+        for (w, i) in all {
+            if let Some(r) = w.upgrade() {
+                r.fire(i);
+            }
+        }
+    }
+}
+
+impl<W: Waitable + ?Sized> Waitable for &W {
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+impl<W: Waitable + ?Sized> sealed::Sealed for &W {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        (**self).watch(relay, index)
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        (**self).unwatch(relay)
+    }
+}
+
+impl<W: Waitable + ?Sized> Waitable for Rc<W> {
+    fn is_ready(&self) -> bool {
+        (**self).is_ready()
+    }
+}
+impl<W: Waitable + ?Sized> sealed::Sealed for Rc<W> {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        (**self).watch(relay, index)
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        (**self).unwatch(relay)
+    }
+}
+
+impl<T: 'static> Waitable for JoinHandle<T> {
+    fn is_ready(&self) -> bool {
+        self.is_finished()
+    }
+}
+impl<T: 'static> sealed::Sealed for JoinHandle<T> {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        crate::task::link_relay(self.greenlet(), relay, index);
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        crate::task::unlink_relay(self.greenlet(), relay);
+    }
+}
+
+impl Waitable for Event {
+    fn is_ready(&self) -> bool {
+        self.is_set()
+    }
+}
+impl sealed::Sealed for Event {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        self.relays().add(relay, index);
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        self.relays().remove(relay);
+    }
+}
+
+impl<T: Clone, E: Clone> Waitable for AsyncResult<T, E> {
+    fn is_ready(&self) -> bool {
+        self.ready()
+    }
+}
+impl<T: Clone, E: Clone> sealed::Sealed for AsyncResult<T, E> {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        self.relays().add(relay, index);
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        self.relays().remove(relay);
+    }
+}
+
+/// Yields waited-for objects as they become ready: see [`iwait`].
+pub struct IWait<W: Waitable> {
+    objects: Vec<Option<W>>,
+    relay: Rc<Relay>,
+    remaining: usize,
+    deadline: Option<Instant>,
+    stopped: Option<WaitError>,
+}
+
+impl<W: Waitable> fmt::Debug for IWait<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IWait")
+            .field("remaining", &self.remaining)
+            .field("ready", &self.relay.fired.borrow().len())
+            .field("stopped", &self.stopped)
+            .finish()
+    }
+}
+
+/// Waits for `objects`, yielding each `(position, object)` as it becomes
+/// ready, in that order (gevent's `iwait`). The iteration ends when every
+/// object was yielded, at the timeout, or when no object could ever become
+/// ready (`LoopExit`); [`stopped`](IWait::stopped) tells which, and
+/// [`remaining`](IWait::remaining) gives back the objects not yielded.
+///
+/// The hub runs other greenlets while the iterator waits; it never waits
+/// between the objects already ready.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{spawn, sync::Event, wait::{iwait, Waitable}};
+///
+/// let ev = Event::new();
+/// let h = spawn(|| 5);
+/// let objs: [&dyn Waitable; 2] = [&ev, &h];
+/// let mut it = iwait(objs).timeout(Duration::from_millis(10));
+/// assert_eq!(it.next().map(|(i, _)| i), Some(1)); // the greenlet ends
+/// assert!(it.next().is_none()); // nobody sets the event
+/// assert_eq!(it.stopped(), Some(verdant_runtime::sync::WaitError::TimedOut));
+/// assert_eq!(it.remaining().len(), 1);
+/// ```
+pub fn iwait<W, I>(objects: I) -> IWait<W>
+where
+    W: Waitable,
+    I: IntoIterator<Item = W>,
+{
+    let relay = Rc::new(Relay {
+        fired: RefCell::new(VecDeque::new()),
+        token: RefCell::new(None),
+    });
+    let objects: Vec<Option<W>> = objects.into_iter().map(Some).collect();
+    for (i, o) in objects.iter().enumerate() {
+        let o = o.as_ref().expect("all present at the start");
+        if o.is_ready() {
+            relay.fired.borrow_mut().push_back(i);
+        } else {
+            o.watch(&relay, i);
+        }
+    }
+    IWait {
+        remaining: objects.len(),
+        objects,
+        relay,
+        deadline: None,
+        stopped: None,
+    }
+}
+
+impl<W: Waitable> IWait<W> {
+    /// Stops waiting `timeout` from now (objects already ready are still
+    /// yielded).
+    ///
+    /// # Examples
+    ///
+    /// See [`iwait`].
+    pub fn timeout(mut self, timeout: impl Into<Option<Duration>>) -> Self {
+        self.deadline = timeout.into().map(deadline_after);
+        self
+    }
+
+    /// Stops waiting at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Instant;
+    /// use verdant_runtime::{sync::Event, wait::iwait};
+    /// let ev = Event::new();
+    /// assert_eq!(iwait([&ev]).deadline(Instant::now()).count(), 0);
+    /// ```
+    pub fn deadline(mut self, deadline: Instant) -> Self {
+        self.deadline = Some(deadline);
+        self
+    }
+
+    /// Why the iteration ended early: `TimedOut`, `LoopExit` (nothing could
+    /// make the rest ready) or `Cancelled` (the caller is unwinding); `None`
+    /// while it goes on or once every object was yielded.
+    ///
+    /// # Examples
+    ///
+    /// See [`iwait`].
+    pub fn stopped(&self) -> Option<WaitError> {
+        self.stopped
+    }
+
+    /// The objects not yielded yet, with their positions.
+    ///
+    /// # Examples
+    ///
+    /// See [`iwait`].
+    pub fn remaining(&mut self) -> Vec<(usize, W)> {
+        let relay = self.relay.clone();
+        self.relay.fired.borrow_mut().clear();
+        self.remaining = 0;
+        self.objects
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, o)| o.take().map(|o| (i, o)))
+            .inspect(|(_, o)| o.unwatch(&relay))
+            .collect()
+    }
+
+    /// Parks until an object fires, the deadline passes, or nothing can
+    /// happen any more.
+    fn park(&mut self) -> Result<(), WaitError> {
+        if self.deadline.is_some_and(|d| d <= Instant::now()) {
+            return Err(WaitError::TimedOut);
+        }
+        with_rt(|rt| {
+            let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
+            *self.relay.token.borrow_mut() = Some(token.clone());
+            /// Takes the token back (also on unwind).
+            struct Clear<'a>(&'a Relay);
+            impl Drop for Clear<'_> {
+                fn drop(&mut self) {
+                    self.0.token.borrow_mut().take();
+                }
+            }
+            let _clear = Clear(&self.relay);
+            let timer = self.deadline.map(|d| TimerGuard::new(rt, d, token));
+            let woke = hub::wait(rt);
+            drop(timer);
+            match woke {
+                Ok(Wake::Ready) => Ok(()),
+                Ok(Wake::TimedOut) => Err(WaitError::TimedOut),
+                Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
+                Err(_) => Err(WaitError::Cancelled),
+            }
+        })
+    }
+}
+
+impl<W: Waitable> Iterator for IWait<W> {
+    type Item = (usize, W);
+
+    fn next(&mut self) -> Option<(usize, W)> {
+        loop {
+            let first = self.relay.fired.borrow_mut().pop_front();
+            if let Some(i) = first {
+                if let Some(o) = self.objects[i].take() {
+                    self.remaining -= 1;
+                    return Some((i, o));
+                }
+                continue;
+            }
+            if self.remaining == 0 || self.stopped.is_some() {
+                return None;
+            }
+            if let Err(why) = self.park() {
+                // What fired meanwhile is still yielded; then it stops.
+                if self.relay.fired.borrow().is_empty() {
+                    self.stopped = Some(why);
+                    return None;
+                }
+                self.stopped = Some(why);
+            }
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.relay.fired.borrow().len(), Some(self.remaining))
+    }
+}
+
+impl<W: Waitable> Drop for IWait<W> {
+    fn drop(&mut self) {
+        for o in self.objects.iter().flatten() {
+            o.unwatch(&self.relay);
+        }
+    }
+}
+
+/// Waits until one of `objects` is ready; returns its position (gevent's
+/// `wait(objects, count=1)`). `timeout: None` waits for ever.
+///
+/// # Errors
+///
+/// [`WaitError::TimedOut`], [`WaitError::LoopExit`] (nothing could make one
+/// ready), [`WaitError::Cancelled`] (the caller is unwinding).
+///
+/// # Panics
+///
+/// Panics if `objects` is empty (the wait could never end). Raises a kill
+/// or timeout-scope expiry delivered while waiting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{sleep, spawn, wait::wait_any};
+/// let slow = spawn(|| sleep(Duration::from_secs(5)));
+/// let quick = spawn(|| sleep(Duration::from_millis(1)));
+/// assert_eq!(wait_any([&slow, &quick], Duration::from_secs(1)), Ok(1));
+/// slow.kill();
+/// ```
+pub fn wait_any<W, I>(objects: I, timeout: impl Into<Option<Duration>>) -> Result<usize, WaitError>
+where
+    W: Waitable,
+    I: IntoIterator<Item = W>,
+{
+    let mut it = iwait(objects).timeout(timeout);
+    assert!(
+        it.remaining > 0,
+        "verdant: wait_any over no object would wait forever"
+    );
+    match it.next() {
+        Some((i, _)) => Ok(i),
+        None => Err(it.stopped().unwrap_or(WaitError::LoopExit)),
+    }
+}
+
+/// Waits until every one of `objects` is ready (gevent's `wait(objects)`).
+/// `timeout: None` waits for ever.
+///
+/// # Errors
+///
+/// As for [`wait_any`]; on an error, some objects may be ready.
+///
+/// # Panics
+///
+/// Raises a kill or timeout-scope expiry delivered while waiting.
+///
+/// # Examples
+///
+/// ```
+/// use std::rc::Rc;
+/// use verdant_runtime::{spawn, sync::{AsyncResult, Event}, wait::{wait_all, Waitable}};
+/// let ev = Rc::new(Event::new());
+/// let res: Rc<AsyncResult<u8>> = Rc::new(AsyncResult::new());
+/// let (e, r) = (ev.clone(), res.clone());
+/// spawn(move || { e.set(); r.set(1).unwrap(); });
+/// let objs: [&dyn Waitable; 2] = [&*ev, &*res];
+/// wait_all(objs, None).unwrap();
+/// assert_eq!(res.get(), Ok(1));
+/// ```
+pub fn wait_all<W, I>(objects: I, timeout: impl Into<Option<Duration>>) -> Result<(), WaitError>
+where
+    W: Waitable,
+    I: IntoIterator<Item = W>,
+{
+    let mut it = iwait(objects).timeout(timeout);
+    for _ in it.by_ref() {}
+    match it.stopped() {
+        None => Ok(()),
+        Some(why) => Err(why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spawn;
+
+    fn links(h: &JoinHandle<()>) -> usize {
+        h.greenlet().inner.completion.links_len()
+    }
+
+    #[test]
+    fn registrations_are_dropped_with_the_iwait() {
+        let long = spawn(|| crate::sleep(Duration::from_secs(60)));
+        let ev = Event::new();
+        for _ in 0..1000 {
+            let objs: [&dyn Waitable; 2] = [&long, &ev];
+            assert_eq!(wait_any(objs, Duration::ZERO), Err(WaitError::TimedOut));
+        }
+        assert_eq!(links(&long), 0);
+        assert!(ev.relays().0.borrow().is_empty());
+        // Half consumed, then dropped.
+        let quick = spawn(|| ());
+        let mut it = iwait([&quick, &long]);
+        assert_eq!(it.next().map(|(i, _)| i), Some(0));
+        assert_eq!(links(&long), 1);
+        drop(it);
+        assert_eq!(links(&long), 0);
+        long.kill();
+    }
+
+    #[test]
+    fn a_killed_waiter_leaves_no_registration() {
+        let ev = std::rc::Rc::new(Event::new());
+        let e = ev.clone();
+        let waiter = spawn(move || {
+            let _ = wait_any([&*e], None);
+        });
+        crate::sleep(Duration::ZERO);
+        assert_eq!(ev.relays().0.borrow().len(), 1);
+        waiter.kill();
+        assert!(ev.relays().0.borrow().is_empty());
+    }
+}
