@@ -277,3 +277,175 @@ fn posts_from_one_thread_run_in_order() {
     sleep(Duration::from_millis(5));
     ORDER.with(|o| assert_eq!(*o.borrow(), (0..1000).collect::<Vec<_>>()));
 }
+
+// ---- HubRef: other threads setting events and results, sending on channels
+
+#[test]
+fn remote_senders_from_two_threads_arrive_complete_and_in_order() {
+    use verdant::sync::channel;
+    const N: u32 = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        500_000
+    };
+    // Bounded: the sending threads block while the hub is behind.
+    let (tx, rx) = channel::bounded::<(u8, u32)>(16);
+    let workers: Vec<_> = (0..2u8)
+        .map(|w| {
+            let tx = tx.remote();
+            std::thread::spawn(move || {
+                for i in 0..N {
+                    tx.send((w, i)).unwrap();
+                }
+            })
+        })
+        .collect();
+    drop(tx); // the channel disconnects once the workers' senders are gone
+    let ticks = Rc::new(Cell::new(0u32));
+    let t2 = ticks.clone();
+    let ticker = spawn(move || loop {
+        sleep(Duration::from_millis(1));
+        t2.set(t2.get() + 1);
+    });
+    let mut next = [0u32; 2];
+    for (w, i) in rx.iter() {
+        assert_eq!(
+            i, next[w as usize],
+            "worker {w}: lost, duplicated or reordered"
+        );
+        next[w as usize] += 1;
+    }
+    assert_eq!(next, [N, N]);
+    for w in workers {
+        w.join().unwrap();
+    }
+    ticker.kill();
+}
+
+#[test]
+fn a_remote_sender_blocks_its_thread_while_the_hub_is_behind() {
+    use verdant::sync::channel;
+    let (tx, rx) = channel::bounded::<u32>(2);
+    let rtx = tx.remote();
+    drop(tx);
+    let sent = Arc::new(AtomicUsize::new(0));
+    let s = sent.clone();
+    let worker = std::thread::spawn(move || {
+        for i in 0..100 {
+            rtx.send(i).unwrap();
+            s.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    // The hub takes nothing for a while (a blocking sleep: the hub cannot
+    // run): the worker gets at most the queue (2) plus one in hand ahead.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        sent.load(Ordering::SeqCst) <= 3,
+        "{} sent",
+        sent.load(Ordering::SeqCst)
+    );
+    let got: Vec<u32> = rx.iter().collect();
+    assert_eq!(got, (0..100).collect::<Vec<_>>());
+    worker.join().unwrap();
+}
+
+#[test]
+fn a_remote_sender_learns_the_receivers_are_gone() {
+    use verdant::sync::channel::{self, SendError};
+    let (tx, rx) = channel::unbounded::<u32>();
+    let rtx = tx.remote();
+    drop(tx);
+    drop(rx);
+    let worker = std::thread::spawn(move || {
+        let t = Instant::now();
+        loop {
+            match rtx.send(1) {
+                Ok(()) => std::thread::sleep(Duration::from_millis(1)),
+                Err(SendError::Disconnected(m)) => return m,
+                Err(e) => panic!("{e:?}"),
+            }
+            assert!(t.elapsed() < Duration::from_secs(5), "never told");
+        }
+    });
+    let t = Instant::now();
+    while !worker.is_finished() && t.elapsed() < Duration::from_secs(5) {
+        sleep(Duration::from_millis(1));
+    }
+    assert_eq!(worker.join().unwrap(), 1);
+}
+
+#[test]
+fn hubref_sets_an_event_and_a_result_that_greenlets_wait_on() {
+    use verdant::sync::{AsyncResult, Event};
+    use verdant::HubRef;
+    let ev = Rc::new(Event::new());
+    let res: Rc<AsyncResult<String>> = Rc::new(AsyncResult::new());
+    let waiters: Vec<JoinHandle<String>> = (0..10)
+        .map(|_| {
+            let (ev, res) = (ev.clone(), res.clone());
+            spawn(move || {
+                ev.wait().unwrap();
+                res.get().unwrap()
+            })
+        })
+        .collect();
+    let (rev, rres) = (HubRef::new(ev.clone()), HubRef::new(res.clone()));
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(20));
+        rev.set().unwrap();
+        rres.set("from a thread".to_owned()).unwrap();
+        rres.set("a second delivery is ignored".to_owned()).unwrap();
+    });
+    for w in waiters {
+        assert_eq!(w.join().unwrap(), "from a thread");
+    }
+    worker.join().unwrap();
+    assert!(ev.is_set());
+}
+
+#[test]
+fn hubref_value_is_dropped_on_its_own_thread_after_the_last_clone() {
+    use verdant::HubRef;
+    struct Noted(Rc<Cell<Option<std::thread::ThreadId>>>);
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            self.0.set(Some(std::thread::current().id()));
+        }
+    }
+    let dropped_on = Rc::new(Cell::new(None));
+    let r = HubRef::new(Rc::new(Noted(dropped_on.clone())));
+    let r2 = r.clone();
+    drop(r);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        r2.post(move |_v| {
+            s.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        // The last clone goes here, on another thread, after its post.
+    })
+    .join()
+    .unwrap();
+    let t = Instant::now();
+    while dropped_on.get().is_none() && t.elapsed() < SLACK * 4 {
+        sleep(Duration::from_millis(1));
+    }
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        1,
+        "the post ran before the drop"
+    );
+    assert_eq!(dropped_on.get(), Some(std::thread::current().id()));
+}
+
+#[test]
+fn hubref_to_a_gone_hub_reports_post_error() {
+    use verdant::sync::Event;
+    use verdant::HubRef;
+    let r = std::thread::spawn(|| HubRef::new(Rc::new(Event::new())))
+        .join()
+        .unwrap();
+    assert!(r.set().is_err());
+    assert!(!r.remote().is_alive());
+}

@@ -40,6 +40,7 @@
 mod fault;
 pub mod greenlet;
 pub mod hub;
+mod hubref;
 pub mod io;
 pub mod local;
 mod panic;
@@ -56,6 +57,7 @@ pub mod wait;
 
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
+pub use hubref::{HubRef, RemoteSender};
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{
     blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle, PostError, Remote,

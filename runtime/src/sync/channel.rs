@@ -352,6 +352,19 @@ impl<T> Sender<T> {
             .map_err(send_err)
     }
 
+    /// The channel's capacity: `None` for an unbounded one, `Some(0)` for
+    /// a rendezvous.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::bounded::<u8>(3);
+    /// assert_eq!(tx.capacity(), Some(3));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.core.max
+    }
+
     /// Messages waiting in the channel.
     ///
     /// # Examples
@@ -500,6 +513,19 @@ impl<T> Receiver<T> {
     /// ```
     pub fn try_iter(&self) -> TryIter<'_, T> {
         TryIter { rx: self }
+    }
+
+    /// The channel's capacity: `None` for an unbounded one, `Some(0)` for
+    /// a rendezvous.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = verdant_runtime::sync::channel::bounded::<u8>(3);
+    /// assert_eq!(rx.capacity(), Some(3));
+    /// ```
+    pub fn capacity(&self) -> Option<usize> {
+        self.chan.core.max
     }
 
     /// Messages waiting in the channel.
