@@ -621,8 +621,9 @@ enum Registration<'s> {
 /// A receive registration, erased over the message type.
 trait Held {
     /// On a normal wake-up: a message handed to the select is held at the
-    /// front of its channel for the caller to take at once.
-    fn settle(&mut self);
+    /// front of its channel for the caller to take at once; returns whether
+    /// there was one.
+    fn settle(&mut self) -> bool;
 }
 
 struct RecvReg<'s, T> {
@@ -632,10 +633,14 @@ struct RecvReg<'s, T> {
 }
 
 impl<T> Held for RecvReg<'_, T> {
-    fn settle(&mut self) {
+    fn settle(&mut self) -> bool {
         self.settled = true;
-        if let Some(msg) = self.w.take() {
-            self.core.hold_first(msg);
+        match self.w.take() {
+            Some(msg) => {
+                self.core.hold_first(msg);
+                true
+            }
+            None => false,
         }
     }
 }
@@ -723,7 +728,11 @@ fn pick_start(n: usize) -> usize {
 /// channel's other receivers and a message is handed to it directly (held
 /// for the caller at the front of the channel). So two selects, one
 /// sending and one receiving on the same rendezvous channel, meet as in
-/// Go.
+/// Go. A waiting select's *send*, though, only watches: its message is
+/// given once the send is chosen, so a receiver that does not wait at all
+/// (`try_recv`, `recv_timeout(0)`, a `default` select) finds nothing on a
+/// rendezvous channel; one that waits, even briefly, wakes it and gets the
+/// message.
 ///
 /// # Examples
 ///
@@ -891,34 +900,52 @@ impl<'a> Select<'a> {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(WaitError::TimedOut);
             }
-            with_rt(|rt| self.park(rt, deadline))?;
+            // A receive that was handed a message must be the one reported:
+            // the message waits for it at the front of its channel (picking
+            // again could strand it there, past the channel's bound).
+            if let Some(i) = with_rt(|rt| self.park(rt, deadline))? {
+                return Ok(i);
+            }
         }
     }
 
     /// Registers every operation under one token and parks once; whichever
     /// channel wakes it first claims the whole select (the others find the
     /// token spent and pass it by).
-    fn park(&self, rt: &Runtime, deadline: Option<Instant>) -> Result<(), WaitError> {
+    fn park(&self, rt: &Runtime, deadline: Option<Instant>) -> Result<Option<usize>, WaitError> {
         let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
         // Receives first: registering one wakes selects waiting to send into
         // that channel, which must not include this one.
-        let mut regs: Vec<Registration<'_>> = Vec::with_capacity(self.ops.len());
+        // In a random rotation: several receives on one channel stand in
+        // its line in that order, and the first in line gets the message.
+        let n = self.ops.len();
+        let start = pick_start(n);
+        let mut regs: Vec<(usize, Registration<'_>)> = Vec::with_capacity(n);
         for send in [false, true] {
-            for op in self.ops.iter().filter(|op| op.is_send() == send) {
-                regs.push(op.register(&token));
+            for i in (0..n).map(|k| (start + k) % n) {
+                let op = self.ops[i];
+                if op.is_send() == send {
+                    regs.push((i, op.register(&token)));
+                }
             }
         }
         let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
         let woke = hub::wait(rt);
         drop(timer);
-        for reg in &mut regs {
+        let mut handed = None;
+        for (i, reg) in &mut regs {
             if let Registration::Recv(held) = reg {
-                held.settle();
+                if held.settle() {
+                    handed = Some(*i);
+                }
             }
         }
         drop(regs);
+        if handed.is_some() {
+            return Ok(handed);
+        }
         match woke {
-            Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(()),
+            Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(None),
             Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
             Err(_) => Err(WaitError::Cancelled),
         }
@@ -1002,18 +1029,27 @@ macro_rules! select {
     (@arms [$($done:tt)*]) => {
         $crate::select!(@run [$($done)*] (block) ::std::unreachable!())
     };
-    (@run [$(($kind:ident, $ch:expr, $msg:expr, $res:pat, $body:expr))+] ($($how:tt)*) $other:expr) => {{
+    // Evaluate each channel expression once, in order, into a binding of
+    // its own (each expansion's `__ch` is a distinct name).
+    (@run [$($arms:tt)+] ($($how:tt)*) $other:expr) => {
+        $crate::select!(@bind [] [$($arms)+] ($($how)*) $other)
+    };
+    (@bind [$($bound:tt)*] [($kind:ident, $ch:expr, $msg:expr, $res:pat, $body:expr) $($rest:tt)*] ($($how:tt)*) $other:expr) => {{
+        let __ch = &$ch;
+        $crate::select!(@bind [$($bound)* ($kind, __ch, $msg, $res, $body)] [$($rest)*] ($($how)*) $other)
+    }};
+    (@bind [$(($kind:ident, $c:ident, $msg:expr, $res:pat, $body:expr))+] [] ($($how:tt)*) $other:expr) => {{
         let mut __sel = $crate::sync::channel::Select::new();
-        $( $crate::select!(@add __sel, $kind, $ch); )+
+        $( $crate::select!(@add __sel, $kind, $c); )+
         match $crate::select!(@wait __sel, $($how)*) {
             ::std::option::Option::Some(__i) => {
-                $crate::select!(@dispatch __i, 0usize, $(($kind, $ch, $msg, $res, $body))+)
+                $crate::select!(@dispatch __i, 0usize, $(($kind, $c, $msg, $res, $body))+)
             }
             ::std::option::Option::None => $other,
         }
     }};
-    (@add $sel:ident, recv, $ch:expr) => { let _ = $sel.recv(&$ch); };
-    (@add $sel:ident, send, $ch:expr) => { let _ = $sel.send(&$ch); };
+    (@add $sel:ident, recv, $c:ident) => { let _ = $sel.recv($c); };
+    (@add $sel:ident, send, $c:ident) => { let _ = $sel.send($c); };
     (@wait $sel:ident, timeout $d:expr) => { $sel.select_timeout($d).ok() };
     (@wait $sel:ident, default) => { $sel.try_select() };
     (@wait $sel:ident, block) => {
@@ -1022,9 +1058,9 @@ macro_rules! select {
             ::std::result::Result::Err(e) => panic!("verdant: select! could not wait: {e}"),
         }
     };
-    (@dispatch $i:ident, $n:expr, ($kind:ident, $ch:expr, $msg:expr, $res:pat, $body:expr) $($rest:tt)*) => {
+    (@dispatch $i:ident, $n:expr, ($kind:ident, $c:ident, $msg:expr, $res:pat, $body:expr) $($rest:tt)*) => {
         if $i == $n {
-            let $res = $crate::select!(@complete $kind, $ch, $msg);
+            let $res = $crate::select!(@complete $kind, $c, $msg);
             $body
         } else {
             $crate::select!(@dispatch $i, $n + 1usize, $($rest)*)
@@ -1034,9 +1070,12 @@ macro_rules! select {
         unreachable!("select! index out of range")
     };
     // Ready, so neither waits (the hub runs nothing in between).
-    (@complete recv, $ch:expr, $msg:expr) => { $ch.recv() };
-    (@complete send, $ch:expr, $msg:expr) => { $ch.send($msg) };
-    ($($arms:tt)+) => {
-        $crate::select!(@arms [] $($arms)+)
+    (@complete recv, $c:ident, $msg:expr) => { $c.recv() };
+    (@complete send, $c:ident, $msg:expr) => { $c.send($msg) };
+    (recv $($arms:tt)+) => {
+        $crate::select!(@arms [] recv $($arms)+)
+    };
+    (send $($arms:tt)+) => {
+        $crate::select!(@arms [] send $($arms)+)
     };
 }

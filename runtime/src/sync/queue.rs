@@ -363,9 +363,12 @@ impl<S: Store> Core<S> {
     }
 
     /// Every getter is gone: puts fail from now on, waiting putters get
-    /// their items back.
+    /// their items back, and the items left are dropped (nothing can take
+    /// them; they may hold other channels' ends).
     pub(crate) fn close_gets(&self) {
         self.no_getters.set(true);
+        let left = std::mem::take(&mut *self.items.borrow_mut());
+        drop(left); // outside the borrow: an item's drop may use this queue
         self.putters.wake_all_empty();
         self.send_watchers.wake_all_empty();
     }
