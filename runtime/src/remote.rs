@@ -392,7 +392,12 @@ fn submit(job: Job) -> std::io::Result<()> {
     let pool = pool();
     let mut st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     st.queue.push_back(job);
-    if st.idle > 0 {
+    // One free thread per queued job. `idle` counts the threads that will
+    // look at the queue without being handed more work: those waiting (a
+    // notified one stays counted until it wakes) and those starting. Not
+    // `idle > 0`: a burst of jobs would all "find" the same few idle
+    // threads, and run on them one after another.
+    if st.queue.len() <= st.idle {
         pool.work.notify_one();
         return Ok(());
     }
@@ -400,11 +405,13 @@ fn submit(job: Job) -> std::io::Result<()> {
         return Ok(()); // a busy thread takes it when done
     }
     st.threads += 1;
+    st.idle += 1; // starting: it takes a job as soon as it runs
     let spawned = std::thread::Builder::new()
         .name("verdant-blocking".into())
         .spawn(worker);
     if let Err(e) = spawned {
         st.threads -= 1;
+        st.idle -= 1;
         if st.threads == 0 {
             // No thread will ever run it: hand the error back.
             drop(st.queue.pop_back());
@@ -417,6 +424,7 @@ fn submit(job: Job) -> std::io::Result<()> {
 fn worker() {
     let pool = pool();
     let mut st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
+    st.idle -= 1; // started (counted idle by `submit` until now)
     loop {
         if let Some(job) = st.queue.pop_front() {
             drop(st);
