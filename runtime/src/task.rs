@@ -751,15 +751,24 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
             .links
             .borrow_mut()
             .push(Link::Wake(token.clone()));
+        /// Drops this joiner's link once its wait is over without the
+        /// greenlet's death (a timeout, a kill, a timeout scope), so that
+        /// repeated waits on a long-lived greenlet leave nothing behind.
+        struct Unlink<'a>(&'a Greenlet);
+        impl Drop for Unlink<'_> {
+            fn drop(&mut self) {
+                if !self.0.is_dead() {
+                    unlink_stale(self.0);
+                }
+            }
+        }
+        let _unlink = Unlink(g);
         let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
         let woke = hub::wait(rt);
         drop(timer);
         match woke {
             Ok(Wake::Ready) => continue,
-            Ok(Wake::TimedOut) => {
-                unlink_stale(g);
-                return Ok(g.is_dead());
-            }
+            Ok(Wake::TimedOut) => return Ok(g.is_dead()),
             Ok(Wake::LoopExit) => return Err(JoinError::new(JoinErrorKind::LoopExit, my_name())),
             Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, my_name())),
         }
@@ -1123,5 +1132,29 @@ where
     }
     for g in &gs {
         let _ = wait_dead(g, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ended_waits_leave_no_link_on_a_long_lived_greenlet() {
+        let long = spawn(|| crate::sleep(Duration::from_secs(60)));
+        for _ in 0..100 {
+            assert!(!long.wait_timeout(Duration::from_micros(1)).unwrap());
+        }
+        assert_eq!(long.greenlet().inner.completion.links_len(), 0);
+        // A joiner killed while it waits.
+        let target = long.greenlet().clone();
+        let joiner = spawn(move || {
+            let _ = wait_dead(&target, None);
+        });
+        crate::sleep(Duration::ZERO);
+        assert_eq!(long.greenlet().inner.completion.links_len(), 1);
+        joiner.kill();
+        assert_eq!(long.greenlet().inner.completion.links_len(), 0);
+        long.kill();
     }
 }
