@@ -72,8 +72,6 @@ struct PanicRecord {
 pub(crate) enum Link {
     /// Wake a joiner.
     Wake(WaitToken),
-    /// Count towards a [`JoinAll`] wait.
-    All(Rc<AllState>, usize),
     /// Report to an `iwait` (gone if the iwait was dropped).
     Relay(std::rc::Weak<crate::wait::Relay>, usize),
 }
@@ -87,14 +85,12 @@ pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome) {
     if c.outcome.get() == Outcome::Pending {
         c.outcome.set(outcome);
     }
-    let outcome = c.outcome.get();
     let links = std::mem::take(&mut *c.links.borrow_mut());
     for link in links {
         match link {
             Link::Wake(t) => {
                 rt.wake(&t, Wake::Ready);
             }
-            Link::All(state, i) => state.notify(rt, i, outcome),
             Link::Relay(relay, i) => {
                 if let Some(r) = relay.upgrade() {
                     r.fire(i);
@@ -802,7 +798,7 @@ fn unlink_stale(g: &Greenlet) {
         let mut links = g.inner.completion.links.borrow_mut();
         let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
             Link::Wake(t) => t.is_current(),
-            Link::All(..) | Link::Relay(..) => true,
+            Link::Relay(..) => true,
         });
         *links = keep;
         stale
@@ -826,38 +822,6 @@ impl<'a> TimerGuard<'a> {
 impl Drop for TimerGuard<'_> {
     fn drop(&mut self) {
         self.rt.cancel_timer(&self.key);
-    }
-}
-
-/// Shared state of one [`JoinAll`] wait.
-pub(crate) struct AllState {
-    remaining: Cell<usize>,
-    finished: RefCell<Vec<usize>>,
-    first_error: Cell<Option<usize>>,
-    raise_error: bool,
-    needed: usize,
-    token: RefCell<Option<WaitToken>>,
-}
-
-impl AllState {
-    fn notify(&self, rt: &Runtime, index: usize, outcome: Outcome) {
-        self.remaining.set(self.remaining.get().saturating_sub(1));
-        self.finished.borrow_mut().push(index);
-        if self.raise_error && outcome == Outcome::Panicked && self.first_error.get().is_none() {
-            self.first_error.set(Some(index));
-        }
-        if self.is_done() {
-            let token = self.token.borrow().clone();
-            if let Some(t) = token {
-                rt.wake(&t, Wake::Ready);
-            }
-        }
-    }
-
-    fn is_done(&self) -> bool {
-        self.remaining.get() == 0
-            || self.finished.borrow().len() >= self.needed
-            || self.first_error.get().is_some()
     }
 }
 
@@ -996,88 +960,44 @@ impl JoinAll {
         I::Item: AsRef<Greenlet>,
     {
         let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
-        let n = gs.len();
-        let state = Rc::new(AllState {
-            remaining: Cell::new(n),
-            finished: RefCell::new(Vec::new()),
-            first_error: Cell::new(None),
-            raise_error: self.raise_error,
-            needed: self.count.unwrap_or(n).min(n),
-            token: RefCell::new(None),
-        });
-        for (i, g) in gs.iter().enumerate() {
-            if g.is_dead() {
-                state.notify_initial(i, g.inner.completion.outcome.get());
-            }
+        let needed = self.count.unwrap_or(gs.len()).min(gs.len());
+        // The caller cannot finish while it waits: wait for the others, and
+        // if the count needs the caller too, the wait could never end.
+        let me = with_rt(|rt| rt.current_ptr());
+        let others: Vec<usize> = (0..gs.len())
+            .filter(|&i| !std::ptr::eq(Rc::as_ptr(&gs[i].inner), me))
+            .collect();
+        if needed > others.len() {
+            return Err(JoinAllError::LoopExit);
         }
-        let deadline = self.timeout.map(deadline_after);
-        let result = with_rt(|rt| {
-            if state.is_done() {
-                return Ok(());
-            }
-            for (i, g) in gs.iter().enumerate() {
-                if !g.is_dead() {
-                    g.inner
-                        .completion
-                        .links
-                        .borrow_mut()
-                        .push(Link::All(state.clone(), i));
-                }
-            }
-            let me = rt.current_ptr();
-            if gs.iter().any(|g| std::ptr::eq(Rc::as_ptr(&g.inner), me)) {
-                return Err(JoinAllError::LoopExit); // it cannot finish while it waits
-            }
-            let token = hub::begin_wait(rt).map_err(|_| JoinAllError::Cancelled)?;
-            let _timer = deadline.map(|d| TimerGuard::new(rt, d, token.clone()));
-            *state.token.borrow_mut() = Some(token);
-            // The state wakes us once it is done; the timer, at the deadline.
-            match hub::wait(rt) {
-                Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(()),
-                Ok(Wake::LoopExit) => Err(JoinAllError::LoopExit),
-                Err(_) => Err(JoinAllError::Cancelled),
-            }
-        });
-        // Unlink from the greenlets still running.
-        for g in &gs {
-            if !g.is_dead() {
-                let removed: Vec<Link> = {
-                    let mut links = g.inner.completion.links.borrow_mut();
-                    let (keep, gone): (Vec<Link>, Vec<Link>) = links
-                        .drain(..)
-                        .partition(|l| !matches!(l, Link::All(s, _) if Rc::ptr_eq(s, &state)));
-                    *links = keep;
-                    gone
-                };
-                drop(removed);
-            }
+        let mut it = crate::wait::iwait(others.iter().map(|&i| &gs[i]));
+        if let Some(t) = self.timeout {
+            it = it.timeout(t);
         }
-        result?;
-        if let Some(i) = state.first_error.get() {
-            let g = &gs[i];
+        let mut done = Vec::with_capacity(needed);
+        while done.len() < needed {
+            let Some((k, g)) = it.next() else { break };
+            let i = others[k];
+            done.push(i);
             let c = &g.inner.completion;
-            // No payload: it stays with the handle, for its `join`.
-            let error = JoinError {
-                kind: JoinErrorKind::Panicked,
-                name: g.name(),
-                message: c.panic.borrow().as_ref().and_then(|r| r.message.clone()),
-                payload: None,
-            };
-            return Err(JoinAllError::Failed { index: i, error });
+            if self.raise_error && c.outcome.get() == Outcome::Panicked {
+                // No payload: it stays with the handle, for its `join`.
+                let error = JoinError {
+                    kind: JoinErrorKind::Panicked,
+                    name: g.name(),
+                    message: c.panic.borrow().as_ref().and_then(|r| r.message.clone()),
+                    payload: None,
+                };
+                return Err(JoinAllError::Failed { index: i, error });
+            }
         }
-        let mut done = state.finished.borrow().clone();
+        match it.stopped() {
+            Some(crate::sync::WaitError::LoopExit) => return Err(JoinAllError::LoopExit),
+            Some(crate::sync::WaitError::Cancelled) => return Err(JoinAllError::Cancelled),
+            _ => {} // all done, or timed out: what finished by then
+        }
         done.sort_unstable();
         Ok(done)
-    }
-}
-
-impl AllState {
-    fn notify_initial(&self, index: usize, outcome: Outcome) {
-        self.remaining.set(self.remaining.get().saturating_sub(1));
-        self.finished.borrow_mut().push(index);
-        if self.raise_error && outcome == Outcome::Panicked && self.first_error.get().is_none() {
-            self.first_error.set(Some(index));
-        }
     }
 }
 

@@ -33,10 +33,11 @@ use crate::greenlet::Wake;
 use crate::hub::{self, with_rt};
 use crate::sync::{AsyncResult, Event, WaitError};
 use crate::task::{deadline_after, JoinHandle, TimerGuard};
+use crate::Greenlet;
 pub(crate) use sealed::Relay;
 
 /// Something [`iwait`], [`wait_any`] and [`wait_all`] can wait for:
-/// [`JoinHandle`] (the greenlet finished, however it ended), [`Event`]
+/// [`JoinHandle`] and [`Greenlet`] (it finished, however it ended), [`Event`]
 /// (set) and [`AsyncResult`] (delivered), and references or `Rc`s to them.
 /// Use `&dyn Waitable` to mix kinds.
 ///
@@ -153,17 +154,31 @@ impl<W: Waitable + ?Sized> sealed::Sealed for Rc<W> {
     }
 }
 
+impl Waitable for Greenlet {
+    fn is_ready(&self) -> bool {
+        self.is_dead()
+    }
+}
+impl sealed::Sealed for Greenlet {
+    fn watch(&self, relay: &Rc<Relay>, index: usize) {
+        crate::task::link_relay(self, relay, index);
+    }
+    fn unwatch(&self, relay: &Rc<Relay>) {
+        crate::task::unlink_relay(self, relay);
+    }
+}
+
 impl<T: 'static> Waitable for JoinHandle<T> {
     fn is_ready(&self) -> bool {
-        self.is_finished()
+        self.greenlet().is_ready()
     }
 }
 impl<T: 'static> sealed::Sealed for JoinHandle<T> {
     fn watch(&self, relay: &Rc<Relay>, index: usize) {
-        crate::task::link_relay(self.greenlet(), relay, index);
+        self.greenlet().watch(relay, index)
     }
     fn unwatch(&self, relay: &Rc<Relay>) {
-        crate::task::unlink_relay(self.greenlet(), relay);
+        self.greenlet().unwatch(relay)
     }
 }
 
