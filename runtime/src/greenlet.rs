@@ -962,6 +962,7 @@ impl Runtime {
     /// handled out of line.
     pub(crate) fn run_root(&self, first: &Greenlet) -> Value {
         let main_ptr = Rc::as_ptr(&self.main.inner);
+        let hub_ptr = Rc::as_ptr(&self.hub.inner);
         self.main.inner.state.set(State::Suspended);
         // The greenlet to run next, and our own handle to it: none for the
         // first, which main's caller borrows for the whole switch (and main
@@ -1010,6 +1011,16 @@ impl Runtime {
                     debug_assert!(!next.is_null(), "a suspend names its target");
                     if ptr::eq(next, main_ptr) {
                         break; // the common way home: no handle needed
+                    }
+                    if ptr::eq(next, hub_ptr) && !self.mail_is_thrown() {
+                        // A hub wait or yield (the hot path of every
+                        // cooperative block): schedule straight away, without
+                        // a handle to the hub or another turn of the loop.
+                        drop(self.collect());
+                        let g = self.next_ready();
+                        target = Rc::as_ptr(&g.inner);
+                        held = Some(g);
+                        continue;
                     }
                     // We take our own strong count before anything can run
                     // (dropping the old `held` may unwind a greenlet whose
@@ -1138,11 +1149,13 @@ impl Runtime {
         unsafe { (*self.current.get()).id }
     }
 
+    #[inline(always)]
     pub(crate) fn current_ptr(&self) -> *const Inner {
         self.current.get()
     }
 
     /// A handle to the running greenlet.
+    #[inline]
     pub(crate) fn current(&self) -> Greenlet {
         // SAFETY: `current` always points at a live record owned by an Rc
         // (see `current_ptr`).

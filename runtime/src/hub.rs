@@ -117,8 +117,18 @@ impl Ready {
     }
 
     /// The value the greenlet is resumed with.
+    #[inline]
     fn input(&self) -> Value {
-        match self.tag & ((1 << TAG_BITS) - 1) {
+        let what = self.tag & ((1 << TAG_BITS) - 1);
+        if what == TAG_READY {
+            return Value::wake(Wake::Ready); // the common case, without a jump table
+        }
+        self.input_other(what)
+    }
+
+    #[inline(never)]
+    fn input_other(&self, what: u64) -> Value {
+        match what {
             TAG_START => Value::empty(),
             TAG_READY => Value::wake(Wake::Ready),
             TAG_TIMED_OUT => Value::wake(Wake::TimedOut),
@@ -334,6 +344,7 @@ impl Runtime {
 
     /// [`wake`](Runtime::wake) for a token the caller gives up: saves a
     /// handle clone on the `yield_now` path.
+    #[inline]
     pub(crate) fn wake_owned(&self, token: WaitToken, wake: Wake) -> bool {
         if !token.is_current() {
             return false;
@@ -571,9 +582,29 @@ pub(crate) enum WaitError {
 /// with whatever will wake it, then call [`wait`].
 ///
 /// Raises the pending kill again if the greenlet was killed and caught it.
+#[inline]
 pub(crate) fn begin_wait(rt: &Runtime) -> Result<WaitToken, WaitError> {
+    // SAFETY: `current_ptr` always names a live record (see `Runtime::current`).
+    let inner = unsafe { &*rt.current_ptr() };
+    if std::thread::panicking()
+        || inner.dying.get()
+        || inner.killed.get()
+        || inner.timeout_fired.get() != 0
+    {
+        begin_wait_refused(inner)?;
+    }
     let cur = rt.current();
-    let inner = &cur.inner;
+    let seq = inner.wait_seq.get() + 1;
+    inner.wait_seq.set(seq);
+    inner.woken.set(false);
+    Ok(WaitToken { g: cur, seq })
+}
+
+/// The rare cases of [`begin_wait`]: an unwinding greenlet may not wait,
+/// and a caught kill or expired timeout scope is raised again.
+#[cold]
+#[inline(never)]
+fn begin_wait_refused(inner: &Inner) -> Result<(), WaitError> {
     if std::thread::panicking() {
         return Err(WaitError::Cancelled);
     }
@@ -588,10 +619,7 @@ pub(crate) fn begin_wait(rt: &Runtime) -> Result<WaitToken, WaitError> {
         // So is an expired `with_timeout` scope the greenlet is still in.
         crate::timeout::raise_again(inner.timeout_fired.get());
     }
-    let seq = inner.wait_seq.get() + 1;
-    inner.wait_seq.set(seq);
-    inner.woken.set(false);
-    Ok(WaitToken { g: cur, seq })
+    Ok(())
 }
 
 /// Ends the wait begun by `begin_wait` when dropped (also on unwind), so no
@@ -610,6 +638,7 @@ impl Drop for WaitEnd<'_> {
 ///
 /// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
 /// on an invalid switch into a parked greenlet.
+#[inline]
 pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     // Not a handle: a greenlet must not keep itself alive while it waits
     // (its waker, timer or link holds it, and nothing else need).
@@ -623,6 +652,14 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     if let Some(w) = v.as_wake() {
         return Ok(w); // nothing to drop: a wake-up is stored inline
     }
+    wait_unusual(cur, v)
+}
+
+/// What a hub wait received other than a wake-up: a throw, or a raw switch
+/// that should never have reached it.
+#[cold]
+#[inline(never)]
+fn wait_unusual(cur: &Inner, v: Value) -> Result<Wake, WaitError> {
     match v.into_input() {
         Input::Wake(w) => Ok(w),
         Input::Throw(p) => std::panic::resume_unwind(p),

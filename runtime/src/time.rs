@@ -28,10 +28,19 @@ use crate::task::{deadline_after, TimerGuard};
 /// verdant_runtime::sleep(Duration::from_millis(15));
 /// assert!(t.elapsed() >= Duration::from_millis(15));
 /// ```
+#[inline]
 pub fn sleep(duration: Duration) {
     if duration.is_zero() {
-        return yield_now();
+        yield_now()
+    } else {
+        sleep_for(duration)
     }
+}
+
+/// [`sleep`] for a non-zero duration: out of line, so `sleep(ZERO)` inlines
+/// down to the yield.
+#[inline(never)]
+fn sleep_for(duration: Duration) {
     let deadline = deadline_after(duration);
     with_rt(|rt| loop {
         let Ok(token) = hub::begin_wait(rt) else {
@@ -72,6 +81,7 @@ pub fn sleep(duration: Duration) {
 /// joinall(&hs).unwrap();
 /// assert_eq!(*log.borrow(), "1A 2A 1B 2B ");
 /// ```
+#[inline]
 pub fn yield_now() {
     with_rt(|rt| {
         let Ok(token) = hub::begin_wait(rt) else {

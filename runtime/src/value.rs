@@ -226,7 +226,11 @@ impl Value {
     #[inline(always)]
     pub(crate) fn as_wake(&self) -> Option<crate::greenlet::Wake> {
         if ptr::eq(self.vtable, &WAKE_VTABLE) {
-            self.downcast_ref::<crate::greenlet::Wake>().copied()
+            // SAFETY: only `Value::wake` uses WAKE_VTABLE, and it stores a
+            // `Wake` inline in the data word.
+            Some(unsafe {
+                ptr::read((&self.data as *const *mut ()).cast::<crate::greenlet::Wake>())
+            })
         } else {
             None
         }
