@@ -193,3 +193,28 @@ fn selects_on_both_ends_ping_pong() {
         assert_eq!(b_rx.recv(), Err(RecvError::Disconnected));
     });
 }
+
+/// A finished wait leaves its record for the next wait on the same list to
+/// reuse (no allocation per blocking call); that record must not keep the
+/// greenlet that waited alive: dropping the last handle of a greenlet parked
+/// elsewhere still unwinds it.
+#[test]
+fn reused_wait_record_keeps_no_greenlet_alive() {
+    on_fresh_thread("spare", || {
+        let drops = Drops::default();
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let main = verdant::Greenlet::current();
+        let token = drops.token();
+        let g = verdant::Greenlet::new(move |()| {
+            let _token = token;
+            assert_eq!(rx.recv(), Ok(7)); // a hub wait on rx's getter list
+            main.switch(()); // parked outside the hub: only `g` holds it
+            unreachable!("dropped while suspended");
+        });
+        spawn(move || tx.send(7).unwrap());
+        g.switch(());
+        assert_eq!(drops.count(), 0);
+        drop(g);
+        assert_eq!(drops.count(), 1, "the greenlet was not unwound");
+    });
+}

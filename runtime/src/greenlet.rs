@@ -714,6 +714,7 @@ impl Greenlet {
 }
 
 impl Drop for Greenlet {
+    #[inline]
     fn drop(&mut self) {
         if Rc::strong_count(&self.inner) == 1 && self.inner.kind == Kind::Child {
             unwind_now(self);

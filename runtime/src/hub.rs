@@ -408,6 +408,7 @@ impl Runtime {
     /// Picks what the root loop runs next and posts its input. Blocks in
     /// `poll` when nothing is ready; returns main with `LoopExit` when
     /// nothing ever could be.
+    #[inline]
     pub(crate) fn next_ready(&self) -> Greenlet {
         loop {
             // A countdown rather than a modulo: a division per switch costs
@@ -442,6 +443,7 @@ impl Runtime {
     /// Fires due timers and polls IO. With `idle`, the ready queue is empty:
     /// block until the next timer or IO event. Returns `false` when idle and
     /// nothing could ever make a greenlet ready.
+    #[inline(never)]
     fn maintain(&self, idle: bool) -> bool {
         let now = Instant::now();
         self.fire_timers(now);

@@ -289,6 +289,7 @@ impl<T> Sender<T> {
     /// tx.send("hi").unwrap();
     /// assert_eq!(rx.recv(), Ok("hi"));
     /// ```
+    #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         self.chan.core.put_until(msg, None).map_err(send_err)
     }
@@ -426,6 +427,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.recv(), Ok(1));
     /// assert_eq!(rx.recv(), Err(RecvError::Disconnected));
     /// ```
+    #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
         self.chan.core.get_until(None).map_err(recv_err)
     }

@@ -120,12 +120,17 @@ impl<T> Waiter<T> {
 /// that unwinds after being woken passes what it got on (`on_lost`).
 pub(crate) struct WaitList<T> {
     q: RefCell<VecDeque<Rc<Waiter<T>>>>,
+    /// The record of the last finished wait, reused by the next one: a
+    /// blocking loop (a channel ping-pong) then waits without allocating.
+    /// It names the hub, never a greenlet it could keep alive.
+    spare: Cell<Option<Rc<Waiter<T>>>>,
 }
 
 impl<T> Default for WaitList<T> {
     fn default() -> Self {
         WaitList {
             q: RefCell::new(VecDeque::new()),
+            spare: Cell::new(None),
         }
     }
 }
@@ -206,6 +211,7 @@ impl<T> WaitList<T> {
     ///
     /// If the greenlet unwinds (a kill, a timeout scope) after being
     /// notified, `on_lost` gets what was handed to it, to pass on.
+    #[inline]
     pub(crate) fn wait(
         &self,
         rt: &Runtime,
@@ -220,11 +226,7 @@ impl<T> WaitList<T> {
             Ok(t) => t,
             Err(_) => return Err((WaitError::Cancelled, offer)),
         };
-        let w = Rc::new(Waiter {
-            token: token.clone(),
-            state: Cell::new(WAITING),
-            slot: Cell::new(offer),
-        });
+        let w = self.new_waiter(token.clone(), offer);
         self.q.borrow_mut().push_back(w.clone());
         let mut guard = Unwinding {
             list: self,
@@ -236,8 +238,11 @@ impl<T> WaitList<T> {
         let woke = hub::wait(rt);
         drop(timer);
         guard.armed = false;
+        drop(guard);
         if w.state.get() == NOTIFIED {
-            return Ok(w.slot.take());
+            let got = w.slot.take();
+            self.keep_spare(rt, w);
+            return Ok(got);
         }
         self.remove(&w);
         let why = match woke {
@@ -247,7 +252,42 @@ impl<T> WaitList<T> {
             // cancellation rather than loop.
             Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
         };
-        Err((why, w.slot.take()))
+        let back = w.slot.take();
+        self.keep_spare(rt, w);
+        Err((why, back))
+    }
+
+    /// A waiter record for `token`: the spare one if there is one.
+    #[inline]
+    fn new_waiter(&self, token: WaitToken, offer: Option<T>) -> Rc<Waiter<T>> {
+        if let Some(mut w) = self.spare.take() {
+            if let Some(m) = Rc::get_mut(&mut w) {
+                m.token = token;
+                *m.state.get_mut() = WAITING;
+                *m.slot.get_mut() = offer;
+                return w;
+            }
+        }
+        Rc::new(Waiter {
+            token,
+            state: Cell::new(WAITING),
+            slot: Cell::new(offer),
+        })
+    }
+
+    /// Keeps the record of a finished wait for the next one, if nothing
+    /// else holds it; its token is pointed at the hub so that it keeps no
+    /// greenlet alive (a greenlet whose last handle goes must still unwind).
+    #[inline]
+    fn keep_spare(&self, rt: &Runtime, mut w: Rc<Waiter<T>>) {
+        if let Some(m) = Rc::get_mut(&mut w) {
+            *m.slot.get_mut() = None;
+            m.token = WaitToken {
+                g: rt.hub.clone(),
+                seq: 0,
+            };
+            self.spare.set(Some(w));
+        }
     }
 
     /// Puts a waiter for `token` at the back of the list, without parking:

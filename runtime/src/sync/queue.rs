@@ -248,6 +248,7 @@ impl<S: Store> Core<S> {
         Ok(())
     }
 
+    #[inline]
     pub(crate) fn put_until(
         &self,
         mut item: S::Item,
@@ -301,6 +302,7 @@ impl<S: Store> Core<S> {
         })
     }
 
+    #[inline]
     pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
         loop {
             match self.try_get_now() {
