@@ -743,8 +743,41 @@ fn write_all_timeout_is_a_whole_call_deadline() {
             "only {got} bytes reached the reader: write_all did not make progress, \
          so this run does not show a whole-call deadline"
         );
+        // The error tells how much went out (verdant's PartialWrite), and
+        // that is exactly what the peer receives before EOF.
+        let written = verdant::net::PartialWrite::of(&e)
+            .expect("a write_all that failed part-way says how much it wrote")
+            .written;
+        assert!(
+            written >= got && written < 1 << 20,
+            "written {written}, read {got}"
+        );
         drop(c);
         join_within(reader, HANG, "reader");
+        assert_eq!(
+            received.get(),
+            written,
+            "PartialWrite::written is not what arrived"
+        );
+    });
+}
+
+// A write_all that fails before writing anything returns the error as it
+// is, not wrapped in a PartialWrite.
+#[test]
+fn write_all_failing_at_once_is_not_partial() {
+    bounded(|| {
+        let l = small_buffer_listener();
+        let (mut c, s) = pair(&l);
+        small_sndbuf(c.as_raw_fd());
+        c.set_write_timeout(Some(20 * MS)).unwrap();
+        // Fill the send path until a write times out with nothing written.
+        let chunk = vec![1u8; 64 * 1024];
+        while c.write(&chunk).is_ok() {}
+        let e = c.write_all(&chunk).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert!(verdant::net::PartialWrite::of(&e).is_none(), "{e:?}");
+        drop(s);
     });
 }
 

@@ -60,7 +60,7 @@ pub mod udp;
 pub mod unix;
 
 pub use dns::{lookup_host, ToSocketAddrs};
-pub use tcp::{Incoming, TcpListener, TcpStream};
+pub use tcp::{Incoming, PartialWrite, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};
 pub use verdant_runtime::sleep;

@@ -15,7 +15,7 @@
 //! * `write_all` and `read_exact` apply the write/read timeout to the whole
 //!   call, as a deadline (gevent's `sendall`), not to each partial write.
 //! * The descriptors are always in non-blocking mode, including the one
-//!   [`IntoRawFd::into_raw_fd`] hands back.
+//!   [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd::into_raw_fd) hands back.
 
 use std::cell::Cell;
 use std::fmt;
@@ -576,6 +576,8 @@ impl TcpStream {
 
     /// Sets how long a write may wait (`None`: forever). An expired write
     /// fails with `ErrorKind::TimedOut`.
+    /// For `write_all` the timeout is a deadline for the whole call; one that
+    /// expires part-way says how much it wrote (see [`PartialWrite`]).
     ///
     /// # Errors
     ///
@@ -695,22 +697,96 @@ impl TcpStream {
     }
 }
 
+/// How much of its buffer a `write_all` wrote before it failed: the inner
+/// error of an `io::Error` from a verdant socket's `write_all` that failed
+/// part-way (gevent's `sendall` cannot tell you this).
+///
+/// The `io::Error` keeps the kind of the failure (`TimedOut` for an
+/// expired write timeout, `BrokenPipe`, ...); the original error, with its
+/// OS error code, is [`PartialWrite::error`]. A `write_all` that fails
+/// before writing anything returns the original error unwrapped.
+///
+/// # Examples
+///
+/// A write timeout expires while the peer reads nothing; the caller learns
+/// how many bytes went out, so it can resume or account for them:
+///
+/// ```
+/// use std::io::{ErrorKind, Write};
+/// use std::time::Duration;
+/// use verdant_net::tcp::PartialWrite;
+///
+/// let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let mut s = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// let (_peer, _) = l.accept().unwrap(); // never reads
+/// s.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+/// let big = vec![7u8; 64 << 20];
+/// let err = s.write_all(&big).unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::TimedOut);
+/// let partial = PartialWrite::of(&err).expect("some bytes went out");
+/// assert!(partial.written > 0 && partial.written < big.len());
+/// ```
+#[derive(Debug)]
+pub struct PartialWrite {
+    /// Bytes of the buffer written (and handed to the kernel) before the
+    /// failure.
+    pub written: usize,
+    /// The failure itself.
+    pub error: io::Error,
+}
+
+impl PartialWrite {
+    /// The `PartialWrite` inside `err`, if `err` came from a `write_all`
+    /// that failed after writing part of its buffer.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
+    /// assert!(verdant_net::tcp::PartialWrite::of(&e).is_none());
+    /// ```
+    pub fn of(err: &io::Error) -> Option<&PartialWrite> {
+        err.get_ref()?.downcast_ref::<PartialWrite>()
+    }
+}
+
+impl fmt::Display for PartialWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} after writing {} bytes", self.error, self.written)
+    }
+}
+
+impl std::error::Error for PartialWrite {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
 /// `write_all` over `write`, which waits against one deadline for the whole
-/// call (std's loop, minus retrying `Interrupted`: a cancelled wait must end).
+/// call (std's loop, minus retrying `Interrupted`: a cancelled wait must
+/// end). A failure after part of the buffer went out carries the count (a
+/// [`PartialWrite`]).
 pub(crate) fn write_all_with(
-    mut buf: &[u8],
+    buf: &[u8],
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,
 ) -> io::Result<()> {
-    while !buf.is_empty() {
-        match write(buf)? {
-            0 => {
-                return Err(io::Error::new(
-                    io::ErrorKind::WriteZero,
-                    "failed to write whole buffer",
-                ))
+    let mut written = 0;
+    while written < buf.len() {
+        let error = match write(&buf[written..]) {
+            Ok(0) => io::Error::new(io::ErrorKind::WriteZero, "failed to write whole buffer"),
+            Ok(n) => {
+                written += n;
+                continue;
             }
-            n => buf = &buf[n..],
+            Err(e) => e,
+        };
+        if written == 0 {
+            return Err(error);
         }
+        return Err(io::Error::new(
+            error.kind(),
+            PartialWrite { written, error },
+        ));
     }
     Ok(())
 }

@@ -638,6 +638,9 @@ impl UnixStream {
 
     /// Sets how long a write may wait for buffer space (`None`: forever).
     /// An expired write fails with `ErrorKind::TimedOut`.
+    /// For `write_all` the timeout is a deadline for the whole call; one that
+    /// expires part-way says how much it wrote (see
+    /// [`PartialWrite`](crate::PartialWrite)).
     ///
     /// # Errors
     ///
