@@ -281,8 +281,12 @@ fn posts_from_one_thread_run_in_order() {
     })
     .join()
     .unwrap();
-    // The senders are gone: the posts are queued; a short sleep drains them.
-    sleep(Duration::from_millis(5));
+    // The senders are gone: the posts are queued, and run while main sleeps
+    // (a sleep may end before all have run: timers go first).
+    let t = std::time::Instant::now();
+    while ORDER.with(|o| o.borrow().len()) < 1000 && t.elapsed() < Duration::from_secs(10) {
+        sleep(Duration::from_millis(1));
+    }
     ORDER.with(|o| assert_eq!(*o.borrow(), (0..1000).collect::<Vec<_>>()));
 }
 

@@ -218,7 +218,15 @@ fn set_then_clear(n: usize) {
             })
         })
         .collect();
-    sleep(MS);
+    // gevent sleeps 1 ms here; a sleep may end before all have started
+    // (timers are not held back by a long ready queue), so sleep until they
+    // all wait.
+    for _ in 0..1000 {
+        if e.waiters() == n {
+            break;
+        }
+        sleep(MS);
+    }
     assert_eq!(e.waiters(), n);
     assert_eq!(e.set(), n);
     e.clear();

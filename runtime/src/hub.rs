@@ -42,6 +42,28 @@ pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation wo
 /// least every this many switches, even when greenlets are always ready.
 pub const DEFAULT_EVENT_INTERVAL: u32 = 61;
 
+/// How late a due timer may be made by the greenlets ready ahead of it
+/// before it is moved in front of them (gevent's default switch interval,
+/// `sys.getswitchinterval()`): see `Runtime::fire_timers`.
+const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
+
+/// A greenlet woken by its timer (see `Runtime::fire_timers`).
+struct Timed {
+    entry: Ready,
+    /// It runs once this many entries of the ready queue have been popped.
+    after: u64,
+    woke: Instant,
+}
+
+/// Ends a timer-firing pass, even if a timer's wake-up unwinds.
+struct FiringEnd<'a>(&'a Runtime);
+
+impl Drop for FiringEnd<'_> {
+    fn drop(&mut self) {
+        self.0.firing.set(None);
+    }
+}
+
 /// The per-thread runtime: main and hub records, the running greenlet, the
 /// scheduler.
 pub(crate) struct Runtime {
@@ -49,6 +71,17 @@ pub(crate) struct Runtime {
     pub(crate) hub: Greenlet,
     pub(crate) current: Cell<*const Inner>,
     ready: RefCell<VecDeque<Ready>>,
+    /// Greenlets woken by their timers: each runs once the entries queued in
+    /// `ready` before it have run (FIFO), or at once when it has waited
+    /// [`SWITCH_INTERVAL`] (see `Runtime::fire_timers`).
+    timed: RefCell<VecDeque<Timed>>,
+    /// Whether `timed` may hold entries: one test on the hot path.
+    any_timed: Cell<bool>,
+    /// Entries ever pushed to and popped from `ready`: positions in it.
+    pushed: Cell<u64>,
+    popped: Cell<u64>,
+    /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
+    firing: Cell<Option<Instant>>,
     timers: RefCell<Timers>,
     poll: RefCell<Option<(mio::Poll, mio::Events)>>,
     /// Waits that something outside the ready queue and timers will end (IO,
@@ -257,6 +290,11 @@ impl Runtime {
             hub,
             current,
             ready: RefCell::new(VecDeque::new()),
+            timed: RefCell::new(VecDeque::new()),
+            any_timed: Cell::new(false),
+            pushed: Cell::new(0),
+            popped: Cell::new(0),
+            firing: Cell::new(None),
             timers: RefCell::new(Timers::default()),
             poll: RefCell::new(None),
             external_waits: Cell::new(0),
@@ -350,17 +388,66 @@ impl Runtime {
             return false;
         }
         token.g.inner.woken.set(true);
-        let entry = Ready::new(token.g, token.seq, wake_tag(wake));
-        self.ready.borrow_mut().push_back(entry);
+        self.push_ready(Ready::new(token.g, token.seq, wake_tag(wake)));
         true
     }
 
     /// Queues a greenlet that has never run, to start on the next tick.
     pub(crate) fn schedule_start(&self, g: Greenlet) {
         let seq = g.inner.wait_seq.get();
-        self.ready
-            .borrow_mut()
-            .push_back(Ready::new(g, seq, TAG_START));
+        self.push_ready(Ready::new(g, seq, TAG_START));
+    }
+
+    /// Queues `entry` at the back of the ready queue, or of the timed queue
+    /// while timers fire.
+    #[inline]
+    fn push_ready(&self, entry: Ready) {
+        if let Some(woke) = self.firing.get() {
+            self.timed.borrow_mut().push_back(Timed {
+                entry,
+                after: self.pushed.get(),
+                woke,
+            });
+            self.any_timed.set(true);
+            return;
+        }
+        self.pushed.set(self.pushed.get() + 1);
+        self.ready.borrow_mut().push_back(entry);
+    }
+
+    /// The next entry to run: the first timed one whose turn has come (or
+    /// that was promoted), else the first ready one.
+    #[inline]
+    fn pop_ready(&self) -> Option<Ready> {
+        if self.any_timed.get() {
+            let mut timed = self.timed.borrow_mut();
+            match timed.front() {
+                Some(t) if t.after <= self.popped.get() => {
+                    return timed.pop_front().map(|t| t.entry);
+                }
+                Some(_) => {}
+                None => self.any_timed.set(false),
+            }
+        }
+        let entry = self.ready.borrow_mut().pop_front();
+        match entry {
+            Some(e) => {
+                self.popped.set(self.popped.get() + 1);
+                Some(e)
+            }
+            // Nothing ahead of the timed ones any more.
+            None => self.timed.borrow_mut().pop_front().map(|t| t.entry),
+        }
+    }
+
+    /// How many entries are queued to run (stale ones included).
+    fn ready_len(&self) -> usize {
+        self.ready.borrow().len() + self.timed.borrow().len()
+    }
+
+    /// Whether anything is queued to run.
+    fn has_ready(&self) -> bool {
+        !self.ready.borrow().is_empty() || !self.timed.borrow().is_empty()
     }
 
     /// Delivers `payload` into `g` (unstarted or suspended) on the next tick,
@@ -371,9 +458,7 @@ impl Runtime {
         g.inner.woken.set(true);
         // A newer throw supersedes a pending one (its entry goes stale).
         drop(g.inner.pending_throw.replace(Some(payload)));
-        self.ready
-            .borrow_mut()
-            .push_back(Ready::new(g.clone(), seq, TAG_THROW));
+        self.push_ready(Ready::new(g.clone(), seq, TAG_THROW));
     }
 
     pub(crate) fn add_timer(&self, deadline: Instant, token: WaitToken, wake: Wake) -> TimerKey {
@@ -420,7 +505,7 @@ impl Runtime {
             } else {
                 self.ticks.set(t - 1);
             }
-            let entry = self.ready.borrow_mut().pop_front();
+            let entry = self.pop_ready();
             match entry {
                 Some(e) if e.seq() == e.g.inner.wait_seq.get() => {
                     self.switches.set(self.switches.get() + 1);
@@ -448,7 +533,7 @@ impl Runtime {
         let now = Instant::now();
         self.fire_timers(now);
         self.drain_remote();
-        let has_ready = !self.ready.borrow().is_empty();
+        let has_ready = self.has_ready();
         if !idle || has_ready {
             if self.external_waits.get() > 0 {
                 self.poll_io(Some(Duration::ZERO));
@@ -466,7 +551,31 @@ impl Runtime {
         true
     }
 
+    /// Wakes the greenlets whose timers are due, in deadline order.
+    ///
+    /// They queue behind the greenlets already ready (FIFO: `sleep(short)`
+    /// lets those run first), in a queue of their own, so that one that has
+    /// waited [`SWITCH_INTERVAL`] there (a long ready queue under load) can
+    /// be moved ahead: a deadline (a sleep, a timeout) is then late by about
+    /// one switch interval plus one `event_interval` of other greenlets'
+    /// work, not by a whole turn of the queue. gevent bounds its callback
+    /// batches by its switch interval the same way, and Go readies a
+    /// timer's goroutine into `runnext`. A greenlet is woken at most once
+    /// per wait, so promoted ones cannot starve the rest.
     fn fire_timers(&self, now: Instant) {
+        {
+            let mut timed = self.timed.borrow_mut();
+            let overdue = timed
+                .front()
+                .is_some_and(|t| now.saturating_duration_since(t.woke) >= SWITCH_INTERVAL);
+            if overdue {
+                for t in timed.iter_mut() {
+                    t.after = 0;
+                }
+            }
+        }
+        self.firing.set(Some(now));
+        let _end = FiringEnd(self);
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             match due {
@@ -548,7 +657,9 @@ impl Runtime {
     fn shutdown(&self) {
         self.shutting_down.set(true);
         for _ in 0..64 {
-            let ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
+            let mut ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
+            self.popped.set(self.pushed.get());
+            ready.extend(self.timed.borrow_mut().drain(..).map(|t| t.entry));
             let timers = self.timers.borrow_mut().drain();
             let mut io_waiters = self.io.borrow_mut().take_waiters();
             if let Some(r) = self.remote.borrow_mut().as_mut() {
@@ -693,7 +804,7 @@ impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         with_rt(|rt| {
             f.debug_struct("Hub")
-                .field("ready", &rt.ready.borrow().len())
+                .field("ready", &rt.ready_len())
                 .field("timers", &rt.timers.borrow().len())
                 .field("pooled_stacks", &rt.pool.borrow().len())
                 .finish()
@@ -853,7 +964,7 @@ impl Hub {
     /// assert_eq!(verdant_runtime::Hub::current().ready_count(), 1);
     /// ```
     pub fn ready_count(&self) -> usize {
-        with_rt(|rt| rt.ready.borrow().len())
+        with_rt(|rt| rt.ready_len())
     }
 
     /// File descriptors now registered with this hub's reactor (see
