@@ -31,6 +31,9 @@ use sha2::{Digest, Sha256};
 use verdant::net::{PartialWrite, TcpListener, TcpStream};
 use verdant::{sleep, spawn};
 
+mod common;
+use common::listener_with_backlog;
+
 /// xorshift64*: the data of session `k` is this stream from its seed.
 struct Rng(u64);
 
@@ -103,7 +106,8 @@ type InFlight = Rc<Cell<Option<(u64, u64)>>>;
 
 fn run(sessions: usize, len: u64, max_chunk: usize) {
     raise_nofile();
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    // 1,000 connections at once: std's backlog of 128 would drop SYNs.
+    let l = listener_with_backlog(2048);
     // Inherited by every accepted socket: the slow readers' small window.
     setsockopt_int(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 16 * 1024);
     let addr = l.local_addr().unwrap();
