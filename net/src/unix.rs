@@ -96,6 +96,7 @@ use verdant_runtime::io::{Direction, Registration};
 
 use crate::tcp::{
     check_timeout, deadline, is_resource_exhaustion, read_exact_with, write_all_with,
+    ACCEPT_RETRY_MAX,
 };
 
 /// The first pause of a connect or datagram send that the kernel gives no
@@ -271,7 +272,7 @@ impl UnixListener {
     /// (usually unnamed: clients rarely bind).
     ///
     /// When the process runs out of file descriptors (or kernel memory) it
-    /// backs off (10 ms, doubling up to 1 s) and tries again, rather than
+    /// backs off (10 ms, doubling up to 50 ms) and tries again, rather than
     /// waiting for a readiness event that edge-triggered epoll will not send
     /// again; `ECONNABORTED` is skipped.
     ///
@@ -292,7 +293,7 @@ impl UnixListener {
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) if is_resource_exhaustion(&e) => {
                     verdant_runtime::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    backoff = (backoff * 2).min(ACCEPT_RETRY_MAX);
                 }
                 Err(e) => return Err(e),
             }
