@@ -47,10 +47,15 @@ pub const DEFAULT_EVENT_INTERVAL: u32 = 61;
 /// `sys.getswitchinterval()`): see `Runtime::fire_timers`.
 const SWITCH_INTERVAL: Duration = Duration::from_millis(5);
 
+/// Timers and IO are checked at least this often while greenlets keep the
+/// hub busy, however long their turns (see `Runtime::next_check_in`).
+const CHECK_PERIOD: Duration = Duration::from_millis(1);
+
 /// A greenlet woken by its timer (see `Runtime::fire_timers`).
 struct Timed {
     entry: Ready,
-    /// It runs once this many entries of the ready queue have been popped.
+    /// It runs once this many entries of the ready queue have been popped,
+    /// or once it has waited `SWITCH_INTERVAL` since `woke`.
     after: u64,
     woke: Instant,
 }
@@ -95,6 +100,10 @@ pub(crate) struct Runtime {
     /// [`Remote`]: crate::Remote
     pub(crate) remote: RefCell<Option<crate::remote::RemoteHub>>,
     ticks: Cell<u32>,
+    /// The switches in the current check interval (at most `event_interval`,
+    /// fewer when greenlets' turns are long), and when it began.
+    check_every: Cell<u32>,
+    last_check: Cell<Instant>,
     event_interval: Cell<u32>,
     stack_size: Cell<usize>,
     pool: RefCell<StackPool>,
@@ -301,6 +310,8 @@ impl Runtime {
             io: RefCell::new(crate::io::Slab::default()),
             remote: RefCell::new(None),
             ticks: Cell::new(0),
+            check_every: Cell::new(DEFAULT_EVENT_INTERVAL),
+            last_check: Cell::new(Instant::now()),
             event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
             pool: RefCell::new(StackPool::new()),
@@ -422,7 +433,9 @@ impl Runtime {
         if self.any_timed.get() {
             let mut timed = self.timed.borrow_mut();
             match timed.front() {
-                Some(t) if t.after <= self.popped.get() => {
+                // Its turn has come, or it has waited a switch interval (a
+                // clock read only while a woken timer waits behind others).
+                Some(t) if t.after <= self.popped.get() || t.woke.elapsed() >= SWITCH_INTERVAL => {
                     return timed.pop_front().map(|t| t.entry);
                 }
                 Some(_) => {}
@@ -500,7 +513,6 @@ impl Runtime {
             // more than the rest of the scheduling decision.
             let t = self.ticks.get();
             if t <= 1 {
-                self.ticks.set(self.event_interval.get());
                 self.maintain(false);
             } else {
                 self.ticks.set(t - 1);
@@ -531,6 +543,7 @@ impl Runtime {
     #[inline(never)]
     fn maintain(&self, idle: bool) -> bool {
         let now = Instant::now();
+        self.ticks.set(self.next_check_in(now));
         self.fire_timers(now);
         self.drain_remote();
         let has_ready = self.has_ready();
@@ -546,9 +559,32 @@ impl Runtime {
         }
         let timeout = next.map(|d| d.saturating_duration_since(now));
         self.poll_io(timeout);
-        self.fire_timers(Instant::now());
+        let now = Instant::now();
+        // Time spent blocked is not greenlets' work (see `next_check_in`).
+        self.last_check.set(now);
+        self.fire_timers(now);
         self.drain_remote();
         true
+    }
+
+    /// How many switches until the next check of timers and IO:
+    /// `event_interval`, scaled down when the last interval's switches took
+    /// longer than [`CHECK_PERIOD`] in all (long turns: a timer or an IO
+    /// event would otherwise wait for `event_interval` of them).
+    fn next_check_in(&self, now: Instant) -> u32 {
+        let max = self.event_interval.get();
+        let took = now.saturating_duration_since(self.last_check.replace(now));
+        let n = self.check_every.get().min(max);
+        let next = if took > CHECK_PERIOD {
+            // Keep about CHECK_PERIOD of switches per interval.
+            let scaled = u128::from(n) * CHECK_PERIOD.as_nanos() / took.as_nanos();
+            (scaled as u32).max(1)
+        } else {
+            // Quick turns: grow back towards the maximum.
+            n.saturating_mul(2).min(max)
+        };
+        self.check_every.set(next);
+        next
     }
 
     /// Wakes the greenlets whose timers are due, in deadline order.
@@ -556,24 +592,14 @@ impl Runtime {
     /// They queue behind the greenlets already ready (FIFO: `sleep(short)`
     /// lets those run first), in a queue of their own, so that one that has
     /// waited [`SWITCH_INTERVAL`] there (a long ready queue under load) can
-    /// be moved ahead: a deadline (a sleep, a timeout) is then late by about
-    /// one switch interval plus one `event_interval` of other greenlets'
-    /// work, not by a whole turn of the queue. gevent bounds its callback
+    /// run ahead of them (`pop_ready`): a deadline (a sleep, a timeout) is
+    /// then late by about one switch interval plus one other greenlet's turn
+    /// (and up to one `event_interval` of turns before its timer is looked
+    /// at), not by a whole turn of the queue. gevent bounds its callback
     /// batches by its switch interval the same way, and Go readies a
     /// timer's goroutine into `runnext`. A greenlet is woken at most once
     /// per wait, so promoted ones cannot starve the rest.
     fn fire_timers(&self, now: Instant) {
-        {
-            let mut timed = self.timed.borrow_mut();
-            let overdue = timed
-                .front()
-                .is_some_and(|t| now.saturating_duration_since(t.woke) >= SWITCH_INTERVAL);
-            if overdue {
-                for t in timed.iter_mut() {
-                    t.after = 0;
-                }
-            }
-        }
         self.firing.set(Some(now));
         let _end = FiringEnd(self);
         loop {
@@ -895,7 +921,9 @@ impl Hub {
     /// Sets how many switches may pass between two checks of timers and IO
     /// while greenlets are always ready (default [`DEFAULT_EVENT_INTERVAL`]).
     /// Lower values favour IO latency, higher ones switch throughput. The
-    /// new interval applies from the next switch.
+    /// new interval applies from the next switch. It is a maximum: when
+    /// greenlets' turns are long the hub checks after fewer switches, about
+    /// once per millisecond of their work.
     ///
     /// # Panics
     ///
