@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use verdant::{sleep, spawn};
 
 mod common;
-use common::listener_with_backlog;
+use common::{hog_descriptors, listener_with_backlog, set_nofile};
 
 const CONNECTIONS: usize = 1000;
 const CHILD_ENV: &str = "VERDANT_IO7_CHILD";
@@ -44,17 +44,7 @@ fn cpu_time() -> Duration {
 /// The server: reports its port, waits for "go", goes to EMFILE, then
 /// frees descriptors and accepts everything queued.
 fn server() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on this process's own limits, with a live
-    // struct.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_cur.min(256);
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
+    set_nofile(Some(256));
     let l = listener_with_backlog(1024);
     println!("port {}", l.local_addr().unwrap().port());
     std::io::stdout().flush().unwrap();
@@ -62,14 +52,7 @@ fn server() {
     std::io::stdin().read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "go", "the client connects, then says go");
 
-    let mut hog = Vec::new();
-    loop {
-        match std::fs::File::open("/dev/null") {
-            Ok(f) => hog.push(f),
-            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-            Err(e) => panic!("{e:?}"),
-        }
-    }
+    let hog = hog_descriptors();
     let accepted = Rc::new(Cell::new(0usize));
     let last = Rc::new(Cell::new(None::<Instant>));
     let (a, la) = (accepted.clone(), last.clone());

@@ -53,7 +53,7 @@ use verdant::net::{TcpListener, TcpStream};
 use verdant::{joinall, sleep, spawn, yield_now, Hub, JoinHandle};
 
 mod common;
-use common::{child_case, run_child};
+use common::{child_case, random_bytes, run_child, setsockopt_int, Rng};
 
 const MS: Duration = Duration::from_millis(1);
 /// The upper bound for anything that should be "prompt" on a loaded machine.
@@ -119,33 +119,6 @@ fn within<T: 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + 'stat
     join_within(spawn(f), limit, what)
 }
 
-/// xorshift64*: deterministic test data and sizes without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-ish in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a, streaming: order-sensitive, so lost, duplicated or reordered
@@ -156,21 +129,6 @@ fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: `fd` is an open socket owned by the caller for the duration of
-    // the call; the option value is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
 }
 
 /// A listener whose accepted sockets have small kernel buffers (16 KiB,

@@ -71,7 +71,7 @@ use verdant::net::{UnixDatagram, UnixListener, UnixStream};
 use verdant::{sleep, spawn, yield_now, Hub, JoinHandle};
 
 mod common;
-use common::{child_case, run_child};
+use common::{child_case, random_bytes, run_child, setsockopt_int, Rng};
 
 const MS: Duration = Duration::from_millis(1);
 /// The upper bound for anything that should be "prompt" on a loaded machine.
@@ -178,33 +178,6 @@ fn on_thread_within<T: Send + 'static>(
     }
 }
 
-/// xorshift64*: deterministic test data and sizes without a dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// Uniform-ish in `lo..=hi`.
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-}
-
-fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut rng = Rng(seed | 1);
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        v.extend_from_slice(&rng.next_u64().to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a, streaming: lost, duplicated or reordered bytes change it.
@@ -214,21 +187,6 @@ fn fnv1a(mut h: u64, bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
-}
-
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: `fd` is an open socket owned by the caller for the duration of
-    // the call; the option value is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt: {}", io::Error::last_os_error());
 }
 
 /// A small send buffer (16 KiB, doubled by the kernel): a Unix stream's
@@ -1631,25 +1589,8 @@ fn accept_backs_off_on_emfile() {
             let path = dir.join("sock");
             let l = UnixListener::bind(&path).unwrap();
             let _c = UnixStream::connect(&path).unwrap(); // queued
-            let mut lim = libc::rlimit {
-                rlim_cur: 0,
-                rlim_max: 0,
-            };
-            // SAFETY: getrlimit/setrlimit on this child's own limits, with a
-            // live struct.
-            unsafe {
-                assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-                lim.rlim_cur = lim.rlim_cur.min(256);
-                assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-            }
-            let mut hog = Vec::new();
-            loop {
-                match std::fs::File::open("/dev/null") {
-                    Ok(f) => hog.push(f),
-                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => break,
-                    Err(e) => panic!("{e:?}"),
-                }
-            }
+            common::set_nofile(Some(256));
+            let mut hog = common::hog_descriptors();
             let acceptor = spawn(move || l.accept().map(|(s, _)| s));
             sleep(100 * MS);
             assert!(

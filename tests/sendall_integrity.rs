@@ -23,7 +23,7 @@
 
 use std::cell::Cell;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -32,59 +32,7 @@ use verdant::net::{PartialWrite, TcpListener, TcpStream};
 use verdant::{sleep, spawn};
 
 mod common;
-use common::listener_with_backlog;
-
-/// xorshift64*: the data of session `k` is this stream from its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-
-    fn fill(&mut self, buf: &mut [u8]) {
-        for word in buf.chunks_mut(8) {
-            let x = self.next_u64().to_le_bytes();
-            word.copy_from_slice(&x[..word.len()]);
-        }
-    }
-}
-
-fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) {
-    // SAFETY: `fd` is an open socket owned by the caller; the option value
-    // is a live c_int of the size passed.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
-}
-
-/// Raises the soft descriptor limit to the hard one (2 per session).
-fn raise_nofile() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `lim` is a live rlimit for getrlimit to fill and setrlimit to read.
-    unsafe {
-        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
-        lim.rlim_cur = lim.rlim_max;
-        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
-    }
-}
+use common::{listener_with_backlog, set_nofile, setsockopt_int, Rng};
 
 /// What one session's two ends saw.
 struct Session {
@@ -105,8 +53,8 @@ struct Stats {
 type InFlight = Rc<Cell<Option<(u64, u64)>>>;
 
 fn run(sessions: usize, len: u64, max_chunk: usize) {
-    raise_nofile();
-    // 1,000 connections at once: std's backlog of 128 would drop SYNs.
+    set_nofile(None); // 2 descriptors per session
+                      // 1,000 connections at once: std's backlog of 128 would drop SYNs.
     let l = listener_with_backlog(2048);
     // Inherited by every accepted socket: the slow readers' small window.
     setsockopt_int(l.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 16 * 1024);

@@ -25,24 +25,14 @@ use std::cell::Cell;
 
 use verdant::{joinall, sleep, spawn, yield_now, Hub};
 
+mod common;
+use common::Rng;
+
 const SLEEPERS: usize = 10_000;
 
 /// The two tests measure lateness: they must not share the cores.
 static ALONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const MAX_SLEEP_MS: u64 = 1000;
-
-/// A small xorshift generator: the sleeps differ from run to run only by
-/// seed, so a failure can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;

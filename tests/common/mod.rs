@@ -60,3 +60,88 @@ pub fn listener_with_backlog(backlog: i32) -> verdant::net::TcpListener {
         verdant::net::TcpListener::from(owned)
     }
 }
+
+/// xorshift64*: deterministic test data and sizes without a dependency.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// Uniform-ish in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+
+    /// Fills `buf` with the next bytes of the stream.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for word in buf.chunks_mut(8) {
+            let x = self.next_u64().to_le_bytes();
+            word.copy_from_slice(&x[..word.len()]);
+        }
+    }
+}
+
+/// `len` deterministic pseudo-random bytes.
+pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len];
+    Rng(seed | 1).fill(&mut v);
+    v
+}
+
+/// Sets this process's soft `RLIMIT_NOFILE`: lowered to at most `n`, or
+/// raised to the hard limit with `None`.
+pub fn set_nofile(n: Option<u64>) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on this process's own limits, with a live
+    // struct.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = match n {
+            Some(n) => lim.rlim_cur.min(n as libc::rlim_t),
+            None => lim.rlim_max,
+        };
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0, "setrlimit");
+    }
+}
+
+/// `setsockopt(fd, level, name, &value)` for an integer option.
+pub fn setsockopt_int(
+    fd: std::os::fd::RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) {
+    // SAFETY: `fd` is an open socket owned by the caller for the duration of
+    // the call; the option value is a live c_int of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(rc, 0, "setsockopt: {}", std::io::Error::last_os_error());
+}
+
+/// Opens `/dev/null` until the process is out of descriptors (`EMFILE`);
+/// dropping what it returns frees them.
+pub fn hog_descriptors() -> Vec<std::fs::File> {
+    let mut hog = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => hog.push(f),
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return hog,
+            Err(e) => panic!("{e:?}"),
+        }
+    }
+}
