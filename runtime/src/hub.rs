@@ -159,18 +159,8 @@ impl Ready {
     }
 
     /// The value the greenlet is resumed with.
-    #[inline]
     fn input(&self) -> Value {
-        let what = self.tag & ((1 << TAG_BITS) - 1);
-        if what == TAG_READY {
-            return Value::wake(Wake::Ready); // the common case, without a jump table
-        }
-        self.input_other(what)
-    }
-
-    #[inline(never)]
-    fn input_other(&self, what: u64) -> Value {
-        match what {
+        match self.tag & ((1 << TAG_BITS) - 1) {
             TAG_START => Value::empty(),
             TAG_READY => Value::wake(Wake::Ready),
             TAG_TIMED_OUT => Value::wake(Wake::TimedOut),

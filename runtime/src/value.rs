@@ -226,11 +226,7 @@ impl Value {
     #[inline(always)]
     pub(crate) fn as_wake(&self) -> Option<crate::greenlet::Wake> {
         if ptr::eq(self.vtable, &WAKE_VTABLE) {
-            // SAFETY: only `Value::wake` uses WAKE_VTABLE, and it stores a
-            // `Wake` inline in the data word.
-            Some(unsafe {
-                ptr::read((&self.data as *const *mut ()).cast::<crate::greenlet::Wake>())
-            })
+            self.downcast_ref::<crate::greenlet::Wake>().copied()
         } else {
             None
         }
