@@ -1,9 +1,51 @@
 //! Runs every seed example and checks its exact output and order
 //! (`../shared/SEEDS.md`). `cargo test` builds the examples next to the test
 //! binary, in `target/<profile>/examples/`.
+use std::io::Read;
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// No example run by these tests takes longer than this; one that does has
+/// hung, and fails its test instead of stalling the suite.
+const HANG: Duration = Duration::from_secs(60);
+
+/// `cmd.output()`, but the child is killed, and the test fails, if it has
+/// not exited within [`HANG`].
+fn output_within_limit(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = pipe.read_to_end(&mut v);
+            v
+        })
+    };
+    let out = drain(Box::new(child.stdout.take().unwrap()));
+    let err = drain(Box::new(child.stderr.take().unwrap()));
+    let t = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if t.elapsed() > HANG {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not exit within {HANG:?}: it hung");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
 
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
@@ -20,7 +62,7 @@ fn example(name: &str) -> PathBuf {
 /// Runs an example; returns its stdout lines and how long it took.
 fn run(name: &str, args: &[&str]) -> (Vec<String>, Duration) {
     let t = Instant::now();
-    let out = Command::new(example(name)).args(args).output().unwrap();
+    let out = output_within_limit(Command::new(example(name)).args(args));
     let took = t.elapsed();
     assert!(
         out.status.success(),
@@ -184,7 +226,7 @@ fn monkey_variant_3_unpatched_sleep_blocks() {
 /// Runs an example that may fail; returns its exit status, stdout lines
 /// and stderr.
 fn run_status(name: &str, args: &[&str]) -> (std::process::ExitStatus, Vec<String>, String) {
-    let out = Command::new(example(name)).args(args).output().unwrap();
+    let out = output_within_limit(Command::new(example(name)).args(args));
     let stdout = String::from_utf8(out.stdout).unwrap();
     let lines = stdout.lines().map(str::to_owned).collect();
     (
