@@ -53,7 +53,7 @@ use verdant::net::{TcpListener, TcpStream};
 use verdant::{joinall, sleep, spawn, yield_now, Hub, JoinHandle};
 
 mod common;
-use common::{child_case, random_bytes, run_child, setsockopt_int, Rng};
+use common::{child_case, listener_with_backlog, random_bytes, run_child, setsockopt_int, Rng};
 
 const MS: Duration = Duration::from_millis(1);
 /// The upper bound for anything that should be "prompt" on a loaded machine.
@@ -825,6 +825,187 @@ fn into_raw_fd_round_trip() {
         yield_now();
         s.write_all(b"abc").unwrap();
         assert_eq!(&join_within(reader, HANG, "reader"), b"abc");
+    });
+}
+
+// ---------------------------------------------------------------------------
+// The short-read hint (`Registration::io_stream`)
+// ---------------------------------------------------------------------------
+
+/// `send(2)` with `flags`, straight on the descriptor.
+fn send_flags(s: &TcpStream, data: &[u8], flags: i32) {
+    // SAFETY: `data` is a live slice of `data.len()` bytes and the fd is
+    // owned by `s` for the duration of the call.
+    let n = unsafe { libc::send(s.as_raw_fd(), data.as_ptr().cast(), data.len(), flags) };
+    assert_eq!(
+        n,
+        data.len() as isize,
+        "send: {}",
+        io::Error::last_os_error()
+    );
+}
+
+/// A short TCP read clears readiness, because it shows the receive queue
+/// empty: except at TCP urgent data, where the kernel stops a read short
+/// with bytes still queued behind the urgent mark. Without the `EPOLLPRI`
+/// check the second read would park with "efg" already queued and no edge
+/// left to come, and time out.
+#[test]
+fn short_read_at_urgent_data_does_not_stall() {
+    bounded(|| {
+        let l = listener();
+        let (c, s) = pair(&l);
+        s.set_read_timeout(Some(SLACK)).unwrap();
+        let reader = spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut got = Vec::new();
+            let mut reads = 0;
+            while got.len() < 6 {
+                let n = (&s).read(&mut buf).map_err(|e| e.kind())?;
+                if n == 0 {
+                    break;
+                }
+                reads += 1;
+                got.extend_from_slice(&buf[..n]);
+            }
+            Ok::<_, ErrorKind>((got, reads))
+        });
+        yield_now(); // the reader tries, finds nothing, parks
+                     // All three arrive before the hub polls again: one edge in all.
+        send_flags(&c, b"abc", 0);
+        send_flags(&c, b"d", libc::MSG_OOB);
+        send_flags(&c, b"efg", 0);
+        let (got, reads) =
+            join_within(reader, HANG, "reader").expect("the read after the urgent mark");
+        // The urgent byte is out of band (SO_OOBINLINE is off): not in the stream.
+        assert_eq!(got, b"abcefg");
+        assert_eq!(reads, 2, "the first read stops at the urgent mark");
+    });
+}
+
+/// Data and the peer's FIN arriving in one edge: the read of the data is
+/// short, but the EOF behind it is still to be read and no new event will
+/// announce it. The short read must not clear readiness there, or the
+/// next read parks until its timeout instead of returning 0 (the crawler
+/// example's `/broken` page hung this way).
+#[test]
+fn short_read_before_eof_still_sees_the_eof() {
+    bounded(|| {
+        let l = listener();
+        for close in [true, false] {
+            let (mut c, s) = pair(&l);
+            s.set_read_timeout(Some(SLACK)).unwrap();
+            let reader = spawn(move || {
+                let mut buf = [0u8; 64];
+                let first = (&s).read(&mut buf).map_err(|e| e.kind())?;
+                let second = (&s).read(&mut buf).map_err(|e| e.kind())?;
+                Ok::<_, ErrorKind>((first, second))
+            });
+            yield_now(); // the reader tries, finds nothing, parks
+            c.write_all(b"last words").unwrap();
+            // Data and FIN, in one edge: by closing, or by a half-close
+            // that keeps the connection open.
+            let _open = if close {
+                drop(c);
+                None
+            } else {
+                c.shutdown(Shutdown::Write).unwrap();
+                Some(c)
+            };
+            let r = join_within(reader, HANG, "reader");
+            assert_eq!(r, Ok((10, 0)), "close={close}: the EOF after a short read");
+        }
+    });
+}
+
+/// A connect that has to wait (the listener's queue is full, so the SYN
+/// is dropped and resent after about 1 s) consumes the writable event that
+/// says "connected". Writes trust the readiness bit, so `connect` must
+/// leave it set, or the first write parks with no event left to come (the
+/// pool flood test hung this way).
+#[test]
+fn write_at_once_after_a_connect_that_waited() {
+    bounded(|| {
+        let l = Rc::new(listener_with_backlog(0));
+        let addr = l.local_addr().unwrap();
+        // Fill the accept queue (a backlog of 0 still queues one).
+        let _queued: Vec<_> = (0..2)
+            .map(|_| TcpStream::connect_timeout(&addr, 50 * MS))
+            .collect();
+        let client = spawn(move || {
+            let t = Instant::now();
+            let mut c = TcpStream::connect(addr).unwrap();
+            let waited = t.elapsed();
+            c.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).unwrap();
+            (back, waited)
+        });
+        let l2 = l.clone();
+        let server = spawn(move || {
+            sleep(100 * MS); // let the client's SYN be dropped
+            loop {
+                let (mut s, _) = l2.accept().unwrap();
+                s.set_read_timeout(Some(SLACK)).unwrap();
+                let mut buf = [0u8; 4];
+                if s.read_exact(&mut buf).is_ok() {
+                    s.write_all(&buf).unwrap();
+                    return;
+                }
+            }
+        });
+        let (back, waited) = join_within(client, HANG, "client");
+        assert_eq!(&back, b"ping");
+        join_within(server, HANG, "server");
+        eprintln!("connect waited {waited:?}");
+    });
+}
+
+/// Short reads and writes of every size keep a stream whole: a reader
+/// with a buffer of random size against a writer of random chunks, both
+/// yielding at random, so every read is sometimes short and sometimes full.
+#[test]
+fn short_reads_and_writes_keep_the_stream_whole() {
+    bounded(|| {
+        const LEN: usize = 4 << 20;
+        let l = listener();
+        let (mut c, s) = pair(&l);
+        let data = Rc::new(random_bytes(LEN, 0x5eed));
+        let d2 = data.clone();
+        let writer = spawn(move || {
+            let mut rng = Rng(7);
+            let mut at = 0;
+            while at < LEN {
+                let n = rng.range(1, 200_000).min(LEN - at);
+                c.write_all(&d2[at..at + n]).unwrap();
+                at += n;
+                if rng.range(0, 4) == 0 {
+                    yield_now();
+                }
+            }
+        });
+        let reader = spawn(move || {
+            let mut rng = Rng(11);
+            let mut buf = vec![0u8; 300_000];
+            let mut at = 0;
+            while at < LEN {
+                let want = rng.range(1, buf.len());
+                let n = (&s).read(&mut buf[..want]).unwrap();
+                assert!(n > 0, "EOF at byte {at}");
+                assert!(
+                    buf[..n] == data[at..at + n],
+                    "bytes {at}..{} differ",
+                    at + n
+                );
+                at += n;
+                if rng.range(0, 4) == 0 {
+                    yield_now();
+                }
+            }
+            at
+        });
+        assert_eq!(join_within(reader, HANG, "reader"), LEN);
+        join_within(writer, HANG, "writer");
     });
 }
 

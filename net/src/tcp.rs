@@ -362,17 +362,21 @@ impl TcpStream {
         // mio starts a non-blocking connect (EINPROGRESS is not an error).
         let stream = TcpStream::from_std(mio::net::TcpStream::connect(*addr)?.into())?;
         loop {
-            // Writable means connected or failed; an event already queued
-            // by the registration sets the bit again, so none is lost.
-            stream.reg.clear_ready(Direction::Write);
             if let Some(e) = stream.inner.take_error()? {
                 return Err(e);
             }
             match stream.inner.peer_addr() {
+                // Connected, with the write readiness that told us so still
+                // set: the first write is tried at once (writes trust the
+                // bit, see `Registration::io_stream`).
                 Ok(_) => break,
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
                 Err(e) => return Err(e),
             }
+            // Writable means connected or failed. Cleared only now, so the
+            // bit cannot be left clear on a connected socket; a completion
+            // since the check above has queued an event that sets it again.
+            stream.reg.clear_ready(Direction::Write);
             stream.reg.wait(Direction::Write, deadline)?;
         }
         Ok(stream)
@@ -682,14 +686,19 @@ impl TcpStream {
     }
 
     fn read_with(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
+        // TCP: a short read or write proves the socket drained or full.
         self.reg
-            .io(Direction::Read, deadline, || (&self.inner).read(buf))
+            .io_stream(Direction::Read, deadline, buf.len(), || {
+                (&self.inner).read(buf)
+            })
     }
 
     fn write_with(&self, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
         // std writes with MSG_NOSIGNAL: a closed peer is EPIPE, not SIGPIPE.
         self.reg
-            .io(Direction::Write, deadline, || (&self.inner).write(buf))
+            .io_stream(Direction::Write, deadline, buf.len(), || {
+                (&self.inner).write(buf)
+            })
     }
 
     fn write_all_impl(&self, buf: &[u8]) -> io::Result<()> {
