@@ -280,6 +280,15 @@ impl std::error::Error for OverRelease {}
 /// s.acquire().unwrap().forget();
 /// assert_eq!(s.release(), Ok(()));
 /// ```
+///
+/// It is not a `Semaphore` (no `Deref` to one), so the unchecked
+/// [`Semaphore::release`] cannot be reached through it:
+///
+/// ```compile_fail
+/// use verdant_runtime::sync::{BoundedSemaphore, Semaphore};
+/// let b = BoundedSemaphore::new(1);
+/// let s: &Semaphore = &b;
+/// ```
 pub struct BoundedSemaphore {
     sem: Semaphore,
     max: usize,
@@ -332,10 +341,123 @@ impl BoundedSemaphore {
     }
 }
 
-impl Deref for BoundedSemaphore {
-    type Target = Semaphore;
-    fn deref(&self) -> &Semaphore {
-        &self.sem
+// No `Deref<Target = Semaphore>`: it would hand out `Semaphore::release`,
+// which does not check the bound. The rest is forwarded one by one.
+impl BoundedSemaphore {
+    /// Permits free now (at most the initial count).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_runtime::sync::BoundedSemaphore::new(2);
+    /// let g = s.acquire().unwrap();
+    /// assert_eq!(s.available(), 1);
+    /// drop(g);
+    /// assert_eq!(s.available(), 2);
+    /// ```
+    pub fn available(&self) -> usize {
+        self.sem.available()
+    }
+
+    /// Whether no permit is free (gevent's `locked`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::sync::BoundedSemaphore::new(0).is_locked());
+    /// ```
+    pub fn is_locked(&self) -> bool {
+        self.sem.is_locked()
+    }
+
+    /// How many greenlets wait for a permit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::sync::BoundedSemaphore::new(1).waiters(), 0);
+    /// ```
+    pub fn waiters(&self) -> usize {
+        self.sem.waiters()
+    }
+
+    /// As [`Semaphore::try_acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_runtime::sync::BoundedSemaphore::new(1);
+    /// let g = s.try_acquire().unwrap();
+    /// assert!(s.try_acquire().is_none());
+    /// ```
+    pub fn try_acquire(&self) -> Option<SemaphoreGuard<'_>> {
+        self.sem.try_acquire()
+    }
+
+    /// As [`Semaphore::acquire`]. The guard gives its permit back when
+    /// dropped; that release never exceeds the bound, since the permit was
+    /// taken.
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::acquire`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_runtime::sync::BoundedSemaphore::new(1);
+    /// let g = s.acquire().unwrap();
+    /// assert!(s.is_locked());
+    /// ```
+    pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, WaitError> {
+        self.sem.acquire()
+    }
+
+    /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::acquire_timeout`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let s = verdant_runtime::sync::BoundedSemaphore::new(0);
+    /// assert!(s.acquire_timeout(Duration::from_millis(1)).is_err());
+    /// ```
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphoreGuard<'_>, WaitError> {
+        self.sem.acquire_timeout(timeout)
+    }
+
+    /// As [`Semaphore::acquire_deadline`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Semaphore::acquire_deadline`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Semaphore::acquire`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let s = verdant_runtime::sync::BoundedSemaphore::new(0);
+    /// let t = Instant::now() + Duration::from_millis(1);
+    /// assert!(s.acquire_deadline(t).is_err());
+    /// ```
+    pub fn acquire_deadline(&self, deadline: Instant) -> Result<SemaphoreGuard<'_>, WaitError> {
+        self.sem.acquire_deadline(deadline)
     }
 }
 
