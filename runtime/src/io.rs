@@ -450,8 +450,7 @@ impl Registration {
     /// taken as "drained" and the next read returns the EOF. And a TCP read
     /// stops short at urgent data (`MSG_OOB`): once the fd has reported
     /// urgent data (`EPOLLPRI`), short reads no longer clear its readiness.
-    /// Do not use
-    /// this for datagrams, or for Unix stream sockets that pass
+    /// Do not use this for datagrams, or for Unix stream sockets that pass
     /// credentials or descriptors (their reads stop at message borders).
     ///
     /// Unlike `io`, `op` is not tried while the fd is known not ready.
