@@ -842,6 +842,31 @@ pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, value: Value) -> Option
     switch_posted(rt, target)
 }
 
+/// The `mail_target` of a greenlet suspended into a hub wait (see
+/// [`switch_to_hub`]): never the address of a record (they are aligned).
+const HUB_WAIT: *const Inner = ptr::without_provenance(1);
+
+/// Parks the current greenlet in the hub: a switch to the hub with an empty
+/// value, except that a child posts nothing (the root loop would only drop
+/// it) and marks its suspend [`HUB_WAIT`], so the root loop goes straight to
+/// the scheduler. Returns what it is resumed with, or `None` when it may
+/// not switch (it is unwinding).
+#[inline]
+pub(crate) fn switch_to_hub(rt: &Runtime) -> Option<Value> {
+    if !may_switch(rt) {
+        return refuse_switch(rt);
+    }
+    // SAFETY: `current_ptr` always names a live record (see `may_switch`).
+    let cur = unsafe { &*rt.current_ptr() };
+    if cur.kind == Kind::Main {
+        rt.post(Value::empty());
+        return Some(rt.run_root(&rt.hub));
+    }
+    // The hub itself never runs (the root loop schedules in its place), so
+    // `cur` is a child.
+    Some(suspend(rt, cur, HUB_WAIT))
+}
+
 /// Whether the current greenlet may switch now: not while it unwinds
 /// (reliability §0 fact 5: suspending mid-unwind would leak the thread's
 /// panic count into other greenlets), nor while it is being dropped.
@@ -987,7 +1012,7 @@ impl Runtime {
                 let next = if inner.kind == Kind::Hub && !self.mail_is_thrown() {
                     // A hub wait or yield: the scheduler picks who runs next.
                     drop(self.collect());
-                    self.next_ready()
+                    self.next_ready_slow()
                 } else {
                     self.route(owned(&mut held, target))
                 };
@@ -1013,12 +1038,20 @@ impl Runtime {
                     if ptr::eq(next, main_ptr) {
                         break; // the common way home: no handle needed
                     }
-                    if ptr::eq(next, hub_ptr) && !self.mail_is_thrown() {
+                    if ptr::eq(next, HUB_WAIT) {
                         // A hub wait or yield (the hot path of every
                         // cooperative block): schedule straight away, without
                         // a handle to the hub or another turn of the loop.
-                        drop(self.collect());
                         let g = self.next_ready();
+                        target = Rc::as_ptr(&g.inner);
+                        held = Some(g);
+                        continue;
+                    }
+                    if ptr::eq(next, hub_ptr) && !self.mail_is_thrown() {
+                        // A switch to the hub by hand: its value is dropped
+                        // and the scheduler picks who runs next.
+                        drop(self.collect());
+                        let g = self.next_ready_slow();
                         target = Rc::as_ptr(&g.inner);
                         held = Some(g);
                         continue;

@@ -159,8 +159,19 @@ impl Ready {
     }
 
     /// The value the greenlet is resumed with.
+    #[inline(always)]
     fn input(&self) -> Value {
-        match self.tag & ((1 << TAG_BITS) - 1) {
+        let what = self.tag & ((1 << TAG_BITS) - 1);
+        if what == TAG_READY {
+            // The common case, tested first: a branch, not a jump table.
+            return Value::wake(Wake::Ready);
+        }
+        self.input_other(what)
+    }
+
+    #[inline(never)]
+    fn input_other(&self, what: u64) -> Value {
+        match what {
             TAG_START => Value::empty(),
             TAG_READY => Value::wake(Wake::Ready),
             TAG_TIMED_OUT => Value::wake(Wake::TimedOut),
@@ -496,8 +507,37 @@ impl Runtime {
     /// Picks what the root loop runs next and posts its input. Blocks in
     /// `poll` when nothing is ready; returns main with `LoopExit` when
     /// nothing ever could be.
-    #[inline]
+    ///
+    /// The common case (no check of timers and IO due, no woken timer
+    /// waiting, a current entry at the front of the ready queue) is inlined
+    /// into the root loop; everything else goes to [`Runtime::next_ready_slow`].
+    #[inline(always)]
     pub(crate) fn next_ready(&self) -> Greenlet {
+        let t = self.ticks.get();
+        if t > 1 && !self.any_timed.get() {
+            let entry = match self.ready.try_borrow_mut() {
+                Ok(mut ready) => ready.pop_front(),
+                Err(_) => None,
+            };
+            if let Some(e) = entry {
+                // The same steps as a turn of `next_ready_slow`'s loop.
+                self.ticks.set(t - 1);
+                self.popped.set(self.popped.get() + 1);
+                if e.seq() == e.g.inner.wait_seq.get() {
+                    self.switches.set(self.switches.get() + 1);
+                    self.post(e.input());
+                    return e.g;
+                }
+                drop(e); // stale: its greenlet moved on
+            }
+        }
+        self.next_ready_slow()
+    }
+
+    /// [`Runtime::next_ready`] in general: checks timers and IO when due,
+    /// skips stale entries, and blocks or reports `LoopExit` when idle.
+    #[inline(never)]
+    pub(crate) fn next_ready_slow(&self) -> Greenlet {
         loop {
             // A countdown rather than a modulo: a division per switch costs
             // more than the rest of the scheduling decision.
@@ -775,13 +815,13 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     // whose stack this frame is on (or it is main, owned by the runtime).
     let cur: &Inner = unsafe { &*rt.current_ptr() };
     let _end = WaitEnd(cur);
-    let Some(v) = greenlet::switch_in(rt, &rt.hub, Value::empty()) else {
+    let Some(v) = greenlet::switch_to_hub(rt) else {
         return Err(WaitError::Cancelled);
     };
-    if let Some(w) = v.as_wake() {
-        return Ok(w); // nothing to drop: a wake-up is stored inline
+    match v.into_wake() {
+        Ok(w) => Ok(w),
+        Err(v) => wait_unusual(cur, v),
     }
-    wait_unusual(cur, v)
 }
 
 /// What a hub wait received other than a wake-up: a throw, or a raw switch

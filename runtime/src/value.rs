@@ -222,13 +222,19 @@ impl Value {
         self.vtable.special != Special::None
     }
 
-    /// The wake-up this value carries, if it is one (the hub-wait fast path).
+    /// The wake-up this value carries, or the value itself when it is
+    /// something else (the hub-wait fast path: one pointer test, no type-id
+    /// comparison and no drop, since a wake-up owns nothing).
     #[inline(always)]
-    pub(crate) fn as_wake(&self) -> Option<crate::greenlet::Wake> {
+    pub(crate) fn into_wake(self) -> Result<crate::greenlet::Wake, Value> {
         if ptr::eq(self.vtable, &WAKE_VTABLE) {
-            self.downcast_ref::<crate::greenlet::Wake>().copied()
+            // SAFETY: only `Value::wake` uses WAKE_VTABLE, and it stores a
+            // `Wake` inline at the start of the data word.
+            let w = unsafe { *(&self.data as *const *mut ()).cast::<crate::greenlet::Wake>() };
+            mem::forget(self); // a `Wake` is `Copy`: nothing to drop
+            Ok(w)
         } else {
-            None
+            Err(self)
         }
     }
 
