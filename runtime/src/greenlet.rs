@@ -849,22 +849,22 @@ const HUB_WAIT: *const Inner = ptr::without_provenance(1);
 /// Parks the current greenlet in the hub: a switch to the hub with an empty
 /// value, except that a child posts nothing (the root loop would only drop
 /// it) and marks its suspend [`HUB_WAIT`], so the root loop goes straight to
-/// the scheduler. Returns what it is resumed with, or `None` when it may
-/// not switch (it is unwinding).
+/// the scheduler. Returns what it is resumed with.
+///
+/// The caller has checked that the greenlet may switch (see
+/// [`crate::hub::wait`]).
 #[inline]
-pub(crate) fn switch_to_hub(rt: &Runtime) -> Option<Value> {
-    if !may_switch(rt) {
-        return refuse_switch(rt);
-    }
+pub(crate) fn switch_to_hub(rt: &Runtime) -> Value {
+    debug_assert!(may_switch(rt), "a hub wait begins with begin_wait");
     // SAFETY: `current_ptr` always names a live record (see `may_switch`).
     let cur = unsafe { &*rt.current_ptr() };
     if cur.kind == Kind::Main {
         rt.post(Value::empty());
-        return Some(rt.run_root(&rt.hub));
+        return rt.run_root(&rt.hub);
     }
     // The hub itself never runs (the root loop schedules in its place), so
     // `cur` is a child.
-    Some(suspend(rt, cur, HUB_WAIT))
+    suspend(rt, cur, HUB_WAIT)
 }
 
 /// Whether the current greenlet may switch now: not while it unwinds

@@ -404,6 +404,17 @@ impl Runtime {
         true
     }
 
+    /// Queues the current greenlet, whose wait `token` has just begun, to be
+    /// resumed with [`Wake::Ready`] once the entries ahead of it have run:
+    /// [`Runtime::wake_owned`] without its test, since a fresh token is
+    /// current by construction.
+    #[inline]
+    pub(crate) fn requeue(&self, token: WaitToken) {
+        debug_assert!(token.is_current());
+        token.g.inner.woken.set(true);
+        self.push_ready(Ready::new(token.g, token.seq, TAG_READY));
+    }
+
     /// Queues a greenlet that has never run, to start on the next tick.
     pub(crate) fn schedule_start(&self, g: Greenlet) {
         let seq = g.inner.wait_seq.get();
@@ -803,6 +814,10 @@ impl Drop for WaitEnd<'_> {
 
 /// Parks the current greenlet in the hub until its wait token is woken.
 ///
+/// Called after a successful [`begin_wait`] in the same frame, which has
+/// checked that the greenlet may switch (it is neither unwinding nor being
+/// dropped), so the switch does not check again.
+///
 /// # Panics
 ///
 /// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
@@ -815,9 +830,7 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     // whose stack this frame is on (or it is main, owned by the runtime).
     let cur: &Inner = unsafe { &*rt.current_ptr() };
     let _end = WaitEnd(cur);
-    let Some(v) = greenlet::switch_to_hub(rt) else {
-        return Err(WaitError::Cancelled);
-    };
+    let v = greenlet::switch_to_hub(rt);
     match v.into_wake() {
         Ok(w) => Ok(w),
         Err(v) => wait_unusual(cur, v),

@@ -88,7 +88,7 @@ pub fn yield_now() {
             return;
         };
         // The ready queue takes the token: we must not hold ourselves.
-        rt.wake_owned(token, Wake::Ready);
+        rt.requeue(token);
         let _ = hub::wait(rt);
     })
 }
