@@ -2,8 +2,9 @@
 //! crossbeam's shape (the ports of crossbeam-channel's tests are in
 //! `channel_port.rs`): a select that waits stands in line as a receiver,
 //! sends as arms, two selects meeting on a rendezvous channel, fairness
-//! among ready arms, and nothing lost or left registered when a selecting
-//! greenlet is killed.
+//! among ready arms, nothing lost or left registered when a selecting
+//! greenlet is killed, and receives that do not wait (`try_recv`,
+//! `recv_timeout(0)`, `try_select`) meeting a select that waits to send.
 
 mod sync_common;
 
@@ -216,5 +217,161 @@ fn reused_wait_record_keeps_no_greenlet_alive() {
         assert_eq!(drops.count(), 0);
         drop(g);
         assert_eq!(drops.count(), 1, "the greenlet was not unwound");
+    });
+}
+
+/// Counts how often a send arm's message expression was evaluated.
+fn counted(n: &Rc<std::cell::Cell<u32>>, v: u32) -> u32 {
+    n.set(n.get() + 1);
+    v
+}
+
+/// Spawns a greenlet whose select waits to send `v` into `tx` (its only
+/// arm) and returns its handle and how often its message was evaluated.
+fn waiting_select_send(
+    tx: channel::Sender<u32>,
+    v: u32,
+) -> (verdant::JoinHandle<bool>, Rc<std::cell::Cell<u32>>) {
+    let evaluated = Rc::new(std::cell::Cell::new(0));
+    let n = evaluated.clone();
+    let h = spawn(move || {
+        select! {
+            send(tx, counted(&n, v)) -> r => r.is_ok(),
+        }
+    });
+    sleep(Duration::ZERO); // it now waits, watching tx
+    (h, evaluated)
+}
+
+#[test]
+fn try_recv_meets_a_select_waiting_to_send() {
+    on_fresh_thread("try_recv meets select", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let (sender, evaluated) = waiting_select_send(tx, 7);
+        assert_eq!(
+            evaluated.get(),
+            0,
+            "the message waits until the send is chosen"
+        );
+        assert_eq!(rx.try_recv(), Ok(7));
+        assert_eq!(evaluated.get(), 1);
+        assert!(sender.join().unwrap());
+        assert_eq!(rx.try_recv(), Err(channel::TryRecvError::Disconnected));
+    });
+}
+
+#[test]
+fn recv_timeout_zero_and_a_default_select_meet_a_select_waiting_to_send() {
+    on_fresh_thread("zero timeout meets select", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let tx2 = tx.clone();
+        let (first, _) = waiting_select_send(tx, 1);
+        assert_eq!(rx.recv_timeout(Duration::ZERO), Ok(1));
+        assert!(first.join().unwrap());
+        let (second, _) = waiting_select_send(tx2, 2);
+        let got = select! {
+            recv(rx) -> m => m.ok(),
+            default => None,
+        };
+        assert_eq!(got, Some(2), "a default select must see the waiting send");
+        assert!(second.join().unwrap());
+    });
+}
+
+#[test]
+fn try_select_reports_a_receive_that_a_waiting_select_sent_into() {
+    on_fresh_thread("try_select meets select", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let (_idle_tx, idle_rx) = channel::bounded::<u32>(0);
+        let (sender, _) = waiting_select_send(tx, 9);
+        let mut sel = Select::new();
+        let _ = sel.recv(&idle_rx);
+        let i = sel.recv(&rx);
+        assert_eq!(sel.try_select(), Some(i));
+        // Handed over already: held for this receive, which does not wait.
+        assert_eq!(rx.try_recv(), Ok(9));
+        assert!(sender.join().unwrap());
+    });
+}
+
+#[test]
+fn try_recv_finds_nothing_when_the_waiting_select_dies_first() {
+    on_fresh_thread("select dies", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let (sender, evaluated) = waiting_select_send(tx, 3);
+        // Queued before the select is woken, so it runs first and kills it.
+        let s = Rc::new(sender);
+        let s2 = s.clone();
+        let killer = spawn(move || s2.kill());
+        let t = Instant::now();
+        // The kill is delivered after this turn: the channel is still open.
+        assert_eq!(rx.try_recv(), Err(channel::TryRecvError::Empty));
+        assert!(t.elapsed() < SMALL, "one turn, not a wait");
+        assert_eq!(evaluated.get(), 0, "its send was never chosen");
+        killer.join().unwrap();
+        let Ok(s) = Rc::try_unwrap(s) else {
+            panic!("the killer still holds the handle");
+        };
+        assert!(s.join().unwrap_err().is_killed());
+    });
+}
+
+#[test]
+fn a_message_handed_in_a_try_recv_turn_survives_a_kill() {
+    on_fresh_thread("kill in the turn", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let rx = Rc::new(rx);
+        let r = rx.clone();
+        // The receiver's try_recv stands in line for one turn; the select
+        // hands it the message and then kills it before it runs again.
+        let receiver: Rc<RefCell<Option<verdant::JoinHandle<()>>>> = Rc::default();
+        let recv_slot = receiver.clone();
+        let evaluated = Rc::new(std::cell::Cell::new(0));
+        let n = evaluated.clone();
+        let sender = spawn(move || {
+            select! {
+                send(tx, counted(&n, 5)) -> r => {
+                    r.unwrap();
+                    recv_slot.borrow().as_ref().unwrap().kill_nowait();
+                },
+            }
+        });
+        sleep(Duration::ZERO);
+        *receiver.borrow_mut() = Some(spawn(move || {
+            let _ = r.try_recv();
+            unreachable!("killed before its try_recv returned");
+        }));
+        sender.join().unwrap();
+        let h = receiver.borrow_mut().take().unwrap();
+        assert!(h.join().unwrap_err().is_killed());
+        assert_eq!(evaluated.get(), 1);
+        assert_eq!(rx.try_recv(), Ok(5), "the handed message was passed on");
+    });
+}
+
+/// A try_recv turn that was handed a message was also woken through its
+/// token: that second wake-up must go stale, not resume the greenlet later
+/// while it is parked in a raw switch.
+#[test]
+fn a_try_recv_turn_leaves_no_wake_up_behind() {
+    on_fresh_thread("no stray wake", || {
+        let (tx, rx) = channel::bounded::<u32>(0);
+        let (sender, _) = waiting_select_send(tx, 11);
+        let main = verdant::Greenlet::current();
+        let g = verdant::Greenlet::new(move |()| {
+            let got = rx.try_recv();
+            main.switch(got); // parked outside the hub
+            "done"
+        });
+        assert_eq!(
+            g.switch(()).take::<Result<u32, channel::TryRecvError>>(),
+            Ok(11)
+        );
+        // Let the hub run whatever is queued: nothing may resume `g`.
+        for _ in 0..10 {
+            sleep(Duration::ZERO);
+        }
+        assert!(sender.join().unwrap());
+        assert_eq!(g.switch(()).take::<&str>(), "done");
     });
 }

@@ -837,6 +837,25 @@ pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     }
 }
 
+/// Parks the current greenlet for one turn of the ready queue: it is queued
+/// behind every greenlet ready now, and may meanwhile also be woken through
+/// `token` (whoever runs first can hand it something: a rendezvous with a
+/// select that waits to send, see `sync::channel`). Called after
+/// [`begin_wait`], like [`wait`].
+///
+/// # Panics
+///
+/// As for [`wait`].
+pub(crate) fn wait_one_turn(rt: &Runtime, token: &WaitToken) -> Result<Wake, WaitError> {
+    // Not marked woken, so the token can still be woken; a wake-up queues
+    // a second entry for this wait, made stale below.
+    rt.push_ready(Ready::new(token.g.clone(), token.seq, TAG_READY));
+    let woke = wait(rt);
+    let inner = &token.g.inner;
+    inner.wait_seq.set(inner.wait_seq.get() + 1);
+    woke
+}
+
 /// What a hub wait received other than a wake-up: a throw, or a raw switch
 /// that should never have reached it.
 #[cold]

@@ -432,7 +432,10 @@ impl<T> Receiver<T> {
         self.chan.core.get_until(None).map_err(recv_err)
     }
 
-    /// Receives a message if one is there.
+    /// Receives a message if one is there, or if a [`Select`] waits to send
+    /// one into this channel: then, and only then, it runs the ready
+    /// greenlets for one turn so that the select can hand it over (see
+    /// [`Select`]).
     ///
     /// # Errors
     ///
@@ -446,7 +449,7 @@ impl<T> Receiver<T> {
     /// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
     /// ```
     pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.core.try_get_now().map_err(|e| match e {
+        self.chan.core.try_get().map_err(|e| match e {
             TakeError::Empty | TakeError::Wait(_) => TryRecvError::Empty,
             TakeError::Closed => TryRecvError::Disconnected,
         })
@@ -610,6 +613,8 @@ trait Op {
     /// Registers the waiting greenlet's token with the channel.
     fn register<'s>(&'s self, token: &WaitToken) -> Registration<'s>;
     fn is_send(&self) -> bool;
+    /// A receive into which a select waits to send (see `Core::try_get`).
+    fn senders_watch(&self) -> bool;
 }
 
 /// A select's registration with one channel; leaves it when dropped.
@@ -683,6 +688,9 @@ impl<T> Op for Receiver<T> {
     fn is_send(&self) -> bool {
         false
     }
+    fn senders_watch(&self) -> bool {
+        self.chan.core.send_watchers.has_waiters()
+    }
 }
 
 impl<T> Op for Sender<T> {
@@ -695,6 +703,9 @@ impl<T> Op for Sender<T> {
     }
     fn is_send(&self) -> bool {
         true
+    }
+    fn senders_watch(&self) -> bool {
+        false
     }
 }
 
@@ -730,11 +741,16 @@ fn pick_start(n: usize) -> usize {
 /// channel's other receivers and a message is handed to it directly (held
 /// for the caller at the front of the channel). So two selects, one
 /// sending and one receiving on the same rendezvous channel, meet as in
-/// Go. A waiting select's *send*, though, only watches: its message is
-/// given once the send is chosen, so a receiver that does not wait at all
-/// (`try_recv`, `recv_timeout(0)`, a `default` select) finds nothing on a
-/// rendezvous channel; one that waits, even briefly, wakes it and gets the
-/// message.
+/// Go. A waiting select's *send* only watches, since its message is
+/// evaluated once the send is chosen (as in crossbeam). A receive that does
+/// not wait (`try_recv`, `recv_timeout(0)`, [`try_select`], a `default`
+/// select) still meets it, as in Go and crossbeam: finding a select that
+/// waits to send into the channel, it wakes it and stands in line for one
+/// turn of the ready queue, which lets the select hand its message over.
+/// Only then is such a receive a switch point; if the select chooses
+/// another operation (or dies) first, the receive finds nothing.
+///
+/// [`try_select`]: Select::try_select
 ///
 /// # Examples
 ///
@@ -811,7 +827,9 @@ impl<'a> Select<'a> {
     }
 
     /// The index of a ready operation (picked at random among the ready
-    /// ones), without waiting.
+    /// ones), without waiting; except that a receive into which another
+    /// select waits to send is given one turn of the ready queue to meet it
+    /// (see [`Select`]).
     ///
     /// # Examples
     ///
@@ -824,6 +842,24 @@ impl<'a> Select<'a> {
     /// assert_eq!(sel.try_select(), Some(0));
     /// ```
     pub fn try_select(&self) -> Option<usize> {
+        if let Some(i) = self.ready_now() {
+            return Some(i);
+        }
+        if !self.ops.iter().any(|op| op.senders_watch()) {
+            return None;
+        }
+        // A select waits to send into one of these receives' channels, and
+        // its message exists only once its send is chosen: stand in line
+        // for one turn so that it can hand it over.
+        match with_rt(|rt| self.park(rt, None, true)) {
+            Ok(Some(i)) => Some(i),
+            _ => self.ready_now(),
+        }
+    }
+
+    /// A ready operation (picked at random among the ready ones), by a
+    /// look at each: never a switch.
+    fn ready_now(&self) -> Option<usize> {
         let n = self.ops.len();
         if n == 0 {
             return None;
@@ -896,16 +932,18 @@ impl<'a> Select<'a> {
             "verdant: select over no operation would wait forever"
         );
         loop {
-            if let Some(i) = self.try_select() {
+            if let Some(i) = self.ready_now() {
                 return Ok(i);
             }
             if deadline.is_some_and(|d| d <= Instant::now()) {
-                return Err(WaitError::TimedOut);
+                // No time to wait, except one turn for a select waiting to
+                // send (see `try_select`).
+                return self.try_select().ok_or(WaitError::TimedOut);
             }
             // A receive that was handed a message must be the one reported:
             // the message waits for it at the front of its channel (picking
             // again could strand it there, past the channel's bound).
-            if let Some(i) = with_rt(|rt| self.park(rt, deadline))? {
+            if let Some(i) = with_rt(|rt| self.park(rt, deadline, false))? {
                 return Ok(i);
             }
         }
@@ -913,8 +951,14 @@ impl<'a> Select<'a> {
 
     /// Registers every operation under one token and parks once; whichever
     /// channel wakes it first claims the whole select (the others find the
-    /// token spent and pass it by).
-    fn park(&self, rt: &Runtime, deadline: Option<Instant>) -> Result<Option<usize>, WaitError> {
+    /// token spent and pass it by). With `one_turn`, parks only for one
+    /// turn of the ready queue (see [`hub::wait_one_turn`]).
+    fn park(
+        &self,
+        rt: &Runtime,
+        deadline: Option<Instant>,
+        one_turn: bool,
+    ) -> Result<Option<usize>, WaitError> {
         let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
         // Receives first: registering one wakes selects waiting to send into
         // that channel, which must not include this one.
@@ -931,9 +975,14 @@ impl<'a> Select<'a> {
                 }
             }
         }
-        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
-        let woke = hub::wait(rt);
-        drop(timer);
+        let woke = if one_turn {
+            hub::wait_one_turn(rt, &token)
+        } else {
+            let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+            let woke = hub::wait(rt);
+            drop(timer);
+            woke
+        };
         let mut handed = None;
         for (i, reg) in &mut regs {
             if let Registration::Recv(held) = reg {

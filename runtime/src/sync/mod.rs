@@ -257,6 +257,41 @@ impl<T> WaitList<T> {
         Err((why, back))
     }
 
+    /// Stands in line as a waiter (with nothing to offer) for one turn of
+    /// the ready queue (see [`hub::wait_one_turn`]), so that the greenlets
+    /// ready now can hand it a value; `before` runs once it is in line, to
+    /// wake those that could. Returns what it was handed, if anything;
+    /// `on_lost` as for [`wait`](WaitList::wait).
+    pub(crate) fn wait_one_turn(
+        &self,
+        rt: &Runtime,
+        before: impl FnOnce(),
+        on_lost: &dyn Fn(Option<T>),
+    ) -> Option<T> {
+        let token = hub::begin_wait(rt).ok()?;
+        let w = self.new_waiter(token.clone(), None);
+        self.q.borrow_mut().push_back(w.clone());
+        before();
+        let mut guard = Unwinding {
+            list: self,
+            w: &w,
+            on_lost,
+            armed: true,
+        };
+        let _ = hub::wait_one_turn(rt, &token);
+        drop(token);
+        guard.armed = false;
+        drop(guard);
+        let got = if w.state.get() == NOTIFIED {
+            w.slot.take()
+        } else {
+            self.remove(&w);
+            None
+        };
+        self.keep_spare(rt, w);
+        got
+    }
+
     /// A waiter record for `token`: the spare one if there is one.
     #[inline]
     fn new_waiter(&self, token: WaitToken, offer: Option<T>) -> Rc<Waiter<T>> {

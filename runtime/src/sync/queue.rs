@@ -302,12 +302,52 @@ impl<S: Store> Core<S> {
         })
     }
 
+    /// Takes without waiting for anything but a select that waits to send
+    /// into this queue (a rendezvous channel): such a select offers no
+    /// message until its send is chosen, so the getter stands in line for
+    /// one turn of the ready queue to let it hand one over (crossbeam's
+    /// receiver likewise waits for a selected sender to write its message).
+    pub(crate) fn try_get(&self) -> Result<S::Item, TakeError> {
+        match self.try_get_now() {
+            Err(TakeError::Empty) if self.send_watchers.has_waiters() => self.get_one_turn(),
+            other => other,
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn get_one_turn(&self) -> Result<S::Item, TakeError> {
+        let requeue = |lost: Option<S::Item>| {
+            if let Some(item) = lost {
+                self.requeue(item);
+            }
+        };
+        let got = with_rt(|rt| {
+            self.getters
+                .wait_one_turn(rt, || self.send_watchers.wake_all_empty(), &requeue)
+        });
+        match got {
+            Some(item) => Ok(item),
+            // Nothing handed over (the select chose another operation, or
+            // the queue closed): look once more, without waiting.
+            None => self.try_get_now(),
+        }
+    }
+
     #[inline]
     pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
         loop {
             match self.try_get_now() {
                 Err(TakeError::Empty) => {}
                 other => return other,
+            }
+            if deadline.is_some_and(|d| d <= Instant::now()) {
+                // No time to wait, except one turn for a select waiting to
+                // send (see `try_get`).
+                return match self.try_get() {
+                    Err(TakeError::Empty) => Err(TakeError::Wait(WaitError::TimedOut)),
+                    other => other,
+                };
             }
             // A select waiting to send into a rendezvous can now hand over.
             self.send_watchers.wake_all_empty();
