@@ -732,7 +732,7 @@ fn write_all_failing_at_once_is_not_partial() {
         let l = listener();
         let (mut c, s) = pair(&l);
         set_linger_zero(s.as_raw_fd());
-        drop(s); // RST
+        drop(s); // sends RST
                  // Wait for the reset to arrive; it is reported once, to this read.
         c.set_read_timeout(Some(HANG)).unwrap();
         let e = c.read(&mut [0u8; 16]).unwrap_err();

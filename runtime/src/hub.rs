@@ -159,19 +159,8 @@ impl Ready {
     }
 
     /// The value the greenlet is resumed with.
-    #[inline(always)]
     fn input(&self) -> Value {
-        let what = self.tag & ((1 << TAG_BITS) - 1);
-        if what == TAG_READY {
-            // The common case, tested first: a branch, not a jump table.
-            return Value::wake(Wake::Ready);
-        }
-        self.input_other(what)
-    }
-
-    #[inline(never)]
-    fn input_other(&self, what: u64) -> Value {
-        match what {
+        match self.tag & ((1 << TAG_BITS) - 1) {
             TAG_START => Value::empty(),
             TAG_READY => Value::wake(Wake::Ready),
             TAG_TIMED_OUT => Value::wake(Wake::TimedOut),
@@ -531,18 +520,27 @@ impl Runtime {
                 Err(_) => None,
             };
             if let Some(e) = entry {
-                // The same steps as a turn of `next_ready_slow`'s loop.
+                // A turn of `next_ready_slow`'s loop, without its checks.
                 self.ticks.set(t - 1);
                 self.popped.set(self.popped.get() + 1);
-                if e.seq() == e.g.inner.wait_seq.get() {
-                    self.switches.set(self.switches.get() + 1);
-                    self.post(e.input());
-                    return e.g;
+                if let Some(g) = self.take_entry(e) {
+                    return g;
                 }
-                drop(e); // stale: its greenlet moved on
             }
         }
         self.next_ready_slow()
+    }
+
+    /// The greenlet of a popped entry, its input posted; `None` (the entry
+    /// dropped) when the entry is stale: its greenlet moved on.
+    #[inline(always)]
+    fn take_entry(&self, e: Ready) -> Option<Greenlet> {
+        if e.seq() != e.g.inner.wait_seq.get() {
+            return None;
+        }
+        self.switches.set(self.switches.get() + 1);
+        self.post(e.input());
+        Some(e.g)
     }
 
     /// [`Runtime::next_ready`] in general: checks timers and IO when due,
@@ -558,14 +556,12 @@ impl Runtime {
             } else {
                 self.ticks.set(t - 1);
             }
-            let entry = self.pop_ready();
-            match entry {
-                Some(e) if e.seq() == e.g.inner.wait_seq.get() => {
-                    self.switches.set(self.switches.get() + 1);
-                    self.post(e.input());
-                    return e.g;
+            match self.pop_ready() {
+                Some(e) => {
+                    if let Some(g) = self.take_entry(e) {
+                        return g;
+                    }
                 }
-                Some(stale) => drop(stale),
                 None => {
                     if !self.maintain(true) {
                         let m = &self.main.inner;

@@ -344,7 +344,10 @@ impl<S: Store> Core<S> {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 // No time to wait, except one turn for a select waiting to
                 // send (see `try_get`).
-                return match self.try_get() {
+                if !self.send_watchers.has_waiters() {
+                    return Err(TakeError::Wait(WaitError::TimedOut));
+                }
+                return match self.get_one_turn() {
                     Err(TakeError::Empty) => Err(TakeError::Wait(WaitError::TimedOut)),
                     other => other,
                 };
