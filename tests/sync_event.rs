@@ -433,6 +433,63 @@ fn event_kill_waiter_woken_in_same_tick() {
     }
 }
 
+// verdant-specific: a wait list holds its waiters by address (each lives in
+// its waiting frame), so a wait that ends otherwise (a timeout) must leave
+// the list. The same greenlet's next wait, at the same stack depth, reuses
+// that address: a left-over entry would let the first event wake it.
+#[test]
+fn event_timed_out_waiter_leaves_no_entry_behind() {
+    let first = Rc::new(Event::new());
+    let second = Rc::new(Event::new());
+    let done = Rc::new(Cell::new(false));
+    let (f, s, d) = (first.clone(), second.clone(), done.clone());
+    let h = spawn(move || {
+        assert_eq!(
+            f.wait_timeout(Duration::from_millis(1)),
+            Err(WaitError::TimedOut)
+        );
+        s.wait_timeout(Duration::from_secs(60)).unwrap();
+        d.set(true);
+    });
+    sleep(Duration::from_millis(20));
+    assert_eq!(first.waiters(), 0);
+    assert_eq!(second.waiters(), 1);
+    assert_eq!(first.set(), 0, "no one waits on the first event any more");
+    yield_now();
+    yield_now();
+    assert!(!done.get(), "the first event woke a wait on the second");
+    assert_eq!(second.set(), 1);
+    h.join().unwrap();
+    assert!(done.get());
+}
+
+// verdant-specific: the same for a waiter killed while parked; the next
+// greenlet gets the killed one's pooled stack, and parks at the same depth.
+#[test]
+fn event_killed_waiter_leaves_no_entry_behind() {
+    let first = Rc::new(Event::new());
+    let second = Rc::new(Event::new());
+    let f = first.clone();
+    let killed = spawn(move || f.wait());
+    yield_now();
+    killed.kill();
+    assert!(killed.join().unwrap_err().is_killed());
+    let done = Rc::new(Cell::new(false));
+    let (s, d) = (second.clone(), done.clone());
+    let h = spawn(move || {
+        s.wait().unwrap();
+        d.set(true);
+    });
+    yield_now();
+    assert_eq!(second.waiters(), 1);
+    assert_eq!(first.set(), 0, "no one waits on the first event any more");
+    yield_now();
+    yield_now();
+    assert!(!done.get(), "the first event woke a wait on the second");
+    assert_eq!(second.set(), 1);
+    h.join().unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // AsyncResult
 // ---------------------------------------------------------------------------

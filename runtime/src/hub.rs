@@ -381,6 +381,16 @@ impl Runtime {
         token.is_current() && self.wake_owned(token.clone(), wake)
     }
 
+    /// Queues `token`'s greenlet to be resumed with [`Wake::Ready`]; the
+    /// caller has just seen that its wait is current (a wait list's live
+    /// waiter), so this skips [`wake`](Runtime::wake)'s test.
+    #[inline]
+    pub(crate) fn wake_live(&self, token: &WaitToken) {
+        debug_assert!(token.is_current());
+        token.g.inner.woken.set(true);
+        self.push_ready(Ready::new(token.g.clone(), token.seq, TAG_READY));
+    }
+
     /// [`wake`](Runtime::wake) for a token the caller gives up: saves a
     /// handle clone on the `yield_now` path.
     #[inline]

@@ -621,8 +621,9 @@ trait Op {
 enum Registration<'s> {
     /// A waiting getter, handed a message like any other.
     Recv(Box<dyn Held + 's>),
-    /// A watcher woken when a send could go ahead.
-    Send(&'s super::WaitList<()>, Rc<super::Waiter<()>>),
+    /// A watcher woken when a send could go ahead (held for its drop,
+    /// which leaves the list).
+    Send { _watch: super::Enqueued<'s, ()> },
 }
 
 /// A receive registration, erased over the message type.
@@ -635,7 +636,7 @@ trait Held {
 
 struct RecvReg<'s, T> {
     core: &'s Core<Fifo<T>>,
-    w: Rc<super::Waiter<T>>,
+    w: super::Enqueued<'s, T>,
     settled: bool,
 }
 
@@ -654,21 +655,12 @@ impl<T> Held for RecvReg<'_, T> {
 
 impl<T> Drop for RecvReg<'_, T> {
     fn drop(&mut self) {
-        if !self.w.is_notified() {
-            self.core.getters.remove(&self.w);
-        } else if !self.settled {
+        // A waiter not notified leaves the list as `w` drops.
+        if self.w.is_notified() && !self.settled {
             // Unwinding (a kill) after a message was handed over: pass it on.
             if let Some(msg) = self.w.take() {
                 self.core.requeue(msg);
             }
-        }
-    }
-}
-
-impl Drop for Registration<'_> {
-    fn drop(&mut self) {
-        if let Registration::Send(list, w) = self {
-            list.remove(w);
         }
     }
 }
@@ -699,7 +691,9 @@ impl<T> Op for Sender<T> {
     }
     fn register<'s>(&'s self, token: &WaitToken) -> Registration<'s> {
         let list = &self.chan.core.send_watchers;
-        Registration::Send(list, list.enqueue(token, None))
+        Registration::Send {
+            _watch: list.enqueue(token, None),
+        }
     }
     fn is_send(&self) -> bool {
         true

@@ -29,7 +29,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::rc::Rc;
+use std::ptr::NonNull;
 use std::time::Instant;
 
 use crate::greenlet::Wake;
@@ -95,6 +95,14 @@ const NOTIFIED: u8 = 1;
 
 /// One parked greenlet in a [`WaitList`], with a slot for a value handed to
 /// it (a getter) or offered by it (a putter).
+///
+/// A waiter lives where its owner keeps it: in the frame of
+/// [`WaitList::wait`] on the parked greenlet's own stack (which stays put
+/// while the greenlet is suspended), or boxed in an [`Enqueued`] for a
+/// select. The list holds only its address, so a blocking call allocates
+/// nothing and counts no references. The owner takes it off the list before
+/// it goes (a guard does so on every way out, unwinding included); a waiter
+/// that the list dropped as stale is simply not found.
 pub(crate) struct Waiter<T> {
     token: WaitToken,
     state: Cell<u8>,
@@ -102,15 +110,20 @@ pub(crate) struct Waiter<T> {
 }
 
 impl<T> Waiter<T> {
-    /// Whether a notify reached this waiter (its value, if any, is in the
-    /// slot).
-    pub(crate) fn is_notified(&self) -> bool {
-        self.state.get() == NOTIFIED
+    fn new(token: WaitToken, offer: Option<T>) -> Waiter<T> {
+        Waiter {
+            token,
+            state: Cell::new(WAITING),
+            slot: Cell::new(offer),
+        }
     }
 
-    /// Takes the value in the slot.
-    pub(crate) fn take(&self) -> Option<T> {
-        self.slot.take()
+    /// Whether the waiter is still waiting for this list (neither notified
+    /// nor woken otherwise: timed out, killed, another of a select's
+    /// operations).
+    #[inline]
+    fn is_live(&self) -> bool {
+        self.state.get() == WAITING && self.token.is_current()
     }
 }
 
@@ -119,42 +132,47 @@ impl<T> Waiter<T> {
 /// newcomer can never overtake a woken waiter (FIFO fairness), and a waiter
 /// that unwinds after being woken passes what it got on (`on_lost`).
 pub(crate) struct WaitList<T> {
-    q: RefCell<VecDeque<Rc<Waiter<T>>>>,
-    /// The record of the last finished wait, reused by the next one: a
-    /// blocking loop (a channel ping-pong) then waits without allocating.
-    /// It names the hub, never a greenlet it could keep alive.
-    spare: Cell<Option<Rc<Waiter<T>>>>,
+    /// Waiters in arrival order, by address (see [`Waiter`]): every entry
+    /// is alive, since its owner removes it before the waiter goes.
+    q: RefCell<VecDeque<NonNull<Waiter<T>>>>,
 }
 
 impl<T> Default for WaitList<T> {
     fn default() -> Self {
         WaitList {
             q: RefCell::new(VecDeque::new()),
-            spare: Cell::new(None),
         }
     }
 }
 
 impl<T> WaitList<T> {
-    /// Pops the first waiter still waiting (dropping those whose wait ended
-    /// otherwise: timed out, killed), marks it notified and wakes it.
-    fn pop_live(&self) -> Option<Rc<Waiter<T>>> {
+    /// Pops the first waiter still waiting (dropping the entries of waits
+    /// that ended otherwise: timed out, killed), marks it notified and wakes
+    /// it. The waiter stays valid until the caller next switches: only its
+    /// greenlet, which is parked, can end it.
+    #[inline]
+    fn pop_live(&self) -> Option<NonNull<Waiter<T>>> {
         loop {
-            let w = self.q.borrow_mut().pop_front()?;
-            if w.state.get() == WAITING && w.token.is_current() {
-                hub::with_rt(|rt| rt.wake(&w.token, Wake::Ready));
+            let p = self.q.borrow_mut().pop_front()?;
+            // SAFETY: a listed waiter is alive (see `q`).
+            let w = unsafe { p.as_ref() };
+            if w.is_live() {
                 w.state.set(NOTIFIED);
-                return Some(w);
+                hub::with_rt(|rt| rt.wake_live(&w.token));
+                return Some(p);
             }
         }
     }
 
     /// Wakes the first waiter, handing it `value`; gives `value` back when
     /// no one waits.
+    #[inline]
     pub(crate) fn notify_one(&self, value: T) -> Result<(), T> {
         match self.pop_live() {
-            Some(w) => {
-                w.slot.set(Some(value));
+            Some(p) => {
+                // SAFETY: `pop_live`'s waiter is valid until we switch, and
+                // nothing here switches (its slot is empty: a getter's).
+                unsafe { p.as_ref() }.slot.set(Some(value));
                 Ok(())
             }
             None => Err(value),
@@ -162,9 +180,11 @@ impl<T> WaitList<T> {
     }
 
     /// Wakes the first waiter and takes the value it offered.
+    #[inline]
     pub(crate) fn take_one(&self) -> Option<T> {
-        let w = self.pop_live()?;
-        w.slot.take()
+        let p = self.pop_live()?;
+        // SAFETY: as in `notify_one`.
+        unsafe { p.as_ref() }.slot.take()
     }
 
     /// Wakes every waiter, each with a value from `f`.
@@ -179,15 +199,24 @@ impl<T> WaitList<T> {
     /// Wakes every waiter without handing anything over: each finds its
     /// offer still in place (a putter) or nothing (a getter), and looks at
     /// the state again (a queue that closed).
+    #[inline]
     pub(crate) fn wake_all_empty(&self) {
+        if !self.q.borrow().is_empty() {
+            self.wake_all_empty_slow();
+        }
+    }
+
+    #[inline(never)]
+    fn wake_all_empty_slow(&self) {
         while self.pop_live().is_some() {}
     }
 
     /// Whether a greenlet waits (waits that ended otherwise are pruned).
     pub(crate) fn has_waiters(&self) -> bool {
         let mut q = self.q.borrow_mut();
-        while let Some(w) = q.front() {
-            if w.state.get() == WAITING && w.token.is_current() {
+        while let Some(p) = q.front() {
+            // SAFETY: a listed waiter is alive (see `q`).
+            if unsafe { p.as_ref() }.is_live() {
                 return true;
             }
             q.pop_front();
@@ -200,7 +229,8 @@ impl<T> WaitList<T> {
         self.q
             .borrow()
             .iter()
-            .filter(|w| w.state.get() == WAITING && w.token.is_current())
+            // SAFETY: a listed waiter is alive (see `q`).
+            .filter(|p| unsafe { p.as_ref() }.is_live())
             .count()
     }
 
@@ -226,25 +256,22 @@ impl<T> WaitList<T> {
             Ok(t) => t,
             Err(_) => return Err((WaitError::Cancelled, offer)),
         };
-        let w = self.new_waiter(token.clone(), offer);
-        self.q.borrow_mut().push_back(w.clone());
-        let mut guard = Unwinding {
+        let timer = deadline.map(|d| TimerGuard::new(rt, d, token.clone()));
+        let w = Waiter::new(token, offer);
+        let mut listed = Listed {
             list: self,
             w: &w,
             on_lost,
             armed: true,
         };
-        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+        self.q.borrow_mut().push_back(NonNull::from(&w));
         let woke = hub::wait(rt);
         drop(timer);
-        guard.armed = false;
-        drop(guard);
         if w.state.get() == NOTIFIED {
-            let got = w.slot.take();
-            self.keep_spare(rt, w);
-            return Ok(got);
+            listed.armed = false;
+            return Ok(w.slot.take());
         }
-        self.remove(&w);
+        drop(listed); // off the list
         let why = match woke {
             Ok(Wake::TimedOut) => WaitError::TimedOut,
             Ok(Wake::LoopExit) => WaitError::LoopExit,
@@ -252,9 +279,7 @@ impl<T> WaitList<T> {
             // cancellation rather than loop.
             Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
         };
-        let back = w.slot.take();
-        self.keep_spare(rt, w);
-        Err((why, back))
+        Err((why, w.slot.take()))
     }
 
     /// Stands in line as a waiter (with nothing to offer) for one turn of
@@ -269,106 +294,88 @@ impl<T> WaitList<T> {
         on_lost: &dyn Fn(Option<T>),
     ) -> Option<T> {
         let token = hub::begin_wait(rt).ok()?;
-        let w = self.new_waiter(token.clone(), None);
-        self.q.borrow_mut().push_back(w.clone());
-        before();
-        let mut guard = Unwinding {
+        let w = Waiter::new(token, None);
+        let mut listed = Listed {
             list: self,
             w: &w,
             on_lost,
             armed: true,
         };
-        let _ = hub::wait_one_turn(rt, &token);
-        drop(token);
-        guard.armed = false;
-        drop(guard);
-        let got = if w.state.get() == NOTIFIED {
-            w.slot.take()
-        } else {
-            self.remove(&w);
-            None
-        };
-        self.keep_spare(rt, w);
-        got
-    }
-
-    /// A waiter record for `token`: the spare one if there is one.
-    #[inline]
-    fn new_waiter(&self, token: WaitToken, offer: Option<T>) -> Rc<Waiter<T>> {
-        if let Some(mut w) = self.spare.take() {
-            if let Some(m) = Rc::get_mut(&mut w) {
-                m.token = token;
-                *m.state.get_mut() = WAITING;
-                *m.slot.get_mut() = offer;
-                return w;
-            }
+        self.q.borrow_mut().push_back(NonNull::from(&w));
+        before();
+        let _ = hub::wait_one_turn(rt, &w.token);
+        if w.state.get() == NOTIFIED {
+            listed.armed = false;
+            return w.slot.take();
         }
-        Rc::new(Waiter {
-            token,
-            state: Cell::new(WAITING),
-            slot: Cell::new(offer),
-        })
-    }
-
-    /// Keeps the record of a finished wait for the next one, if nothing
-    /// else holds it; its token is pointed at the hub so that it keeps no
-    /// greenlet alive (a greenlet whose last handle goes must still unwind).
-    #[inline]
-    fn keep_spare(&self, rt: &Runtime, mut w: Rc<Waiter<T>>) {
-        if let Some(m) = Rc::get_mut(&mut w) {
-            *m.slot.get_mut() = None;
-            m.token = WaitToken {
-                g: rt.hub.clone(),
-                seq: 0,
-            };
-            self.spare.set(Some(w));
-        }
+        None // `listed` takes it off the list
     }
 
     /// Puts a waiter for `token` at the back of the list, without parking:
     /// for waits on several things at once (a select), which park once
-    /// with one token for all. The caller removes it with
-    /// [`remove`](WaitList::remove) unless it was notified.
-    pub(crate) fn enqueue(&self, token: &WaitToken, offer: Option<T>) -> Rc<Waiter<T>> {
-        let w = Rc::new(Waiter {
-            token: token.clone(),
-            state: Cell::new(WAITING),
-            slot: Cell::new(offer),
-        });
-        self.q.borrow_mut().push_back(w.clone());
-        w
+    /// with one token for all. The waiter leaves the list when the returned
+    /// handle is dropped, unless it was notified.
+    pub(crate) fn enqueue(&self, token: &WaitToken, offer: Option<T>) -> Enqueued<'_, T> {
+        let w = Box::new(Waiter::new(token.clone(), offer));
+        self.q.borrow_mut().push_back(NonNull::from(&*w));
+        Enqueued { list: self, w }
     }
 
-    /// Takes `w` off the list (nothing happens if it was popped already).
-    pub(crate) fn remove(&self, w: &Rc<Waiter<T>>) {
-        let removed = {
-            let mut q = self.q.borrow_mut();
-            q.iter()
-                .position(|x| Rc::ptr_eq(x, w))
-                .and_then(|i| q.remove(i))
-        };
-        drop(removed);
+    /// Takes the waiter at `p` off the list (nothing happens if it was
+    /// popped already).
+    fn remove(&self, p: NonNull<Waiter<T>>) {
+        let mut q = self.q.borrow_mut();
+        if let Some(i) = q.iter().position(|x| *x == p) {
+            q.remove(i);
+        }
     }
 }
 
-/// Cleans up a wait left by unwinding: dequeues the waiter, or passes on
-/// what it was handed.
-struct Unwinding<'a, T> {
+/// A select's waiter in a [`WaitList`] (see [`WaitList::enqueue`]); it
+/// leaves the list when dropped.
+pub(crate) struct Enqueued<'a, T> {
     list: &'a WaitList<T>,
-    w: &'a Rc<Waiter<T>>,
+    /// Boxed, so its address (listed) stays put while the handle moves.
+    w: Box<Waiter<T>>,
+}
+
+impl<T> Enqueued<'_, T> {
+    /// Whether a notify reached this waiter (its value, if any, is in the
+    /// slot).
+    pub(crate) fn is_notified(&self) -> bool {
+        self.w.state.get() == NOTIFIED
+    }
+
+    /// Takes the value in the slot.
+    pub(crate) fn take(&self) -> Option<T> {
+        self.w.slot.take()
+    }
+}
+
+impl<T> Drop for Enqueued<'_, T> {
+    fn drop(&mut self) {
+        if !self.is_notified() {
+            self.list.remove(NonNull::from(&*self.w));
+        }
+    }
+}
+
+/// Takes a waiting frame's waiter off its list on every way out (unwinding
+/// included); if it was notified and `armed` (the greenlet unwinds after
+/// being handed something), passes what it got on.
+struct Listed<'a, T> {
+    list: &'a WaitList<T>,
+    w: &'a Waiter<T>,
     on_lost: &'a dyn Fn(Option<T>),
     armed: bool,
 }
 
-impl<T> Drop for Unwinding<'_, T> {
+impl<T> Drop for Listed<'_, T> {
     fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        if self.w.state.get() == NOTIFIED {
+        if self.w.state.get() != NOTIFIED {
+            self.list.remove(NonNull::from(self.w));
+        } else if self.armed {
             (self.on_lost)(self.w.slot.take());
-        } else {
-            self.list.remove(self.w);
         }
     }
 }

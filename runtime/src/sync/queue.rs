@@ -19,9 +19,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use std::rc::Rc;
-
-use super::{deadline_of, WaitError, WaitList, Waiter};
+use super::{deadline_of, Enqueued, WaitError, WaitList};
 use crate::hub::{with_rt, WaitToken};
 
 /// Why a `put` did not happen; the item comes back.
@@ -370,7 +368,7 @@ impl<S: Store> Core<S> {
     /// Puts a waiting getter for `token` in line without parking (a select's
     /// receive); a select waiting to send into a rendezvous can then hand
     /// over to it.
-    pub(crate) fn enqueue_getter(&self, token: &WaitToken) -> Rc<Waiter<S::Item>> {
+    pub(crate) fn enqueue_getter(&self, token: &WaitToken) -> Enqueued<'_, S::Item> {
         let w = self.getters.enqueue(token, None);
         self.send_watchers.wake_all_empty();
         w
