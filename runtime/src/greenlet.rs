@@ -859,12 +859,21 @@ pub(crate) fn switch_to_hub(rt: &Runtime) -> Value {
     // SAFETY: `current_ptr` always names a live record (see `may_switch`).
     let cur = unsafe { &*rt.current_ptr() };
     if cur.kind == Kind::Main {
-        rt.post(Value::empty());
-        return rt.run_root(&rt.hub);
+        return main_hub_wait(rt);
     }
     // The hub itself never runs (the root loop schedules in its place), so
     // `cur` is a child.
     suspend(rt, cur, HUB_WAIT)
+}
+
+/// Main's hub wait, out of line (it runs the root loop on main's stack):
+/// the scheduler picks who runs next and posts its input; main itself, if
+/// already woken, just collects its own.
+#[inline(never)]
+fn main_hub_wait(rt: &Runtime) -> Value {
+    rt.main.inner.state.set(State::Suspended);
+    let next = rt.next_ready();
+    rt.run_root(&next)
 }
 
 /// Whether the current greenlet may switch now: not while it unwinds

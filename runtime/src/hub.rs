@@ -75,7 +75,7 @@ pub(crate) struct Runtime {
     pub(crate) main: Greenlet,
     pub(crate) hub: Greenlet,
     pub(crate) current: Cell<*const Inner>,
-    ready: RefCell<VecDeque<Ready>>,
+    ready: RefCell<ReadyQueue>,
     /// Greenlets woken by their timers: each runs once the entries queued in
     /// `ready` before it have run (FIFO), or at once when it has waited
     /// [`SWITCH_INTERVAL`] (see `Runtime::fire_timers`).
@@ -172,6 +172,54 @@ impl Ready {
                 None => Value::wake(Wake::Ready),
             },
         }
+    }
+}
+
+/// The FIFO ready queue, with its first entry kept apart: two greenlets
+/// that take turns (a ping-pong, a request and its reply) keep at most one
+/// entry queued, which then never touches the ring buffer.
+///
+/// Invariant: `first` is empty only when `rest` is.
+#[derive(Default)]
+struct ReadyQueue {
+    first: Option<Ready>,
+    rest: VecDeque<Ready>,
+}
+
+impl ReadyQueue {
+    #[inline(always)]
+    fn push_back(&mut self, e: Ready) {
+        if self.first.is_none() {
+            self.first = Some(e);
+        } else {
+            self.rest.push_back(e);
+        }
+    }
+
+    #[inline(always)]
+    fn pop_front(&mut self) -> Option<Ready> {
+        let e = self.first.take()?;
+        if !self.rest.is_empty() {
+            self.first = self.rest.pop_front();
+        }
+        Some(e)
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Takes every entry, in order.
+    fn drain(&mut self) -> Vec<Ready> {
+        self.first
+            .take()
+            .into_iter()
+            .chain(self.rest.drain(..))
+            .collect()
     }
 }
 
@@ -288,7 +336,7 @@ impl Runtime {
             main,
             hub,
             current,
-            ready: RefCell::new(VecDeque::new()),
+            ready: RefCell::new(ReadyQueue::default()),
             timed: RefCell::new(VecDeque::new()),
             any_timed: Cell::new(false),
             pushed: Cell::new(0),
@@ -730,7 +778,7 @@ impl Runtime {
     fn shutdown(&self) {
         self.shutting_down.set(true);
         for _ in 0..64 {
-            let mut ready: Vec<Ready> = self.ready.borrow_mut().drain(..).collect();
+            let mut ready: Vec<Ready> = self.ready.borrow_mut().drain();
             self.popped.set(self.pushed.get());
             ready.extend(self.timed.borrow_mut().drain(..).map(|t| t.entry));
             let timers = self.timers.borrow_mut().drain();
