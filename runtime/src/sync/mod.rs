@@ -29,6 +29,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::mem;
 use std::ptr::NonNull;
 use std::time::Instant;
 
@@ -134,13 +135,66 @@ impl<T> Waiter<T> {
 pub(crate) struct WaitList<T> {
     /// Waiters in arrival order, by address (see [`Waiter`]): every entry
     /// is alive, since its owner removes it before the waiter goes.
-    q: RefCell<VecDeque<NonNull<Waiter<T>>>>,
+    q: Waiters<T>,
+}
+
+/// A FIFO of waiter addresses, with the first kept apart: a list that
+/// rarely holds more than one waiter (a channel between two greenlets, a
+/// lock taken in turns) never touches the ring buffer.
+///
+/// Invariant: `first` is empty only when `rest` is.
+struct Waiters<T> {
+    first: Cell<Option<NonNull<Waiter<T>>>>,
+    rest: RefCell<VecDeque<NonNull<Waiter<T>>>>,
+}
+
+impl<T> Waiters<T> {
+    #[inline(always)]
+    fn push_back(&self, p: NonNull<Waiter<T>>) {
+        if self.first.get().is_none() {
+            self.first.set(Some(p));
+        } else {
+            self.rest.borrow_mut().push_back(p);
+        }
+    }
+
+    #[inline(always)]
+    fn front(&self) -> Option<NonNull<Waiter<T>>> {
+        self.first.get()
+    }
+
+    #[inline(always)]
+    fn pop_front(&self) -> Option<NonNull<Waiter<T>>> {
+        let p = self.first.get()?;
+        self.first.set(self.rest.borrow_mut().pop_front());
+        Some(p)
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.first.get().is_none()
+    }
+
+    /// Takes `p` out, wherever it is (nothing happens if it is not here).
+    fn remove(&self, p: NonNull<Waiter<T>>) {
+        if self.first.get() == Some(p) {
+            self.pop_front();
+            return;
+        }
+        let mut rest = self.rest.borrow_mut();
+        if let Some(i) = rest.iter().position(|x| *x == p) {
+            rest.remove(i);
+        }
+    }
 }
 
 impl<T> Default for WaitList<T> {
     fn default() -> Self {
         WaitList {
-            q: RefCell::new(VecDeque::new()),
+            q: Waiters {
+                first: Cell::new(None),
+                rest: RefCell::new(VecDeque::new()),
+            },
         }
     }
 }
@@ -153,7 +207,7 @@ impl<T> WaitList<T> {
     #[inline]
     fn pop_live(&self) -> Option<NonNull<Waiter<T>>> {
         loop {
-            let p = self.q.borrow_mut().pop_front()?;
+            let p = self.q.pop_front()?;
             // SAFETY: a listed waiter is alive (see `q`).
             let w = unsafe { p.as_ref() };
             if w.is_live() {
@@ -201,7 +255,7 @@ impl<T> WaitList<T> {
     /// the state again (a queue that closed).
     #[inline]
     pub(crate) fn wake_all_empty(&self) {
-        if !self.q.borrow().is_empty() {
+        if !self.q.is_empty() {
             self.wake_all_empty_slow();
         }
     }
@@ -213,25 +267,22 @@ impl<T> WaitList<T> {
 
     /// Whether a greenlet waits (waits that ended otherwise are pruned).
     pub(crate) fn has_waiters(&self) -> bool {
-        let mut q = self.q.borrow_mut();
-        while let Some(p) = q.front() {
+        while let Some(p) = self.q.front() {
             // SAFETY: a listed waiter is alive (see `q`).
             if unsafe { p.as_ref() }.is_live() {
                 return true;
             }
-            q.pop_front();
+            self.q.pop_front();
         }
         false
     }
 
     /// How many greenlets wait.
     pub(crate) fn len(&self) -> usize {
-        self.q
-            .borrow()
-            .iter()
-            // SAFETY: a listed waiter is alive (see `q`).
-            .filter(|p| unsafe { p.as_ref() }.is_live())
-            .count()
+        // SAFETY: a listed waiter is alive (see `q`).
+        let live = |p: &NonNull<Waiter<T>>| unsafe { p.as_ref() }.is_live();
+        let rest = self.q.rest.borrow().iter().filter(|p| live(p)).count();
+        rest + usize::from(self.q.first.get().is_some_and(|p| live(&p)))
     }
 
     /// Parks the current greenlet at the back of the list until it is
@@ -258,17 +309,16 @@ impl<T> WaitList<T> {
         };
         let timer = deadline.map(|d| TimerGuard::new(rt, d, token.clone()));
         let w = Waiter::new(token, offer);
-        let mut listed = Listed {
+        let listed = Listed {
             list: self,
             w: &w,
             on_lost,
-            armed: true,
         };
-        self.q.borrow_mut().push_back(NonNull::from(&w));
+        self.q.push_back(NonNull::from(&w));
         let woke = hub::wait(rt);
         drop(timer);
         if w.state.get() == NOTIFIED {
-            listed.armed = false;
+            mem::forget(listed); // done: nothing to remove or pass on
             return Ok(w.slot.take());
         }
         drop(listed); // off the list
@@ -295,17 +345,16 @@ impl<T> WaitList<T> {
     ) -> Option<T> {
         let token = hub::begin_wait(rt).ok()?;
         let w = Waiter::new(token, None);
-        let mut listed = Listed {
+        let listed = Listed {
             list: self,
             w: &w,
             on_lost,
-            armed: true,
         };
-        self.q.borrow_mut().push_back(NonNull::from(&w));
+        self.q.push_back(NonNull::from(&w));
         before();
         let _ = hub::wait_one_turn(rt, &w.token);
         if w.state.get() == NOTIFIED {
-            listed.armed = false;
+            mem::forget(listed);
             return w.slot.take();
         }
         None // `listed` takes it off the list
@@ -317,17 +366,14 @@ impl<T> WaitList<T> {
     /// handle is dropped, unless it was notified.
     pub(crate) fn enqueue(&self, token: &WaitToken, offer: Option<T>) -> Enqueued<'_, T> {
         let w = Box::new(Waiter::new(token.clone(), offer));
-        self.q.borrow_mut().push_back(NonNull::from(&*w));
+        self.q.push_back(NonNull::from(&*w));
         Enqueued { list: self, w }
     }
 
     /// Takes the waiter at `p` off the list (nothing happens if it was
     /// popped already).
     fn remove(&self, p: NonNull<Waiter<T>>) {
-        let mut q = self.q.borrow_mut();
-        if let Some(i) = q.iter().position(|x| *x == p) {
-            q.remove(i);
-        }
+        self.q.remove(p);
     }
 }
 
@@ -360,21 +406,21 @@ impl<T> Drop for Enqueued<'_, T> {
     }
 }
 
-/// Takes a waiting frame's waiter off its list on every way out (unwinding
-/// included); if it was notified and `armed` (the greenlet unwinds after
-/// being handed something), passes what it got on.
+/// Takes a waiting frame's waiter off its list on every way out but a
+/// notify that the frame took (it forgets the guard then), unwinding
+/// included; if it was notified (the greenlet unwinds after being handed
+/// something), passes what it got on.
 struct Listed<'a, T> {
     list: &'a WaitList<T>,
     w: &'a Waiter<T>,
     on_lost: &'a dyn Fn(Option<T>),
-    armed: bool,
 }
 
 impl<T> Drop for Listed<'_, T> {
     fn drop(&mut self) {
         if self.w.state.get() != NOTIFIED {
             self.list.remove(NonNull::from(self.w));
-        } else if self.armed {
+        } else {
             (self.on_lost)(self.w.slot.take());
         }
     }
