@@ -159,6 +159,7 @@ impl Ready {
     }
 
     /// The value the greenlet is resumed with.
+    #[inline(always)]
     fn input(&self) -> Value {
         match self.tag & ((1 << TAG_BITS) - 1) {
             TAG_START => Value::empty(),
@@ -876,7 +877,10 @@ impl Drop for WaitEnd<'_> {
 ///
 /// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
 /// on an invalid switch into a parked greenlet.
-#[inline]
+///
+/// Always inlined: in a binary with many waits, the inliner otherwise left
+/// it behind a call on the channel path (measured 20% slower there).
+#[inline(always)]
 pub(crate) fn wait(rt: &Runtime) -> Result<Wake, WaitError> {
     // Not a handle: a greenlet must not keep itself alive while it waits
     // (its waker, timer or link holds it, and nothing else need).

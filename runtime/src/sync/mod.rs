@@ -204,7 +204,7 @@ impl<T> WaitList<T> {
     /// that ended otherwise: timed out, killed), marks it notified and wakes
     /// it. The waiter stays valid until the caller next switches: only its
     /// greenlet, which is parked, can end it.
-    #[inline]
+    #[inline(always)]
     fn pop_live(&self) -> Option<NonNull<Waiter<T>>> {
         loop {
             let p = self.q.pop_front()?;

@@ -332,7 +332,7 @@ impl<S: Store> Core<S> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn get_until(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
         loop {
             match self.try_get_now() {
