@@ -434,10 +434,10 @@ impl Runtime {
     /// caller has just seen that its wait is current (a wait list's live
     /// waiter), so this skips [`wake`](Runtime::wake)'s test.
     #[inline]
-    pub(crate) fn wake_live(&self, token: &WaitToken) {
+    pub(crate) fn wake_live(&self, token: WaitToken) {
         debug_assert!(token.is_current());
         token.g.inner.woken.set(true);
-        self.push_ready(Ready::new(token.g.clone(), token.seq, TAG_READY));
+        self.push_ready(Ready::new(token.g, token.seq, TAG_READY));
     }
 
     /// [`wake`](Runtime::wake) for a token the caller gives up: saves a

@@ -29,8 +29,8 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
-use std::mem;
-use std::ptr::NonNull;
+use std::mem::{self, ManuallyDrop};
+use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use crate::greenlet::Wake;
@@ -105,15 +105,28 @@ const NOTIFIED: u8 = 1;
 /// it goes (a guard does so on every way out, unwinding included); a waiter
 /// that the list dropped as stale is simply not found.
 pub(crate) struct Waiter<T> {
-    token: WaitToken,
+    /// Who waits. Owned until the waiter is notified, when the notifier
+    /// moves it into the hub's ready queue (no handle is cloned or dropped
+    /// for a wake-up): `state == NOTIFIED` means it is gone.
+    token: ManuallyDrop<WaitToken>,
     state: Cell<u8>,
     slot: Cell<Option<T>>,
+}
+
+impl<T> Drop for Waiter<T> {
+    fn drop(&mut self) {
+        if self.state.get() != NOTIFIED {
+            // SAFETY: not notified, so the token was never moved out, and
+            // this is its only drop.
+            unsafe { ManuallyDrop::drop(&mut self.token) }
+        }
+    }
 }
 
 impl<T> Waiter<T> {
     fn new(token: WaitToken, offer: Option<T>) -> Waiter<T> {
         Waiter {
-            token,
+            token: ManuallyDrop::new(token),
             state: Cell::new(WAITING),
             slot: Cell::new(offer),
         }
@@ -212,7 +225,11 @@ impl<T> WaitList<T> {
             let w = unsafe { p.as_ref() };
             if w.is_live() {
                 w.state.set(NOTIFIED);
-                hub::with_rt(|rt| rt.wake_live(&w.token));
+                // SAFETY: NOTIFIED marks the token as moved out: the waiter
+                // is off the list, nothing reads its token again, and its
+                // drop skips it. This is the one read that moves it.
+                let token = unsafe { ptr::read(&*w.token) };
+                hub::with_rt(|rt| rt.wake_live(token));
                 return Some(p);
             }
         }
@@ -345,7 +362,7 @@ impl<T> WaitList<T> {
         on_lost: &dyn Fn(Option<T>),
     ) -> Option<T> {
         let token = hub::begin_wait(rt).ok()?;
-        let w = Waiter::new(token, None);
+        let w = Waiter::new(token.clone(), None);
         let listed = Listed {
             list: self,
             w: &w,
@@ -353,7 +370,7 @@ impl<T> WaitList<T> {
         };
         self.q.push_back(NonNull::from(&w));
         before();
-        let _ = hub::wait_one_turn(rt, &w.token);
+        let _ = hub::wait_one_turn(rt, &token);
         if w.state.get() == NOTIFIED {
             mem::forget(listed);
             return w.slot.take();
