@@ -41,7 +41,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use verdant::sync::{AsyncResult, Event, GetError, WaitError};
-use verdant::{joinall, sleep, spawn, spawn_later, with_timeout, yield_now, Elapsed, Hub};
+use verdant::{
+    joinall, sleep, spawn, spawn_later, with_timeout, yield_now, Elapsed, Hub, JoinHandle,
+};
 
 mod sync_common;
 use sync_common::*;
@@ -453,6 +455,37 @@ fn event_timed_out_waiter_leaves_no_entry_behind() {
     });
     sleep(Duration::from_millis(20));
     assert_eq!(first.waiters(), 0);
+    assert_only_second_wakes(&first, &second, &done, h);
+}
+
+// verdant-specific: the same for a waiter killed while parked; the next
+// greenlet gets the killed one's pooled stack, and parks at the same depth.
+#[test]
+fn event_killed_waiter_leaves_no_entry_behind() {
+    // The same function for both greenlets: their waits sit at the same
+    // place on the same (pooled) stack.
+    fn park(e: Rc<Event>, done: Rc<Cell<bool>>) -> impl FnOnce() {
+        move || {
+            e.wait().unwrap();
+            done.set(true);
+        }
+    }
+    let first = Rc::new(Event::new());
+    let second = Rc::new(Event::new());
+    let killed = spawn(park(first.clone(), Rc::default()));
+    yield_now();
+    killed.kill();
+    assert!(killed.join().unwrap_err().is_killed());
+    let done = Rc::new(Cell::new(false));
+    let h = spawn(park(second.clone(), done.clone()));
+    yield_now();
+    assert_only_second_wakes(&first, &second, &done, h);
+}
+
+/// The end of the two tests above: `h` (which sets `done` when it returns)
+/// waits on `second` alone; setting `first` wakes no one, setting `second`
+/// wakes it.
+fn assert_only_second_wakes(first: &Event, second: &Event, done: &Cell<bool>, h: JoinHandle<()>) {
     assert_eq!(second.waiters(), 1);
     assert_eq!(first.set(), 0, "no one waits on the first event any more");
     yield_now();
@@ -461,33 +494,6 @@ fn event_timed_out_waiter_leaves_no_entry_behind() {
     assert_eq!(second.set(), 1);
     h.join().unwrap();
     assert!(done.get());
-}
-
-// verdant-specific: the same for a waiter killed while parked; the next
-// greenlet gets the killed one's pooled stack, and parks at the same depth.
-#[test]
-fn event_killed_waiter_leaves_no_entry_behind() {
-    let first = Rc::new(Event::new());
-    let second = Rc::new(Event::new());
-    let f = first.clone();
-    let killed = spawn(move || f.wait());
-    yield_now();
-    killed.kill();
-    assert!(killed.join().unwrap_err().is_killed());
-    let done = Rc::new(Cell::new(false));
-    let (s, d) = (second.clone(), done.clone());
-    let h = spawn(move || {
-        s.wait().unwrap();
-        d.set(true);
-    });
-    yield_now();
-    assert_eq!(second.waiters(), 1);
-    assert_eq!(first.set(), 0, "no one waits on the first event any more");
-    yield_now();
-    yield_now();
-    assert!(!done.get(), "the first event woke a wait on the second");
-    assert_eq!(second.set(), 1);
-    h.join().unwrap();
 }
 
 // ---------------------------------------------------------------------------
