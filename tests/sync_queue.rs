@@ -45,6 +45,7 @@
 //! `LoopExit` run on a fresh OS thread bounded by `HANG`.
 
 use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -1060,4 +1061,104 @@ fn queue_get_put_deadlock_is_loop_exit() {
         let ch: Queue<u8> = Queue::bounded(0);
         assert_eq!(ch.put(3), Err(PutError::Wait(WaitError::LoopExit, 3)));
     });
+}
+
+// verdant-specific: a randomized stress of the wait lists (whose waiters
+// live in the parked greenlets' frames). Sixty greenlets put and get on one
+// small queue with random short timeouts, while a killer kills random ones
+// at random moments (parked in `put`, in `get`, or handed an item in the
+// tick they die). Afterwards every item whose `put` returned `Ok` is found
+// exactly once (taken by a getter, or still in the queue); an item whose
+// putter was killed inside `put` at most once (its offer may have been
+// taken in the tick it died); nothing else appears, and no waiter is left
+// registered.
+#[test]
+fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            // xorshift64*
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+    }
+    const WORKERS: u64 = 60;
+    const ROUNDS: u64 = 150;
+    let q: Rc<Queue<u64>> = Rc::new(Queue::bounded(3));
+    let put: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let putting: Rc<RefCell<HashSet<u64>>> = Rc::default();
+    let got: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|w| {
+            let (q, put, putting, got) = (q.clone(), put.clone(), putting.clone(), got.clone());
+            spawn(move || {
+                let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1));
+                for round in 0..ROUNDS {
+                    let r = rng.next();
+                    let timeout = Duration::from_micros(r % 400);
+                    if r.is_multiple_of(2) {
+                        let item = w * ROUNDS + round;
+                        putting.borrow_mut().insert(item);
+                        let done = q.put_timeout(item, timeout);
+                        putting.borrow_mut().remove(&item);
+                        if done.is_ok() {
+                            put.borrow_mut().push(item);
+                        }
+                    } else if let Ok(item) = q.get_timeout(timeout) {
+                        got.borrow_mut().push(item);
+                    }
+                    if r.is_multiple_of(7) {
+                        yield_now();
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut rng = Rng(42);
+    let mut killed = 0;
+    for _ in 0..400 {
+        match rng.next() % 3 {
+            0 => sleep(Duration::from_micros(rng.next() % 300)),
+            _ => yield_now(),
+        }
+        let victim = &workers[(rng.next() % WORKERS) as usize];
+        if rng.next().is_multiple_of(8) && !victim.is_finished() {
+            victim.kill();
+            killed += 1;
+        }
+    }
+    let failed = workers
+        .into_iter()
+        .map(|h| h.join())
+        .filter(|r| r.is_err())
+        .count();
+    assert_eq!(failed, killed, "a worker failed other than by its kill");
+    assert!(killed > 0, "the killer killed no one");
+    assert_eq!(q.getters(), 0, "a waiter is left in the getters' list");
+    assert_eq!(q.putters(), 0, "a waiter is left in the putters' list");
+    let mut seen = got.borrow().clone();
+    while let Ok(item) = q.try_get() {
+        seen.push(item);
+    }
+    let mut times: HashMap<u64, usize> = HashMap::new();
+    for item in seen {
+        *times.entry(item).or_default() += 1;
+    }
+    for item in put.borrow().iter() {
+        assert_eq!(
+            times.remove(item),
+            Some(1),
+            "item {item}, put, seen so often"
+        );
+    }
+    // What is left came from putters killed inside `put`, once each.
+    for (item, n) in times {
+        assert!(
+            putting.borrow().contains(&item),
+            "item {item} was never put"
+        );
+        assert_eq!(n, 1, "item {item} of a killed putter seen {n} times");
+    }
 }
