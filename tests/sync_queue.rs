@@ -45,7 +45,7 @@
 //! `LoopExit` run on a fresh OS thread bounded by `HANG`.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt::Debug;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -58,7 +58,9 @@ use verdant::{
     joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Hub, JoinAllError, JoinErrorKind,
 };
 
+mod common;
 mod sync_common;
+use common::Rng;
 use sync_common::*;
 
 /// Reliability table IO-14: a deadlock is reported within this.
@@ -1074,16 +1076,6 @@ fn queue_get_put_deadlock_is_loop_exit() {
 // registered.
 #[test]
 fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            // xorshift64*
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-    }
     const WORKERS: u64 = 60;
     const ROUNDS: u64 = 150;
     let q: Rc<Queue<u64>> = Rc::new(Queue::bounded(3));
@@ -1096,7 +1088,7 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
             spawn(move || {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1));
                 for round in 0..ROUNDS {
-                    let r = rng.next();
+                    let r = rng.next_u64();
                     let timeout = Duration::from_micros(r % 400);
                     if r.is_multiple_of(2) {
                         let item = w * ROUNDS + round;
@@ -1117,48 +1109,13 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
         })
         .collect();
     let mut rng = Rng(42);
-    let mut killed = 0;
-    for _ in 0..400 {
-        match rng.next() % 3 {
-            0 => sleep(Duration::from_micros(rng.next() % 300)),
-            _ => yield_now(),
-        }
-        let victim = &workers[(rng.next() % WORKERS) as usize];
-        if rng.next().is_multiple_of(8) && !victim.is_finished() {
-            victim.kill();
-            killed += 1;
-        }
-    }
-    let failed = workers
-        .into_iter()
-        .map(|h| h.join())
-        .filter(|r| r.is_err())
-        .count();
-    assert_eq!(failed, killed, "a worker failed other than by its kill");
-    assert!(killed > 0, "the killer killed no one");
+    let killed = kill_at_random(&workers, &mut || rng.next_u64(), 400, 8);
+    join_expecting_kills(workers, killed);
     assert_eq!(q.getters(), 0, "a waiter is left in the getters' list");
     assert_eq!(q.putters(), 0, "a waiter is left in the putters' list");
     let mut seen = got.borrow().clone();
     while let Ok(item) = q.try_get() {
         seen.push(item);
     }
-    let mut times: HashMap<u64, usize> = HashMap::new();
-    for item in seen {
-        *times.entry(item).or_default() += 1;
-    }
-    for item in put.borrow().iter() {
-        assert_eq!(
-            times.remove(item),
-            Some(1),
-            "item {item}, put, seen so often"
-        );
-    }
-    // What is left came from putters killed inside `put`, once each.
-    for (item, n) in times {
-        assert!(
-            putting.borrow().contains(&item),
-            "item {item} was never put"
-        );
-        assert_eq!(n, 1, "item {item} of a killed putter seen {n} times");
-    }
+    assert_each_once(seen, &put.borrow(), &putting.borrow());
 }

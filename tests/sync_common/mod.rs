@@ -101,3 +101,61 @@ pub fn check_generic_wait<E: Debug>(
     assert!(t.elapsed() < SLACK, "{:?}", t.elapsed());
     assert_eq!(Hub::current().timer_count(), 0, "a timer leaked");
 }
+
+/// The killer of the stress tests: for `turns` turns it lets the others run
+/// (a yield, or a sleep under 300 µs), then kills a random one of `workers`
+/// with probability 1 in `one_in`. `rand` is the random source. Returns
+/// how many it killed.
+pub fn kill_at_random(
+    workers: &[verdant::JoinHandle<()>],
+    rand: &mut impl FnMut() -> u64,
+    turns: usize,
+    one_in: u64,
+) -> usize {
+    let mut killed = 0;
+    for _ in 0..turns {
+        match rand() % 3 {
+            0 => verdant::sleep(Duration::from_micros(rand() % 300)),
+            _ => verdant::yield_now(),
+        }
+        let victim = &workers[(rand() % workers.len() as u64) as usize];
+        if rand().is_multiple_of(one_in) && !victim.is_finished() {
+            victim.kill();
+            killed += 1;
+        }
+    }
+    assert!(killed > 0, "the killer killed no one");
+    killed
+}
+
+/// Joins the stress tests' `workers`: exactly `killed` of them failed.
+pub fn join_expecting_kills(workers: Vec<verdant::JoinHandle<()>>, killed: usize) {
+    let failed = workers
+        .into_iter()
+        .map(|h| h.join())
+        .filter(|r| r.is_err())
+        .count();
+    assert_eq!(failed, killed, "a worker failed other than by its kill");
+}
+
+/// The stress tests' accounting: every item of `done` (its put or send
+/// returned `Ok`) is in `seen` exactly once; anything else in `seen` is in
+/// `in_flight` (its sender was killed inside the send, after its offer was
+/// taken) and is there once.
+pub fn assert_each_once(seen: Vec<u64>, done: &[u64], in_flight: &std::collections::HashSet<u64>) {
+    let mut times = std::collections::HashMap::<u64, usize>::new();
+    for item in seen {
+        *times.entry(item).or_default() += 1;
+    }
+    for item in done {
+        assert_eq!(
+            times.remove(item),
+            Some(1),
+            "item {item}, sent, seen so often"
+        );
+    }
+    for (item, n) in times {
+        assert!(in_flight.contains(&item), "item {item} was never sent");
+        assert_eq!(n, 1, "item {item} of a killed sender seen {n} times");
+    }
+}
