@@ -430,9 +430,10 @@ impl Runtime {
         token.is_current() && self.wake_owned(token.clone(), wake)
     }
 
-    /// Queues `token`'s greenlet to be resumed with [`Wake::Ready`]; the
-    /// caller has just seen that its wait is current (a wait list's live
-    /// waiter), so this skips [`wake`](Runtime::wake)'s test.
+    /// Queues `token`'s greenlet to be resumed with [`Wake::Ready`] once the
+    /// entries ahead of it have run. The caller knows the wait is current
+    /// (a wait list's live waiter, or a wait just begun: `yield_now`), so
+    /// this skips [`wake`](Runtime::wake)'s test.
     #[inline]
     pub(crate) fn wake_live(&self, token: WaitToken) {
         debug_assert!(token.is_current());
@@ -450,17 +451,6 @@ impl Runtime {
         token.g.inner.woken.set(true);
         self.push_ready(Ready::new(token.g, token.seq, wake_tag(wake)));
         true
-    }
-
-    /// Queues the current greenlet, whose wait `token` has just begun, to be
-    /// resumed with [`Wake::Ready`] once the entries ahead of it have run:
-    /// [`Runtime::wake_owned`] without its test, since a fresh token is
-    /// current by construction.
-    #[inline]
-    pub(crate) fn requeue(&self, token: WaitToken) {
-        debug_assert!(token.is_current());
-        token.g.inner.woken.set(true);
-        self.push_ready(Ready::new(token.g, token.seq, TAG_READY));
     }
 
     /// Queues a greenlet that has never run, to start on the next tick.

@@ -88,7 +88,7 @@ pub fn yield_now() {
             return;
         };
         // The ready queue takes the token: we must not hold ourselves.
-        rt.requeue(token);
+        rt.wake_live(token);
         let _ = hub::wait(rt);
     })
 }

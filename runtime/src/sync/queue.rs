@@ -315,14 +315,11 @@ impl<S: Store> Core<S> {
     #[cold]
     #[inline(never)]
     fn get_one_turn(&self) -> Result<S::Item, TakeError> {
-        let requeue = |lost: Option<S::Item>| {
-            if let Some(item) = lost {
-                self.requeue(item);
-            }
-        };
         let got = with_rt(|rt| {
             self.getters
-                .wait_one_turn(rt, || self.send_watchers.wake_all_empty(), &requeue)
+                .wait_one_turn(rt, || self.send_watchers.wake_all_empty(), &|lost| {
+                    self.pass_on(lost)
+                })
         });
         match got {
             Some(item) => Ok(item),
@@ -352,12 +349,8 @@ impl<S: Store> Core<S> {
             }
             // A select waiting to send into a rendezvous can now hand over.
             self.send_watchers.wake_all_empty();
-            let requeue = |lost: Option<S::Item>| {
-                if let Some(item) = lost {
-                    self.requeue(item);
-                }
-            };
-            match with_rt(|rt| self.getters.wait(rt, deadline, None, &requeue)) {
+            let pass_on = |lost| self.pass_on(lost);
+            match with_rt(|rt| self.getters.wait(rt, deadline, None, &pass_on)) {
                 Ok(Some(item)) => return Ok(item),
                 Ok(None) => continue, // closed: drain or report it
                 Err((why, _)) => return Err(TakeError::Wait(why)),
@@ -395,6 +388,13 @@ impl<S: Store> Core<S> {
     pub(crate) fn requeue(&self, item: S::Item) {
         if let Err(item) = self.getters.notify_one(item) {
             self.items.borrow_mut().push_back_first(item);
+        }
+    }
+
+    /// A getter's `on_lost`: what it was handed, if anything, is requeued.
+    fn pass_on(&self, lost: Option<S::Item>) {
+        if let Some(item) = lost {
+            self.requeue(item);
         }
     }
 
