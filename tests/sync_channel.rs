@@ -388,61 +388,46 @@ fn a_try_recv_turn_leaves_no_wake_up_behind() {
 #[test]
 fn stress_selects_under_timeouts_and_kills_lose_and_duplicate_nothing() {
     use common::Rng;
-    use std::collections::HashSet;
+    use sync_common::{join_expecting_kills, kill_at_random, Ledger};
     use verdant::yield_now;
 
     const WORKERS: u64 = 40;
     const ROUNDS: u64 = 120;
     let (a_tx, a_rx) = channel::bounded::<u64>(0);
     let (b_tx, b_rx) = channel::bounded::<u64>(2);
-    let sent: Rc<RefCell<Vec<u64>>> = Rc::default();
-    let sending: Rc<RefCell<HashSet<u64>>> = Rc::default();
-    let got: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let ledger = Ledger::default();
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
             let (a_tx, a_rx, b_tx, b_rx) = (a_tx.clone(), a_rx.clone(), b_tx.clone(), b_rx.clone());
-            let (sent, sending, got) = (sent.clone(), sending.clone(), got.clone());
+            let ledger = ledger.clone();
             spawn(move || {
                 let mut rng = Rng(0x51_7CC1_B727_220A ^ (w + 1));
                 for round in 0..ROUNDS {
                     let r = rng.next_u64();
                     let t = Duration::from_micros(r % 300);
                     let item = w * ROUNDS + round;
+                    let (tx, rx) = if r & 4 == 0 {
+                        (&a_tx, &a_rx)
+                    } else {
+                        (&b_tx, &b_rx)
+                    };
                     match r % 4 {
-                        0 => {
-                            let m = select! {
-                                recv(a_rx) -> m => m.ok(),
-                                recv(b_rx) -> m => m.ok(),
-                                timeout(t) => None,
-                            };
-                            got.borrow_mut().extend(m);
-                        }
-                        1 => {
-                            // A select's message is evaluated only when its
-                            // arm is chosen, and then sent at once.
-                            let ok = select! {
+                        0 => ledger.received(select! {
+                            recv(a_rx) -> m => m.ok(),
+                            recv(b_rx) -> m => m.ok(),
+                            timeout(t) => None,
+                        }),
+                        // A select's message is evaluated only when its arm
+                        // is chosen, and then sent at once.
+                        1 => ledger.send(item, || {
+                            select! {
                                 send(a_tx, item) -> r => r.is_ok(),
                                 send(b_tx, item) -> r => r.is_ok(),
                                 timeout(t) => false,
-                            };
-                            if ok {
-                                sent.borrow_mut().push(item);
                             }
-                        }
-                        2 => {
-                            let tx = if r & 4 == 0 { &a_tx } else { &b_tx };
-                            sending.borrow_mut().insert(item);
-                            let done = tx.send_timeout(item, t);
-                            sending.borrow_mut().remove(&item);
-                            if done.is_ok() {
-                                sent.borrow_mut().push(item);
-                            }
-                        }
-                        _ => {
-                            let rx = if r & 4 == 0 { &a_rx } else { &b_rx };
-                            let m = rx.recv_timeout(t).ok(); // switches: borrow after
-                            got.borrow_mut().extend(m);
-                        }
+                        }),
+                        2 => ledger.send(item, || tx.send_timeout(item, t).is_ok()),
+                        _ => ledger.received(rx.recv_timeout(t).ok()),
                     }
                     if r.is_multiple_of(5) {
                         yield_now();
@@ -452,10 +437,7 @@ fn stress_selects_under_timeouts_and_kills_lose_and_duplicate_nothing() {
         })
         .collect();
     let mut rng = Rng(7);
-    let killed = sync_common::kill_at_random(&workers, &mut || rng.next_u64(), 300, 6);
-    sync_common::join_expecting_kills(workers, killed);
-    let mut seen = got.borrow().clone();
-    seen.extend(a_rx.try_iter());
-    seen.extend(b_rx.try_iter());
-    sync_common::assert_each_once(seen, &sent.borrow(), &sending.borrow());
+    let killed = kill_at_random(&workers, &mut || rng.next_u64(), 300, 6);
+    join_expecting_kills(workers, killed);
+    ledger.check(a_rx.try_iter().chain(b_rx.try_iter()));
 }

@@ -45,7 +45,6 @@
 //! `LoopExit` run on a fresh OS thread bounded by `HANG`.
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 use std::fmt::Debug;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -1079,12 +1078,10 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
     const WORKERS: u64 = 60;
     const ROUNDS: u64 = 150;
     let q: Rc<Queue<u64>> = Rc::new(Queue::bounded(3));
-    let put: Rc<RefCell<Vec<u64>>> = Rc::default();
-    let putting: Rc<RefCell<HashSet<u64>>> = Rc::default();
-    let got: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let ledger = Ledger::default();
     let workers: Vec<_> = (0..WORKERS)
         .map(|w| {
-            let (q, put, putting, got) = (q.clone(), put.clone(), putting.clone(), got.clone());
+            let (q, ledger) = (q.clone(), ledger.clone());
             spawn(move || {
                 let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ (w + 1));
                 for round in 0..ROUNDS {
@@ -1092,14 +1089,9 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
                     let timeout = Duration::from_micros(r % 400);
                     if r.is_multiple_of(2) {
                         let item = w * ROUNDS + round;
-                        putting.borrow_mut().insert(item);
-                        let done = q.put_timeout(item, timeout);
-                        putting.borrow_mut().remove(&item);
-                        if done.is_ok() {
-                            put.borrow_mut().push(item);
-                        }
-                    } else if let Ok(item) = q.get_timeout(timeout) {
-                        got.borrow_mut().push(item);
+                        ledger.send(item, || q.put_timeout(item, timeout).is_ok());
+                    } else {
+                        ledger.received(q.get_timeout(timeout).ok());
                     }
                     if r.is_multiple_of(7) {
                         yield_now();
@@ -1113,9 +1105,5 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
     join_expecting_kills(workers, killed);
     assert_eq!(q.getters(), 0, "a waiter is left in the getters' list");
     assert_eq!(q.putters(), 0, "a waiter is left in the putters' list");
-    let mut seen = got.borrow().clone();
-    while let Ok(item) = q.try_get() {
-        seen.push(item);
-    }
-    assert_each_once(seen, &put.borrow(), &putting.borrow());
+    ledger.check(std::iter::from_fn(|| q.try_get().ok()));
 }

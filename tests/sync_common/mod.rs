@@ -138,24 +138,60 @@ pub fn join_expecting_kills(workers: Vec<verdant::JoinHandle<()>>, killed: usize
     assert_eq!(failed, killed, "a worker failed other than by its kill");
 }
 
-/// The stress tests' accounting: every item of `done` (its put or send
-/// returned `Ok`) is in `seen` exactly once; anything else in `seen` is in
-/// `in_flight` (its sender was killed inside the send, after its offer was
-/// taken) and is there once.
-pub fn assert_each_once(seen: Vec<u64>, done: &[u64], in_flight: &std::collections::HashSet<u64>) {
-    let mut times = std::collections::HashMap::<u64, usize>::new();
-    for item in seen {
-        *times.entry(item).or_default() += 1;
+/// The stress tests' accounting of items sent and received, shared by the
+/// greenlets (clone it).
+#[derive(Clone, Default)]
+pub struct Ledger(Rc<LedgerInner>);
+
+#[derive(Default)]
+pub struct LedgerInner {
+    /// Items whose send returned `Ok`.
+    sent: std::cell::RefCell<Vec<u64>>,
+    /// Items inside a send: those left at the end belong to a sender killed
+    /// there (after its offer was maybe taken).
+    in_flight: std::cell::RefCell<std::collections::HashSet<u64>>,
+    received: std::cell::RefCell<Vec<u64>>,
+}
+
+impl Ledger {
+    /// Sends `item` with `send` (which may switch, and may be killed
+    /// inside), recording it as sent if `send` says it went.
+    pub fn send(&self, item: u64, send: impl FnOnce() -> bool) {
+        self.0.in_flight.borrow_mut().insert(item);
+        let went = send();
+        self.0.in_flight.borrow_mut().remove(&item);
+        if went {
+            self.0.sent.borrow_mut().push(item);
+        }
     }
-    for item in done {
-        assert_eq!(
-            times.remove(item),
-            Some(1),
-            "item {item}, sent, seen so often"
-        );
+
+    /// Records what a receive got, if anything (call it after the receive:
+    /// no borrow may be held across a switch).
+    pub fn received(&self, item: Option<u64>) {
+        self.0.received.borrow_mut().extend(item);
     }
-    for (item, n) in times {
-        assert!(in_flight.contains(&item), "item {item} was never sent");
-        assert_eq!(n, 1, "item {item} of a killed sender seen {n} times");
+
+    /// With `left` the items still queued: every item sent is received (or
+    /// left) exactly once; anything else is an item of a sender killed
+    /// inside its send, and is there once.
+    pub fn check(&self, left: impl IntoIterator<Item = u64>) {
+        let mut times = std::collections::HashMap::<u64, usize>::new();
+        for item in self.0.received.borrow().iter().copied().chain(left) {
+            *times.entry(item).or_default() += 1;
+        }
+        for item in self.0.sent.borrow().iter() {
+            assert_eq!(
+                times.remove(item),
+                Some(1),
+                "item {item}, sent, seen so often"
+            );
+        }
+        for (item, n) in times {
+            assert!(
+                self.0.in_flight.borrow().contains(&item),
+                "item {item} was never sent"
+            );
+            assert_eq!(n, 1, "item {item} of a killed sender seen {n} times");
+        }
     }
 }
