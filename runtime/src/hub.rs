@@ -161,6 +161,17 @@ impl Ready {
     /// The value the greenlet is resumed with.
     #[inline(always)]
     fn input(&self) -> Value {
+        // The common entry (a wait list's or a yield's wake-up) gets a
+        // branch of its own: the `match` below compiles to a jump table,
+        // an indirect jump on every switch.
+        if self.tag & ((1 << TAG_BITS) - 1) == TAG_READY {
+            return Value::wake(Wake::Ready);
+        }
+        self.input_other()
+    }
+
+    #[inline(never)]
+    fn input_other(&self) -> Value {
         match self.tag & ((1 << TAG_BITS) - 1) {
             TAG_START => Value::empty(),
             TAG_READY => Value::wake(Wake::Ready),
@@ -283,6 +294,19 @@ pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     // SAFETY: RT_PTR is non-null only between RT's initialisation and the
     // start of its destructor, during which RT lives at that address.
     f(unsafe { &*p })
+}
+
+/// `with_rt(|rt| rt.wake_live(token))`, always inlined: a wait list's
+/// wake-up is a handful of stores, and the inliner otherwise left the
+/// thread-local lookup and the queue push behind two calls.
+#[inline(always)]
+pub(crate) fn wake_live(token: WaitToken) {
+    let p = RT_PTR.with(|p| p.get());
+    if p.is_null() {
+        return with_rt_slow(|rt| rt.wake_live(token));
+    }
+    // SAFETY: as in `with_rt`.
+    unsafe { &*p }.wake_live(token)
 }
 
 #[cold]
@@ -434,7 +458,7 @@ impl Runtime {
     /// entries ahead of it have run. The caller knows the wait is current
     /// (a wait list's live waiter, or a wait just begun: `yield_now`), so
     /// this skips [`wake`](Runtime::wake)'s test.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wake_live(&self, token: WaitToken) {
         debug_assert!(token.is_current());
         token.g.inner.woken.set(true);
@@ -461,19 +485,26 @@ impl Runtime {
 
     /// Queues `entry` at the back of the ready queue, or of the timed queue
     /// while timers fire.
-    #[inline]
+    #[inline(always)]
     fn push_ready(&self, entry: Ready) {
         if let Some(woke) = self.firing.get() {
-            self.timed.borrow_mut().push_back(Timed {
-                entry,
-                after: self.pushed.get(),
-                woke,
-            });
-            self.any_timed.set(true);
-            return;
+            return self.push_timed(entry, woke);
         }
         self.pushed.set(self.pushed.get() + 1);
         self.ready.borrow_mut().push_back(entry);
+    }
+
+    /// [`push_ready`](Runtime::push_ready) while timers fire (out of line:
+    /// every wake-up inlines the common case).
+    #[cold]
+    #[inline(never)]
+    fn push_timed(&self, entry: Ready, woke: Instant) {
+        self.timed.borrow_mut().push_back(Timed {
+            entry,
+            after: self.pushed.get(),
+            woke,
+        });
+        self.any_timed.set(true);
     }
 
     /// The next entry to run: the first timed one whose turn has come (or

@@ -229,7 +229,7 @@ impl<T> WaitList<T> {
                 // is off the list, nothing reads its token again, and its
                 // drop skips it. This is the one read that moves it.
                 let token = unsafe { ptr::read(&*w.token) };
-                hub::with_rt(|rt| rt.wake_live(token));
+                hub::wake_live(token);
                 return Some(p);
             }
         }
@@ -237,7 +237,7 @@ impl<T> WaitList<T> {
 
     /// Wakes the first waiter, handing it `value`; gives `value` back when
     /// no one waits.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn notify_one(&self, value: T) -> Result<(), T> {
         match self.pop_live() {
             Some(p) => {
