@@ -441,3 +441,35 @@ fn stress_selects_under_timeouts_and_kills_lose_and_duplicate_nothing() {
     join_expecting_kills(workers, killed);
     ledger.check(a_rx.try_iter().chain(b_rx.try_iter()));
 }
+
+/// Items larger than the inlined path's limit (32 bytes) block and hand
+/// over through the out-of-line path; small ones through the inlined one.
+/// Both must deliver every item, in order, across waits on either side.
+#[test]
+fn large_and_small_items_both_wait_and_arrive_in_order() {
+    on_fresh_thread("sizes", || {
+        fn run<T: Clone + PartialEq + std::fmt::Debug + 'static>(cap: usize, make: fn(u32) -> T) {
+            let (tx, rx) = channel::bounded::<T>(cap);
+            let (back_tx, back_rx) = channel::bounded::<T>(cap);
+            let echo = spawn(move || {
+                while let Ok(v) = rx.recv() {
+                    if back_tx.send(v).is_err() {
+                        break;
+                    }
+                }
+            });
+            for i in 0..200 {
+                tx.send(make(i)).unwrap();
+                assert_eq!(back_rx.recv().unwrap(), make(i));
+            }
+            drop(tx);
+            echo.join().unwrap();
+            assert_eq!(back_rx.recv(), Err(RecvError::Disconnected));
+        }
+        for cap in [0, 1, 4] {
+            run(cap, |i| i as u64);
+            run(cap, |i| [i as u8; 300]);
+            run(cap, |i| vec![i; 3]);
+        }
+    });
+}

@@ -296,6 +296,27 @@ pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     f(unsafe { &*p })
 }
 
+/// The address of this thread's runtime, creating it on first use: for
+/// the blocking paths compiled whole into their callers (see
+/// `sync::queue::Core::put_inline`), where [`with_rt`]'s closure, left
+/// behind a call by the inliner, would hold a frame across the switch.
+///
+/// The runtime stays at that address until the thread's teardown, which
+/// cannot begin while a greenlet of the thread runs: dereferencing it for
+/// the length of a call made by a greenlet is sound.
+///
+/// # Panics
+///
+/// As [`with_rt`].
+#[inline(always)]
+pub(crate) fn rt_ptr() -> *const Runtime {
+    let p = RT_PTR.with(|p| p.get());
+    if p.is_null() {
+        return with_rt_slow(|rt| rt as *const Runtime);
+    }
+    p
+}
+
 /// `with_rt(|rt| rt.wake_live(token))`, always inlined: a wait list's
 /// wake-up is a handful of stores, and the inliner otherwise left the
 /// thread-local lookup and the queue push behind two calls.

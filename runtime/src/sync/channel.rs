@@ -291,7 +291,7 @@ impl<T> Sender<T> {
     /// ```
     #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        self.chan.core.put_until(msg, None).map_err(send_err)
+        self.chan.core.put(msg).map_err(send_err)
     }
 
     /// Sends `msg` if that needs no wait.
@@ -429,7 +429,7 @@ impl<T> Receiver<T> {
     /// ```
     #[inline]
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.core.get_until(None).map_err(recv_err)
+        self.chan.core.get().map_err(recv_err)
     }
 
     /// Receives a message if one is there, or if a [`Select`] waits to send

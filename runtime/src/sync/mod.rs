@@ -309,7 +309,7 @@ impl<T> WaitList<T> {
     ///
     /// If the greenlet unwinds (a kill, a timeout scope) after being
     /// notified, `on_lost` gets what was handed to it, to pass on.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn wait(
         &self,
         rt: &Runtime,
