@@ -142,6 +142,7 @@ impl Semaphore {
     /// // Nothing will release it: a deadlock, reported.
     /// assert!(s.acquire().is_err());
     /// ```
+    #[inline(always)]
     pub fn acquire(&self) -> Result<SemaphoreGuard<'_>, WaitError> {
         self.take_until(None)?;
         Ok(SemaphoreGuard { sem: self })
@@ -208,13 +209,21 @@ impl Semaphore {
         }
     }
 
+    /// Takes a permit, waiting until `deadline`. Always inlined, as are
+    /// the untimed `acquire` and `Lock::lock`, so that the wait's switch
+    /// happens in the caller's own frame (see `sync::queue::Core::put_inline`
+    /// for why a frame spanning a switch is costly).
+    #[inline(always)]
     fn take_until(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
         if self.try_take() {
             return Ok(());
         }
+        // SAFETY: the runtime outlives this call (see `hub::rt_ptr`).
+        let rt = unsafe { &*crate::hub::rt_ptr() };
         // A permit handed to us is ours; one handed to us while we unwind
         // goes to the next waiter.
-        with_rt(|rt| self.waiters.wait(rt, deadline, None, &|_| self.release()))
+        self.waiters
+            .wait(rt, deadline, None, &|_| self.release())
             .map(|_| ())
             .map_err(|(e, _)| e)
     }
@@ -581,6 +590,7 @@ impl<T: ?Sized> Lock<T> {
     /// *l.lock().unwrap() += 1;
     /// assert_eq!(*l.lock().unwrap(), 1);
     /// ```
+    #[inline(always)]
     pub fn lock(&self) -> Result<LockGuard<'_, T>, WaitError> {
         self.sem.take_until(None)?;
         Ok(LockGuard { lock: self })
