@@ -322,12 +322,8 @@ pub(crate) fn rt_ptr() -> *const Runtime {
 /// thread-local lookup and the queue push behind two calls.
 #[inline(always)]
 pub(crate) fn wake_live(token: WaitToken) {
-    let p = RT_PTR.with(|p| p.get());
-    if p.is_null() {
-        return with_rt_slow(|rt| rt.wake_live(token));
-    }
-    // SAFETY: as in `with_rt`.
-    unsafe { &*p }.wake_live(token)
+    // SAFETY: the runtime outlives this call (see `rt_ptr`).
+    unsafe { &*rt_ptr() }.wake_live(token)
 }
 
 #[cold]

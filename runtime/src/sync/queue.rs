@@ -285,14 +285,14 @@ impl<S: Store> Core<S> {
     /// Why inlined: a function whose frame is live across a switch returns
     /// after the greenlet is resumed, when the CPU's return-stack predictor
     /// holds the other greenlet's return addresses, so every such frame
-    /// costs a mispredicted return per park. With the wait behind one call
-    /// (`put_wait`, out of line), a rendezvous round trip took 65 ns instead
-    /// of 44 ns in a two-greenlet ping-pong. The non-switching parts
+    /// costs a mispredicted return per park. With the wait behind one
+    /// out-of-line call, a rendezvous round trip took 65 ns instead of
+    /// 44 ns in a two-greenlet ping-pong. The non-switching parts
     /// (`try_put_now`, `try_get_now`) are inlined too: behind calls that
     /// return their `Result`s through memory they cost 5 ns each per round
-    /// trip. The price is code size: about 1.4 KB per call site of a
-    /// blocking `put`/`get`/`send`/`recv` (a test binary with 235 of them
-    /// grew 14%; the examples under 2.5%).
+    /// trip. The price is code size: about 2 KB per call site of a blocking
+    /// `put`/`get`/`send`/`recv` (the `channel_port` test binary, with
+    /// hundreds of them, grew 26%; the examples by under 2%).
     #[inline(always)]
     fn put_inline(
         &self,
