@@ -1890,3 +1890,131 @@ fn owned_fd_round_trip_keeps_the_connection() {
     assert_eq!(got, "via OwnedFd");
     client.join().unwrap();
 }
+
+// ---------------------------------------------------------------------------
+// `recv` (gevent's `conn.recv(n)`): the buffer is lent by the thread's pool
+// ---------------------------------------------------------------------------
+
+// gevent `test__socket.py` `TestTCP.test_tcp` shape: a large payload read
+// back in recv-sized pieces arrives whole and in order.
+#[test]
+fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
+    bounded(|| {
+        let l = listener();
+        let (c, s) = pair(&l);
+        let data = random_bytes(3 << 20, 7);
+        let want = fnv1a(FNV_OFFSET, &data);
+        let writer = spawn(move || {
+            (&c).write_all(&data).unwrap();
+            // c drops: end of stream
+        });
+        let (mut total, mut h, mut calls) = (0usize, FNV_OFFSET, 0usize);
+        for max in [1usize, 7, 1000, 65536].into_iter().cycle() {
+            let got = s.recv(max).unwrap();
+            if got.is_empty() {
+                break;
+            }
+            assert!(got.len() <= max, "recv({max}) returned {} bytes", got.len());
+            h = fnv1a(h, &got);
+            total += got.len();
+            calls += 1;
+        }
+        writer.join().unwrap();
+        assert_eq!(total, 3 << 20);
+        assert_eq!(h, want, "bytes lost, duplicated or reordered");
+        assert!(calls > 4, "{calls} calls");
+        // End of stream stays end of stream.
+        assert!(s.recv(10).unwrap().is_empty());
+    });
+}
+
+#[test]
+fn recv_leaves_what_does_not_fit_for_the_next_call() {
+    bounded(|| {
+        let l = listener();
+        let (mut c, s) = pair(&l);
+        c.write_all(b"abcdef").unwrap();
+        sleep(10 * MS); // all six bytes are in the receive queue
+        assert_eq!(&s.recv(4).unwrap()[..], b"abcd");
+        assert_eq!(&s.recv(100).unwrap()[..], b"ef");
+        // The queue is empty now: the next recv parks until more arrives.
+        let reader = spawn(move || s.recv(100).unwrap().into_vec());
+        sleep(20 * MS);
+        assert!(!reader.is_finished(), "recv returned with nothing to read");
+        c.write_all(b"g").unwrap();
+        assert_eq!(join_within(reader, SLACK, "reader"), b"g");
+    });
+}
+
+#[test]
+fn recv_zero_and_huge_max() {
+    bounded(|| {
+        let l = listener();
+        let (_c, s) = pair(&l);
+        // recv(0) does not wait for data that will never come.
+        assert!(s.recv(0).unwrap().is_empty());
+    });
+    bounded(|| {
+        let l = listener();
+        let (c, s) = pair(&l);
+        let writer = spawn(move || (&c).write_all(&vec![b'x'; 3 << 20]).unwrap());
+        // Asking for far more than memory holds reads at most RECV_MAX.
+        let mut total = 0;
+        while total < 3 << 20 {
+            let got = s.recv(usize::MAX).unwrap();
+            assert!(!got.is_empty());
+            assert!(got.len() <= verdant::net::buf::RECV_MAX);
+            assert!(got.iter().all(|&b| b == b'x'));
+            total += got.len();
+        }
+        assert_eq!(total, 3 << 20);
+        writer.join().unwrap();
+    });
+}
+
+#[test]
+fn recv_timeout_and_close_wake_the_waiter() {
+    bounded(|| {
+        let l = listener();
+        let (_c, s) = pair(&l);
+        s.set_read_timeout(Some(30 * MS)).unwrap();
+        let timers = Hub::current().timer_count(); // `bounded`'s own
+        let t = Instant::now();
+        let e = s.recv(1024).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert!(t.elapsed() >= 30 * MS, "timed out early: {:?}", t.elapsed());
+        assert_eq!(
+            Hub::current().timer_count(),
+            timers,
+            "the timer was left behind"
+        );
+
+        s.set_read_timeout(None).unwrap();
+        let s = Rc::new(s);
+        let s2 = s.clone();
+        let reader = spawn(move || s2.recv(1024).map(|b| b.len()));
+        sleep(10 * MS);
+        let t = Instant::now();
+        s.close();
+        let r = join_within(reader, SLACK, "reader");
+        assert_eq!(r.unwrap_err().kind(), ErrorKind::NotConnected);
+        assert!(t.elapsed() < 100 * MS, "woken after {:?}", t.elapsed());
+    });
+}
+
+// A second greenlet receiving on the same socket gets the documented error
+// (gevent `test__socket_close.py` `test_recv_twice`).
+#[test]
+fn recv_twice_at_once_is_resource_busy() {
+    bounded(|| {
+        let l = listener();
+        let (mut c, s) = pair(&l);
+        let s = Rc::new(s);
+        let s2 = s.clone();
+        let first = spawn(move || s2.recv(16).unwrap().into_vec());
+        sleep(5 * MS);
+        assert_eq!(s.recv(16).unwrap_err().kind(), ErrorKind::ResourceBusy);
+        c.write_all(b"one").unwrap();
+        assert_eq!(join_within(first, SLACK, "first reader"), b"one");
+    });
+}

@@ -7,6 +7,9 @@
 //! * [`TcpListener`], [`TcpStream`]: see [`tcp`] for how they work and what
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
+//! * [`TcpStream::recv`] and [`UnixStream::recv`]: gevent's
+//!   `data = conn.recv(n)`, in a buffer taken from a per-thread pool only
+//!   once data has arrived ([`RecvBuf`], see [`buf`]).
 //! * [`UdpSocket`]: see [`udp`].
 //! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`]: Unix-domain sockets
 //!   shaped like `std::os::unix::net`, see [`unix`] (its `Incoming` stays
@@ -53,12 +56,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod buf;
 pub mod dns;
 pub mod monkey;
 pub mod tcp;
 pub mod udp;
 pub mod unix;
 
+pub use buf::RecvBuf;
 pub use dns::{lookup_host, ToSocketAddrs};
 pub use tcp::{Incoming, PartialWrite, TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -94,6 +94,7 @@ use std::time::{Duration, Instant};
 
 use verdant_runtime::io::{Direction, Registration};
 
+use crate::buf::RecvBuf;
 use crate::tcp::{
     check_timeout, deadline, is_resource_exhaustion, read_exact_with, write_all_with,
     ACCEPT_RETRY_MAX,
@@ -691,6 +692,39 @@ impl UnixStream {
     /// ```
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.write_timeout.get())
+    }
+
+    /// Receives what has arrived, up to `max` bytes, parking until
+    /// something has; empty means end of stream. The buffer comes from this
+    /// thread's pool only once the socket is readable, as for
+    /// [`TcpStream::recv`](crate::TcpStream::recv) (see [`crate::buf`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`read`](Read::read).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// let (mut a, b) = verdant_net::UnixStream::pair().unwrap();
+    /// a.write_all(b"hi").unwrap();
+    /// assert_eq!(&b.recv(16).unwrap()[..], b"hi");
+    /// drop(a);
+    /// assert!(b.recv(16).unwrap().is_empty());
+    /// ```
+    pub fn recv(&self, max: usize) -> io::Result<RecvBuf> {
+        let len = max.min(crate::buf::RECV_MAX);
+        if len == 0 {
+            return Ok(RecvBuf::new());
+        }
+        let mut got = RecvBuf::new();
+        let deadline = deadline(self.read_timeout.get());
+        self.reg.io(Direction::Read, deadline, || {
+            got = RecvBuf::fill(len, |b| (&self.inner).read(b))?;
+            Ok(())
+        })?;
+        Ok(got)
     }
 
     /// A second handle to the same connection (a duplicated descriptor with
