@@ -5,19 +5,20 @@
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves until killed.
-use std::io::{Read, Write};
+use std::io::Write;
 
 use verdant::net::{TcpListener, TcpStream};
 
 fn talk(mut conn: TcpStream) {
-    let mut buf = [0u8; 1024];
     loop {
-        let n = match conn.read(&mut buf) {
-            Ok(0) | Err(_) => break, // the peer is done (or gone)
-            Ok(n) => n,
+        // `res = conn.recv(1024)`: the buffer is lent by the hub thread's
+        // pool once data has arrived, so a waiting connection holds none.
+        let mut res = match conn.recv(1024) {
+            Ok(res) if !res.is_empty() => res,
+            _ => break, // the peer is done (or gone)
         };
-        buf[..n].make_ascii_uppercase();
-        if conn.write_all(&buf[..n]).is_err() {
+        res.make_ascii_uppercase();
+        if conn.write_all(&res).is_err() {
             break;
         }
     }
