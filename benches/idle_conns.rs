@@ -1,5 +1,6 @@
 //! Memory per idle connection: the verdant echo server (one greenlet per
-//! connection with a 1 KiB stack buffer, exactly `examples/echo_server.rs`)
+//! connection with a 1 KiB stack buffer: `examples/echo_server.rs`'s loop
+//! in its `read` form; the example's `recv` holds no buffer while idle)
 //! runs as a child process (this binary re-executed with `--serve verdant`,
 //! pinned to CPU 0); this process opens 10,000 connections to it and does
 //! one small echo round trip on each (so its greenlet exists and has read

@@ -25,7 +25,8 @@ pub const CLIENT_CPU: usize = 1;
 #[derive(Clone, Copy, Debug)]
 pub enum Buf {
     /// `[0u8; 1024]` on the greenlet's / coroutine's stack (in tokio: in
-    /// the task's future), exactly as `examples/echo_server.rs` does.
+    /// the task's future): `examples/echo_server.rs`'s loop written with
+    /// `read` (the example itself uses `recv(1024)`).
     Stack1K,
     /// A heap `Vec` of this many bytes per connection (the mio loop uses
     /// one shared buffer of this size instead).
@@ -252,8 +253,10 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
     let result = match kind.as_str() {
         "verdant" => serve_verdant(addr, buf),
+        "verdant-recv" => serve_verdant_recv(addr, buf.len()),
         "mio" => serve_mio(addr, buf.len()),
         "tokio" => serve_tokio(addr, buf),
+        "tokio-pool" => serve_tokio_pool(addr, buf.len()),
         "may" => serve_may(addr, buf),
         other => extra(other, addr).unwrap_or_else(|| panic!("unknown server kind {other:?}")),
     };
@@ -271,8 +274,8 @@ pub fn announce(addr: SocketAddr) -> io::Result<()> {
     out.flush()
 }
 
-/// The echo loop of `examples/echo_server.rs`, for blocking-looking streams
-/// (verdant, may).
+/// The echo loop of `examples/echo_server.rs` written with `read` into a
+/// buffer per connection, for blocking-looking streams (verdant, may).
 fn echo<S: Read + Write>(conn: &mut S, buf: &mut [u8]) {
     loop {
         let n = match conn.read(buf) {
@@ -287,7 +290,7 @@ fn echo<S: Read + Write>(conn: &mut S, buf: &mut [u8]) {
 }
 
 /// verdant: one greenlet per connection on the main thread's hub (the
-/// echo_server example, with `TCP_NODELAY`).
+/// echo_server example's loop with `read`, with `TCP_NODELAY`).
 fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
     let listener = verdant::net::TcpListener::bind(addr)?;
     announce(listener.local_addr()?)?;
@@ -297,6 +300,29 @@ fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
         verdant::spawn(move || match buf {
             Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
             Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
+        });
+    }
+}
+
+/// verdant with gevent's `res = conn.recv(n)`: no buffer per connection;
+/// each read borrows one from the hub thread's pool once data has arrived
+/// (the one given back last, still in cache) and gives it back when the
+/// echo is written.
+fn serve_verdant_recv(addr: SocketAddr, max: usize) -> io::Result<()> {
+    let listener = verdant::net::TcpListener::bind(addr)?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (conn, _) = listener.accept()?;
+        let _ = conn.set_nodelay(true);
+        verdant::spawn(move || loop {
+            let mut res = match conn.recv(max) {
+                Ok(res) if !res.is_empty() => res,
+                _ => break,
+            };
+            res.make_ascii_uppercase();
+            if (&conn).write_all(&res).is_err() {
+                break;
+            }
         });
     }
 }
@@ -361,6 +387,61 @@ fn serve_tokio(addr: SocketAddr, buf: Buf) -> io::Result<()> {
                     Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
                 }
             });
+        }
+    })
+}
+
+/// tokio written the way `verdant-recv` works, for a like-for-like row:
+/// wait until readable, then `try_read` into a buffer borrowed from a
+/// thread-local LIFO pool, given back once the echo is written.
+fn serve_tokio_pool(addr: SocketAddr, len: usize) -> io::Result<()> {
+    use std::cell::RefCell;
+    use tokio::io::AsyncWriteExt;
+
+    thread_local! {
+        static POOL: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+    fn take(len: usize) -> Vec<u8> {
+        POOL.with(|p| p.borrow_mut().pop())
+            .unwrap_or_else(|| vec![0u8; len])
+    }
+    fn give(b: Vec<u8>) {
+        POOL.with(|p| p.borrow_mut().push(b));
+    }
+
+    async fn echo_pooled(conn: &mut tokio::net::TcpStream, len: usize) {
+        loop {
+            if conn.readable().await.is_err() {
+                break;
+            }
+            let mut b = take(len);
+            let n = match conn.try_read(&mut b) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    give(b);
+                    continue;
+                }
+                Err(_) => break,
+            };
+            b[..n].make_ascii_uppercase();
+            if conn.write_all(&b[..n]).await.is_err() {
+                break;
+            }
+            give(b);
+        }
+    }
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        announce(listener.local_addr()?)?;
+        loop {
+            let (mut conn, _) = listener.accept().await?;
+            let _ = conn.set_nodelay(true);
+            tokio::spawn(async move { echo_pooled(&mut conn, len).await });
         }
     })
 }
