@@ -372,6 +372,21 @@ fn serve_tokio(addr: SocketAddr, buf: Buf) -> io::Result<()> {
         }
     }
 
+    serve_tokio_with(addr, move |mut conn| async move {
+        match buf {
+            Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
+            Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
+        }
+    })
+}
+
+/// A tokio current-thread server on `addr` that runs `task(conn)` as one
+/// task per accepted connection (with `TCP_NODELAY`).
+fn serve_tokio_with<F, Fut>(addr: SocketAddr, task: F) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()?;
@@ -379,14 +394,9 @@ fn serve_tokio(addr: SocketAddr, buf: Buf) -> io::Result<()> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         announce(listener.local_addr()?)?;
         loop {
-            let (mut conn, _) = listener.accept().await?;
+            let (conn, _) = listener.accept().await?;
             let _ = conn.set_nodelay(true);
-            tokio::spawn(async move {
-                match buf {
-                    Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
-                    Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
-                }
-            });
+            tokio::spawn(task(conn));
         }
     })
 }
@@ -432,17 +442,8 @@ fn serve_tokio_pool(addr: SocketAddr, len: usize) -> io::Result<()> {
         }
     }
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        announce(listener.local_addr()?)?;
-        loop {
-            let (mut conn, _) = listener.accept().await?;
-            let _ = conn.set_nodelay(true);
-            tokio::spawn(async move { echo_pooled(&mut conn, len).await });
-        }
+    serve_tokio_with(addr, move |mut conn| async move {
+        echo_pooled(&mut conn, len).await
     })
 }
 

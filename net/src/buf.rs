@@ -125,6 +125,12 @@ impl RecvBuf {
         RecvBuf { buf, filled: 0 }
     }
 
+    /// The size of buffer a `recv(max)` reads into: `max` capped at
+    /// [`RECV_MAX`]; `None` for 0 (`recv(0)` returns empty at once).
+    pub(crate) fn size_for(max: usize) -> Option<usize> {
+        Some(max.min(RECV_MAX)).filter(|&n| n > 0)
+    }
+
     /// Fills the first `len` bytes with `read` (which returns how many it
     /// wrote); on an error the buffer goes back to the pool.
     pub(crate) fn fill(

@@ -714,10 +714,9 @@ impl TcpStream {
     /// server.join().unwrap();
     /// ```
     pub fn recv(&self, max: usize) -> io::Result<RecvBuf> {
-        let len = max.min(crate::buf::RECV_MAX);
-        if len == 0 {
+        let Some(len) = RecvBuf::size_for(max) else {
             return Ok(RecvBuf::new());
-        }
+        };
         let mut got = RecvBuf::new();
         let deadline = deadline(self.read_timeout.get());
         // TCP: a short read proves the socket drained (see `read_with`).

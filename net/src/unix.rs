@@ -714,10 +714,9 @@ impl UnixStream {
     /// assert!(b.recv(16).unwrap().is_empty());
     /// ```
     pub fn recv(&self, max: usize) -> io::Result<RecvBuf> {
-        let len = max.min(crate::buf::RECV_MAX);
-        if len == 0 {
+        let Some(len) = RecvBuf::size_for(max) else {
             return Ok(RecvBuf::new());
-        }
+        };
         let mut got = RecvBuf::new();
         let deadline = deadline(self.read_timeout.get());
         self.reg.io(Direction::Read, deadline, || {
