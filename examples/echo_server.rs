@@ -11,7 +11,7 @@ use verdant::net::{TcpListener, TcpStream};
 
 fn talk(mut conn: TcpStream) {
     loop {
-        // `res = conn.recv(1024)`: the buffer is lent by the hub thread's
+        // `res = conn.recv(1024)`: the buffer is lent by this thread's
         // pool once data has arrived, so a waiting connection holds none.
         let mut res = match conn.recv(1024) {
             Ok(res) if !res.is_empty() => res,

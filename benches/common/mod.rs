@@ -305,7 +305,7 @@ fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
 }
 
 /// verdant with gevent's `res = conn.recv(n)`: no buffer per connection;
-/// each read borrows one from the hub thread's pool once data has arrived
+/// each read borrows one from the thread's pool once data has arrived
 /// (the one given back last, still in cache) and gives it back when the
 /// echo is written.
 fn serve_verdant_recv(addr: SocketAddr, max: usize) -> io::Result<()> {
