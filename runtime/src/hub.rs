@@ -199,20 +199,29 @@ struct ReadyQueue {
 }
 
 impl ReadyQueue {
+    /// Queues `e` last. An entry that will run next (the queue was empty)
+    /// has its stack prefetched if cold (`now`: the pops so far; see
+    /// `Inner::prefetch_if_cold`).
     #[inline(always)]
-    fn push_back(&mut self, e: Ready) {
+    fn push_back(&mut self, e: Ready, now: u64) {
         if self.first.is_none() {
+            e.g.inner.prefetch_if_cold(now);
             self.first = Some(e);
         } else {
             self.rest.push_back(e);
         }
     }
 
+    /// Takes the first entry. The one that then comes next has its stack
+    /// prefetched if cold, to overlap the miss with the coming turn.
     #[inline(always)]
-    fn pop_front(&mut self) -> Option<Ready> {
+    fn pop_front(&mut self, now: u64) -> Option<Ready> {
         let e = self.first.take()?;
         if !self.rest.is_empty() {
             self.first = self.rest.pop_front();
+            if let Some(next) = &self.first {
+                next.g.inner.prefetch_if_cold(now);
+            }
         }
         Some(e)
     }
@@ -494,6 +503,13 @@ impl Runtime {
         true
     }
 
+    /// How many entries of the ready queue have been popped so far: the
+    /// clock by which a parked greenlet's stack counts as cold.
+    #[inline(always)]
+    pub(crate) fn pops(&self) -> u64 {
+        self.popped.get()
+    }
+
     /// Queues a greenlet that has never run, to start on the next tick.
     pub(crate) fn schedule_start(&self, g: Greenlet) {
         let seq = g.inner.wait_seq.get();
@@ -508,7 +524,7 @@ impl Runtime {
             return self.push_timed(entry, woke);
         }
         self.pushed.set(self.pushed.get() + 1);
-        self.ready.borrow_mut().push_back(entry);
+        self.ready.borrow_mut().push_back(entry, self.popped.get());
     }
 
     /// [`push_ready`](Runtime::push_ready) while timers fire (out of line:
@@ -540,7 +556,7 @@ impl Runtime {
                 None => self.any_timed.set(false),
             }
         }
-        let entry = self.ready.borrow_mut().pop_front();
+        let entry = self.ready.borrow_mut().pop_front(self.popped.get());
         match entry {
             Some(e) => {
                 self.popped.set(self.popped.get() + 1);
@@ -613,7 +629,7 @@ impl Runtime {
         let t = self.ticks.get();
         if t > 1 && !self.any_timed.get() {
             let entry = match self.ready.try_borrow_mut() {
-                Ok(mut ready) => ready.pop_front(),
+                Ok(mut ready) => ready.pop_front(self.popped.get()),
                 Err(_) => None,
             };
             if let Some(e) = entry {
