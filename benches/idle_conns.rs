@@ -1,13 +1,16 @@
 //! Memory per idle connection: the verdant echo server (one greenlet per
-//! connection with a 1 KiB stack buffer: `examples/echo_server.rs`'s loop
-//! in its `read` form; the example's `recv` holds no buffer while idle)
-//! runs as a child process (this binary re-executed with `--serve verdant`,
-//! pinned to CPU 0); this process opens 10,000 connections to it and does
-//! one small echo round trip on each (so its greenlet exists and has read
-//! once), then reads the server's `VmRSS` from `/proc/<pid>/status`. The
-//! same for tokio's current-thread runtime, may (one worker) and the raw mio
-//! loop, with the same 1 KiB buffer (in the task's future for tokio, on the
-//! coroutine's stack for may, one shared buffer for mio).
+//! connection) runs as a child process (this binary re-executed with
+//! `--serve KIND`, pinned to CPU 0); this process opens 10,000 connections
+//! to it and does one small echo round trip on each (so its greenlet exists
+//! and has read once), then reads the server's `VmRSS` from
+//! `/proc/<pid>/status`. Two verdant rows: `verdant-recv` is
+//! `examples/echo_server.rs`'s loop (`conn.recv(1024)`: no buffer is held
+//! while the connection waits), `verdant` the same loop in its `read` form
+//! with a 1 KiB buffer on the greenlet's stack. The same for tokio's
+//! current-thread runtime (`tokio`: the 1 KiB buffer in the task's future;
+//! `tokio-pool`: a buffer borrowed only once the socket is readable, like
+//! `recv`), may (one worker, the buffer on the coroutine's stack) and the
+//! raw mio loop (one shared buffer).
 //!
 //! ```sh
 //! cargo bench --bench idle_conns                       # 10,000 connections
@@ -104,9 +107,16 @@ fn main() {
         .unwrap_or(if quick { 2_000 } else { 10_000 });
     let kinds: Vec<String> = common::arg_value("--servers").map_or_else(
         || {
-            ["verdant", "tokio", "may", "mio"]
-                .map(String::from)
-                .to_vec()
+            [
+                "verdant-recv",
+                "verdant",
+                "tokio",
+                "tokio-pool",
+                "may",
+                "mio",
+            ]
+            .map(String::from)
+            .to_vec()
         },
         |s| s.split(',').map(String::from).collect(),
     );
@@ -120,10 +130,10 @@ fn main() {
         n = nofile - 64;
     }
     println!(
-        "{n} idle connections per server (one checked echo round trip each), RLIMIT_NOFILE {nofile}, server buffer: 1 KiB per connection"
+        "{n} idle connections per server (one checked echo round trip each), RLIMIT_NOFILE {nofile}, server buffer: 1 KiB"
     );
     println!(
-        "{:<8} {:>11} {:>13} {:>11} {:>14} {:>14} {:>10}",
+        "{:<12} {:>11} {:>13} {:>11} {:>14} {:>14} {:>10}",
         "server", "RSS before", "RSS at 1/10", "RSS after", "per conn", "marginal", "connect"
     );
     for kind in &kinds {
@@ -134,7 +144,7 @@ fn main() {
                 let marginal =
                     r.rss1.saturating_sub(r.rss_warm) as f64 / (r.n - r.warm) as f64 / 1024.0;
                 println!(
-                    "{:<8} {:>7.1} MiB {:>9.1} MiB {:>7.1} MiB {:>10.2} KiB {:>10.2} KiB {:>8.2} s",
+                    "{:<12} {:>7.1} MiB {:>9.1} MiB {:>7.1} MiB {:>10.2} KiB {:>10.2} KiB {:>8.2} s",
                     kind,
                     mib(r.rss0),
                     mib(r.rss_warm),
@@ -144,7 +154,7 @@ fn main() {
                     r.secs
                 );
             }
-            Err(e) => println!("{kind:<8} failed: {e}"),
+            Err(e) => println!("{kind:<12} failed: {e}"),
         }
     }
     println!("target: verdant ≤ 5 KiB per connection (kernel socket memory is not in RSS)");
