@@ -13,6 +13,11 @@
 //!            fire due timers, poll IO (blocking only when nothing is ready)
 //! ```
 //!
+//! The queue also hides memory latency: when the greenlet whose turn comes
+//! next parked long ago (its stack has left the caches), its stack lines
+//! are prefetched while the current greenlet runs (see
+//! `Inner::prefetch_if_cold` in `greenlet.rs` for the figures).
+//!
 //! When the greenlet waiting on the root (main) can never be woken because
 //! nothing is ready, timed or watched, the wait fails with
 //! [`JoinErrorKind::LoopExit`](crate::JoinErrorKind::LoopExit) instead of
