@@ -1896,7 +1896,8 @@ fn owned_fd_round_trip_keeps_the_connection() {
 // ---------------------------------------------------------------------------
 
 // gevent `test__socket.py` `TestTCP.test_tcp` shape: a large payload read
-// back in recv-sized pieces arrives whole and in order.
+// back in recv-sized pieces arrives whole and in order. `usize::MAX` asks
+// for far more than memory holds, and reads at most `RECV_MAX`.
 #[test]
 fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     bounded(|| {
@@ -1909,12 +1910,17 @@ fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
             // c drops: end of stream
         });
         let (mut total, mut h, mut calls) = (0usize, FNV_OFFSET, 0usize);
-        for max in [1usize, 7, 1000, 65536].into_iter().cycle() {
+        let limit = verdant::net::buf::RECV_MAX;
+        for max in [1usize, 7, 1000, 65536, usize::MAX].into_iter().cycle() {
             let got = s.recv(max).unwrap();
             if got.is_empty() {
                 break;
             }
-            assert!(got.len() <= max, "recv({max}) returned {} bytes", got.len());
+            assert!(
+                got.len() <= max.min(limit),
+                "recv({max}) returned {} bytes",
+                got.len()
+            );
             h = fnv1a(h, &got);
             total += got.len();
             calls += 1;
@@ -1947,28 +1953,12 @@ fn recv_leaves_what_does_not_fit_for_the_next_call() {
 }
 
 #[test]
-fn recv_zero_and_huge_max() {
+fn recv_zero_returns_at_once() {
     bounded(|| {
         let l = listener();
         let (_c, s) = pair(&l);
         // recv(0) does not wait for data that will never come.
         assert!(s.recv(0).unwrap().is_empty());
-    });
-    bounded(|| {
-        let l = listener();
-        let (c, s) = pair(&l);
-        let writer = spawn(move || (&c).write_all(&vec![b'x'; 3 << 20]).unwrap());
-        // Asking for far more than memory holds reads at most RECV_MAX.
-        let mut total = 0;
-        while total < 3 << 20 {
-            let got = s.recv(usize::MAX).unwrap();
-            assert!(!got.is_empty());
-            assert!(got.len() <= verdant::net::buf::RECV_MAX);
-            assert!(got.iter().all(|&b| b == b'x'));
-            total += got.len();
-        }
-        assert_eq!(total, 3 << 20);
-        writer.join().unwrap();
     });
 }
 

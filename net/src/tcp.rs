@@ -1040,11 +1040,11 @@ mod tests {
             });
             clients.push(c);
         }
-        verdant_runtime::sleep(Duration::from_millis(5)); // all park in recv
-                                                          // A fresh socket counts as readable, so each first recv tried a
-                                                          // read (which would block) in a lent buffer, and gave it back.
-                                                          // Had the parked greenlets kept their buffers, the pool would be
-                                                          // empty and fifty would be out.
+        // Let all fifty park in recv. A fresh socket counts as readable, so
+        // each first recv tried a read (which would block) in a lent buffer,
+        // and gave it back. Had the parked greenlets kept their buffers, the
+        // pool would be empty and fifty would be out.
+        verdant_runtime::sleep(Duration::from_millis(5));
         assert_eq!(pool_stats(), (1, 1024), "a parked recv kept its buffer");
         for round in 0..3 {
             for (i, c) in clients.iter_mut().enumerate() {
