@@ -46,7 +46,10 @@
 //! the time its next message arrives, which costs about 1 µs of server CPU
 //! per 16 KiB request; the pooled rows show each runtime without that cost. The order of the servers is rotated from
 //! one repetition to the next; with `--reps R` every number printed is the
-//! median of R.
+//! median of R, and a ratio between two servers is the median of their R
+//! ratios within a repetition (pairs that ran seconds apart share the
+//! machine's state, which drifts by 20–30% over an hour on a shared host),
+//! with the lowest and highest of the R shown beside it.
 //!
 //! **Targets** (read the ratios; nothing is asserted): server CPU per
 //! request verdant / mio ≤ 1.15, and verdant below both tokio and may. The
@@ -95,6 +98,26 @@ impl Cell {
     }
     fn cli_pct(&self) -> f64 {
         self.cli_cpu.as_secs_f64() / self.secs * 100.0
+    }
+}
+
+/// One server's CPU per request relative to another's, over repetitions.
+#[derive(Clone, Copy, Debug)]
+struct Ratio {
+    median: f64,
+    low: f64,
+    high: f64,
+}
+
+impl Ratio {
+    fn of(v: &mut [f64]) -> Ratio {
+        let median = median(v);
+        // `median` sorted `v`.
+        Ratio {
+            median,
+            low: v.first().copied().unwrap_or(f64::NAN),
+            high: v.last().copied().unwrap_or(f64::NAN),
+        }
     }
 }
 
@@ -416,9 +439,21 @@ fn main() {
             let cpu: Vec<f64> = (0..servers.len())
                 .map(|s| med(s, &Cell::srv_us_per_req))
                 .collect();
-            let mio = kinds.iter().position(|k| k == "mio").map(|i| cpu[i]);
+            // A ratio between two servers is the median of their ratios in
+            // each repetition: the two ran seconds apart, in the same
+            // machine state, so the pairs cancel most of its drift.
+            let paired = |a: usize, b: usize| {
+                let mut v: Vec<f64> = results[a]
+                    .iter()
+                    .zip(&results[b])
+                    .map(|(x, y)| x.srv_us_per_req() / y.srv_us_per_req())
+                    .collect();
+                Ratio::of(&mut v)
+            };
+            let mio = kinds.iter().position(|k| k == "mio");
             for (s, server) in servers.iter().enumerate() {
-                let vs_mio = mio.map_or(String::from("-"), |m| format!("{:.2}", cpu[s] / m));
+                let vs_mio =
+                    mio.map_or(String::from("-"), |m| format!("{:.2}", paired(s, m).median));
                 println!(
                     "{:>6} {:>6} {:<12} {:>10.0} {:>9.1} {:>9.1} {:>11.2} {:>9.2} {:>8.0} {:>8.0} {:>7}",
                     conns,
@@ -437,7 +472,7 @@ fn main() {
             let ratio = |a: &str, b: &str| {
                 let ia = kinds.iter().position(|k| k == a)?;
                 let ib = kinds.iter().position(|k| k == b)?;
-                Some(cpu[ia] / cpu[ib])
+                Some(paired(ia, ib))
             };
             for v in ["verdant", "verdant-recv"] {
                 if kinds.iter().any(|k| k == v) {
@@ -449,20 +484,35 @@ fn main() {
 
     println!();
     println!("server CPU per request, verdant relative to the others (targets: vs mio ≤ 1.15, vs the others < 1)");
+    if reps > 1 {
+        println!(
+            "each ratio is the median of the {reps} repetitions' ratios, [lowest–highest] after it"
+        );
+    }
+    let w = if reps > 1 { 24 } else { 12 };
     println!(
-        "{:>6} {:>6} {:<13} {:>12} {:>12} {:>12} {:>12}",
+        "{:>6} {:>6} {:<13} {:>w$} {:>w$} {:>w$} {:>w$}",
         "conns", "size", "verdant row", "/ mio", "/ tokio", "/ tokio-pool", "/ may"
     );
-    let show = |r: Option<f64>, limit: f64, strict: bool| match r {
+    let show = |r: Option<Ratio>, limit: f64, strict: bool| match r {
         None => String::from("-"),
         Some(r) => {
-            let ok = if strict { r < limit } else { r <= limit };
-            format!("{r:.2} {}", if ok { "ok  " } else { "MISS" })
+            let ok = if strict {
+                r.median < limit
+            } else {
+                r.median <= limit
+            };
+            let verdict = if ok { "ok  " } else { "MISS" };
+            if reps > 1 {
+                format!("{:.2} {verdict} [{:.2}–{:.2}]", r.median, r.low, r.high)
+            } else {
+                format!("{:.2} {verdict}", r.median)
+            }
         }
     };
     for (conns, size, v, [m, t, tp, y]) in summary {
         println!(
-            "{:>6} {:>6} {:<13} {:>12} {:>12} {:>12} {:>12}",
+            "{:>6} {:>6} {:<13} {:>w$} {:>w$} {:>w$} {:>w$}",
             conns,
             size,
             v,
