@@ -60,9 +60,12 @@ const CHECK_PERIOD: Duration = Duration::from_millis(1);
 struct Timed {
     entry: Ready,
     /// It runs once this many entries of the ready queue have been popped,
-    /// or once it has waited `SWITCH_INTERVAL` since `woke`.
+    /// or earlier once it has waited `SWITCH_INTERVAL` since `woke` (see
+    /// `Runtime::pop_ready` for the rest of that rule).
     after: u64,
     woke: Instant,
+    /// Entries of the ready queue popped when it woke.
+    popped_then: u64,
 }
 
 /// Ends a timer-firing pass, even if a timer's wake-up unwinds.
@@ -90,6 +93,9 @@ pub(crate) struct Runtime {
     /// Entries ever pushed to and popped from `ready`: positions in it.
     pushed: Cell<u64>,
     popped: Cell<u64>,
+    /// `popped` when a timed entry last ran ahead of its turn: the next may
+    /// only once a ready entry ran since (see `Runtime::pop_ready`).
+    promoted_at: Cell<u64>,
     /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
     firing: Cell<Option<Instant>>,
     timers: RefCell<Timers>,
@@ -397,6 +403,7 @@ impl Runtime {
             any_timed: Cell::new(false),
             pushed: Cell::new(0),
             popped: Cell::new(0),
+            promoted_at: Cell::new(0),
             firing: Cell::new(None),
             timers: RefCell::new(Timers::default()),
             poll: RefCell::new(None),
@@ -541,20 +548,39 @@ impl Runtime {
             entry,
             after: self.pushed.get(),
             woke,
+            popped_then: self.popped.get(),
         });
         self.any_timed.set(true);
     }
 
     /// The next entry to run: the first timed one whose turn has come (or
-    /// that was promoted), else the first ready one.
+    /// that is promoted), else the first ready one.
+    ///
+    /// A timed entry is promoted (runs before the ready entries queued ahead
+    /// of it) once it has waited [`SWITCH_INTERVAL`], but only between turns
+    /// of the ready queue: a ready entry must have run since it woke, and
+    /// since the last promotion. So a hub that is itself slow (a long
+    /// timer pass, a preempted thread, valgrind) never lets a sleeper
+    /// overtake greenlets that had no turn at all, and a burst of late
+    /// timers takes every other turn instead of all of them.
     #[inline]
     fn pop_ready(&self) -> Option<Ready> {
         if self.any_timed.get() {
             let mut timed = self.timed.borrow_mut();
+            let popped = self.popped.get();
             match timed.front() {
-                // Its turn has come, or it has waited a switch interval (a
-                // clock read only while a woken timer waits behind others).
-                Some(t) if t.after <= self.popped.get() || t.woke.elapsed() >= SWITCH_INTERVAL => {
+                // Its turn has come.
+                Some(t) if t.after <= popped => {
+                    return timed.pop_front().map(|t| t.entry);
+                }
+                // Promoted (a clock read only while a woken timer waits
+                // behind others, and only between turns).
+                Some(t)
+                    if popped > t.popped_then
+                        && popped > self.promoted_at.get()
+                        && t.woke.elapsed() >= SWITCH_INTERVAL =>
+                {
+                    self.promoted_at.set(popped);
                     return timed.pop_front().map(|t| t.entry);
                 }
                 Some(_) => {}
@@ -752,8 +778,9 @@ impl Runtime {
     /// (and up to one `event_interval` of turns before its timer is looked
     /// at), not by a whole turn of the queue. gevent bounds its callback
     /// batches by its switch interval the same way, and Go readies a
-    /// timer's goroutine into `runnext`. A greenlet is woken at most once
-    /// per wait, so promoted ones cannot starve the rest.
+    /// timer's goroutine into `runnext`. Promoted entries alternate with
+    /// ready ones (see `pop_ready`), so a burst of them cannot starve the
+    /// rest.
     fn fire_timers(&self, now: Instant) {
         self.firing.set(Some(now));
         let _end = FiringEnd(self);
@@ -1198,5 +1225,48 @@ impl Hub {
     /// ```
     pub fn switch_count(&self) -> u64 {
         with_rt(|rt| rt.switches.get())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Spawns a greenlet that logs `name` when it runs. While `woke` is
+    /// set, its start goes to the timed queue as if its timer had fired
+    /// then (the way `fire_timers` queues a sleeper).
+    fn spawn_logged(
+        log: &Rc<RefCell<Vec<&'static str>>>,
+        name: &'static str,
+        woke: Option<Instant>,
+    ) -> crate::JoinHandle<()> {
+        with_rt(|rt| rt.firing.set(woke));
+        let log = log.clone();
+        let h = crate::spawn(move || log.borrow_mut().push(name));
+        with_rt(|rt| rt.firing.set(None));
+        h
+    }
+
+    #[test]
+    fn late_timers_take_every_other_turn_and_never_the_first() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        // Four greenlets ready, then two woken by timers that fired long
+        // enough ago to be promoted: as after a timer pass (or a stall of
+        // the hub's thread) that took longer than the switch interval.
+        let mut hs: Vec<_> = ["a", "c", "d", "e"]
+            .into_iter()
+            .map(|n| spawn_logged(&log, n, None))
+            .collect();
+        let long_ago = Instant::now()
+            .checked_sub(SWITCH_INTERVAL * 2)
+            .expect("the clock is past twice the switch interval");
+        for n in ["b1", "b2"] {
+            hs.push(spawn_logged(&log, n, Some(long_ago)));
+        }
+        crate::joinall(&hs).unwrap();
+        // A greenlet ready before the timers fired runs first; the late
+        // ones then alternate with the rest of the ready queue instead of
+        // all going first (b1 b2 a c d e), and FIFO would be a c d e b1 b2.
+        assert_eq!(*log.borrow(), ["a", "b1", "c", "b2", "d", "e"]);
     }
 }
