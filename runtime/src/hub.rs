@@ -64,8 +64,8 @@ struct Timed {
     /// `Runtime::pop_ready` for the rest of that rule).
     after: u64,
     woke: Instant,
-    /// Entries of the ready queue popped when it woke.
-    popped_then: u64,
+    /// `Runtime::turns` when it woke.
+    turns_then: u64,
 }
 
 /// Ends a timer-firing pass, even if a timer's wake-up unwinds.
@@ -93,7 +93,10 @@ pub(crate) struct Runtime {
     /// Entries ever pushed to and popped from `ready`: positions in it.
     pushed: Cell<u64>,
     popped: Cell<u64>,
-    /// `popped` when a timed entry last ran ahead of its turn: the next may
+    /// Entries of `ready` that `pop_ready` found stale: `popped` less
+    /// these is the turns taken from the ready queue (`Runtime::turns`).
+    stale_popped: Cell<u64>,
+    /// `turns` when a timed entry last ran ahead of its turn: the next may
     /// only once a ready entry ran since (see `Runtime::pop_ready`).
     promoted_at: Cell<u64>,
     /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
@@ -403,6 +406,7 @@ impl Runtime {
             any_timed: Cell::new(false),
             pushed: Cell::new(0),
             popped: Cell::new(0),
+            stale_popped: Cell::new(0),
             promoted_at: Cell::new(0),
             firing: Cell::new(None),
             timers: RefCell::new(Timers::default()),
@@ -548,7 +552,7 @@ impl Runtime {
             entry,
             after: self.pushed.get(),
             woke,
-            popped_then: self.popped.get(),
+            turns_then: self.turns(),
         });
         self.any_timed.set(true);
     }
@@ -576,11 +580,11 @@ impl Runtime {
                 // Promoted (a clock read only while a woken timer waits
                 // behind others, and only between turns).
                 Some(t)
-                    if popped > t.popped_then
-                        && popped > self.promoted_at.get()
+                    if self.turns() > t.turns_then
+                        && self.turns() > self.promoted_at.get()
                         && t.woke.elapsed() >= SWITCH_INTERVAL =>
                 {
-                    self.promoted_at.set(popped);
+                    self.promoted_at.set(self.turns());
                     return timed.pop_front().map(|t| t.entry);
                 }
                 Some(_) => {}
@@ -591,11 +595,22 @@ impl Runtime {
         match entry {
             Some(e) => {
                 self.popped.set(self.popped.get() + 1);
+                if e.seq() != e.g.inner.wait_seq.get() {
+                    // Not a turn: `take_entry` drops it.
+                    self.stale_popped.set(self.stale_popped.get() + 1);
+                }
                 Some(e)
             }
             // Nothing ahead of the timed ones any more.
             None => self.timed.borrow_mut().pop_front().map(|t| t.entry),
         }
+    }
+
+    /// Turns taken from the ready queue: entries popped, less the stale
+    /// ones `pop_ready` saw. Exact while timed entries wait (every pop then
+    /// goes through `pop_ready`), which is when the timer rule reads it.
+    fn turns(&self) -> u64 {
+        self.popped.get() - self.stale_popped.get()
     }
 
     /// How many entries are queued to run (stale ones included).
@@ -1268,5 +1283,24 @@ mod tests {
         // ones then alternate with the rest of the ready queue instead of
         // all going first (b1 b2 a c d e), and FIFO would be a c d e b1 b2.
         assert_eq!(*log.borrow(), ["a", "b1", "c", "b2", "d", "e"]);
+    }
+
+    #[test]
+    fn a_stale_entry_is_not_a_turn_for_a_late_timer() {
+        let log = Rc::new(RefCell::new(Vec::new()));
+        // `x`'s start entry goes stale when it is killed before it runs
+        // (the kill queues a new entry at the back): ready = [x (stale), a,
+        // x's kill], then `b` is woken by a timer that fired long ago.
+        let x = spawn_logged(&log, "x", None);
+        let a = spawn_logged(&log, "a", None);
+        x.kill_nowait();
+        let long_ago = Instant::now()
+            .checked_sub(SWITCH_INTERVAL * 2)
+            .expect("the clock is past twice the switch interval");
+        let b = spawn_logged(&log, "b", Some(long_ago));
+        crate::joinall([&a, &b]).unwrap();
+        assert!(x.join().is_err(), "x was killed before it started");
+        // Popping x's stale entry gave nobody a turn: `a` still goes first.
+        assert_eq!(*log.borrow(), ["a", "b"]);
     }
 }
