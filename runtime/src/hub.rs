@@ -172,6 +172,13 @@ impl Ready {
         self.tag >> TAG_BITS
     }
 
+    /// Its greenlet has moved on to another wait (woken twice, killed…):
+    /// the entry is dropped, not run.
+    #[inline(always)]
+    fn is_stale(&self) -> bool {
+        self.seq() != self.g.inner.wait_seq.get()
+    }
+
     /// The value the greenlet is resumed with.
     #[inline(always)]
     fn input(&self) -> Value {
@@ -571,20 +578,20 @@ impl Runtime {
     fn pop_ready(&self) -> Option<Ready> {
         if self.any_timed.get() {
             let mut timed = self.timed.borrow_mut();
-            let popped = self.popped.get();
+            let turns = self.turns();
             match timed.front() {
                 // Its turn has come.
-                Some(t) if t.after <= popped => {
+                Some(t) if t.after <= self.popped.get() => {
                     return timed.pop_front().map(|t| t.entry);
                 }
                 // Promoted (a clock read only while a woken timer waits
                 // behind others, and only between turns).
                 Some(t)
-                    if self.turns() > t.turns_then
-                        && self.turns() > self.promoted_at.get()
+                    if turns > t.turns_then
+                        && turns > self.promoted_at.get()
                         && t.woke.elapsed() >= SWITCH_INTERVAL =>
                 {
-                    self.promoted_at.set(self.turns());
+                    self.promoted_at.set(turns);
                     return timed.pop_front().map(|t| t.entry);
                 }
                 Some(_) => {}
@@ -595,7 +602,7 @@ impl Runtime {
         match entry {
             Some(e) => {
                 self.popped.set(self.popped.get() + 1);
-                if e.seq() != e.g.inner.wait_seq.get() {
+                if e.is_stale() {
                     // Not a turn: `take_entry` drops it.
                     self.stale_popped.set(self.stale_popped.get() + 1);
                 }
@@ -694,7 +701,7 @@ impl Runtime {
     /// dropped) when the entry is stale: its greenlet moved on.
     #[inline(always)]
     fn take_entry(&self, e: Ready) -> Option<Greenlet> {
-        if e.seq() != e.g.inner.wait_seq.get() {
+        if e.is_stale() {
             return None;
         }
         self.switches.set(self.switches.get() + 1);

@@ -261,11 +261,11 @@ fn valgrind_make_mem_undefined(lo: usize, len: usize) {
         // VG_USERREQ_TOOL_BASE('M', 'C') + 1.
         const MAKE_MEM_UNDEFINED: u64 = 0x4d43_0001;
         let args: [u64; 6] = [MAKE_MEM_UNDEFINED, lo as u64, len as u64, 0, 0, 0];
-        // SAFETY: valgrind's client-request sequence. On hardware the four
-        // rotations of rdi add up to 128 bits (rdi is left unchanged) and
-        // `xchg rbx, rbx` is a no-op; under valgrind it reads the six words
-        // of `args`, which live across the asm, and writes its answer to rdx
-        // (declared). It uses no stack and writes no memory.
+        // Valgrind's client-request sequence. On hardware the four rotations
+        // of rdi add up to 128 bits (rdi is left unchanged) and `xchg rbx,
+        // rbx` is a no-op. It uses no stack and writes no memory.
+        // SAFETY: a no-op outside valgrind; under it, it reads the six words
+        // of `args` (alive across the asm) and writes rdx (declared).
         unsafe {
             std::arch::asm!(
                 "rol rdi, 3",
