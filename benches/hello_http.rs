@@ -83,7 +83,15 @@ fn which(name: &str) -> Option<PathBuf> {
 fn build_example() -> io::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--quiet", "--release", "--example", "hello_http"])
+        .args([
+            "build",
+            "--quiet",
+            "--release",
+            "-p",
+            "verdant",
+            "--example",
+            "hello_http",
+        ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stdout(Stdio::null())
         .status()?;
