@@ -305,6 +305,34 @@ impl Registration {
         self.with_slot(|s| s.closed).unwrap_or(true)
     }
 
+    /// `Ok` while the registration is open; after [`close`](Registration::close)
+    /// the same `NotConnected` error that its waits return, for socket
+    /// types that retry an operation in a loop of their own.
+    ///
+    /// # Errors
+    ///
+    /// `NotConnected` ("the socket was closed by another greenlet") once
+    /// closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// a.set_nonblocking(true).unwrap();
+    /// let reg = verdant_runtime::io::Registration::new(a.as_raw_fd()).unwrap();
+    /// assert!(reg.check_open().is_ok());
+    /// reg.close();
+    /// assert_eq!(reg.check_open().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// ```
+    pub fn check_open(&self) -> io::Result<()> {
+        if self.is_closed() {
+            Err(closed_error())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Marks the registration closed and wakes both of its waiters, whose
     /// waits (and all later ones) fail with `ErrorKind::NotConnected`.
     /// The fd itself stays open until its owner drops it, so its number
@@ -583,5 +611,39 @@ fn closed_error() -> io::Error {
 }
 
 fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "the operation timed out")
+    deadline_error()
+}
+
+/// The error of an IO wait whose deadline passed: `ErrorKind::TimedOut`,
+/// carrying [`Elapsed`](crate::Elapsed) as its inner error, so that callers
+/// can tell it from a `TimedOut` that the OS reported (a TCP connection
+/// that timed out, `ETIMEDOUT`) with [`is_deadline_error`]. Socket types
+/// built on this module use it for their own retry loops.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::io::{deadline_error, is_deadline_error};
+/// let e = deadline_error();
+/// assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+/// assert!(is_deadline_error(&e));
+/// assert!(!is_deadline_error(&std::io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+/// ```
+pub fn deadline_error() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, crate::Elapsed)
+}
+
+/// Whether `err` is a deadline expiry made by [`deadline_error`] (what
+/// [`Registration::wait`], [`Registration::io`] and
+/// [`Registration::io_stream`] return when their deadline passes), rather
+/// than an error from the OS.
+///
+/// # Examples
+///
+/// See [`deadline_error`].
+pub fn is_deadline_error(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::TimedOut
+        && err
+            .get_ref()
+            .is_some_and(|e| e.downcast_ref::<crate::Elapsed>().is_some())
 }
