@@ -17,9 +17,12 @@
 //! hub starts.
 
 use std::cell::Cell;
+use std::io;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::Once;
+use std::sync::OnceLock;
+
+use crate::sys::cvt;
 
 /// What the handler needs to know about the running greenlet. Lives inside
 /// the greenlet record; only plain data, read from a signal handler.
@@ -55,36 +58,52 @@ impl FaultInfo {
     }
 }
 
-static INSTALL: Once = Once::new();
+static INSTALL: OnceLock<Result<(), i32>> = OnceLock::new();
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 
 /// Installs the handler once per process and makes sure this thread has an
 /// alternate signal stack.
-pub(crate) fn init_thread() {
-    INSTALL.call_once(|| {
-        // SAFETY: runs once, before any handler of ours can read PREV_*; the
-        // sigaction structs are fully initialised (zeroed plus our fields).
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_fault as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(
-                libc::SIGSEGV,
-                &sa,
-                (*ptr::addr_of_mut!(PREV_SEGV)).as_mut_ptr(),
-            );
-            libc::sigaction(
-                libc::SIGBUS,
-                &sa,
-                (*ptr::addr_of_mut!(PREV_BUS)).as_mut_ptr(),
-            );
-        }
-    });
-    ensure_altstack();
+///
+/// # Errors
+///
+/// What `sigaction` (once per process), or the alternate stack's `mmap`,
+/// `mprotect` or `sigaltstack` reports. Greenlets still run; an overflow
+/// is then a plain `SIGSEGV` without the greenlet's name.
+pub(crate) fn init_thread() -> io::Result<()> {
+    let installed = *INSTALL.get_or_init(|| install().map_err(|e| e.raw_os_error().unwrap_or(0)));
+    installed.map_err(io::Error::from_raw_os_error)?;
+    ensure_altstack()
 }
 
+/// Installs `on_fault` for `SIGSEGV` and `SIGBUS`, keeping the previous
+/// handlers to chain to.
+fn install() -> io::Result<()> {
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_fault as *const () as usize;
+    sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+    // SAFETY: `sa_mask` is a valid sigset_t to clear.
+    cvt(unsafe { libc::sigemptyset(&mut sa.sa_mask) })?;
+    // SAFETY: runs once (under INSTALL), before any handler of ours can read
+    // PREV_*, which sigaction fills in; `sa` is fully initialised. A failed
+    // SIGBUS install leaves PREV_BUS zeroed, read as SIG_DFL.
+    unsafe {
+        cvt(libc::sigaction(
+            libc::SIGSEGV,
+            &sa,
+            (*ptr::addr_of_mut!(PREV_SEGV)).as_mut_ptr(),
+        ))?;
+        cvt(libc::sigaction(
+            libc::SIGBUS,
+            &sa,
+            (*ptr::addr_of_mut!(PREV_BUS)).as_mut_ptr(),
+        ))?;
+    }
+    Ok(())
+}
+
+/// An alternate signal stack the runtime made for its thread.
 struct AltStack {
     map: *mut libc::c_void,
     len: usize,
@@ -92,14 +111,19 @@ struct AltStack {
 
 impl Drop for AltStack {
     fn drop(&mut self) {
-        // SAFETY: disable the altstack before unmapping it, so no handler can
-        // run on freed memory; the mapping is ours.
-        unsafe {
-            let mut ss: libc::stack_t = std::mem::zeroed();
-            ss.ss_flags = libc::SS_DISABLE;
-            libc::sigaltstack(&ss, ptr::null_mut());
-            libc::munmap(self.map, self.len);
+        // SAFETY: a zeroed stack_t is valid; with SS_DISABLE it asks for no
+        // alternate stack.
+        let mut ss: libc::stack_t = unsafe { std::mem::zeroed() };
+        ss.ss_flags = libc::SS_DISABLE;
+        // SAFETY: `ss` is a valid stack_t.
+        if cvt(unsafe { libc::sigaltstack(&ss, ptr::null_mut()) }).is_err() {
+            // Still in use (EPERM: a handler runs on it): unmapping it now
+            // would pull the stack from under that handler. Leak it.
+            return;
         }
+        // SAFETY: the mapping is ours, and no handler can run on it any more.
+        let r = cvt(unsafe { libc::munmap(self.map, self.len) });
+        debug_assert!(r.is_ok(), "munmap of an alternate signal stack: {r:?}");
     }
 }
 
@@ -107,49 +131,56 @@ thread_local! {
     static OWN_ALTSTACK: Cell<Option<AltStack>> = const { Cell::new(None) };
 }
 
-fn ensure_altstack() {
-    // SAFETY: querying the current altstack has no preconditions.
+fn ensure_altstack() -> io::Result<()> {
+    // SAFETY: a zeroed stack_t is a valid out-value.
     let mut old: libc::stack_t = unsafe { std::mem::zeroed() };
-    // SAFETY: `old` is a valid out-pointer.
-    unsafe { libc::sigaltstack(ptr::null(), &mut old) };
+    // SAFETY: `old` is a valid out-pointer; a null new stack only queries.
+    cvt(unsafe { libc::sigaltstack(ptr::null(), &mut old) })?;
     if old.ss_flags & libc::SS_DISABLE == 0 {
-        return; // std (or the embedder) already gave this thread one
+        return Ok(()); // std (or the embedder) already gave this thread one
     }
     let page = crate::stack::page_size();
     // SAFETY: getauxval has no preconditions; 0 means "unknown".
     let min = unsafe { libc::getauxval(libc::AT_MINSIGSTKSZ) } as usize;
     let size = (min.max(libc::SIGSTKSZ) + 64 * 1024).div_ceil(page) * page;
     let len = size + page;
-    // SAFETY: fresh anonymous mapping; the lowest page becomes a guard.
-    unsafe {
-        let map = libc::mmap(
+    // SAFETY: a fresh anonymous mapping; no existing memory is affected.
+    let map = cvt(unsafe {
+        libc::mmap(
             ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
             libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
             -1,
             0,
-        );
-        if map == libc::MAP_FAILED {
-            return; // overflows on this thread will be plain SIGSEGVs
-        }
-        libc::mprotect(map, page, libc::PROT_NONE);
-        let ss = libc::stack_t {
-            ss_sp: map.cast::<u8>().add(page).cast(),
-            ss_flags: 0,
-            ss_size: size,
-        };
-        if libc::sigaltstack(&ss, ptr::null_mut()) != 0 {
-            libc::munmap(map, len);
-            return;
-        }
-        OWN_ALTSTACK.with(|c| c.set(Some(AltStack { map, len })));
-    }
+        )
+    })?;
+    let unmap = |e: io::Error| {
+        // SAFETY: the fresh mapping is ours and nothing uses it yet.
+        let r = cvt(unsafe { libc::munmap(map, len) });
+        debug_assert!(r.is_ok(), "munmap of a fresh mapping: {r:?}");
+        e
+    };
+    // SAFETY: the lowest page of our own fresh mapping becomes the guard.
+    cvt(unsafe { libc::mprotect(map, page, libc::PROT_NONE) }).map_err(unmap)?;
+    let ss = libc::stack_t {
+        // SAFETY: `page` bytes into a mapping of `page + size` bytes.
+        ss_sp: unsafe { map.cast::<u8>().add(page) }.cast(),
+        ss_flags: 0,
+        ss_size: size,
+    };
+    // SAFETY: `ss` describes the usable part of our mapping, which lives
+    // until `AltStack`'s drop disables it again.
+    cvt(unsafe { libc::sigaltstack(&ss, ptr::null_mut()) }).map_err(unmap)?;
+    OWN_ALTSTACK.with(|c| c.set(Some(AltStack { map, len })));
+    Ok(())
 }
 
 fn write_stderr(bytes: &[u8]) {
+    // The result is not looked at: inside a signal handler about to abort,
+    // a failed report has no one left to tell.
     // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
-    unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    let _ = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
 }
 
 fn write_dec(mut n: u64) {
@@ -222,7 +253,11 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
             // and the process dies with the plain signal.
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, ptr::null_mut());
+            if libc::sigaction(sig, &dfl, ptr::null_mut()) != 0 {
+                // The default action cannot be restored: returning would
+                // fault again into this handler forever. Abort instead.
+                libc::abort();
+            }
         } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
             let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
                 std::mem::transmute(prev.sa_sigaction);

@@ -400,7 +400,12 @@ pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
 
 impl Runtime {
     fn new() -> Runtime {
-        crate::fault::init_thread();
+        if let Err(e) = crate::fault::init_thread() {
+            eprintln!(
+                "verdant: a stack overflow on this thread will be a plain SIGSEGV \
+                 (its handler could not be set up: {e})"
+            );
+        }
         crate::panic::install_hook();
         let (main, hub) = greenlet::new_root_records();
         let current = Cell::new(Rc::as_ptr(&main.inner));

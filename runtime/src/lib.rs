@@ -48,6 +48,7 @@ mod pool;
 pub mod remote;
 pub mod stack;
 pub mod sync;
+mod sys;
 mod task;
 mod time;
 mod timeout;

@@ -46,6 +46,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
 use corosensei::stack::valgrind::ValgrindStackRegistration;
+
+use crate::sys::cvt;
 use corosensei::stack::StackPointer;
 
 /// Default usable stack size of a greenlet: 64 KiB.
@@ -178,7 +180,7 @@ impl Stack {
         let map_len = usable + guard;
         // SAFETY: an anonymous private mapping at a kernel-chosen address; no
         // existing memory is affected.
-        let p = unsafe {
+        let p = cvt(unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 map_len,
@@ -187,14 +189,13 @@ impl Stack {
                 -1,
                 0,
             )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(map_error(io::Error::last_os_error(), "map"));
-        }
+        })
+        .map_err(|e| map_error(e, "map"))?;
         let map_lo = p as usize;
         if let Err(e) = install_guard(map_lo, guard) {
             // SAFETY: we own this fresh mapping and nothing else refers to it.
-            unsafe { libc::munmap(p, map_len) };
+            let r = cvt(unsafe { libc::munmap(p, map_len) });
+            debug_assert!(r.is_ok(), "munmap of a fresh stack mapping: {r:?}");
             return Err(map_error(e, "guard"));
         }
         Ok(Stack {
@@ -235,11 +236,14 @@ impl Stack {
         if top - from > DEEP_SCRUB {
             // SAFETY: the range is this stack's own usable part, and no
             // coroutine runs on it (the caller got it from `into_stack`).
-            let rc =
-                unsafe { libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED) };
-            if rc == 0 {
+            let r = cvt(unsafe {
+                libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED)
+            });
+            if r.is_ok() {
                 return;
             }
+            // Refused (it should not be, on our own private mapping): zero
+            // the used part with memset instead, below.
         }
         valgrind_make_mem_undefined(from, top - from);
         // SAFETY: [from, top) lies inside this stack's usable, writable part,
@@ -287,12 +291,12 @@ fn install_guard(map_lo: usize, guard: usize) -> io::Result<()> {
     let mode = GUARD_MODE.load(Ordering::Relaxed);
     if mode != MODE_MPROTECT {
         // SAFETY: the range is the start of a mapping we just made.
-        let rc = unsafe { libc::madvise(map_lo as *mut libc::c_void, guard, MADV_GUARD_INSTALL) };
-        if rc == 0 {
+        let r =
+            cvt(unsafe { libc::madvise(map_lo as *mut libc::c_void, guard, MADV_GUARD_INSTALL) });
+        let Err(err) = r else {
             GUARD_MODE.store(MODE_GUARD_INSTALL, Ordering::Relaxed);
             return Ok(());
-        }
-        let err = io::Error::last_os_error();
+        };
         if err.raw_os_error() != Some(libc::EINVAL) || mode == MODE_GUARD_INSTALL {
             return Err(err);
         }
@@ -300,19 +304,17 @@ fn install_guard(map_lo: usize, guard: usize) -> io::Result<()> {
         GUARD_MODE.store(MODE_MPROTECT, Ordering::Relaxed);
     }
     // SAFETY: as above; PROT_NONE on our own fresh mapping.
-    let rc = unsafe { libc::mprotect(map_lo as *mut libc::c_void, guard, libc::PROT_NONE) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
+    cvt(unsafe { libc::mprotect(map_lo as *mut libc::c_void, guard, libc::PROT_NONE) }).map(drop)
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // SAFETY: the mapping is ours; the stack is dropped only after its
         // coroutine finished (into_stack) or was dropped, so nothing runs on it.
-        unsafe { libc::munmap(self.map_lo as *mut libc::c_void, self.map_len) };
+        let r = cvt(unsafe { libc::munmap(self.map_lo as *mut libc::c_void, self.map_len) });
+        // Unmapping our own whole mapping cannot fail; if it did, the
+        // memory would only leak.
+        debug_assert!(r.is_ok(), "munmap of a greenlet stack: {r:?}");
     }
 }
 
