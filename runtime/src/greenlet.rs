@@ -79,37 +79,7 @@ use crate::fault::FaultInfo;
 use crate::hub::{with_rt, Runtime};
 use crate::stack::{self, Stack};
 use crate::task::Completion;
-use crate::value::Value;
-
-/// A panic payload, as carried by `catch_unwind`/`resume_unwind`.
-pub(crate) type Payload = Box<dyn Any + Send + 'static>;
-
-/// What a greenlet receives when it is resumed, decoded from the [`Value`]
-/// that carried it (see [`Value::into_input`]). Only slow paths decode: a
-/// plain value is recognised by one test and handed over as it is.
-pub(crate) enum Input {
-    /// A value from `switch` (or a greenlet's return value, via its parent).
-    Value(Value),
-    /// Raise this payload at the switch point (`throw`, kill, or a child's
-    /// uncaught panic).
-    Throw(Payload),
-    /// A wake-up from the hub for a greenlet parked in a hub wait.
-    Wake(Wake),
-}
-
-/// Why the hub resumed a parked greenlet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
-    /// What it waited for happened.
-    Ready,
-    /// Its deadline passed.
-    TimedOut,
-    /// Nothing can ever wake it: the hub has nothing to run, watch or time.
-    LoopExit,
-}
-
-/// How a greenlet's function ended: its value, or an uncaught panic.
-pub(crate) type Exit = Result<Value, Payload>;
+use crate::value::{Exit, Input, Payload, Value, Wake};
 
 // Values do not travel through corosensei: the runtime's mailbox carries
 // them (see `Runtime::post`), so every resume/suspend moves `()`, the

@@ -35,10 +35,10 @@ use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{self, Greenlet, Inner, Input, Wake};
+use crate::greenlet::{self, Greenlet, Inner};
 use crate::stack::{self, Stack, StackPool};
 use crate::timer::{TimerEntry, TimerKey, Timers};
-use crate::value::Value;
+use crate::value::{Exit, Input, Payload, Value, Wake};
 
 pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
      (the hub has no greenlet ready to run, no timer and no IO to wait for)";
@@ -137,7 +137,7 @@ pub(crate) struct Runtime {
     /// (borrowed from the sender's frame; see `greenlet::suspend`).
     pub(crate) mail_target: Cell<*const Inner>,
     /// A finished greenlet's exit, left by its root for the root loop.
-    pub(crate) mail_exit: Cell<Option<greenlet::Exit>>,
+    pub(crate) mail_exit: Cell<Option<Exit>>,
     /// Start timers of `spawn_later` greenlets not yet started, by id, so a
     /// kill before the start cancels the timer.
     pub(crate) start_timers: RefCell<std::collections::HashMap<u64, TimerKey>>,
@@ -637,7 +637,7 @@ impl Runtime {
 
     /// Delivers `payload` into `g` (unstarted or suspended) on the next tick,
     /// superseding whatever wait it is in.
-    pub(crate) fn throw_later(&self, g: &Greenlet, payload: greenlet::Payload) {
+    pub(crate) fn throw_later(&self, g: &Greenlet, payload: Payload) {
         let seq = g.inner.wait_seq.get() + 1;
         g.inner.wait_seq.set(seq);
         g.inner.woken.set(true);

@@ -41,9 +41,9 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::greenlet::Wake;
 use crate::hub::{self, with_rt, Runtime, WaitToken};
 use crate::task::TimerGuard;
+use crate::value::Wake;
 
 /// Which way an operation moves data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

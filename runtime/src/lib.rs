@@ -35,6 +35,22 @@
 //! * Destructors must not wait: a switch or hub wait during unwinding returns at
 //!   once without switching (see [`greenlet`]).
 //! * Thread-locals are shared by every greenlet of a thread.
+//!
+//! # Layers
+//!
+//! The modules form layers, each using only those below it (a test,
+//! `tests/runtime_layering.rs`, reads this list and fails on an import
+//! that goes up, or on a cycle outside the core):
+//!
+//! ```text
+//! sys, stack, value, fault, panic          (no runtime state)
+//! timer, reactor                           (the hub's timer queue and readiness slab)
+//! hub, greenlet                            (the core: records, switch, scheduler, park)
+//! io, time, timeout, local, remote         (waits, scopes, cross-thread posts)
+//! task                                     (spawn, JoinHandle, kill)
+//! sync, blocking                           (wait lists, primitives; the blocking pool)
+//! wait, pool, remote_ref                   (iwait/joinall, Pool/Group, cross-thread refs)
+//! ```
 #![warn(missing_docs)]
 
 mod fault;

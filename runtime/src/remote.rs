@@ -43,9 +43,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::greenlet::Wake;
 use crate::hub::{self, with_rt, Runtime, WaitToken};
 use crate::task::{deadline_after, JoinError, JoinErrorKind, TimerGuard};
+use crate::value::Wake;
 
 /// The mio token of a hub's remote waker (IO tokens never reach it: their
 /// slot index is below `u32::MAX`).

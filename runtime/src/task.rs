@@ -18,9 +18,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{self, Exit, Greenlet, GreenletExit, Payload, Wake};
+use crate::greenlet::{self, Greenlet, GreenletExit};
 use crate::hub::{self, with_rt, Runtime, WaitToken};
-use crate::value::Value;
+use crate::value::{Exit, Payload, Value, Wake};
 
 /// How a greenlet ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use crate::greenlet::Wake;
 use crate::hub::{self, with_rt};
 use crate::task::{deadline_after, TimerGuard};
+use crate::value::Wake;
 
 /// Suspends the current greenlet for at least `duration`, letting the hub run
 /// others meanwhile (gevent's `gevent.sleep`). Never wakes early.

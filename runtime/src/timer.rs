@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use crate::greenlet::Wake;
 use crate::hub::WaitToken;
+use crate::value::Wake;
 
 /// Identifies a timer for cancellation.
 pub(crate) type TimerKey = (Instant, u64);

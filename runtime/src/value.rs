@@ -25,10 +25,45 @@
 //!
 //! [`switch`]: crate::Greenlet::switch
 
-use std::any::TypeId;
+use std::any::{Any, TypeId};
 use std::fmt;
 use std::mem::{self, MaybeUninit};
 use std::ptr;
+
+// The mailbox vocabulary: what a switch carries besides plain values. A
+// resumed greenlet finds its input in the runtime's mailbox as a `Value`
+// (see the core's module docs); these are the runtime's own messages and
+// their meanings.
+
+/// A panic payload, as carried by `catch_unwind`/`resume_unwind`.
+pub(crate) type Payload = Box<dyn Any + Send + 'static>;
+
+/// What a greenlet receives when it is resumed, decoded from the [`Value`]
+/// that carried it (see [`Value::into_input`]). Only slow paths decode: a
+/// plain value is recognised by one test and handed over as it is.
+pub(crate) enum Input {
+    /// A value from `switch` (or a greenlet's return value, via its parent).
+    Value(Value),
+    /// Raise this payload at the switch point (`throw`, kill, or a child's
+    /// uncaught panic).
+    Throw(Payload),
+    /// A wake-up from the hub for a greenlet parked in a hub wait.
+    Wake(Wake),
+}
+
+/// Why the hub resumed a parked greenlet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// What it waited for happened.
+    Ready,
+    /// Its deadline passed.
+    TimedOut,
+    /// Nothing can ever wake it: the hub has nothing to run, watch or time.
+    LoopExit,
+}
+
+/// How a greenlet's function ended: its value, or an uncaught panic.
+pub(crate) type Exit = Result<Value, Payload>;
 
 /// A value of any `'static` type, passed between greenlets by
 /// [`Greenlet::switch`](crate::Greenlet::switch).
@@ -120,23 +155,7 @@ fn is_inline<T: 'static>() -> bool {
     macro_rules! any_of {
         ($($t:ty),*) => { false $(|| id == TypeId::of::<$t>())* };
     }
-    any_of!(
-        bool,
-        char,
-        u8,
-        u16,
-        u32,
-        u64,
-        usize,
-        i8,
-        i16,
-        i32,
-        i64,
-        isize,
-        f32,
-        f64,
-        crate::greenlet::Wake
-    )
+    any_of!(bool, char, u8, u16, u32, u64, usize, i8, i16, i32, i64, isize, f32, f64, Wake)
 }
 
 /// Drops the `T` that `data` holds.
@@ -159,13 +178,13 @@ unsafe fn drop_data<T: 'static>(data: *mut ()) {
 }
 
 /// A panic payload in transit: raised where it is received.
-pub(crate) struct Thrown(pub(crate) crate::greenlet::Payload);
+pub(crate) struct Thrown(pub(crate) Payload);
 
 static THROWN_VTABLE: VTable = make_vtable::<Thrown>(Special::Thrown);
 // A wake-up is a one-byte enum stored inline: nothing to drop.
 static WAKE_VTABLE: VTable = VTable {
     drop: None,
-    ..make_vtable::<crate::greenlet::Wake>(Special::Wake)
+    ..make_vtable::<Wake>(Special::Wake)
 };
 
 impl Value {
@@ -206,12 +225,12 @@ impl Value {
     }
 
     /// A panic payload to raise in the greenlet that receives it.
-    pub(crate) fn thrown(payload: crate::greenlet::Payload) -> Value {
+    pub(crate) fn thrown(payload: Payload) -> Value {
         Value::with_vtable(Thrown(payload), &THROWN_VTABLE)
     }
 
     /// A hub wake-up.
-    pub(crate) fn wake(wake: crate::greenlet::Wake) -> Value {
+    pub(crate) fn wake(wake: Wake) -> Value {
         Value::with_vtable(wake, &WAKE_VTABLE)
     }
 
@@ -226,11 +245,11 @@ impl Value {
     /// something else (the hub-wait fast path: one pointer test, no type-id
     /// comparison and no drop, since a wake-up owns nothing).
     #[inline(always)]
-    pub(crate) fn into_wake(self) -> Result<crate::greenlet::Wake, Value> {
+    pub(crate) fn into_wake(self) -> Result<Wake, Value> {
         if ptr::eq(self.vtable, &WAKE_VTABLE) {
             // SAFETY: only `Value::wake` uses WAKE_VTABLE, and it stores a
             // `Wake` inline at the start of the data word.
-            let w = unsafe { *(&self.data as *const *mut ()).cast::<crate::greenlet::Wake>() };
+            let w = unsafe { *(&self.data as *const *mut ()).cast::<Wake>() };
             mem::forget(self); // a `Wake` is `Copy`: nothing to drop
             Ok(w)
         } else {
@@ -244,8 +263,7 @@ impl Value {
     }
 
     /// Sorts a received value into what it means.
-    pub(crate) fn into_input(self) -> crate::greenlet::Input {
-        use crate::greenlet::{Input, Wake};
+    pub(crate) fn into_input(self) -> Input {
         match self.vtable.special {
             Special::None => Input::Value(self),
             Special::Thrown => Input::Throw(self.take::<Thrown>().0),

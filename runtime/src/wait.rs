@@ -29,10 +29,10 @@ use std::fmt;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Wake;
 use crate::hub::{self, with_rt};
 use crate::sync::{AsyncResult, Event, WaitError};
 use crate::task::{deadline_after, JoinHandle, TimerGuard};
+use crate::value::Wake;
 use crate::Greenlet;
 pub(crate) use sealed::Relay;
 
@@ -64,8 +64,8 @@ pub(crate) mod sealed {
     use std::collections::VecDeque;
     use std::rc::Rc;
 
-    use crate::greenlet::Wake;
     use crate::hub::{with_rt, WaitToken};
+    use crate::value::Wake;
 
     /// Registration with a waited-for object.
     pub trait Sealed {

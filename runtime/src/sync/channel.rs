@@ -31,9 +31,9 @@ use std::time::{Duration, Instant};
 
 use super::queue::{Core, Fifo, PutError, TakeError};
 use super::{deadline_of, WaitError};
-use crate::greenlet::Wake;
 use crate::hub::{self, with_rt, Runtime, WaitToken};
 use crate::task::TimerGuard;
+use crate::value::Wake;
 
 struct Chan<T> {
     core: Core<Fifo<T>>,

@@ -33,9 +33,9 @@ use std::mem::{self, ManuallyDrop};
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use crate::greenlet::Wake;
 use crate::hub::{self, Runtime, WaitToken};
 use crate::task::TimerGuard;
+use crate::value::Wake;
 
 pub mod channel;
 mod condition;
