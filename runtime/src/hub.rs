@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::{self, Greenlet, Inner};
 use crate::stack::{self, Stack, StackPool};
-use crate::timer::{TimerEntry, TimerKey, Timers};
+use crate::timer::{TimerGuard, TimerKey, Timers};
 use crate::value::{Exit, Input, Payload, Value, Wake};
 
 pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
@@ -101,7 +101,7 @@ pub(crate) struct Runtime {
     promoted_at: Cell<u64>,
     /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
     firing: Cell<Option<Instant>>,
-    timers: RefCell<Timers>,
+    timers: RefCell<Timers<TimerEntry>>,
     poll: RefCell<Option<(mio::Poll, mio::Events)>>,
     /// Waits that something outside the ready queue and timers will end (IO,
     /// remote wake-ups): while any exist, an idle hub blocks instead of
@@ -141,6 +141,15 @@ pub(crate) struct Runtime {
     /// Start timers of `spawn_later` greenlets not yet started, by id, so a
     /// kill before the start cancels the timer.
     pub(crate) start_timers: RefCell<std::collections::HashMap<u64, TimerKey>>,
+}
+
+/// What a hub timer does when it fires.
+pub(crate) struct TimerEntry {
+    pub(crate) token: WaitToken,
+    pub(crate) wake: Wake,
+    /// Non-zero: the timer of `with_timeout` scope `scope` of `token.g`
+    /// (it interrupts whatever the greenlet waits in; `token.seq` unused).
+    pub(crate) scope: u64,
 }
 
 /// A ready-queue entry: two words, so it is built and copied in registers
@@ -666,6 +675,25 @@ impl Runtime {
                 token,
                 wake: Wake::TimedOut,
                 scope,
+            },
+        )
+    }
+
+    /// Arms a timer that wakes `token`'s wait with [`Wake::TimedOut`] at
+    /// `deadline`, until the returned guard is dropped.
+    #[inline]
+    pub(crate) fn arm_timer(
+        &self,
+        deadline: Instant,
+        token: WaitToken,
+    ) -> TimerGuard<'_, TimerEntry> {
+        TimerGuard::arm(
+            &self.timers,
+            deadline,
+            TimerEntry {
+                token,
+                wake: Wake::TimedOut,
+                scope: 0,
             },
         )
     }

@@ -42,7 +42,6 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use crate::hub::{self, with_rt, Runtime, WaitToken};
-use crate::task::TimerGuard;
 use crate::value::Wake;
 
 /// Which way an operation moves data.
@@ -402,7 +401,7 @@ impl Registration {
                 dir,
                 seq: token.seq,
             };
-            let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+            let timer = deadline.map(|d| rt.arm_timer(d, token));
             let woke = hub::wait(rt);
             drop(timer);
             drop(guard);

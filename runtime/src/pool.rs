@@ -89,7 +89,7 @@ impl GroupInner {
     }
 
     fn join(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        let deadline = crate::sync::deadline_of(timeout);
+        let deadline = crate::timer::deadline_of(timeout);
         while !self.members.borrow().is_empty() {
             with_rt(|rt| self.empty.wait(rt, deadline, None, &|_| {})).map_err(|(e, _)| e)?;
         }

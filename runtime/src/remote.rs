@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::hub::{self, with_rt, Runtime, WaitToken};
-use crate::task::{deadline_after, JoinError, JoinErrorKind, TimerGuard};
+use crate::task::{JoinError, JoinErrorKind};
+use crate::timer::deadline_after;
 use crate::value::Wake;
 
 /// The mio token of a hub's remote waker (IO tokens never reach it: their
@@ -652,7 +653,7 @@ impl<T> BlockingHandle<T> {
                 key,
                 slot: &self.slot,
             };
-            let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+            let timer = deadline.map(|d| rt.arm_timer(d, token));
             let woke = hub::wait(rt);
             drop(timer);
             match woke {

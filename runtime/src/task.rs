@@ -402,7 +402,7 @@ impl Builder {
                 g: g.clone(),
                 seq: 1,
             };
-            let key = rt.add_timer(deadline_after(delay), token, Wake::Ready);
+            let key = rt.add_timer(crate::timer::deadline_after(delay), token, Wake::Ready);
             rt.start_timers.borrow_mut().insert(g.id(), key);
             Ok(h)
         })
@@ -465,12 +465,6 @@ impl Builder {
             _result: PhantomData,
         })
     }
-}
-
-pub(crate) fn deadline_after(d: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
 }
 
 /// Spawns `f` as a new greenlet on this thread's hub and returns its handle.
@@ -657,7 +651,7 @@ impl<T: 'static> JoinHandle<T> {
     /// h.kill();
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, JoinError> {
-        wait_dead(&self.greenlet, Some(deadline_after(timeout)))
+        wait_dead(&self.greenlet, Some(crate::timer::deadline_after(timeout)))
     }
 
     /// Kills the greenlet and waits until it is dead: [`GreenletExit`] is
@@ -759,7 +753,7 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
             }
         }
         let _unlink = Unlink(g);
-        let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+        let timer = deadline.map(|d| rt.arm_timer(d, token));
         let woke = hub::wait(rt);
         drop(timer);
         match woke {
@@ -804,25 +798,6 @@ fn unlink_stale(g: &Greenlet) {
         stale
     };
     drop(stale); // outside the borrow
-}
-
-/// A timer that is cancelled when dropped (also on unwind).
-pub(crate) struct TimerGuard<'a> {
-    rt: &'a Runtime,
-    key: crate::timer::TimerKey,
-}
-
-impl<'a> TimerGuard<'a> {
-    pub(crate) fn new(rt: &'a Runtime, deadline: Instant, token: WaitToken) -> TimerGuard<'a> {
-        let key = rt.add_timer(deadline, token, Wake::TimedOut);
-        TimerGuard { rt, key }
-    }
-}
-
-impl Drop for TimerGuard<'_> {
-    fn drop(&mut self) {
-        self.rt.cancel_timer(&self.key);
-    }
 }
 
 /// Why [`JoinAll::join`] stopped early.

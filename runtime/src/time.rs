@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::hub::{self, with_rt};
-use crate::task::{deadline_after, TimerGuard};
+use crate::timer::deadline_after;
 use crate::value::Wake;
 
 /// Suspends the current greenlet for at least `duration`, letting the hub run
@@ -46,7 +46,7 @@ fn sleep_for(duration: Duration) {
         let Ok(token) = hub::begin_wait(rt) else {
             return;
         };
-        let timer = TimerGuard::new(rt, deadline, token);
+        let timer = rt.arm_timer(deadline, token);
         let woke = hub::wait(rt);
         drop(timer);
         match woke {

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::hub::{with_rt, Runtime};
-use crate::task::deadline_after;
-use crate::timer::TimerKey;
+use crate::timer::{deadline_after, TimerKey};
 
 /// A [`with_timeout`] scope's deadline passed before its closure finished.
 ///

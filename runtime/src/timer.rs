@@ -1,42 +1,43 @@
-//! The hub's timer queue: an ordered map keyed by (deadline, sequence).
+//! The hub's timer queue, deadlines, and the guard that cancels a timer.
 //!
-//! Insert and cancel are O(log n) and a cancelled timer leaves nothing behind,
-//! so a server doing `recv(timeout)` a million times does not grow the queue
-//! (reliability §7, "cancelled timeouts must be removed"). The sequence number
-//! keeps timers with equal deadlines in FIFO order.
+//! [`Timers`] is an ordered map keyed by (deadline, sequence): insert and
+//! cancel are O(log n) and a cancelled timer leaves nothing behind, so a
+//! server doing `recv` with a timeout a million times does not grow the
+//! queue. The sequence number keeps timers with equal deadlines in FIFO
+//! order. What a timer does when it fires is the hub's business: the queue
+//! holds entries of any type `E`.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::time::Instant;
-
-use crate::hub::WaitToken;
-use crate::value::Wake;
+use std::time::{Duration, Instant};
 
 /// Identifies a timer for cancellation.
 pub(crate) type TimerKey = (Instant, u64);
 
-pub(crate) struct TimerEntry {
-    pub(crate) token: WaitToken,
-    pub(crate) wake: Wake,
-    /// Non-zero: the timer of `with_timeout` scope `scope` of `token.g`
-    /// (it interrupts whatever the greenlet waits in; `token.seq` unused).
-    pub(crate) scope: u64,
-}
-
-#[derive(Default)]
-pub(crate) struct Timers {
-    map: BTreeMap<TimerKey, TimerEntry>,
+/// Pending timers, earliest first.
+pub(crate) struct Timers<E> {
+    map: BTreeMap<TimerKey, E>,
     seq: u64,
 }
 
-impl Timers {
-    pub(crate) fn insert(&mut self, deadline: Instant, entry: TimerEntry) -> TimerKey {
+impl<E> Default for Timers<E> {
+    fn default() -> Self {
+        Timers {
+            map: BTreeMap::new(),
+            seq: 0,
+        }
+    }
+}
+
+impl<E> Timers<E> {
+    pub(crate) fn insert(&mut self, deadline: Instant, entry: E) -> TimerKey {
         self.seq += 1;
         let key = (deadline, self.seq);
         self.map.insert(key, entry);
         key
     }
 
-    pub(crate) fn remove(&mut self, key: &TimerKey) -> Option<TimerEntry> {
+    pub(crate) fn remove(&mut self, key: &TimerKey) -> Option<E> {
         self.map.remove(key)
     }
 
@@ -45,7 +46,7 @@ impl Timers {
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
-    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerEntry> {
+    pub(crate) fn pop_due(&mut self, now: Instant) -> Option<E> {
         match self.map.first_entry() {
             Some(e) if e.key().0 <= now => Some(e.remove()),
             _ => None,
@@ -56,7 +57,76 @@ impl Timers {
         self.map.len()
     }
 
-    pub(crate) fn drain(&mut self) -> Vec<TimerEntry> {
+    pub(crate) fn drain(&mut self) -> Vec<E> {
         std::mem::take(&mut self.map).into_values().collect()
+    }
+}
+
+/// How far away a deadline that would overflow `Instant` is put: a century.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// The deadline `timeout` from now: the one conversion of the runtime. A
+/// timeout too large for `Instant` (such as `Duration::MAX`) saturates to a
+/// century from now: a wait that long is a wait forever, and it still has
+/// a timer, so an idle hub blocks in its poll instead of reporting that
+/// nothing can ever happen.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(FOREVER))
+        .unwrap_or(now)
+}
+
+/// The deadline of an optional timeout (`None`: no deadline).
+pub(crate) fn deadline_of(timeout: Option<Duration>) -> Option<Instant> {
+    timeout.map(deadline_after)
+}
+
+/// A timer that is cancelled when dropped (also on unwind).
+pub(crate) struct TimerGuard<'a, E> {
+    timers: &'a RefCell<Timers<E>>,
+    key: TimerKey,
+}
+
+impl<'a, E> TimerGuard<'a, E> {
+    /// Adds `entry` to fire at `deadline`, until the guard is dropped.
+    pub(crate) fn arm(timers: &'a RefCell<Timers<E>>, deadline: Instant, entry: E) -> Self {
+        let key = timers.borrow_mut().insert(deadline, entry);
+        TimerGuard { timers, key }
+    }
+}
+
+impl<E> Drop for TimerGuard<'_, E> {
+    fn drop(&mut self) {
+        let entry = self.timers.borrow_mut().remove(&self.key);
+        drop(entry); // outside the borrow: it may own a greenlet's last handle
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_deadlines_fire_in_insertion_order_and_cancelled_ones_never() {
+        let timers = RefCell::new(Timers::default());
+        let t = Instant::now();
+        timers.borrow_mut().insert(t, "a");
+        let guard = TimerGuard::arm(&timers, t, "cancelled");
+        timers.borrow_mut().insert(t, "b");
+        drop(guard);
+        assert_eq!(timers.borrow().len(), 2);
+        let mut fired = Vec::new();
+        while let Some(e) = timers.borrow_mut().pop_due(t) {
+            fired.push(e);
+        }
+        assert_eq!(fired, ["a", "b"]);
+    }
+
+    #[test]
+    fn a_huge_timeout_saturates_instead_of_overflowing() {
+        let d = deadline_after(Duration::MAX);
+        assert!(d > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+        assert_eq!(deadline_of(None), None);
     }
 }

@@ -31,7 +31,8 @@ use std::time::{Duration, Instant};
 
 use crate::hub::{self, with_rt};
 use crate::sync::{AsyncResult, Event, WaitError};
-use crate::task::{deadline_after, JoinHandle, TimerGuard};
+use crate::task::JoinHandle;
+use crate::timer::deadline_after;
 use crate::value::Wake;
 use crate::Greenlet;
 pub(crate) use sealed::Relay;
@@ -352,7 +353,7 @@ impl<W: Waitable> IWait<W> {
                 }
             }
             let _clear = Clear(&self.relay);
-            let timer = self.deadline.map(|d| TimerGuard::new(rt, d, token));
+            let timer = self.deadline.map(|d| rt.arm_timer(d, token));
             let woke = hub::wait(rt);
             drop(timer);
             match woke {

@@ -30,9 +30,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::queue::{Core, Fifo, PutError, TakeError};
-use super::{deadline_of, WaitError};
+use super::WaitError;
 use crate::hub::{self, with_rt, Runtime, WaitToken};
-use crate::task::TimerGuard;
+use crate::timer::deadline_of;
 use crate::value::Wake;
 
 struct Chan<T> {
@@ -972,7 +972,7 @@ impl<'a> Select<'a> {
         let woke = if one_turn {
             hub::wait_one_turn(rt, &token)
         } else {
-            let timer = deadline.map(|d| TimerGuard::new(rt, d, token));
+            let timer = deadline.map(|d| rt.arm_timer(d, token));
             let woke = hub::wait(rt);
             drop(timer);
             woke

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_of, Lock, LockGuard, WaitError, WaitList};
+use super::{Lock, LockGuard, WaitError, WaitList};
 use crate::hub::with_rt;
+use crate::timer::deadline_of;
 
 /// Waits for a condition guarded by a [`Lock`] (Python's
 /// `threading.Condition`, shaped like `std::sync::Condvar`): `wait`

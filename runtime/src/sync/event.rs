@@ -4,8 +4,9 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::{deadline_of, WaitError, WaitList};
+use super::{WaitError, WaitList};
 use crate::hub::with_rt;
+use crate::timer::deadline_of;
 use crate::wait::Relays;
 
 /// A flag that greenlets wait for: [`set`](Event::set) wakes every waiter

@@ -34,7 +34,6 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use crate::hub::{self, Runtime, WaitToken};
-use crate::task::TimerGuard;
 use crate::value::Wake;
 
 pub mod channel;
@@ -401,7 +400,7 @@ impl<T> WaitList<T> {
 /// in a profile; without it a channel round trip takes 1-2 ns less).
 #[inline(never)]
 fn wait_timed(rt: &Runtime, deadline: Instant, token: &WaitToken) -> Result<Wake, hub::WaitError> {
-    let _timer = TimerGuard::new(rt, deadline, token.clone());
+    let _timer = rt.arm_timer(deadline, token.clone());
     hub::wait(rt)
 }
 
@@ -452,9 +451,4 @@ impl<T> Drop for Listed<'_, T> {
             (self.on_lost)(self.w.slot.take());
         }
     }
-}
-
-/// The deadline of an optional timeout.
-pub(crate) fn deadline_of(timeout: Option<std::time::Duration>) -> Option<Instant> {
-    timeout.map(crate::task::deadline_after)
 }

@@ -20,8 +20,9 @@ use std::fmt;
 use std::mem;
 use std::time::{Duration, Instant};
 
-use super::{deadline_of, Enqueued, WaitError, WaitList};
+use super::{Enqueued, WaitError, WaitList};
 use crate::hub::{self, with_rt, WaitToken};
+use crate::timer::deadline_of;
 
 /// Why a `put` did not happen; the item comes back.
 #[derive(Clone, PartialEq, Eq)]

@@ -12,8 +12,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use super::{deadline_of, WaitError, WaitList};
+use super::{WaitError, WaitList};
 use crate::hub::with_rt;
+use crate::timer::deadline_of;
 
 /// A counting semaphore (gevent's `Semaphore`): [`acquire`](Semaphore::acquire)
 /// waits for one of its permits, the guard gives it back.
