@@ -36,6 +36,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::greenlet::{self, Greenlet, Inner};
+use crate::reactor::{Poller, Slab};
 use crate::stack::{self, Stack, StackPool};
 use crate::timer::{TimerGuard, TimerKey, Timers};
 use crate::value::{Exit, Input, Payload, Value, Wake};
@@ -102,13 +103,13 @@ pub(crate) struct Runtime {
     /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
     firing: Cell<Option<Instant>>,
     timers: RefCell<Timers<TimerEntry>>,
-    poll: RefCell<Option<(mio::Poll, mio::Events)>>,
+    poller: RefCell<Poller>,
     /// Waits that something outside the ready queue and timers will end (IO,
     /// remote wake-ups): while any exist, an idle hub blocks instead of
     /// raising LoopExit.
     external_waits: Cell<usize>,
     /// The reactor's registrations (see [`crate::io`]).
-    pub(crate) io: RefCell<crate::io::Slab>,
+    pub(crate) io: RefCell<Slab<WaitToken>>,
     /// The channel other threads post into, once a [`Remote`] was asked for.
     ///
     /// [`Remote`]: crate::Remote
@@ -431,9 +432,9 @@ impl Runtime {
             promoted_at: Cell::new(0),
             firing: Cell::new(None),
             timers: RefCell::new(Timers::default()),
-            poll: RefCell::new(None),
+            poller: RefCell::new(Poller::default()),
             external_waits: Cell::new(0),
-            io: RefCell::new(crate::io::Slab::default()),
+            io: RefCell::new(Slab::default()),
             remote: RefCell::new(None),
             ticks: Cell::new(0),
             check_every: Cell::new(DEFAULT_EVENT_INTERVAL),
@@ -851,35 +852,22 @@ impl Runtime {
         }
     }
 
+    /// Waits for IO up to `timeout` (`None`: until an event) and wakes the
+    /// greenlets whose fds became ready.
     fn poll_io(&self, timeout: Option<Duration>) {
-        let mut slot = self.poll.borrow_mut();
-        if slot.is_none() {
-            match mio::Poll::new() {
-                Ok(p) => *slot = Some((p, mio::Events::with_capacity(1024))),
-                Err(_) => {
-                    // No epoll instance (fd exhaustion): fall back to a plain
-                    // sleep so timers still fire.
-                    drop(slot);
-                    if let Some(t) = timeout {
-                        std::thread::sleep(t);
-                    }
-                    return;
-                }
+        let polled = self.poller.borrow_mut().poll(timeout, |event| {
+            // Applying an event only touches the slab and the ready queue
+            // (never user code), so it may run under the poll's borrow.
+            let waiters = self.io.borrow_mut().apply(event);
+            for t in waiters.into_iter().flatten() {
+                self.wake_owned(t, Wake::Ready);
             }
-        }
-        let (poll, events) = slot.as_mut().expect("poll was just created");
-        // mio rounds the timeout up to whole milliseconds, so a timer is
-        // never fired early; EINTR is a spurious wake-up.
-        if poll.poll(events, timeout).is_err() {
-            return;
-        }
-        // Dispatching only touches the slab and the ready queue (never user
-        // code), so it may run under the poll's borrow.
-        for event in events.iter() {
-            // The remote waker only interrupts the poll: `maintain` drains
-            // the remote channel next.
-            if event.token() != crate::remote::REMOTE_TOKEN {
-                self.dispatch_io(event);
+        });
+        if polled.is_err() {
+            // No epoll instance (fd exhaustion): sleep instead, so that
+            // timers still fire.
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
             }
         }
     }
@@ -889,12 +877,8 @@ impl Runtime {
         &self,
         f: impl FnOnce(&mio::Registry) -> io::Result<R>,
     ) -> io::Result<R> {
-        let mut slot = self.poll.borrow_mut();
-        if slot.is_none() {
-            *slot = Some((mio::Poll::new()?, mio::Events::with_capacity(1024)));
-        }
-        let (poll, _) = slot.as_ref().expect("poll was just created");
-        f(poll.registry())
+        let mut poller = self.poller.borrow_mut();
+        f(poller.registry()?)
     }
 
     /// A greenlet starts waiting on something outside the ready queue and

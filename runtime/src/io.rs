@@ -42,168 +42,9 @@ use std::os::fd::RawFd;
 use std::time::Instant;
 
 use crate::hub::{self, with_rt, Runtime, WaitToken};
+pub use crate::reactor::Direction;
+use crate::reactor::{token_of, Slot};
 use crate::value::Wake;
-
-/// Which way an operation moves data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Direction {
-    /// Reading, accepting: waits for readable.
-    Read,
-    /// Writing, connecting: waits for writable.
-    Write,
-}
-
-const READABLE: u8 = 1;
-const WRITABLE: u8 = 2;
-
-impl Direction {
-    fn bit(self) -> u8 {
-        match self {
-            Direction::Read => READABLE,
-            Direction::Write => WRITABLE,
-        }
-    }
-}
-
-/// One slot of the reactor's slab.
-#[derive(Default)]
-struct Slot {
-    generation: u32,
-    in_use: bool,
-    closed: bool,
-    ready: u8,
-    /// The fd reported TCP urgent data (`EPOLLPRI`): a short read no
-    /// longer proves it drained (see [`Registration::io_stream`]).
-    urgent: bool,
-    /// Directions that reported a hang-up or an error. Final states: the
-    /// event that told of them will not come again, so a short read or
-    /// write must not clear their readiness (the next read returns the
-    /// EOF, the next write the error).
-    hung_up: u8,
-    reader: Option<WaitToken>,
-    writer: Option<WaitToken>,
-}
-
-impl Slot {
-    fn waiter(&mut self, dir: Direction) -> &mut Option<WaitToken> {
-        match dir {
-            Direction::Read => &mut self.reader,
-            Direction::Write => &mut self.writer,
-        }
-    }
-}
-
-/// The slab of registrations, kept by each hub.
-#[derive(Default)]
-pub(crate) struct Slab {
-    slots: Vec<Slot>,
-    free: Vec<u32>,
-    live: usize,
-}
-
-fn token_of(slot: u32, generation: u32) -> mio::Token {
-    mio::Token(((generation as usize) << 32) | slot as usize)
-}
-
-impl Slab {
-    fn alloc(&mut self) -> (u32, u32) {
-        let idx = match self.free.pop() {
-            Some(i) => i,
-            None => {
-                self.slots.push(Slot::default());
-                (self.slots.len() - 1) as u32
-            }
-        };
-        let s = &mut self.slots[idx as usize];
-        s.in_use = true;
-        s.closed = false;
-        s.urgent = false;
-        s.hung_up = 0;
-        s.ready = READABLE | WRITABLE;
-        self.live += 1;
-        (idx, s.generation)
-    }
-
-    fn get(&mut self, idx: u32, generation: u32) -> Option<&mut Slot> {
-        self.slots
-            .get_mut(idx as usize)
-            .filter(|s| s.in_use && s.generation == generation)
-    }
-
-    /// Frees a slot: its generation moves on, so late events for it are
-    /// dropped. Returns its waiters' tokens, to be dropped by the caller
-    /// outside the slab's borrow.
-    fn release(&mut self, idx: u32) -> [Option<WaitToken>; 2] {
-        let s = &mut self.slots[idx as usize];
-        s.in_use = false;
-        s.generation = s.generation.wrapping_add(1);
-        self.free.push(idx);
-        self.live -= 1;
-        [s.reader.take(), s.writer.take()]
-    }
-
-    /// Takes every waiter's token (the hub's shutdown unwinds them).
-    pub(crate) fn take_waiters(&mut self) -> Vec<WaitToken> {
-        self.slots
-            .iter_mut()
-            .flat_map(|s| [s.reader.take(), s.writer.take()])
-            .flatten()
-            .collect()
-    }
-
-    /// Number of live registrations.
-    pub(crate) fn len(&self) -> usize {
-        self.live
-    }
-}
-
-impl Runtime {
-    /// Applies one mio event: remembers readiness and wakes the waiters it
-    /// concerns. Events for a freed slot or an older generation are dropped.
-    pub(crate) fn dispatch_io(&self, event: &mio::event::Event) {
-        let token = event.token().0;
-        let (idx, generation) = (token as u32, (token >> 32) as u32);
-        let mut bits = 0;
-        let urgent = event.is_priority();
-        let mut hung_up = 0;
-        if event.is_read_closed() || event.is_error() {
-            hung_up |= READABLE;
-        }
-        if event.is_write_closed() || event.is_error() {
-            hung_up |= WRITABLE;
-        }
-        if event.is_readable() || urgent {
-            bits |= READABLE;
-        }
-        if event.is_writable() {
-            bits |= WRITABLE;
-        }
-        bits |= hung_up;
-        let (r, w) = {
-            let mut slab = self.io.borrow_mut();
-            let Some(slot) = slab.get(idx, generation) else {
-                return; // stale: the fd was closed (and maybe reused)
-            };
-            slot.ready |= bits;
-            slot.urgent |= urgent;
-            slot.hung_up |= hung_up;
-            let r = if bits & READABLE != 0 {
-                slot.reader.clone()
-            } else {
-                None
-            };
-            let w = if bits & WRITABLE != 0 {
-                slot.writer.clone()
-            } else {
-                None
-            };
-            (r, w)
-        };
-        for t in [r, w].into_iter().flatten() {
-            self.wake_owned(t, Wake::Ready);
-        }
-    }
-}
 
 /// A non-blocking file descriptor registered with this thread's hub.
 ///
@@ -290,18 +131,18 @@ impl Registration {
     ///
     /// [`clear_ready`]: Registration::clear_ready
     pub fn is_ready(&self, dir: Direction) -> bool {
-        self.with_slot(|s| s.ready & dir.bit() != 0).unwrap_or(true)
+        self.with_slot(|s| s.is_ready(dir)).unwrap_or(true)
     }
 
     /// Forgets readiness for `dir`: call it when an operation returned
     /// `WouldBlock`, before [`wait`](Registration::wait).
     pub fn clear_ready(&self, dir: Direction) {
-        self.with_slot(|s| s.ready &= !dir.bit());
+        self.with_slot(|s| s.clear_ready(dir));
     }
 
     /// Whether [`close`](Registration::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.with_slot(|s| s.closed).unwrap_or(true)
+        self.with_slot(|s| s.is_closed()).unwrap_or(true)
     }
 
     /// `Ok` while the registration is open; after [`close`](Registration::close)
@@ -337,11 +178,7 @@ impl Registration {
     /// The fd itself stays open until its owner drops it, so its number
     /// cannot be reused under a greenlet still inside an operation.
     pub fn close(&self) {
-        let tokens = self.with_slot(|s| {
-            s.closed = true;
-            s.ready = READABLE | WRITABLE;
-            [s.reader.clone(), s.writer.clone()]
-        });
+        let tokens = self.with_slot(|s| s.close());
         with_rt(|rt| {
             for t in tokens.into_iter().flatten().flatten() {
                 rt.wake_owned(t, Wake::Ready);
@@ -370,10 +207,10 @@ impl Registration {
                 let Some(s) = slab.get(self.slot, self.generation) else {
                     return Err(closed_error());
                 };
-                if s.closed {
+                if s.is_closed() {
                     return Err(closed_error());
                 }
-                if s.ready & dir.bit() != 0 {
+                if s.is_ready(dir) {
                     return Ok(());
                 }
                 if s.waiter(dir).as_ref().is_some_and(|t| t.is_current()) {
@@ -518,7 +355,7 @@ impl Registration {
         len: usize,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let mut ready = match self.with_slot(|s| (s.closed, s.ready & dir.bit() != 0)) {
+        let mut ready = match self.with_slot(|s| (s.is_closed(), s.is_ready(dir))) {
             None | Some((true, _)) => return Err(closed_error()),
             Some((false, ready)) => ready,
         };
@@ -528,13 +365,7 @@ impl Registration {
             }
             match op() {
                 Ok(n) if n > 0 && n < len => {
-                    self.with_slot(|s| {
-                        let final_state = s.hung_up & dir.bit() != 0;
-                        let at_urgent_mark = dir == Direction::Read && s.urgent;
-                        if !final_state && !at_urgent_mark {
-                            s.ready &= !dir.bit();
-                        }
-                    });
+                    self.with_slot(|s| s.short_transfer(dir));
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -548,7 +379,7 @@ impl Registration {
     }
 
     /// `None` when the slot is gone, or the thread's hub is (at exit).
-    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot) -> R) -> Option<R> {
+    fn with_slot<R>(&self, f: impl FnOnce(&mut Slot<WaitToken>) -> R) -> Option<R> {
         crate::hub::try_rt(|rt| rt.io.borrow_mut().get(self.slot, self.generation).map(f)).flatten()
     }
 }

@@ -61,6 +61,7 @@ pub mod io;
 pub mod local;
 mod panic;
 mod pool;
+mod reactor;
 pub mod remote;
 pub mod stack;
 pub mod sync;

@@ -48,10 +48,6 @@ use crate::task::{JoinError, JoinErrorKind};
 use crate::timer::deadline_after;
 use crate::value::Wake;
 
-/// The mio token of a hub's remote waker (IO tokens never reach it: their
-/// slot index is below `u32::MAX`).
-pub(crate) const REMOTE_TOKEN: mio::Token = mio::Token(usize::MAX);
-
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 enum Msg {
@@ -206,7 +202,7 @@ pub(crate) struct RemoteHub {
 
 impl RemoteHub {
     fn new(rt: &Runtime) -> std::io::Result<RemoteHub> {
-        let waker = rt.with_registry(|r| mio::Waker::new(r, REMOTE_TOKEN))?;
+        let waker = rt.with_registry(|r| mio::Waker::new(r, crate::reactor::WAKER_TOKEN))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(RemoteHub {
             shared: Arc::new(Shared {
