@@ -223,7 +223,7 @@ impl Registration {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(timed_out());
             }
-            let token = hub::begin_wait(rt).map_err(|_| {
+            let token = hub::begin_wait().map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::Interrupted,
                     "cannot wait for IO while the greenlet unwinds",
@@ -236,10 +236,10 @@ impl Registration {
                 rt,
                 reg: self,
                 dir,
-                seq: token.seq,
+                seq: token.seq(),
             };
             let timer = deadline.map(|d| rt.arm_timer(d, token));
-            let woke = hub::wait(rt);
+            let woke = hub::park();
             drop(timer);
             drop(guard);
             match woke {
@@ -401,12 +401,10 @@ struct WaitGuard<'a> {
 impl Drop for WaitGuard<'_> {
     fn drop(&mut self) {
         self.rt.external_wait_end();
-        let me = self.rt.current_ptr();
         let seq = self.seq;
-        let old = self.reg.with_slot(|s| {
-            s.waiter(self.dir)
-                .take_if(|t| std::ptr::eq(t.g.as_ptr(), me) && t.seq == seq)
-        });
+        let old = self
+            .reg
+            .with_slot(|s| s.waiter(self.dir).take_if(|t| t.is_wait_of_current(seq)));
         drop(old); // outside the slab's borrow
     }
 }

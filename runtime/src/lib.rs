@@ -53,6 +53,7 @@
 //! ```
 #![warn(missing_docs)]
 
+mod blocking;
 mod fault;
 pub mod greenlet;
 pub mod hub;
@@ -73,14 +74,15 @@ mod timer;
 mod value;
 pub mod wait;
 
+pub use blocking::{
+    blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle,
+    DEFAULT_BLOCKING_THREADS,
+};
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
 pub use hubref::{HubRef, RemoteSender};
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
-pub use remote::{
-    blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle, PostError, Remote,
-    DEFAULT_BLOCKING_THREADS,
-};
+pub use remote::{PostError, Remote};
 pub use task::{
     joinall, killall, spawn, spawn_later, Builder, JoinAll, JoinAllError, JoinError, JoinErrorKind,
     JoinHandle,

@@ -32,26 +32,9 @@
 //! ```
 
 use std::any::Any;
-use std::cell::Cell;
 use std::fmt;
 
-use crate::hub::with_rt;
-
-/// One greenlet's local values: (key address, value) pairs, few of them.
-type Set = Vec<(usize, Box<dyn Any>)>;
-
-/// A greenlet's local values, boxed so an empty set costs one word.
-#[derive(Default)]
-pub(crate) struct Locals(Cell<Option<Box<Set>>>);
-
-/// Drops the running greenlet's locals.
-pub(crate) fn clear_current() {
-    let taken = with_rt(|rt| {
-        // SAFETY: `current` always names a live record (see hub::wait).
-        unsafe { (*rt.current_ptr()).locals.0.take() }
-    });
-    drop(taken); // outside the runtime borrow: user destructors
-}
+use crate::hub::{self, LocalSet as Set};
 
 /// A key for a greenlet-local value; declare one with
 /// [`greenlet_local!`](crate::greenlet_local).
@@ -140,17 +123,9 @@ impl Drop for Restore {
 
 /// Runs `f` with the running greenlet's set of locals.
 fn with_current<R>(f: impl FnOnce(&mut Set) -> R) -> R {
-    let mut set = with_rt(|rt| {
-        // SAFETY: `current` always names a live record (see hub::wait).
-        unsafe { (*rt.current_ptr()).locals.0.take() }
-    })
-    .unwrap_or_default();
+    let mut set = hub::take_locals().unwrap_or_default();
     let r = f(&mut set);
-    with_rt(|rt| {
-        // SAFETY: as above.
-        let locals = unsafe { &(*rt.current_ptr()).locals };
-        locals.0.set(Some(set));
-    });
+    hub::put_locals(set);
     r
 }
 

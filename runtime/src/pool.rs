@@ -21,7 +21,7 @@ use std::time::Duration;
 use crate::greenlet::Greenlet;
 use crate::sync::{channel, Semaphore, WaitError, WaitList};
 use crate::task::{JoinError, JoinErrorKind, JoinHandle};
-use crate::{hub::with_rt, Builder};
+use crate::Builder;
 
 struct GroupInner {
     members: RefCell<BTreeMap<u64, Greenlet>>,
@@ -91,7 +91,9 @@ impl GroupInner {
     fn join(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
         let deadline = crate::timer::deadline_of(timeout);
         while !self.members.borrow().is_empty() {
-            with_rt(|rt| self.empty.wait(rt, deadline, None, &|_| {})).map_err(|(e, _)| e)?;
+            self.empty
+                .wait(deadline, None, &|_| {})
+                .map_err(|(e, _)| e)?;
         }
         Ok(())
     }
@@ -647,12 +649,12 @@ impl Scope {
                 Err(p) => {
                     if !p.is::<crate::GreenletExit>() {
                         let name = crate::Greenlet::current().name();
-                        let message = crate::task::panic_message(&*p);
+                        let message = crate::hub::panic_message(&*p);
                         errors
                             .borrow_mut()
                             .push(JoinError::from_message(name, message));
                         // Kill the siblings (not ourselves: we are unwinding).
-                        let me = with_rt(|rt| rt.current_id());
+                        let me = crate::hub::current_id();
                         let others: Vec<Greenlet> = group
                             .members
                             .borrow()

@@ -10,102 +10,23 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{self, Greenlet, GreenletExit};
-use crate::hub::{self, with_rt, Runtime, WaitToken};
-use crate::value::{Exit, Payload, Value, Wake};
+use crate::greenlet::Greenlet;
+use crate::hub::{self, panic_message, Outcome};
+use crate::timer::{deadline_after, TimerKey};
+use crate::value::{Payload, Value, Wake};
 
-/// How a greenlet ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum Outcome {
-    #[default]
-    Pending,
-    Success,
-    Killed,
-    Panicked,
-}
-
-impl Outcome {
-    pub(crate) fn from_exit(exit: &Exit) -> Outcome {
-        match exit {
-            Ok(_) => Outcome::Success,
-            Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
-            Err(_) => Outcome::Panicked,
-        }
-    }
-}
-
-/// Completion state kept in every greenlet record.
-#[derive(Default)]
-pub(crate) struct Completion {
-    outcome: Cell<Outcome>,
-    /// The message and payload of a panic; boxed, as most greenlets never
-    /// panic (this keeps an idle greenlet small).
-    panic: RefCell<Option<Box<PanicRecord>>>,
-    /// A task's return value, until its `JoinHandle` takes it. A `Value`
-    /// rather than a typed slot of its own: small results (integers, `()`)
-    /// need no allocation at all.
-    result: Cell<Option<Value>>,
-    links: RefCell<Vec<Link>>,
-}
-
-#[cfg(test)]
-impl Completion {
-    pub(crate) fn links_len(&self) -> usize {
-        self.links.borrow().len()
-    }
-}
-
-struct PanicRecord {
-    message: Option<String>,
-    payload: Option<Payload>,
-}
-
-/// Something to notify when a greenlet dies.
-pub(crate) enum Link {
-    /// Wake a joiner.
-    Wake(WaitToken),
-    /// Report to an `iwait` (gone if the iwait was dropped).
-    Relay(std::rc::Weak<crate::wait::Relay>, usize),
-}
-
-/// Records how `g` ended (unless its task wrapper already did) and notifies
-/// its links. Called once, by whoever saw it die.
-pub(crate) fn complete(rt: &Runtime, g: &Greenlet, outcome: Outcome) {
-    // A throw still queued for it has nothing left to hit.
-    drop(g.inner.pending_throw.take());
-    let c = &g.inner.completion;
-    if c.outcome.get() == Outcome::Pending {
-        c.outcome.set(outcome);
-    }
-    let links = std::mem::take(&mut *c.links.borrow_mut());
-    for link in links {
-        match link {
-            Link::Wake(t) => {
-                rt.wake(&t, Wake::Ready);
-            }
-            Link::Relay(relay, i) => {
-                if let Some(r) = relay.upgrade() {
-                    r.fire(i);
-                }
-            }
-        }
-    }
-}
-
-pub(crate) fn panic_message(p: &(dyn Any + Send)) -> Option<String> {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        Some((*s).to_owned())
-    } else {
-        p.downcast_ref::<String>().cloned()
-    }
+thread_local! {
+    /// The start timers of `spawn_later` greenlets not started yet, by
+    /// greenlet id, so that a kill before the start cancels the timer
+    /// (which would otherwise keep the greenlet's record until it fires).
+    static START_TIMERS: RefCell<HashMap<u64, TimerKey>> = RefCell::new(HashMap::new());
 }
 
 /// What kind of failure a [`JoinError`] reports.
@@ -365,11 +286,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_rt(|rt| {
-            let h = self.build(rt, f)?;
-            rt.schedule_start(h.greenlet.clone());
-            Ok(h)
-        })
+        self.build(None, f)
     }
 
     /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -393,73 +310,26 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        with_rt(|rt| {
-            let h = self.build(rt, f)?;
-            let g = &h.greenlet;
-            // An unstarted greenlet "waits" with sequence 1 for its start.
-            g.inner.wait_seq.set(1);
-            let token = WaitToken {
-                g: g.clone(),
-                seq: 1,
-            };
-            let key = rt.add_timer(crate::timer::deadline_after(delay), token, Wake::Ready);
-            rt.start_timers.borrow_mut().insert(g.id(), key);
-            Ok(h)
-        })
+        self.build(Some(deadline_after(delay)), f)
     }
 
-    fn build<F, T>(self, rt: &Runtime, f: F) -> io::Result<JoinHandle<T>>
+    fn build<F, T>(self, start_at: Option<Instant>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let greenlet =
-            greenlet::create(rt, rt.hub.clone(), self.stack_size, self.name, move |_| {
-                with_rt(|rt| {
-                    let mut timers = rt.start_timers.borrow_mut();
-                    if !timers.is_empty() {
-                        // Started by its spawn_later timer: forget the key.
-                        timers.remove(&rt.current_id());
-                    }
-                });
-                let result = panic::catch_unwind(AssertUnwindSafe(f));
-                // Greenlet-locals die with the greenlet, dropped while it
-                // still runs (their destructors may use the runtime).
-                crate::local::clear_current();
-                match result {
-                    Ok(v) => {
-                        with_rt(|rt| {
-                            // SAFETY: the current record is this greenlet's,
-                            // alive while it runs.
-                            let me = unsafe { &*rt.current_ptr() };
-                            me.completion.result.set(Some(Value::new(v)));
-                        });
-                        Value::empty()
-                    }
-                    Err(p) => {
-                        // A forced unwind (the greenlet was dropped, or its
-                        // thread exits) is a kill too, not a panic.
-                        let dying = with_rt(|rt| rt.current().inner.dying.get());
-                        if !p.is::<GreenletExit>() && !dying {
-                            with_rt(|rt| {
-                                let me = rt.current();
-                                let c = &me.inner.completion;
-                                c.outcome.set(Outcome::Panicked);
-                                *c.panic.borrow_mut() = Some(Box::new(PanicRecord {
-                                    message: panic_message(&*p),
-                                    payload: Some(p),
-                                }));
-                            });
-                            Value::empty()
-                        } else {
-                            with_rt(|rt| {
-                                rt.current().inner.completion.outcome.set(Outcome::Killed)
-                            });
-                            Value::empty()
-                        }
-                    }
-                }
-            })?;
+        let delayed = start_at.is_some();
+        let (greenlet, key) = hub::spawn_task(self.stack_size, self.name, start_at, move || {
+            if delayed {
+                // Started by its spawn_later timer: forget the key.
+                let me = hub::current_id();
+                START_TIMERS.with(|t| t.borrow_mut().remove(&me));
+            }
+            Value::new(f())
+        })?;
+        if let Some(key) = key {
+            START_TIMERS.with(|t| t.borrow_mut().insert(greenlet.id(), key));
+        }
         Ok(JoinHandle {
             greenlet,
             _result: PhantomData,
@@ -595,23 +465,20 @@ impl<T: 'static> JoinHandle<T> {
     /// ```
     pub fn join(self) -> Result<T, JoinError> {
         self.wait()?;
-        let c = &self.greenlet.inner.completion;
+        let c = self.greenlet.inner.completion();
         let name = || self.greenlet.name();
-        match c.outcome.get() {
-            Outcome::Success | Outcome::Pending => match c.result.take() {
+        match c.outcome() {
+            Outcome::Success | Outcome::Pending => match c.take_result() {
                 Some(v) => Ok(v.take::<T>()),
                 None => Err(JoinError::new(JoinErrorKind::Killed, name())),
             },
             Outcome::Killed => Err(JoinError::new(JoinErrorKind::Killed, name())),
-            Outcome::Panicked => {
-                let mut rec = c.panic.borrow_mut();
-                Err(JoinError {
-                    kind: JoinErrorKind::Panicked,
-                    name: name(),
-                    message: rec.as_ref().and_then(|r| r.message.clone()),
-                    payload: rec.as_mut().and_then(|r| r.payload.take()),
-                })
-            }
+            Outcome::Panicked => Err(JoinError {
+                kind: JoinErrorKind::Panicked,
+                name: name(),
+                message: c.panic_message(),
+                payload: c.take_panic_payload(),
+            }),
         }
     }
 
@@ -651,7 +518,7 @@ impl<T: 'static> JoinHandle<T> {
     /// h.kill();
     /// ```
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, JoinError> {
-        wait_dead(&self.greenlet, Some(crate::timer::deadline_after(timeout)))
+        wait_dead(&self.greenlet, Some(deadline_after(timeout)))
     }
 
     /// Kills the greenlet and waits until it is dead: [`GreenletExit`] is
@@ -693,54 +560,42 @@ impl<T: 'static> JoinHandle<T> {
 
 /// Kills `g` (see [`JoinHandle::kill`]); with `block`, waits until it is dead.
 pub(crate) fn kill(g: &Greenlet, block: bool) {
-    let go_on = with_rt(|rt| {
-        if g.is_dead() {
-            return false;
+    let unstarted = !g.is_started();
+    if !hub::deliver_kill(g) {
+        return; // dead already
+    }
+    if unstarted {
+        let key = START_TIMERS.with(|t| t.borrow_mut().remove(&g.id()));
+        if let Some(key) = key {
+            hub::cancel_timer(&key); // it will never start
         }
-        if g.is_current() {
-            panic::resume_unwind(Box::new(GreenletExit));
-        }
-        if g.is_main() || g.is_hub() {
-            panic!("verdant: the main greenlet and the hub cannot be killed");
-        }
-        g.inner.killed.set(true);
-        if !g.is_started() {
-            let key = rt.start_timers.borrow_mut().remove(&g.id());
-            if let Some(key) = key {
-                rt.cancel_timer(&key); // it will never start
-            }
-        }
-        rt.throw_later(g, Box::new(GreenletExit));
-        true
-    });
-    if go_on && block {
+    }
+    if block {
         let _ = wait_dead(g, None);
     }
 }
 
 /// Waits until `g` is dead or `deadline` passes; returns whether it died.
 fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
-    with_rt(|rt| loop {
+    loop {
         if g.is_dead() {
             return Ok(true);
         }
-        // Compare by address: holding a handle to ourselves across the wait
+        // Compared, not held: holding a handle to ourselves across the wait
         // would keep us alive forever.
-        let me = rt.current_ptr();
-        // SAFETY: the current record is alive while it runs (see hub::wait).
-        let my_name = || unsafe { (*me).display_name() };
-        if std::ptr::eq(me, Rc::as_ptr(&g.inner)) {
-            return Err(JoinError::new(JoinErrorKind::LoopExit, my_name()));
+        if hub::is_current(g) {
+            return Err(JoinError::new(JoinErrorKind::LoopExit, hub::current_name()));
         }
-        let token = match hub::begin_wait(rt) {
+        let token = match hub::begin_wait() {
             Ok(t) => t,
-            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, my_name())),
+            Err(_) => {
+                return Err(JoinError::new(
+                    JoinErrorKind::Cancelled,
+                    hub::current_name(),
+                ))
+            }
         };
-        g.inner
-            .completion
-            .links
-            .borrow_mut()
-            .push(Link::Wake(token.clone()));
+        hub::link_joiner(g, token.clone());
         /// Drops this joiner's link once its wait is over without the
         /// greenlet's death (a timeout, a kill, a timeout scope), so that
         /// repeated waits on a long-lived greenlet leave nothing behind.
@@ -748,56 +603,22 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
         impl Drop for Unlink<'_> {
             fn drop(&mut self) {
                 if !self.0.is_dead() {
-                    unlink_stale(self.0);
+                    hub::unlink_stale(self.0);
                 }
             }
         }
         let _unlink = Unlink(g);
-        let timer = deadline.map(|d| rt.arm_timer(d, token));
-        let woke = hub::wait(rt);
+        let timer = deadline.map(|d| hub::arm_timer(d, token));
+        let woke = hub::park();
         drop(timer);
-        match woke {
+        let why = match woke {
             Ok(Wake::Ready) => continue,
             Ok(Wake::TimedOut) => return Ok(g.is_dead()),
-            Ok(Wake::LoopExit) => return Err(JoinError::new(JoinErrorKind::LoopExit, my_name())),
-            Err(_) => return Err(JoinError::new(JoinErrorKind::Cancelled, my_name())),
-        }
-    })
-}
-
-/// Has `relay` fire with `index` when `g` ends.
-pub(crate) fn link_relay(g: &Greenlet, relay: &Rc<crate::wait::Relay>, index: usize) {
-    let mut links = g.inner.completion.links.borrow_mut();
-    links.retain(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
-    links.push(Link::Relay(Rc::downgrade(relay), index));
-}
-
-/// Forgets `relay`'s link to `g` (an iwait dropped before `g` ended).
-pub(crate) fn unlink_relay(g: &Greenlet, relay: &Rc<crate::wait::Relay>) {
-    let me = Rc::downgrade(relay);
-    let gone: Vec<Link> = {
-        let mut links = g.inner.completion.links.borrow_mut();
-        let (keep, gone) = links.drain(..).partition(
-            |l| !matches!(l, Link::Relay(w, _) if w.ptr_eq(&me) || w.strong_count() == 0),
-        );
-        *links = keep;
-        gone
-    };
-    drop(gone); // outside the borrow
-}
-
-/// Drops links whose waits are over (timed-out joiners).
-fn unlink_stale(g: &Greenlet) {
-    let stale: Vec<Link> = {
-        let mut links = g.inner.completion.links.borrow_mut();
-        let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
-            Link::Wake(t) => t.is_current(),
-            Link::Relay(..) => true,
-        });
-        *links = keep;
-        stale
-    };
-    drop(stale); // outside the borrow
+            Ok(Wake::LoopExit) => JoinErrorKind::LoopExit,
+            Err(_) => JoinErrorKind::Cancelled,
+        };
+        return Err(JoinError::new(why, hub::current_name()));
+    }
 }
 
 /// Why [`JoinAll::join`] stopped early.
@@ -938,10 +759,7 @@ impl JoinAll {
         let needed = self.count.unwrap_or(gs.len()).min(gs.len());
         // The caller cannot finish while it waits: wait for the others, and
         // if the count needs the caller too, the wait could never end.
-        let me = with_rt(|rt| rt.current_ptr());
-        let others: Vec<usize> = (0..gs.len())
-            .filter(|&i| !std::ptr::eq(Rc::as_ptr(&gs[i].inner), me))
-            .collect();
+        let others: Vec<usize> = (0..gs.len()).filter(|&i| !gs[i].is_current()).collect();
         if needed > others.len() {
             return Err(JoinAllError::LoopExit);
         }
@@ -954,13 +772,13 @@ impl JoinAll {
             let Some((k, g)) = it.next() else { break };
             let i = others[k];
             done.push(i);
-            let c = &g.inner.completion;
-            if self.raise_error && c.outcome.get() == Outcome::Panicked {
+            let c = g.inner.completion();
+            if self.raise_error && c.outcome() == Outcome::Panicked {
                 // No payload: it stays with the handle, for its `join`.
                 let error = JoinError {
                     kind: JoinErrorKind::Panicked,
                     name: g.name(),
-                    message: c.panic.borrow().as_ref().and_then(|r| r.message.clone()),
+                    message: c.panic_message(),
                     payload: None,
                 };
                 return Err(JoinAllError::Failed { index: i, error });
@@ -1040,16 +858,16 @@ mod tests {
         for _ in 0..100 {
             assert!(!long.wait_timeout(Duration::from_micros(1)).unwrap());
         }
-        assert_eq!(long.greenlet().inner.completion.links_len(), 0);
+        assert_eq!(long.greenlet().inner.completion().links_len(), 0);
         // A joiner killed while it waits.
         let target = long.greenlet().clone();
         let joiner = spawn(move || {
             let _ = wait_dead(&target, None);
         });
         crate::sleep(Duration::ZERO);
-        assert_eq!(long.greenlet().inner.completion.links_len(), 1);
+        assert_eq!(long.greenlet().inner.completion().links_len(), 1);
         joiner.kill();
-        assert_eq!(long.greenlet().inner.completion.links_len(), 0);
+        assert_eq!(long.greenlet().inner.completion().links_len(), 0);
         long.kill();
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::hub::{self, with_rt};
+use crate::hub;
 use crate::timer::deadline_after;
 use crate::value::Wake;
 
@@ -42,19 +42,19 @@ pub fn sleep(duration: Duration) {
 #[inline(never)]
 fn sleep_for(duration: Duration) {
     let deadline = deadline_after(duration);
-    with_rt(|rt| loop {
-        let Ok(token) = hub::begin_wait(rt) else {
+    loop {
+        let Ok(token) = hub::begin_wait() else {
             return;
         };
-        let timer = rt.arm_timer(deadline, token);
-        let woke = hub::wait(rt);
+        let timer = hub::arm_timer(deadline, token);
+        let woke = hub::park();
         drop(timer);
         match woke {
             Ok(Wake::TimedOut) | Err(_) | Ok(Wake::LoopExit) => return,
             // Not ours (cannot happen for a plain sleep): keep sleeping.
             Ok(Wake::Ready) => continue,
         }
-    })
+    }
 }
 
 /// Lets every other ready greenlet run once, then continues (gevent's
@@ -83,12 +83,10 @@ fn sleep_for(duration: Duration) {
 /// ```
 #[inline]
 pub fn yield_now() {
-    with_rt(|rt| {
-        let Ok(token) = hub::begin_wait(rt) else {
-            return;
-        };
-        // The ready queue takes the token: we must not hold ourselves.
-        rt.wake_live(token);
-        let _ = hub::wait(rt);
-    })
+    let Ok(token) = hub::begin_wait() else {
+        return;
+    };
+    // The ready queue takes the token: we must not hold ourselves.
+    hub::wake_live(token);
+    let _ = hub::park();
 }

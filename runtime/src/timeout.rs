@@ -21,9 +21,8 @@ use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant};
 
-use crate::greenlet::Greenlet;
-use crate::hub::{with_rt, Runtime};
-use crate::timer::{deadline_after, TimerKey};
+use crate::hub;
+use crate::timer::deadline_after;
 
 /// A [`with_timeout`] scope's deadline passed before its closure finished.
 ///
@@ -44,11 +43,6 @@ impl fmt::Display for Elapsed {
 }
 
 impl std::error::Error for Elapsed {}
-
-/// The payload thrown into a greenlet whose scope expired.
-struct Signal {
-    scope: u64,
-}
 
 /// Runs `f`, interrupting it if it still waits when `timeout` has passed;
 /// `None` means no timeout.
@@ -104,62 +98,19 @@ pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, E
     scope(Some(deadline), f)
 }
 
-/// Ends a scope (also on unwind): cancels its timer, and forgets its expiry.
-struct Scope {
-    key: TimerKey,
-    id: u64,
-    g: Greenlet,
-}
-
-impl Drop for Scope {
-    fn drop(&mut self) {
-        with_rt(|rt| rt.cancel_timer(&self.key));
-        let fired = &self.g.inner.timeout_fired;
-        if fired.get() == self.id {
-            fired.set(0);
-        }
-    }
-}
-
 fn scope<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     let Some(deadline) = deadline else {
         return Ok(f());
     };
-    let scope = with_rt(|rt| {
-        let id = rt.next_id();
-        let g = rt.current();
-        let key = rt.add_scope_timer(deadline, g.clone(), id);
-        Scope { key, id, g }
-    });
-    let id = scope.id;
+    let scope = hub::Scope::enter(deadline);
+    let id = scope.id();
     let r = catch_unwind(AssertUnwindSafe(f));
     drop(scope);
     match r {
         Ok(v) => Ok(v),
-        Err(p) => match p.downcast_ref::<Signal>() {
+        Err(p) => match p.downcast_ref::<hub::ScopeSignal>() {
             Some(s) if s.scope == id => Err(Elapsed),
             _ => resume_unwind(p),
         },
     }
-}
-
-/// The hub's timer for scope `id` of `g` fired: throw the signal in.
-pub(crate) fn expire(rt: &Runtime, g: &Greenlet, id: u64) {
-    // A kill already on its way wins: replacing its payload would let the
-    // scope catch the signal and the greenlet finish as if never killed.
-    if g.is_dead() || g.inner.killed.get() {
-        return;
-    }
-    let fired = &g.inner.timeout_fired;
-    // The outermost expired scope wins (scopes nest, so it has the lowest
-    // id): its signal passes through the inner ones.
-    if fired.get() == 0 || id < fired.get() {
-        fired.set(id);
-    }
-    rt.throw_later(g, Box::new(Signal { scope: fired.get() }));
-}
-
-/// Raises an expired scope's signal again (a hub wait inside that scope).
-pub(crate) fn raise_again(id: u64) -> ! {
-    resume_unwind(Box::new(Signal { scope: id }))
 }

@@ -23,19 +23,16 @@
 //! assert_eq!(order, [10, 20, 30]); // completion order
 //! ```
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::fmt;
-use std::rc::{Rc, Weak};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::hub::{self, with_rt};
+use crate::hub::{self, Relay};
 use crate::sync::{AsyncResult, Event, WaitError};
 use crate::task::JoinHandle;
 use crate::timer::deadline_after;
 use crate::value::Wake;
 use crate::Greenlet;
-pub(crate) use sealed::Relay;
 
 /// Something [`iwait`], [`wait_any`] and [`wait_all`] can wait for:
 /// [`JoinHandle`] and [`Greenlet`] (it finished, however it ended), [`Event`]
@@ -61,12 +58,9 @@ pub trait Waitable: sealed::Sealed {
 }
 
 pub(crate) mod sealed {
-    use std::cell::RefCell;
-    use std::collections::VecDeque;
     use std::rc::Rc;
 
-    use crate::hub::{with_rt, WaitToken};
-    use crate::value::Wake;
+    use crate::hub::Relay;
 
     /// Registration with a waited-for object.
     pub trait Sealed {
@@ -74,56 +68,6 @@ pub(crate) mod sealed {
         fn watch(&self, relay: &Rc<Relay>, index: usize);
         /// Forgets a `watch` that has not fired.
         fn unwatch(&self, relay: &Rc<Relay>);
-    }
-
-    /// Collects which of an `IWait`'s objects became ready, in order, and
-    /// wakes the waiting greenlet.
-    pub struct Relay {
-        pub(super) fired: RefCell<VecDeque<usize>>,
-        pub(super) token: RefCell<Option<WaitToken>>,
-    }
-
-    impl Relay {
-        pub(crate) fn fire(&self, index: usize) {
-            self.fired.borrow_mut().push_back(index);
-            let token = self.token.borrow().clone();
-            if let Some(t) = token {
-                with_rt(|rt| rt.wake(&t, Wake::Ready));
-            }
-        }
-    }
-}
-
-/// The relays watching one object; fired (and emptied) when it becomes
-/// ready.
-#[derive(Default)]
-pub(crate) struct Relays(RefCell<Vec<(Weak<Relay>, usize)>>);
-
-impl Relays {
-    pub(crate) fn add(&self, relay: &Rc<Relay>, index: usize) {
-        let mut v = self.0.borrow_mut();
-        v.retain(|(w, _)| w.strong_count() > 0); // iwaits dropped undone
-        v.push((Rc::downgrade(relay), index));
-    }
-
-    pub(crate) fn remove(&self, relay: &Rc<Relay>) {
-        let me = Rc::downgrade(relay);
-        self.0
-            .borrow_mut()
-            .retain(|(w, _)| w.strong_count() > 0 && !w.ptr_eq(&me));
-    }
-
-    /// Fires every watching relay (cheap when there is none).
-    pub(crate) fn fire(&self) {
-        if self.0.borrow().is_empty() {
-            return;
-        }
-        let all = std::mem::take(&mut *self.0.borrow_mut());
-        for (w, i) in all {
-            if let Some(r) = w.upgrade() {
-                r.fire(i);
-            }
-        }
     }
 }
 
@@ -162,10 +106,10 @@ impl Waitable for Greenlet {
 }
 impl sealed::Sealed for Greenlet {
     fn watch(&self, relay: &Rc<Relay>, index: usize) {
-        crate::task::link_relay(self, relay, index);
+        hub::link_relay(self, relay, index);
     }
     fn unwatch(&self, relay: &Rc<Relay>) {
-        crate::task::unlink_relay(self, relay);
+        hub::unlink_relay(self, relay);
     }
 }
 
@@ -224,7 +168,7 @@ impl<W: Waitable> fmt::Debug for IWait<W> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IWait")
             .field("remaining", &self.remaining)
-            .field("ready", &self.relay.fired.borrow().len())
+            .field("ready", &self.relay.fired_len())
             .field("stopped", &self.stopped)
             .finish()
     }
@@ -259,15 +203,12 @@ where
     W: Waitable,
     I: IntoIterator<Item = W>,
 {
-    let relay = Rc::new(Relay {
-        fired: RefCell::new(VecDeque::new()),
-        token: RefCell::new(None),
-    });
+    let relay = Rc::new(Relay::default());
     let objects: Vec<Option<W>> = objects.into_iter().map(Some).collect();
     for (i, o) in objects.iter().enumerate() {
         let o = o.as_ref().expect("all present at the start");
         if o.is_ready() {
-            relay.fired.borrow_mut().push_back(i);
+            relay.fire(i);
         } else {
             o.watch(&relay, i);
         }
@@ -326,7 +267,7 @@ impl<W: Waitable> IWait<W> {
     /// See [`iwait`].
     pub fn remaining(&mut self) -> Vec<(usize, W)> {
         let relay = self.relay.clone();
-        self.relay.fired.borrow_mut().clear();
+        self.relay.clear_fired();
         self.remaining = 0;
         self.objects
             .iter_mut()
@@ -342,27 +283,25 @@ impl<W: Waitable> IWait<W> {
         if self.deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(WaitError::TimedOut);
         }
-        with_rt(|rt| {
-            let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
-            *self.relay.token.borrow_mut() = Some(token.clone());
-            /// Takes the token back (also on unwind).
-            struct Clear<'a>(&'a Relay);
-            impl Drop for Clear<'_> {
-                fn drop(&mut self) {
-                    self.0.token.borrow_mut().take();
-                }
+        let token = hub::begin_wait().map_err(|_| WaitError::Cancelled)?;
+        self.relay.set_token(Some(token.clone()));
+        /// Takes the token back (also on unwind).
+        struct Clear<'a>(&'a Relay);
+        impl Drop for Clear<'_> {
+            fn drop(&mut self) {
+                self.0.set_token(None);
             }
-            let _clear = Clear(&self.relay);
-            let timer = self.deadline.map(|d| rt.arm_timer(d, token));
-            let woke = hub::wait(rt);
-            drop(timer);
-            match woke {
-                Ok(Wake::Ready) => Ok(()),
-                Ok(Wake::TimedOut) => Err(WaitError::TimedOut),
-                Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
-                Err(_) => Err(WaitError::Cancelled),
-            }
-        })
+        }
+        let _clear = Clear(&self.relay);
+        let timer = self.deadline.map(|d| hub::arm_timer(d, token));
+        let woke = hub::park();
+        drop(timer);
+        match woke {
+            Ok(Wake::Ready) => Ok(()),
+            Ok(Wake::TimedOut) => Err(WaitError::TimedOut),
+            Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
+            Err(_) => Err(WaitError::Cancelled),
+        }
     }
 }
 
@@ -371,7 +310,7 @@ impl<W: Waitable> Iterator for IWait<W> {
 
     fn next(&mut self) -> Option<(usize, W)> {
         loop {
-            let first = self.relay.fired.borrow_mut().pop_front();
+            let first = self.relay.take_fired();
             if let Some(i) = first {
                 if let Some(o) = self.objects[i].take() {
                     self.remaining -= 1;
@@ -384,7 +323,7 @@ impl<W: Waitable> Iterator for IWait<W> {
             }
             if let Err(why) = self.park() {
                 // What fired meanwhile is still yielded; then it stops.
-                if self.relay.fired.borrow().is_empty() {
+                if self.relay.fired_len() == 0 {
                     self.stopped = Some(why);
                     return None;
                 }
@@ -394,7 +333,7 @@ impl<W: Waitable> Iterator for IWait<W> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.relay.fired.borrow().len(), Some(self.remaining))
+        (self.relay.fired_len(), Some(self.remaining))
     }
 }
 
@@ -488,7 +427,7 @@ mod tests {
     use crate::spawn;
 
     fn links(h: &JoinHandle<()>) -> usize {
-        h.greenlet().inner.completion.links_len()
+        h.greenlet().inner.completion().links_len()
     }
 
     #[test]
@@ -500,7 +439,7 @@ mod tests {
             assert_eq!(wait_any(objs, Duration::ZERO), Err(WaitError::TimedOut));
         }
         assert_eq!(links(&long), 0);
-        assert!(ev.relays().0.borrow().is_empty());
+        assert!(ev.relays().len() == 0);
         // Half consumed, then dropped.
         let quick = spawn(|| ());
         let mut it = iwait([&quick, &long]);
@@ -519,8 +458,8 @@ mod tests {
             let _ = wait_any([&*e], None);
         });
         crate::sleep(Duration::ZERO);
-        assert_eq!(ev.relays().0.borrow().len(), 1);
+        assert_eq!(ev.relays().len(), 1);
         waiter.kill();
-        assert!(ev.relays().0.borrow().is_empty());
+        assert!(ev.relays().len() == 0);
     }
 }

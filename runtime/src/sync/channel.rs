@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::{Core, Fifo, PutError, TakeError};
 use super::WaitError;
-use crate::hub::{self, with_rt, Runtime, WaitToken};
+use crate::hub::{self, WaitToken};
 use crate::timer::deadline_of;
 use crate::value::Wake;
 
@@ -845,7 +845,7 @@ impl<'a> Select<'a> {
         // A select waits to send into one of these receives' channels, and
         // its message exists only once its send is chosen: stand in line
         // for one turn so that it can hand it over.
-        match with_rt(|rt| self.park(rt, None, true)) {
+        match self.park(None, true) {
             Ok(Some(i)) => Some(i),
             _ => self.ready_now(),
         }
@@ -937,7 +937,7 @@ impl<'a> Select<'a> {
             // A receive that was handed a message must be the one reported:
             // the message waits for it at the front of its channel (picking
             // again could strand it there, past the channel's bound).
-            if let Some(i) = with_rt(|rt| self.park(rt, deadline, false))? {
+            if let Some(i) = self.park(deadline, false)? {
                 return Ok(i);
             }
         }
@@ -946,14 +946,9 @@ impl<'a> Select<'a> {
     /// Registers every operation under one token and parks once; whichever
     /// channel wakes it first claims the whole select (the others find the
     /// token spent and pass it by). With `one_turn`, parks only for one
-    /// turn of the ready queue (see [`hub::wait_one_turn`]).
-    fn park(
-        &self,
-        rt: &Runtime,
-        deadline: Option<Instant>,
-        one_turn: bool,
-    ) -> Result<Option<usize>, WaitError> {
-        let token = hub::begin_wait(rt).map_err(|_| WaitError::Cancelled)?;
+    /// turn of the ready queue (see [`hub::park_one_turn`]).
+    fn park(&self, deadline: Option<Instant>, one_turn: bool) -> Result<Option<usize>, WaitError> {
+        let token = hub::begin_wait().map_err(|_| WaitError::Cancelled)?;
         // Receives first: registering one wakes selects waiting to send into
         // that channel, which must not include this one.
         // In a random rotation: several receives on one channel stand in
@@ -970,10 +965,10 @@ impl<'a> Select<'a> {
             }
         }
         let woke = if one_turn {
-            hub::wait_one_turn(rt, &token)
+            hub::park_one_turn(&token)
         } else {
-            let timer = deadline.map(|d| rt.arm_timer(d, token));
-            let woke = hub::wait(rt);
+            let timer = deadline.map(|d| hub::arm_timer(d, token));
+            let woke = hub::park();
             drop(timer);
             woke
         };

@@ -4,7 +4,6 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{Lock, LockGuard, WaitError, WaitList};
-use crate::hub::with_rt;
 use crate::timer::deadline_of;
 
 /// Waits for a condition guarded by a [`Lock`] (Python's
@@ -257,7 +256,7 @@ impl Condition {
                 let _ = self.waiters.notify_one(());
             }
         };
-        let waited = with_rt(|rt| self.waiters.wait(rt, deadline, None, &pass_on));
+        let waited = self.waiters.wait(deadline, None, &pass_on);
         let timed_out = match waited {
             Ok(_) => false,
             Err((WaitError::TimedOut, _)) => true,

@@ -5,9 +5,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{WaitError, WaitList};
-use crate::hub::with_rt;
+use crate::hub::Relays;
 use crate::timer::deadline_of;
-use crate::wait::Relays;
 
 /// A flag that greenlets wait for: [`set`](Event::set) wakes every waiter
 /// (gevent's `Event`). Share it with `Rc`.
@@ -178,12 +177,10 @@ impl Event {
         if self.flag.get() {
             return Ok(());
         }
-        with_rt(|rt| {
-            self.waiters
-                .wait(rt, deadline, None, &|_| {})
-                .map(|_| ())
-                .map_err(|(e, _)| e)
-        })
+        self.waiters
+            .wait(deadline, None, &|_| {})
+            .map(|_| ())
+            .map_err(|(e, _)| e)
     }
 }
 
@@ -421,7 +418,8 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
             if let Some(r) = self.try_get() {
                 return r.map_err(GetError::Failed);
             }
-            with_rt(|rt| self.waiters.wait(rt, deadline, None, &|_| {}))
+            self.waiters
+                .wait(deadline, None, &|_| {})
                 .map_err(|(e, _)| GetError::Wait(e))?;
         }
     }

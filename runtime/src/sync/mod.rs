@@ -33,7 +33,7 @@ use std::mem::{self, ManuallyDrop};
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use crate::hub::{self, Runtime, WaitToken};
+use crate::hub::{self, WaitToken};
 use crate::value::Wake;
 
 pub mod channel;
@@ -311,7 +311,6 @@ impl<T> WaitList<T> {
     #[inline(always)]
     pub(crate) fn wait(
         &self,
-        rt: &Runtime,
         deadline: Option<Instant>,
         offer: Option<T>,
         on_lost: &dyn Fn(Option<T>),
@@ -319,7 +318,7 @@ impl<T> WaitList<T> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err((WaitError::TimedOut, offer));
         }
-        let token = match hub::begin_wait(rt) {
+        let token = match hub::begin_wait() {
             Ok(t) => t,
             Err(_) => return Err((WaitError::Cancelled, offer)),
         };
@@ -331,8 +330,8 @@ impl<T> WaitList<T> {
         };
         self.q.push_back(NonNull::from(&w));
         let woke = match deadline {
-            None => hub::wait(rt),
-            Some(d) => wait_timed(rt, d, &w.token),
+            None => hub::park(),
+            Some(d) => park_until(d, &w.token),
         };
         if w.state.get() == NOTIFIED {
             mem::forget(listed); // done: nothing to remove or pass on
@@ -350,17 +349,16 @@ impl<T> WaitList<T> {
     }
 
     /// Stands in line as a waiter (with nothing to offer) for one turn of
-    /// the ready queue (see [`hub::wait_one_turn`]), so that the greenlets
+    /// the ready queue (see [`hub::park_one_turn`]), so that the greenlets
     /// ready now can hand it a value; `before` runs once it is in line, to
     /// wake those that could. Returns what it was handed, if anything;
     /// `on_lost` as for [`wait`](WaitList::wait).
     pub(crate) fn wait_one_turn(
         &self,
-        rt: &Runtime,
         before: impl FnOnce(),
         on_lost: &dyn Fn(Option<T>),
     ) -> Option<T> {
-        let token = hub::begin_wait(rt).ok()?;
+        let token = hub::begin_wait().ok()?;
         let w = Waiter::new(token.clone(), None);
         let listed = Listed {
             list: self,
@@ -369,7 +367,7 @@ impl<T> WaitList<T> {
         };
         self.q.push_back(NonNull::from(&w));
         before();
-        let _ = hub::wait_one_turn(rt, &token);
+        let _ = hub::park_one_turn(&token);
         if w.state.get() == NOTIFIED {
             mem::forget(listed);
             return w.slot.take();
@@ -399,9 +397,9 @@ impl<T> WaitList<T> {
 /// one, copied across the switch, was the hottest instruction of the wait
 /// in a profile; without it a channel round trip takes 1-2 ns less).
 #[inline(never)]
-fn wait_timed(rt: &Runtime, deadline: Instant, token: &WaitToken) -> Result<Wake, hub::WaitError> {
-    let _timer = rt.arm_timer(deadline, token.clone());
-    hub::wait(rt)
+fn park_until(deadline: Instant, token: &WaitToken) -> Result<Wake, hub::Refused> {
+    let _timer = hub::arm_timer(deadline, token.clone());
+    hub::park()
 }
 
 /// A select's waiter in a [`WaitList`] (see [`WaitList::enqueue`]); it

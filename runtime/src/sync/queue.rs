@@ -21,7 +21,7 @@ use std::mem;
 use std::time::{Duration, Instant};
 
 use super::{Enqueued, WaitError, WaitList};
-use crate::hub::{self, with_rt, WaitToken};
+use crate::hub::WaitToken;
 use crate::timer::deadline_of;
 
 /// Why a `put` did not happen; the item comes back.
@@ -305,9 +305,7 @@ impl<S: Store> Core<S> {
                 Err(PutError::Full(item)) => item,
                 other => return other,
             };
-            // SAFETY: the runtime outlives this call (see `hub::rt_ptr`).
-            let rt = unsafe { &*hub::rt_ptr() };
-            let waited = self.putters.wait(rt, deadline, Some(item), &drop);
+            let waited = self.putters.wait(deadline, Some(item), &drop);
             match waited {
                 // A getter took it (and counted it).
                 Ok(None) => return Ok(()),
@@ -366,12 +364,11 @@ impl<S: Store> Core<S> {
     #[cold]
     #[inline(never)]
     fn get_one_turn(&self) -> Result<S::Item, TakeError> {
-        let got = with_rt(|rt| {
-            self.getters
-                .wait_one_turn(rt, || self.send_watchers.wake_all_empty(), &|lost| {
-                    self.pass_on(lost)
-                })
-        });
+        let got = self
+            .getters
+            .wait_one_turn(|| self.send_watchers.wake_all_empty(), &|lost| {
+                self.pass_on(lost)
+            });
         match got {
             Some(item) => Ok(item),
             // Nothing handed over (the select chose another operation, or
@@ -421,9 +418,7 @@ impl<S: Store> Core<S> {
             // A select waiting to send into a rendezvous can now hand over.
             self.send_watchers.wake_all_empty();
             let pass_on = |lost| self.pass_on(lost);
-            // SAFETY: the runtime outlives this call (see `hub::rt_ptr`).
-            let rt = unsafe { &*hub::rt_ptr() };
-            match self.getters.wait(rt, deadline, None, &pass_on) {
+            match self.getters.wait(deadline, None, &pass_on) {
                 Ok(Some(item)) => return Ok(item),
                 Ok(None) => continue, // closed: drain or report it
                 Err((why, _)) => return Err(TakeError::Wait(why)),
@@ -508,7 +503,9 @@ impl<S: Store> Core<S> {
 
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
         while self.unfinished.get() > 0 {
-            with_rt(|rt| self.joiners.wait(rt, deadline, None, &|_| {})).map_err(|(e, _)| e)?;
+            self.joiners
+                .wait(deadline, None, &|_| {})
+                .map_err(|(e, _)| e)?;
         }
         Ok(())
     }

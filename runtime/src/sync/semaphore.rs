@@ -13,7 +13,6 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::{WaitError, WaitList};
-use crate::hub::with_rt;
 use crate::timer::deadline_of;
 
 /// A counting semaphore (gevent's `Semaphore`): [`acquire`](Semaphore::acquire)
@@ -219,12 +218,10 @@ impl Semaphore {
         if self.try_take() {
             return Ok(());
         }
-        // SAFETY: the runtime outlives this call (see `hub::rt_ptr`).
-        let rt = unsafe { &*crate::hub::rt_ptr() };
         // A permit handed to us is ours; one handed to us while we unwind
         // goes to the next waiter.
         self.waiters
-            .wait(rt, deadline, None, &|_| self.release())
+            .wait(deadline, None, &|_| self.release())
             .map(|_| ())
             .map_err(|(e, _)| e)
     }
@@ -730,10 +727,7 @@ impl<T> RLock<T> {
 }
 
 fn current_id() -> u64 {
-    with_rt(|rt| {
-        // SAFETY: `current` always names a live record (see hub::wait).
-        unsafe { (*rt.current_ptr()).id }
-    })
+    crate::hub::current_id()
 }
 
 impl<T: ?Sized> RLock<T> {

@@ -1,0 +1,697 @@
+//! The core: greenlet records, the switch, the scheduler and parking. One
+//! component by design, since the scheduler runs inside the switch's
+//! trampoline; the public [`Greenlet`](crate::Greenlet) type sits on top
+//! of it (the one import cycle the runtime allows). Every layer above uses
+//! the core through the functions it exports here, never a record's
+//! fields.
+//!
+//! The hub is one event loop per OS thread, made on first use and never
+//! moved. It keeps a FIFO ready queue, a timer queue, a cache of stacks and
+//! a mio poll, the one place its thread blocks. A greenlet that waits (in
+//! `sleep`, `join`, IO…) parks: it registers a wake-up and switches to the
+//! hub, which runs the next ready greenlet, fires due timers and polls IO.
+//! When the greenlet waiting on the root (main) can never be woken because
+//! nothing is ready, timed or watched, the wait fails with `LoopExit`
+//! instead of hanging (gevent's `LoopExit`).
+//!
+//! * `record.rs`: the greenlet record (`Inner`); how a greenlet ended
+//!   (`Completion`, recorded once) and its greenlet-local values.
+//! * `switch.rs`: the mailbox, the trampoline that resumes every greenlet,
+//!   making and unwinding greenlets.
+//! * `sched.rs`: the ready queue, the timers, IO polling and the loop's
+//!   decisions.
+//! * `park.rs`: the wait protocol below, kills and timeout-scope expiry.
+//!
+//! # Invariants
+//!
+//! The `SAFETY` comments of the core name the invariant they rely on, as
+//! `(current)`, `(runtime)`, `(mailbox)` or `(one runner)`.
+//!
+//! * **(current)** `Runtime::current` always names a live record: the
+//!   running greenlet's, which the root loop holds a handle to while it
+//!   runs, or main's or the hub's, which the runtime owns. Only the switch
+//!   and the forced unwind write it, and the forced unwind restores it.
+//! * **(runtime)** The runtime outlives every call made on its thread: it
+//!   lives in a thread-local at a fixed address from first use to the
+//!   thread's teardown. Teardown first unwinds every greenlet it can find
+//!   (`ShutdownGuard`, before the runtime's own destructor), and a
+//!   greenlet whose last handle goes after that is leaked, never resumed
+//!   (`unwind_now`). So a `&Runtime` taken by code running on the thread,
+//!   greenlet frames included, is valid for as long as that code can run.
+//! * **(mailbox)** Every resume of a greenlet (and every return to main) is
+//!   preceded by exactly one `Runtime::post`, and the receiver `collect`s
+//!   exactly once, first thing; a greenlet resumed to unwind (`dying`)
+//!   collects nothing and posts nothing.
+//! * **(one runner)** Only the root loop resumes a live greenlet's
+//!   coroutine, and never the running one (a switch to the current greenlet
+//!   returns early); the one exception is the forced unwind of a greenlet
+//!   that is not running (`unwind_now`).
+//!
+//! # The wait protocol
+//!
+//! Every hub wait of a greenlet has a number. `begin_wait` increments the
+//! record's `wait_seq` to `s`, clears `woken` and hands out a
+//! `WaitToken { g, s }`; whatever will end the wait (a wait list, a timer,
+//! the reactor, a join link, a remote wake-up) keeps a clone, and the
+//! greenlet then `park`s. A token is *current* while
+//! `wait_seq == s && !woken`, and only a current token wakes: a wake sets
+//! `woken` and queues a ready entry `Ready { g, s, why }`.
+//!
+//! | the record | `wait_seq`, `woken` | got there by | a wake with token `s` |
+//! |---|---|---|---|
+//! | running, not waiting | `s`, `true` | the end of wait `s` (`WaitEnd`, also on unwind) | ignored: over |
+//! | waiting | `s`, `false` | `begin_wait` | queues `Ready{s}`; sets `woken` |
+//! | woken, queued | `s`, `true` | the first wake of `s` | ignored: one entry per wait |
+//! | waiting one turn | `s`, `false`, `Ready{s}` queued | `park_one_turn` | queues a second `Ready{s}`, made stale when the turn ends (`wait_seq` moves to `s + 1`) |
+//! | killed, or thrown into | `s + 1`, `true`, payload in `pending_throw` | `throw_later` (a kill, an expired scope) | ignored: `Ready{s + 1, THROW}` is queued |
+//! | unstarted | `0` (`1` for `spawn_later`), `false` | creation | `Ready{0, START}` is queued by `spawn`; the start timer wakes token 1 |
+//!
+//! * **Stale entries.** The ready queue drops, unrun, an entry whose number
+//!   is not its record's `wait_seq`: the greenlet was woken twice, killed,
+//!   or moved on to a newer wait.
+//! * **The hub-wait sentinel.** A child that parks suspends with
+//!   `mail_target == HUB_WAIT` and posts nothing; the root loop then runs
+//!   the scheduler at once, without a handle to the hub.
+//! * **The mailbox.** The entry that resumes a greenlet posts its input:
+//!   a wake-up (`Wake::Ready`, `TimedOut`, `LoopExit`), the pending throw,
+//!   or nothing for a start.
+//! * **`NOTIFIED` and `on_lost`** (the wait lists of `sync`). A waiter on a
+//!   wait list lives in the parked greenlet's frame and owns its token. A
+//!   notifier pops it, marks it `NOTIFIED`, moves the token into the ready
+//!   queue (no handle is cloned) and hands it its value in the same step,
+//!   so a newcomer cannot overtake it. A greenlet that then unwinds instead
+//!   of taking the value (killed or timed out in the same tick) passes it
+//!   on through `on_lost`.
+
+use std::cell::{Cell, OnceCell, RefCell, UnsafeCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::io;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::time::Instant;
+
+use crate::greenlet::Greenlet;
+use crate::reactor::{Poller, Slab};
+use crate::stack::{self, Stack, StackPool};
+use crate::timer::Timers;
+use crate::value::{Exit, Value};
+
+mod park;
+mod record;
+mod sched;
+mod switch;
+
+pub(crate) use park::{
+    arm_timer, begin_wait, deliver_kill, link_joiner, link_relay, park, park_one_turn,
+    unlink_relay, unlink_stale, wake_live, wake_owned, Refused, Relay, Relays, Scope, ScopeSignal,
+    WaitToken,
+};
+pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
+pub use sched::DEFAULT_EVENT_INTERVAL;
+pub(crate) use switch::{switch_value, throw_into, unwind_now};
+
+use sched::{ReadyQueue, Timed, TimerEntry};
+
+pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
+     (the hub has no greenlet ready to run, no timer and no IO to wait for)";
+
+/// The per-thread runtime: main and hub records, the running greenlet, the
+/// scheduler.
+pub(crate) struct Runtime {
+    pub(crate) main: Greenlet,
+    pub(crate) hub: Greenlet,
+    current: Cell<*const Inner>,
+    ready: RefCell<ReadyQueue>,
+    /// Greenlets woken by their timers: each runs once the entries queued in
+    /// `ready` before it have run (FIFO), or at once when it has waited
+    /// [`SWITCH_INTERVAL`] (see `Runtime::fire_timers`).
+    timed: RefCell<VecDeque<Timed>>,
+    /// Whether `timed` may hold entries: one test on the hot path.
+    any_timed: Cell<bool>,
+    /// Entries ever pushed to and popped from `ready`: positions in it.
+    pushed: Cell<u64>,
+    popped: Cell<u64>,
+    /// Entries of `ready` that `pop_ready` found stale: `popped` less
+    /// these is the turns taken from the ready queue (`Runtime::turns`).
+    stale_popped: Cell<u64>,
+    /// `turns` when a timed entry last ran ahead of its turn: the next may
+    /// only once a ready entry ran since (see `Runtime::pop_ready`).
+    promoted_at: Cell<u64>,
+    /// Set while timers fire: wake-ups then go to `timed`, woken at this time.
+    firing: Cell<Option<Instant>>,
+    timers: RefCell<Timers<TimerEntry>>,
+    poller: RefCell<Poller>,
+    /// Waits that something outside the ready queue and timers will end (IO,
+    /// remote wake-ups): while any exist, an idle hub blocks instead of
+    /// raising LoopExit.
+    external_waits: Cell<usize>,
+    /// The reactor's registrations (see [`crate::io`]).
+    pub(crate) io: RefCell<Slab<WaitToken>>,
+    /// What other threads send this hub (see [`Inbox`]); set once.
+    inbox: OnceCell<Rc<dyn Inbox>>,
+    ticks: Cell<u32>,
+    /// The switches in the current check interval (at most `event_interval`,
+    /// fewer when greenlets' turns are long), and when it began.
+    check_every: Cell<u32>,
+    last_check: Cell<Instant>,
+    event_interval: Cell<u32>,
+    stack_size: Cell<usize>,
+    pool: RefCell<StackPool>,
+    next_id: Cell<u64>,
+    switches: Cell<u64>,
+    shutdown_registered: Cell<bool>,
+    shutting_down: Cell<bool>,
+    /// The mailbox: the value on its way to the greenlet being switched to.
+    /// The sender posts it, the receiver collects it first thing when it is
+    /// resumed; the root loop only looks at it on slow paths (see
+    /// [`Runtime::post`]).
+    mail: UnsafeCell<MaybeUninit<Value>>,
+    /// Whether `mail` holds a value: checked in debug builds only.
+    #[cfg(debug_assertions)]
+    mail_full: Cell<bool>,
+    /// The greenlet a suspending child asks the root loop to switch to
+    /// (borrowed from the sender's frame; see `switch::suspend`).
+    mail_target: Cell<*const Inner>,
+    /// A finished greenlet's exit, left by its root for the root loop.
+    mail_exit: Cell<Option<Exit>>,
+}
+
+/// What other threads send a hub: the cross-thread channel (see
+/// `crate::remote`) installs itself here on first use, so the core needs
+/// nothing from the layers above it.
+pub(crate) trait Inbox {
+    /// Runs what was sent: posts become greenlets, wake-ups wake their
+    /// waiters. Called at every check of timers and IO: cheap when nothing
+    /// was sent.
+    fn drain(&self);
+    /// Whether an idle hub must wait for messages instead of reporting
+    /// `LoopExit` (a handle to the inbox exists, or a greenlet waits for a
+    /// message).
+    fn keeps_alive(&self) -> bool;
+    /// Takes the greenlets parked for messages (the hub's shutdown unwinds
+    /// them).
+    fn take_waiters(&self) -> Vec<WaitToken>;
+    /// The inbox itself, for its module to reach its own type.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+thread_local! {
+    static RT: Runtime = Runtime::new();
+    static SHUTDOWN: ShutdownGuard = const { ShutdownGuard };
+    /// `RT`'s address once it is initialised, null before and after its
+    /// life: a `const` thread-local read without the lazy-init check.
+    static RT_PTR: Cell<*const Runtime> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        RT_PTR.with(|p| p.set(std::ptr::null()));
+    }
+}
+
+/// Its destructor runs before `RT`'s (registered later, destroyed first), so
+/// suspended greenlets are unwound while the runtime is still reachable.
+struct ShutdownGuard;
+
+impl Drop for ShutdownGuard {
+    fn drop(&mut self) {
+        let _ = RT.try_with(|rt| rt.shutdown());
+    }
+}
+
+/// Runs `f` with this thread's runtime, creating it on first use.
+///
+/// # Panics
+///
+/// Panics if called while the thread's runtime is being destroyed.
+#[inline]
+pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    let p = RT_PTR.with(|p| p.get());
+    if p.is_null() {
+        return with_rt_slow(f);
+    }
+    // SAFETY: (runtime) RT_PTR is non-null only between RT's
+    // initialisation and the start of its destructor, during which RT lives
+    // at that address.
+    f(unsafe { &*p })
+}
+
+#[cold]
+fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
+    RT.with(|rt| {
+        if !rt.shutdown_registered.get() {
+            rt.shutdown_registered.set(true);
+            SHUTDOWN.with(|_| {});
+            RT_PTR.with(|p| p.set(rt as *const Runtime));
+        }
+        f(rt)
+    })
+}
+
+/// This thread's runtime, made on first use, for the core's own functions
+/// (the layers above use those, or [`with_rt`]). `'static` by invariant
+/// (runtime): it stays valid on this thread for as long as any code that
+/// holds it can run.
+///
+/// # Panics
+///
+/// As [`with_rt`].
+#[inline(always)]
+fn rt() -> &'static Runtime {
+    let p = RT_PTR.with(|p| p.get());
+    if p.is_null() {
+        return rt_slow();
+    }
+    // SAFETY: (runtime) RT_PTR is non-null only between RT's initialisation
+    // and the start of its destructor, and the runtime outlives every call
+    // made on its thread.
+    unsafe { &*p }
+}
+
+#[cold]
+#[inline(never)]
+fn rt_slow() -> &'static Runtime {
+    let p = with_rt_slow(|rt| rt as *const Runtime);
+    // SAFETY: as in `rt`: `with_rt_slow` has just published the address.
+    unsafe { &*p }
+}
+
+/// For the overflow handler: the fault record of the greenlet running on
+/// this thread, or null on the thread's own stack (main, the hub, or no
+/// runtime). Async-signal-safe: it reads two cells and initialises nothing
+/// (`RT_PTR` is `const`-initialised and has no destructor).
+pub(crate) fn current_fault_info() -> *const crate::fault::FaultInfo {
+    let rt = RT_PTR.with(|p| p.get());
+    if rt.is_null() {
+        return std::ptr::null();
+    }
+    // SAFETY: (runtime) RT_PTR is non-null only while RT lives, and
+    // (current) `current` always names a live record; the interrupted code
+    // cannot be half-way through storing the pointer (an aligned word).
+    let cur = unsafe { &*(*rt).current.get() };
+    if cur.kind == Kind::Child {
+        cur.fault_ptr()
+    } else {
+        std::ptr::null()
+    }
+}
+
+/// Like [`with_rt`], but `None` during thread teardown.
+pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
+    let p = RT_PTR.with(|p| p.get());
+    if !p.is_null() {
+        // SAFETY: (runtime) as in `with_rt`.
+        return Some(f(unsafe { &*p }));
+    }
+    RT.try_with(f).ok()
+}
+
+impl Runtime {
+    fn new() -> Runtime {
+        if let Err(e) = crate::fault::init_thread() {
+            eprintln!(
+                "verdant: a stack overflow on this thread will be a plain SIGSEGV \
+                 (its handler could not be set up: {e})"
+            );
+        }
+        crate::panic::install_hook();
+        let (main, hub) = switch::new_root_records();
+        let current = Cell::new(Rc::as_ptr(&main.inner));
+        Runtime {
+            main,
+            hub,
+            current,
+            ready: RefCell::new(ReadyQueue::default()),
+            timed: RefCell::new(VecDeque::new()),
+            any_timed: Cell::new(false),
+            pushed: Cell::new(0),
+            popped: Cell::new(0),
+            stale_popped: Cell::new(0),
+            promoted_at: Cell::new(0),
+            firing: Cell::new(None),
+            timers: RefCell::new(Timers::default()),
+            poller: RefCell::new(Poller::default()),
+            external_waits: Cell::new(0),
+            io: RefCell::new(Slab::default()),
+            inbox: OnceCell::new(),
+            ticks: Cell::new(0),
+            check_every: Cell::new(DEFAULT_EVENT_INTERVAL),
+            last_check: Cell::new(Instant::now()),
+            event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
+            stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
+            pool: RefCell::new(StackPool::new()),
+            next_id: Cell::new(2),
+            switches: Cell::new(0),
+            shutdown_registered: Cell::new(false),
+            shutting_down: Cell::new(false),
+            mail: UnsafeCell::new(MaybeUninit::uninit()),
+            #[cfg(debug_assertions)]
+            mail_full: Cell::new(false),
+            mail_target: Cell::new(std::ptr::null()),
+            mail_exit: Cell::new(None),
+        }
+    }
+
+    fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    fn default_stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    fn take_stack(&self, usable: usize) -> io::Result<Stack> {
+        self.pool.borrow_mut().get(usable)
+    }
+
+    fn recycle_stack(&self, stack: Stack, low_water: usize) {
+        if !self.shutting_down.get() {
+            self.pool.borrow_mut().put(stack, low_water);
+        }
+    }
+
+    /// This hub's inbox for other threads, once one was installed.
+    pub(crate) fn inbox(&self) -> Option<&Rc<dyn Inbox>> {
+        self.inbox.get()
+    }
+
+    /// Installs this hub's inbox; returns the one installed (the first,
+    /// if one already was).
+    pub(crate) fn install_inbox(&self, inbox: Rc<dyn Inbox>) -> &Rc<dyn Inbox> {
+        self.inbox.get_or_init(|| inbox)
+    }
+
+    fn drain_inbox(&self) {
+        if let Some(inbox) = self.inbox() {
+            inbox.drain();
+        }
+    }
+
+    fn inbox_keeps_alive(&self) -> bool {
+        self.inbox().is_some_and(|i| i.keeps_alive())
+    }
+
+    /// Unwinds what is left at thread exit: greenlets still queued, timed or
+    /// waiting for IO.
+    ///
+    /// Each greenlet found queued or timed is unwound explicitly (not by
+    /// dropping handles: a greenlet can be kept alive by a cycle, such as a
+    /// joiner that holds its own wait token through the join's state). The
+    /// joiners their completion wakes land in the ready queue and are
+    /// unwound in the next round.
+    fn shutdown(&self) {
+        self.shutting_down.set(true);
+        for _ in 0..64 {
+            let mut ready = self.ready.borrow_mut().drain();
+            self.popped.set(self.pushed.get());
+            ready.extend(self.timed.borrow_mut().drain(..).map(|t| t.entry));
+            let timers = self.timers.borrow_mut().drain();
+            let mut io_waiters = self.io.borrow_mut().take_waiters();
+            if let Some(inbox) = self.inbox() {
+                io_waiters.extend(inbox.take_waiters());
+            }
+            if ready.is_empty() && timers.is_empty() && io_waiters.is_empty() {
+                break;
+            }
+            let found: Vec<Greenlet> = ready
+                .iter()
+                .map(|r| r.g.clone())
+                .chain(timers.iter().map(|t| t.token.g.clone()))
+                .chain(io_waiters.iter().map(|t| t.g.clone()))
+                .collect();
+            drop(ready);
+            drop(timers);
+            drop(io_waiters);
+            for g in &found {
+                unwind_now(g);
+            }
+        }
+    }
+}
+
+/// The running greenlet's id.
+pub(crate) fn current_id() -> u64 {
+    rt().current_id()
+}
+
+/// A handle to the running greenlet.
+pub(crate) fn current() -> Greenlet {
+    rt().current()
+}
+
+/// Whether `g` is the running greenlet.
+pub(crate) fn is_current(g: &Greenlet) -> bool {
+    std::ptr::eq(rt().current_ptr(), g.as_ptr())
+}
+
+/// The running greenlet's name.
+pub(crate) fn current_name() -> std::borrow::Cow<'static, str> {
+    rt().current_record().display_name()
+}
+
+/// Lends the running greenlet's locals out (put them back with
+/// [`put_locals`]).
+pub(crate) fn take_locals() -> Option<Box<LocalSet>> {
+    rt().current_record().locals.take()
+}
+
+/// Gives the running greenlet's locals back.
+pub(crate) fn put_locals(set: Box<LocalSet>) {
+    rt().current_record().locals.put(set)
+}
+
+/// Makes a greenlet that runs `f` when first switched to, with the running
+/// greenlet as its parent (`Greenlet::new`).
+///
+/// # Errors
+///
+/// As `stack::round_size` and the stack cache report.
+pub(crate) fn create<F>(stack_size: Option<usize>, f: F) -> io::Result<Greenlet>
+where
+    F: FnOnce(Value) -> Value + 'static,
+{
+    let rt = rt();
+    switch::create(rt, rt.current(), stack_size, None, false, f)
+}
+
+/// Makes a task: a greenlet whose parent is the hub and whose exit is kept
+/// for its `JoinHandle`; it starts on the next turn of the ready queue, or
+/// at `start_at` (then the start timer's key is returned, to cancel it).
+///
+/// # Errors
+///
+/// As for [`create`].
+pub(crate) fn spawn_task<F>(
+    stack_size: Option<usize>,
+    name: Option<std::borrow::Cow<'static, str>>,
+    start_at: Option<Instant>,
+    f: F,
+) -> io::Result<(Greenlet, Option<crate::timer::TimerKey>)>
+where
+    F: FnOnce() -> Value + 'static,
+{
+    let rt = rt();
+    let g = switch::create(rt, rt.hub.clone(), stack_size, name, true, move |_| f())?;
+    let key = match start_at {
+        None => {
+            rt.schedule_start(g.clone());
+            None
+        }
+        Some(at) => Some(rt.schedule_start_at(g.clone(), at)),
+    };
+    Ok((g, key))
+}
+
+/// Cancels a timer armed by the core (a `spawn_later` start).
+pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
+    rt().cancel_timer(key)
+}
+
+/// A handle to this thread's hub, for settings and statistics.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_runtime::Hub;
+/// let hub = Hub::current();
+/// hub.set_stack_size(128 * 1024).unwrap();
+/// assert_eq!(hub.stack_size(), 128 * 1024);
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    _not_send: std::marker::PhantomData<*mut ()>,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        with_rt(|rt| {
+            f.debug_struct("Hub")
+                .field("ready", &rt.ready_len())
+                .field("timers", &rt.timers.borrow().len())
+                .field("pooled_stacks", &rt.pool.borrow().len())
+                .finish()
+        })
+    }
+}
+
+impl Hub {
+    /// This thread's hub (created on first use).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _hub = verdant_runtime::Hub::current();
+    /// ```
+    pub fn current() -> Hub {
+        with_rt(|_| ());
+        Hub {
+            _not_send: std::marker::PhantomData,
+        }
+    }
+
+    /// The hub's greenlet: the parent of every spawned greenlet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().greenlet().is_hub());
+    /// ```
+    pub fn greenlet(&self) -> Greenlet {
+        with_rt(|rt| rt.hub.clone())
+    }
+
+    /// Default usable stack size of new greenlets on this thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().stack_size() >= verdant_runtime::stack::MIN_STACK_SIZE);
+    /// ```
+    pub fn stack_size(&self) -> usize {
+        with_rt(|rt| rt.stack_size.get())
+    }
+
+    /// Sets the default usable stack size (rounded up to whole pages and to
+    /// [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE)).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` above [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_runtime::Hub::current().set_stack_size(usize::MAX).is_err());
+    /// ```
+    pub fn set_stack_size(&self, size: usize) -> io::Result<()> {
+        let size = stack::round_size(size)?;
+        with_rt(|rt| rt.stack_size.set(size));
+        Ok(())
+    }
+
+    /// Sets how many switches may pass between two checks of timers and IO
+    /// while greenlets are always ready (default [`DEFAULT_EVENT_INTERVAL`]).
+    /// Lower values favour IO latency, higher ones switch throughput. The
+    /// new interval applies from the next switch. It is a maximum: when
+    /// greenlets' turns are long the hub checks after fewer switches, about
+    /// once per millisecond of their work.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `n` is zero.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// verdant_runtime::Hub::current().set_event_interval(31);
+    /// ```
+    pub fn set_event_interval(&self, n: u32) {
+        assert!(n > 0, "verdant: the event interval must be at least 1");
+        with_rt(|rt| {
+            rt.event_interval.set(n);
+            // Restart the countdown, so a shorter interval is not delayed by
+            // what is left of the longer one.
+            rt.ticks.set(rt.ticks.get().min(n));
+        });
+    }
+
+    /// Sets how many free stacks the hub keeps for reuse (default
+    /// [`DEFAULT_POOL_CAPACITY`](crate::stack::DEFAULT_POOL_CAPACITY));
+    /// extra ones are unmapped at once.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// hub.set_pool_capacity(0);
+    /// assert_eq!(hub.pooled_stacks(), 0);
+    /// ```
+    pub fn set_pool_capacity(&self, n: usize) {
+        with_rt(|rt| rt.pool.borrow_mut().set_capacity(n));
+    }
+
+    /// Free stacks now held for reuse.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// verdant_runtime::spawn(|| ()).join().unwrap();
+    /// assert!(hub.pooled_stacks() >= 1);
+    /// ```
+    pub fn pooled_stacks(&self) -> usize {
+        with_rt(|rt| rt.pool.borrow().len())
+    }
+
+    /// Timers now pending (sleeps, timeouts, delayed spawns).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::Hub::current().timer_count(), 0);
+    /// ```
+    pub fn timer_count(&self) -> usize {
+        with_rt(|rt| rt.timers.borrow().len())
+    }
+
+    /// Entries now in the ready queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _h = verdant_runtime::spawn(|| ());
+    /// assert_eq!(verdant_runtime::Hub::current().ready_count(), 1);
+    /// ```
+    pub fn ready_count(&self) -> usize {
+        with_rt(|rt| rt.ready_len())
+    }
+
+    /// File descriptors now registered with this hub's reactor (see
+    /// [`crate::io::Registration`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_runtime::Hub::current().io_registrations(), 0);
+    /// ```
+    pub fn io_registrations(&self) -> usize {
+        with_rt(|rt| rt.io.borrow().len())
+    }
+
+    /// How many times the hub has resumed a greenlet so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// let before = hub.switch_count();
+    /// verdant_runtime::sleep(std::time::Duration::ZERO);
+    /// assert!(hub.switch_count() > before);
+    /// ```
+    pub fn switch_count(&self) -> u64 {
+        with_rt(|rt| rt.switches.get())
+    }
+}

@@ -1,0 +1,413 @@
+//! The greenlet record behind every [`Greenlet`] handle: its coroutine and
+//! stack bookkeeping, its place in the wait protocol, and how it ended
+//! ([`Completion`]), with the links to notify then and its greenlet-local
+//! values ([`Locals`]).
+//!
+//! Only the core writes a record's fields (they are private to `hub`);
+//! the layers above read them through methods, and change them through the
+//! core's functions.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::ptr;
+use std::rc::Weak;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::park::{Relay, WaitToken};
+use crate::fault::FaultInfo;
+use crate::greenlet::{Greenlet, GreenletExit};
+use crate::stack::Stack;
+use crate::value::{Exit, Payload, Value};
+
+// Values do not travel through corosensei: the runtime's mailbox carries
+// them (see `Runtime::post`), so every resume/suspend moves `()`, the
+// cheapest path (4.2 ns per round trip here, against 9.5 ns for a 40-byte
+// payload).
+pub(super) type Co = Coroutine<(), (), (), Stack>;
+pub(super) type Y = Yielder<(), ()>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Unstarted,
+    Suspended,
+    Running,
+    Dead,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Main,
+    Hub,
+    Child,
+}
+
+/// The record behind a [`Greenlet`] handle.
+pub(crate) struct Inner {
+    pub(super) id: u64,
+    pub(super) kind: Kind,
+    /// A spawned task: its exit is kept for its `JoinHandle` (and a panic
+    /// reported there), not switched to its parent, the hub.
+    pub(super) task: bool,
+    pub(super) state: Cell<State>,
+    /// The coroutine; `None` while it runs (taken by the root loop) and once dead.
+    pub(super) co: UnsafeCell<Option<Co>>,
+    /// Set when the coroutine starts; valid while it is alive.
+    pub(super) yielder: Cell<*const Y>,
+    /// Lowest stack address seen at a switch: how much of the stack to scrub.
+    pub(super) low_water: Cell<usize>,
+    parent: RefCell<Option<Greenlet>>,
+    /// Boxed: most greenlets keep their default name.
+    name: RefCell<Option<Box<Cow<'static, str>>>>,
+    /// Read by the overflow handler; written only while not running.
+    pub(super) fault: UnsafeCell<FaultInfo>,
+    /// Hub waits: the sequence number of the current wait (the protocol
+    /// is in the module docs of `hub`).
+    pub(super) wait_seq: Cell<u64>,
+    /// The stack address (within a few bytes of the stack pointer) at the
+    /// last switch out; 0 until the first. See [`Inner::prefetch_if_cold`].
+    park_sp: Cell<usize>,
+    /// The hub's count of ready-queue pops at the last switch out.
+    parked_at: Cell<u64>,
+    /// Hub waits: the current wait was already woken (or has ended).
+    pub(super) woken: Cell<bool>,
+    /// A kill was delivered: every later hub wait raises it again.
+    pub(super) killed: Cell<bool>,
+    /// Being unwound by the drop of its last handle: it may not switch.
+    pub(super) dying: Cell<bool>,
+    /// A payload the hub will throw in (see `Runtime::throw_later`).
+    pub(super) pending_throw: Cell<Option<Payload>>,
+    /// The outermost `with_timeout` scope of this greenlet that expired and
+    /// has not ended yet (0: none): every later hub wait raises it again.
+    pub(super) timeout_fired: Cell<u64>,
+    pub(super) locals: Locals,
+    pub(super) completion: Completion,
+}
+
+impl Inner {
+    pub(super) fn new(id: u64, kind: Kind, state: State, parent: Option<Greenlet>) -> Inner {
+        Inner {
+            id,
+            kind,
+            task: false,
+            state: Cell::new(state),
+            co: UnsafeCell::new(None),
+            yielder: Cell::new(ptr::null()),
+            low_water: Cell::new(usize::MAX),
+            parent: RefCell::new(parent),
+            name: RefCell::new(None),
+            fault: UnsafeCell::new(FaultInfo::new(id)),
+            wait_seq: Cell::new(0),
+            park_sp: Cell::new(0),
+            parked_at: Cell::new(0),
+            woken: Cell::new(false),
+            killed: Cell::new(false),
+            dying: Cell::new(false),
+            pending_throw: Cell::new(None),
+            timeout_fired: Cell::new(0),
+            locals: Locals::default(),
+            completion: Completion::default(),
+        }
+    }
+
+    /// A number unique among the greenlets of its thread.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    /// How it ended, the value it left for its `JoinHandle`, its links.
+    pub(crate) fn completion(&self) -> &Completion {
+        &self.completion
+    }
+
+    /// Whether its function ever started (its stack holds frames).
+    pub(crate) fn has_run(&self) -> bool {
+        !self.yielder.get().is_null()
+    }
+
+    pub(crate) fn fault_ptr(&self) -> *const FaultInfo {
+        self.fault.get()
+    }
+
+    pub(crate) fn display_name(&self) -> Cow<'static, str> {
+        match &*self.name.borrow() {
+            Some(n) => Cow::clone(n),
+            None => match self.kind {
+                Kind::Main => Cow::Borrowed("main"),
+                Kind::Hub => Cow::Borrowed("Hub"),
+                Kind::Child => Cow::Owned(format!("Greenlet-{}", self.id)),
+            },
+        }
+    }
+
+    /// Names the greenlet, for panic reports and the overflow message.
+    pub(crate) fn set_name(&self, name: Cow<'static, str>) {
+        // SAFETY: the fault record is only read by the signal handler of this
+        // thread, which interrupts nothing that writes it except this store;
+        // a torn name in a crash report is harmless.
+        unsafe { (*self.fault.get()).set_name(&name) };
+        *self.name.borrow_mut() = Some(Box::new(name));
+    }
+
+    pub(crate) fn parent(&self) -> Option<Greenlet> {
+        self.parent.borrow().clone()
+    }
+
+    /// Replaces the parent (the caller has checked for cycles).
+    pub(crate) fn replace_parent(&self, parent: Greenlet) {
+        let old = self.parent.borrow_mut().replace(parent);
+        drop(old); // outside the borrow: it may be the last handle
+    }
+
+    /// Records where the stack is now and when (`now`: the hub's count of
+    /// ready-queue pops); called at every switch out. Keeps how deep the
+    /// stack has been, for the scrub.
+    #[inline(always)]
+    pub(super) fn note_park(&self, now: u64) {
+        let marker = 0u8;
+        // The address of a local is (within a few bytes) the stack pointer.
+        let sp = std::hint::black_box(ptr::addr_of!(marker)) as usize;
+        self.park_sp.set(sp);
+        self.parked_at.set(now);
+        if sp < self.low_water.get() {
+            self.low_water.set(sp);
+        }
+    }
+
+    /// Asks the CPU to start loading the stack lines this greenlet touches
+    /// first when it resumes (the registers its switch saved, the frame that
+    /// parked), when at least [`COLD_AFTER`] other turns have run since it
+    /// parked (`now` as in [`note_park`](Inner::note_park)). The hub calls
+    /// it for the greenlet whose turn comes next, while the current one runs.
+    ///
+    /// Why: with many connections a parked greenlet's stack has left the
+    /// caches and the TLB by its next turn, and resuming it stalled on that
+    /// miss: about 0.3–0.4 µs per request at 1,000 echo connections
+    /// (`perf` samples on the first instruction after the switch back in).
+    /// Issued a turn ahead, the miss overlaps the current turn's work.
+    /// Prefetching every woken greenlet when its IO event arrives was slower
+    /// instead: with a long batch the lines are evicted again before their
+    /// turn. A greenlet that parked a few turns ago is still in cache, and
+    /// the prefetch would only cost time (about 4 ns per switch when two
+    /// greenlets take turns); hence the age test.
+    #[inline(always)]
+    pub(super) fn prefetch_if_cold(&self, now: u64) {
+        if now.wrapping_sub(self.parked_at.get()) < COLD_AFTER {
+            return;
+        }
+        let sp = self.park_sp.get();
+        if sp == 0 {
+            return; // never ran: no frames to load
+        }
+        let mut line = sp.saturating_sub(PREFETCH_BELOW) & !63;
+        let end = sp.saturating_add(PREFETCH_ABOVE);
+        while line < end {
+            prefetch(line);
+            line += 64;
+        }
+    }
+}
+
+/// How many ready-queue pops after a greenlet parked its stack counts as
+/// cold (see [`Inner::prefetch_if_cold`]). Chosen, not tuned: greenlets
+/// taking turns in twos or threes stay below it, and a hub serving 100 or
+/// more connections resumes each one well above it.
+const COLD_AFTER: u64 = 32;
+
+/// Bytes below the park address that [`Inner::prefetch_if_cold`] loads: the
+/// switch's saved registers and return address.
+const PREFETCH_BELOW: usize = 192;
+
+/// Bytes above the park address that [`Inner::prefetch_if_cold`] loads: the
+/// rest of the parking frame. More (up to 4 KiB) measured the same.
+const PREFETCH_ABOVE: usize = 128;
+
+/// A hint to load the cache line at `addr`; a no-op where Rust has no
+/// stable prefetch instruction.
+#[inline(always)]
+fn prefetch(addr: usize) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults (whatever the
+    // address, mapped or not), never writes, and SSE, which it needs, is
+    // part of the x86-64 baseline.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(ptr::without_provenance(addr));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = addr;
+}
+
+/// How a greenlet ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Outcome {
+    #[default]
+    Pending,
+    Success,
+    Killed,
+    Panicked,
+}
+
+/// A panic's message and payload, kept for the `JoinHandle`.
+struct PanicRecord {
+    message: Option<String>,
+    payload: Option<Payload>,
+}
+
+/// Something to notify when a greenlet dies.
+pub(super) enum Link {
+    /// Wake a joiner.
+    Wake(WaitToken),
+    /// Report to an `iwait` (gone if the iwait was dropped).
+    Relay(Weak<Relay>, usize),
+}
+
+/// How a greenlet ended, recorded once by the core when it does (see
+/// `Runtime::complete`), and who to tell.
+#[derive(Default)]
+pub(crate) struct Completion {
+    outcome: Cell<Outcome>,
+    /// The message and payload of a panic; boxed, as most greenlets never
+    /// panic (this keeps an idle greenlet small).
+    panic: RefCell<Option<Box<PanicRecord>>>,
+    /// A task's return value, until its `JoinHandle` takes it. A `Value`
+    /// rather than a typed slot of its own: small results (integers, `()`)
+    /// need no allocation at all.
+    result: Cell<Option<Value>>,
+    pub(super) links: RefCell<Vec<Link>>,
+}
+
+impl Completion {
+    pub(crate) fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+
+    /// Takes a task's return value (once).
+    pub(crate) fn take_result(&self) -> Option<Value> {
+        self.result.take()
+    }
+
+    /// The panic message, if it panicked with a string.
+    pub(crate) fn panic_message(&self) -> Option<String> {
+        self.panic.borrow().as_ref().and_then(|r| r.message.clone())
+    }
+
+    /// Takes the panic payload (once; the message stays).
+    pub(crate) fn take_panic_payload(&self) -> Option<Payload> {
+        self.panic
+            .borrow_mut()
+            .as_mut()
+            .and_then(|r| r.payload.take())
+    }
+
+    /// Records how the greenlet ended, unless it already was: `exit` is
+    /// its function's result (`Err`: an uncaught panic or kill). A task
+    /// keeps its value and its panic's payload here; for any other
+    /// greenlet they go on to its parent, so only the panic's message is
+    /// kept. Returns what the parent receives.
+    pub(super) fn record(&self, exit: Exit, task: bool) -> Value {
+        let (outcome, to_parent) = match exit {
+            Ok(v) if task => {
+                self.result.set(Some(v));
+                (Outcome::Success, Value::empty())
+            }
+            Ok(v) => (Outcome::Success, v),
+            Err(p) if p.is::<GreenletExit>() => (Outcome::Killed, Value::new(GreenletExit)),
+            Err(p) => {
+                let message = panic_message(&*p);
+                let (payload, to_parent) = if task {
+                    (Some(p), Value::empty())
+                } else {
+                    (None, Value::thrown(p))
+                };
+                *self.panic.borrow_mut() = Some(Box::new(PanicRecord { message, payload }));
+                (Outcome::Panicked, to_parent)
+            }
+        };
+        self.mark(outcome);
+        to_parent
+    }
+
+    /// Records `outcome` unless an outcome was recorded already.
+    pub(super) fn mark(&self, outcome: Outcome) {
+        if self.outcome.get() == Outcome::Pending {
+            self.outcome.set(outcome);
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn links_len(&self) -> usize {
+        self.links.borrow().len()
+    }
+}
+
+/// The message of a panic payload that is a string.
+pub(crate) fn panic_message(p: &(dyn Any + Send)) -> Option<String> {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        Some((*s).to_owned())
+    } else {
+        p.downcast_ref::<String>().cloned()
+    }
+}
+
+/// One greenlet's local values: (key address, value) pairs, few of them.
+pub(crate) type LocalSet = Vec<(usize, Box<dyn Any>)>;
+
+/// A greenlet's local values (`greenlet_local!`), boxed so an empty set
+/// costs one word.
+#[derive(Default)]
+pub(crate) struct Locals(Cell<Option<Box<LocalSet>>>);
+
+impl Locals {
+    pub(super) fn take(&self) -> Option<Box<LocalSet>> {
+        self.0.take()
+    }
+
+    pub(super) fn put(&self, set: Box<LocalSet>) {
+        let old = self.0.replace(Some(set));
+        debug_assert!(old.is_none(), "a greenlet's locals were lent out twice");
+        drop(old);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    /// What `Inner::prefetch_if_cold` relies on: a parked greenlet's park
+    /// address lies in its own stack, and its park time is the hub's count
+    /// of pops then.
+    #[test]
+    fn a_parked_greenlet_records_where_its_stack_is() {
+        let h = crate::spawn(|| crate::sleep(Duration::from_secs(60)));
+        crate::sleep(Duration::ZERO); // it starts, and parks in its sleep
+        let inner = &h.greenlet().inner;
+        // SAFETY: the fault record is written only while its greenlet does
+        // not run, and this one is parked.
+        let (lo, usable) = unsafe { ((*inner.fault_ptr()).guard_hi, (*inner.fault_ptr()).usable) };
+        let sp = inner.park_sp.get();
+        assert!(
+            sp >= lo && sp < lo + usable,
+            "park address {sp:#x} outside the stack {lo:#x}..{:#x}",
+            lo + usable
+        );
+        let at = inner.parked_at.get();
+        let now = crate::hub::with_rt(|rt| rt.pops());
+        assert!(at >= 1 && at <= now, "parked at pop {at}, now {now}");
+        for _ in 0..3 {
+            crate::sleep(Duration::ZERO);
+        }
+        assert_eq!(inner.parked_at.get(), at, "it did not run again");
+        assert!(crate::hub::with_rt(|rt| rt.pops()) > now);
+        h.kill();
+    }
+}

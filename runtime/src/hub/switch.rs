@@ -1,0 +1,625 @@
+//! The switch: the mailbox that carries values between greenlets, the
+//! trampoline (the root loop) that resumes every greenlet, and the making
+//! and unwinding of greenlets.
+//!
+//! corosensei coroutines are asymmetric (`resume`/`suspend`). verdant builds
+//! the symmetric switch as a *trampoline* on the thread's own stack, the stack
+//! of the *main* greenlet:
+//!
+//! ```text
+//!   main stack (root)                        greenlet stacks
+//!   ─────────────────                        ───────────────
+//!   main: g1.switch(v) ──► root loop ──resume(v)──► g1 runs
+//!                            ▲   │                   │ g1: g2.switch(w)
+//!                            │   └◄──suspend(Switch{g2, w})
+//!                            │   ──resume(w)──────► g2 runs
+//!                            │                       │ g2 returns r
+//!                            └◄──return r ───────────┘ → parent of g2
+//! ```
+//!
+//! Every resume happens from the root, so a greenlet's stack never holds
+//! another greenlet's frames, and main ↔ child costs one resume and one
+//! suspend. The hub is a pseudo-greenlet whose "switch" runs the scheduler
+//! inside the same root loop. Only this module touches corosensei's
+//! coroutines.
+
+use std::borrow::Cow;
+use std::io;
+use std::panic::{self, AssertUnwindSafe};
+use std::ptr;
+use std::rc::Rc;
+
+use corosensei::CoroutineResult;
+
+use super::record::{Co, Inner, Kind, Outcome, State, Y};
+use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
+use crate::greenlet::{Greenlet, GreenletExit};
+use crate::stack;
+use crate::value::{Input, Value, Wake};
+
+impl Runtime {
+    /// Puts the value for the next greenlet to be resumed in the mailbox.
+    ///
+    /// The protocol: every resume of a greenlet (and every return to main)
+    /// is preceded by exactly one `post`, and the receiver `collect`s exactly
+    /// once, first thing; a dying greenlet resumed to unwind collects nothing
+    /// and posts nothing. The value stays in one place from sender to
+    /// receiver, however many suspended greenlets it passes through.
+    #[inline(always)]
+    pub(crate) fn post(&self, value: Value) {
+        #[cfg(debug_assertions)]
+        assert!(
+            !self.mail_full.replace(true),
+            "verdant: mailbox posted twice"
+        );
+        // SAFETY: the mailbox is empty (the protocol above), so nothing is
+        // overwritten; only this thread touches it.
+        unsafe { (*self.mail.get()).write(value) };
+    }
+
+    /// Takes the value out of the mailbox (see [`Runtime::post`]).
+    #[inline(always)]
+    pub(crate) fn collect(&self) -> Value {
+        #[cfg(debug_assertions)]
+        assert!(
+            self.mail_full.replace(false),
+            "verdant: empty mailbox collected"
+        );
+        // SAFETY: the protocol guarantees a posted, not yet collected value.
+        unsafe { (*self.mail.get()).assume_init_read() }
+    }
+
+    /// Whether the mailbox holds a throw (it must hold something).
+    pub(crate) fn mail_is_thrown(&self) -> bool {
+        // SAFETY: as in `collect`; this only reads the value in place.
+        unsafe { (*self.mail.get()).assume_init_ref().is_thrown() }
+    }
+}
+
+/// What a throw into a dead greenlet becomes on its way up the parent
+/// chain: a [`GreenletExit`] counts as a normal return of that value.
+fn throw_to_parent(p: crate::value::Payload) -> Value {
+    if p.is::<GreenletExit>() {
+        Value::new(GreenletExit)
+    } else {
+        Value::thrown(p)
+    }
+}
+
+/// The hot path of every switch and hub wait, once the value for `target`
+/// is in the mailbox: one corosensei suspend (from a child) or resume
+/// (from main).
+#[inline]
+fn switch_posted(rt: &Runtime, target: &Greenlet) -> Option<Value> {
+    let cur_ptr = rt.current_ptr();
+    let target_ptr = Rc::as_ptr(&target.inner);
+    if ptr::eq(cur_ptr, target_ptr) {
+        return Some(rt.collect());
+    }
+    let cur = rt.current_record();
+    if cur.kind == Kind::Main {
+        Some(rt.run_root(target))
+    } else {
+        Some(suspend(rt, cur, target_ptr))
+    }
+}
+
+/// Suspends the running (non-main) greenlet `cur`, asking the root loop to
+/// switch to `target` (its input is already in the mailbox); returns what it
+/// is resumed with.
+#[inline]
+fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
+    cur.note_park(rt.pops());
+    // A raw pointer: the caller borrows a handle to `target` for the whole
+    // switch, and the root loop takes its own handle before anything runs.
+    rt.mail_target.set(target);
+    let y = cur.yielder.get();
+    debug_assert!(!y.is_null());
+    // SAFETY: `cur` is running, so its coroutine is alive and we are on its
+    // stack; `yielder` was set when it started and points into that stack.
+    unsafe { (*y).suspend(()) };
+    if cur.dying.get() {
+        dying_exit();
+    }
+    rt.collect()
+}
+
+/// Resumed by [`unwind_now`]: its last handle is gone, so it unwinds.
+#[cold]
+#[inline(never)]
+fn dying_exit() -> ! {
+    panic::resume_unwind(Box::new(GreenletExit))
+}
+
+/// Turns what a raw switch received into its return value.
+#[inline]
+fn receive(value: Option<Value>) -> Value {
+    match value {
+        Some(v) if !v.is_special() => v,
+        other => receive_slow(other),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn receive_slow(value: Option<Value>) -> Value {
+    let Some(v) = value else {
+        return Value::empty();
+    };
+    match v.into_input() {
+        Input::Value(v) => v,
+        Input::Throw(p) => panic::resume_unwind(p),
+        Input::Wake(Wake::LoopExit) => panic!("{LOOP_EXIT_MESSAGE}"),
+        Input::Wake(w) => panic!(
+            "verdant: a hub wake-up ({w:?}) reached a greenlet waiting in a raw switch; \
+             greenlets parked in hub waits must not be switched to by hand"
+        ),
+    }
+}
+
+/// A handle to the root loop's `target`: `held` when the loop holds one,
+/// else a new one (the first target, which main's caller borrows).
+fn owned(held: &mut Option<Greenlet>, target: *const Inner) -> Greenlet {
+    match held.take() {
+        Some(g) => g,
+        // SAFETY: a target without a held handle is the first one, kept
+        // alive by the `&Greenlet` main's caller lends for the whole switch.
+        None => unsafe { Greenlet::from_borrowed_ptr(target) },
+    }
+}
+
+impl Runtime {
+    /// The trampoline: runs on the main greenlet's stack until something
+    /// switches back to main, and returns what main receives. `target`'s
+    /// input is in the mailbox.
+    ///
+    /// The loop is kept small on purpose: resuming a suspended child and
+    /// following it to the next one is the hot path of every switch; the
+    /// hub, dead and unstarted-throw targets and a finishing greenlet are
+    /// handled out of line.
+    pub(crate) fn run_root(&self, first: &Greenlet) -> Value {
+        let main_ptr = Rc::as_ptr(&self.main.inner);
+        let hub_ptr = Rc::as_ptr(&self.hub.inner);
+        self.main.inner.state.set(State::Suspended);
+        // The greenlet to run next, and our own handle to it: none for the
+        // first, which main's caller borrows for the whole switch (and main
+        // cannot be unwound while it waits here). Every later one is named
+        // by a suspended greenlet that could be dropped while it runs.
+        let mut target: *const Inner = Rc::as_ptr(&first.inner);
+        let mut held: Option<Greenlet> = None;
+        loop {
+            // SAFETY: `target` is kept alive by `first` or `held`.
+            let inner = unsafe { &*target };
+            let runnable = inner.kind == Kind::Child
+                && match inner.state.get() {
+                    State::Suspended => true,
+                    State::Unstarted => !self.mail_is_thrown(),
+                    _ => false,
+                };
+            if !runnable {
+                if inner.kind == Kind::Main {
+                    break;
+                }
+                let next = if inner.kind == Kind::Hub && !self.mail_is_thrown() {
+                    // Main's hub wait, or a switch to the hub by hand (its
+                    // value is dropped): the scheduler picks who runs next.
+                    drop(self.collect());
+                    self.next_ready_slow()
+                } else {
+                    self.route(owned(&mut held, target))
+                };
+                target = Rc::as_ptr(&next.inner);
+                held = Some(next);
+                continue;
+            }
+            // Only the root loop touches a live greenlet's coroutine: the
+            // release path cannot run for `target` (we hold a handle).
+            // SAFETY: and a running greenlet is never resumed again (a
+            // switch to the current greenlet returns early).
+            let co = unsafe { (*inner.co.get()).as_mut() }
+                .expect("verdant: a live greenlet always has its coroutine");
+            inner.state.set(State::Running);
+            self.set_current_child(inner);
+            let result = co.resume(());
+            self.set_current_main(main_ptr);
+            match result {
+                CoroutineResult::Yield(()) => {
+                    inner.state.set(State::Suspended);
+                    let next = self.mail_target.get();
+                    debug_assert!(!next.is_null(), "a suspend names its target");
+                    if ptr::eq(next, main_ptr) {
+                        break; // the common way home: no handle needed
+                    }
+                    if ptr::eq(next, HUB_WAIT) {
+                        // A hub wait or yield (the hot path of every
+                        // cooperative block): schedule straight away, without
+                        // a handle to the hub or another turn of the loop.
+                        let g = self.next_ready();
+                        target = Rc::as_ptr(&g.inner);
+                        held = Some(g);
+                        continue;
+                    }
+                    if ptr::eq(next, hub_ptr) && !self.mail_is_thrown() {
+                        // A switch to the hub by hand: its value is dropped
+                        // and the scheduler picks who runs next. (The loop's
+                        // top would do the same; leaving it to that measured
+                        // 3 ns slower per yield round trip, a code-layout
+                        // effect on the HUB_WAIT path above.)
+                        drop(self.collect());
+                        let g = self.next_ready_slow();
+                        target = Rc::as_ptr(&g.inner);
+                        held = Some(g);
+                        continue;
+                    }
+                    // We take our own strong count before anything can run
+                    // (dropping the old `held` may unwind a greenlet whose
+                    // frames own the handle the sender borrows).
+                    // SAFETY: the suspended sender borrows a handle to `next`
+                    // for its whole switch, so the record is alive.
+                    let g = unsafe { Greenlet::from_borrowed_ptr(next) };
+                    target = next;
+                    held = Some(g);
+                }
+                CoroutineResult::Return(()) => {
+                    let next = self.finished(owned(&mut held, target));
+                    target = Rc::as_ptr(&next.inner);
+                    held = Some(next);
+                }
+            }
+        }
+        drop(held);
+        self.main.inner.state.set(State::Running);
+        self.set_current_main(main_ptr);
+        self.collect()
+    }
+
+    /// Where a switch to a target that cannot simply be resumed goes (a
+    /// throw into the hub, a dead greenlet, an unstarted one receiving a
+    /// throw); leaves the new target's input in the mailbox and returns it.
+    #[cold]
+    #[inline(never)]
+    fn route(&self, target: Greenlet) -> Greenlet {
+        match target.inner.kind {
+            Kind::Main => unreachable!("main is returned to by the root loop"),
+            // A throw into the hub goes to its parent, main (the root loop
+            // schedules plain switches to the hub itself).
+            Kind::Hub => self.main.clone(),
+            Kind::Child => match target.inner.state.get() {
+                State::Unstarted => self.finish_unstarted(target),
+                State::Dead => {
+                    let v = match self.collect().into_input() {
+                        Input::Throw(p) => throw_to_parent(p),
+                        Input::Wake(_) => {
+                            // A stale hub wake for a dead greenlet: ignore it.
+                            self.post(Value::empty());
+                            return self.hub.clone();
+                        }
+                        Input::Value(v) => v,
+                    };
+                    self.post(v);
+                    target.inner.parent().unwrap_or_else(|| self.main.clone())
+                }
+                State::Suspended | State::Running => {
+                    unreachable!("only main runs while the root loop does")
+                }
+            },
+        }
+    }
+
+    /// A greenlet's function has returned (or unwound): recycles its stack,
+    /// records how it ended (once: see `Completion::record`), notifies its
+    /// links, and posts its exit to its parent, which it returns.
+    #[inline(never)]
+    fn finished(&self, g: Greenlet) -> Greenlet {
+        let inner = &*g.inner;
+        inner.state.set(State::Dead);
+        // SAFETY: (one runner) only the root loop touches a live greenlet's
+        // coroutine, and this one has just finished.
+        let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
+        self.recycle_stack(co.into_stack(), inner.low_water.get());
+        let exit = self
+            .mail_exit
+            .take()
+            .expect("verdant: a finished greenlet leaves its exit");
+        let to_parent = inner.completion.record(exit, inner.task);
+        self.notify_links(&g);
+        self.post(to_parent);
+        inner.parent().unwrap_or_else(|| self.main.clone())
+    }
+
+    /// Kills an unstarted greenlet whose input (in the mailbox) is a throw:
+    /// it dies without running and the throw goes on to its parent, which
+    /// this returns.
+    fn finish_unstarted(&self, g: Greenlet) -> Greenlet {
+        let payload = match self.collect().into_input() {
+            Input::Throw(p) => p,
+            _ => unreachable!("finish_unstarted is called for a throw"),
+        };
+        // SAFETY: (one runner) the greenlet is unstarted, so no one else
+        // uses its slot.
+        let co = unsafe { (*g.inner.co.get()).take() };
+        g.inner.state.set(State::Dead);
+        if let Some(mut co) = co {
+            co.force_unwind(); // drops the never-run function
+            self.recycle_stack(co.into_stack(), g.inner.low_water.get());
+        }
+        let to_parent = g.inner.completion.record(Err(payload), g.inner.task);
+        self.notify_links(&g);
+        self.post(to_parent);
+        g.inner.parent().unwrap_or_else(|| self.main.clone())
+    }
+
+    // The overflow handler finds the running greenlet's guard range through
+    // `current` (see `hub::current_fault_info`), so a switch updates one
+    // pointer and nothing else.
+    #[inline(always)]
+    pub(crate) fn set_current_child(&self, inner: &Inner) {
+        self.current.set(inner as *const Inner);
+    }
+
+    #[inline(always)]
+    fn set_current_main(&self, main: *const Inner) {
+        self.current.set(main);
+    }
+
+    /// Makes `inner` current for a nested forced unwind; returns the previous.
+    fn swap_current(&self, inner: &Inner) -> *const Inner {
+        self.current.replace(inner as *const Inner)
+    }
+
+    fn restore_current(&self, prev: *const Inner) {
+        self.current.set(prev);
+    }
+
+    /// The running greenlet's record.
+    #[inline(always)]
+    pub(crate) fn current_record(&self) -> &Inner {
+        // SAFETY: (current) `current` always names a live record, which
+        // outlives the running greenlet's frames: the running greenlet's
+        // record is held by the root loop; main's and the hub's by the
+        // runtime, which outlives every call (invariant (runtime)).
+        unsafe { &*self.current.get() }
+    }
+
+    /// The running greenlet's id.
+    pub(crate) fn current_id(&self) -> u64 {
+        self.current_record().id
+    }
+
+    /// The running greenlet's record's address, for identity checks.
+    #[inline(always)]
+    pub(crate) fn current_ptr(&self) -> *const Inner {
+        self.current.get()
+    }
+
+    /// A handle to the running greenlet.
+    #[inline]
+    pub(crate) fn current(&self) -> Greenlet {
+        // SAFETY: (current) `current` names a live record owned by an Rc.
+        unsafe { Greenlet::from_borrowed_ptr(self.current.get()) }
+    }
+}
+
+/// Ends a greenlet that is not running, here and now: a suspended one is
+/// unwound on its own stack (its destructors run, as for a kill), an
+/// unstarted one has its function dropped; its stack is recycled and it is
+/// completed as killed. Used when its last handle goes away, and by the
+/// hub's shutdown for greenlets still parked at thread exit.
+#[cold]
+pub(crate) fn unwind_now(g: &Greenlet) {
+    let inner = &g.inner;
+    if inner.kind != Kind::Child || matches!(inner.state.get(), State::Running | State::Dead) {
+        return;
+    }
+    // SAFETY: (one runner) the greenlet is neither running nor dead, so the
+    // root loop is not resuming it and nothing else borrows its coroutine
+    // slot.
+    let Some(mut co) = (unsafe { (*inner.co.get()).take() }) else {
+        return;
+    };
+    inner.dying.set(true);
+    let prev = try_rt(|rt| rt.swap_current(inner));
+    if prev.is_none() && inner.has_run() {
+        // The runtime is gone (this is the thread's teardown, after the
+        // hub's shutdown): the greenlet's frames may hold references to it
+        // (invariant (runtime)), so it must never run again. It is leaked,
+        // stack and all, instead of unwound.
+        inner.state.set(State::Dead);
+        std::mem::forget(co);
+        return;
+    }
+    inner.state.set(State::Running);
+    if inner.has_run() {
+        // Resumed with `dying` set, its pending switch raises GreenletExit
+        // (see `suspend`), so its destructors run on its own stack; any
+        // switch it attempts meanwhile is refused. The mailbox is not
+        // touched: it may hold a value in transit to another greenlet.
+        // Its root catches the unwind and leaves an exit: discard it.
+        let r = co.resume(());
+        debug_assert!(matches!(r, CoroutineResult::Return(())));
+    } else {
+        co.force_unwind(); // drops the never-run function
+    }
+    try_rt(|rt| drop(rt.mail_exit.take()));
+    inner.state.set(State::Dead);
+    if let Some(prev) = prev {
+        try_rt(|rt| rt.restore_current(prev));
+    }
+    let stack = co.into_stack();
+    let low = inner.low_water.get();
+    inner.completion.mark(Outcome::Killed);
+    try_rt(|rt| {
+        rt.recycle_stack(stack, low);
+        rt.notify_links(g);
+    });
+}
+
+/// Makes a child greenlet running `f` (already type-erased to `Value`s),
+/// unstarted. A `task`'s exit is kept for its `JoinHandle` rather than
+/// switched to its parent (see `Completion::record`).
+pub(super) fn create<F>(
+    rt: &Runtime,
+    parent: Greenlet,
+    stack_size: Option<usize>,
+    name: Option<Cow<'static, str>>,
+    task: bool,
+    f: F,
+) -> io::Result<Greenlet>
+where
+    F: FnOnce(Value) -> Value + 'static,
+{
+    let usable = stack::round_size(stack_size.unwrap_or_else(|| rt.default_stack_size()))?;
+    let stack = rt.take_stack(usable)?;
+    let mut inner = Inner::new(rt.next_id(), Kind::Child, State::Unstarted, Some(parent));
+    inner.task = task;
+    {
+        let fi = inner.fault.get_mut();
+        (fi.guard_lo, fi.guard_hi) = stack.guard_range();
+        fi.usable = stack.usable();
+        if let Some(n) = &name {
+            fi.set_name(n);
+        }
+    }
+    inner.low_water.set(stack.top());
+    let inner = Rc::new(inner);
+    if let Some(n) = name {
+        inner.set_name(n);
+    }
+    let record: *const Inner = Rc::as_ptr(&inner);
+    let co = Co::with_stack(stack, move |y: &Y, ()| {
+        // SAFETY: the record owns this coroutine (or the root loop holds a
+        // handle while it runs), so it outlives every run of this closure.
+        unsafe { (*record).yielder.set(y) };
+        // A start, like any resume, leaves this greenlet's input in the
+        // mailbox. The root loop never starts a greenlet with a throw (it
+        // dies unstarted instead), and a hub start carries no value.
+        let v = try_rt(|rt| rt.collect()).unwrap_or_default();
+        let exit = panic::catch_unwind(AssertUnwindSafe(move || f(v)));
+        // Greenlet-locals die with the greenlet, dropped while it still runs
+        // (their destructors may use the runtime); a panic in one is the
+        // greenlet's own.
+        let locals = try_rt(|rt| rt.current_record().locals.take()).flatten();
+        let dropped = panic::catch_unwind(AssertUnwindSafe(move || drop(locals)));
+        let exit = match (exit, dropped) {
+            (Ok(_), Err(p)) => Err(p),
+            (exit, _) => exit,
+        };
+        try_rt(|rt| rt.mail_exit.set(Some(exit)));
+    });
+    // SAFETY: the record was just made; nothing else can see its slot yet.
+    unsafe { *inner.co.get() = Some(co) };
+    Ok(Greenlet { inner })
+}
+
+/// Makes the records of a thread's main greenlet and hub.
+pub(super) fn new_root_records() -> (Greenlet, Greenlet) {
+    let main = Greenlet {
+        inner: Rc::new(Inner::new(0, Kind::Main, State::Running, None)),
+    };
+    let hub = Greenlet {
+        inner: Rc::new(Inner::new(
+            1,
+            Kind::Hub,
+            State::Suspended,
+            Some(main.clone()),
+        )),
+    };
+    (main, hub)
+}
+
+/// `target.switch(value)` (see `Greenlet::switch`).
+#[inline]
+pub(crate) fn switch_value<T: 'static>(target: &Greenlet, value: T) -> Value {
+    receive(super::with_rt(|rt| {
+        if !may_switch(rt) {
+            drop(value);
+            return refuse_switch(rt);
+        }
+        // Built in place in the mailbox, so the receiver reads it back
+        // the way it was written (a value assembled field by field and
+        // then copied whole stalls on store-to-load forwarding).
+        rt.post(Value::new(value));
+        switch_posted(rt, target)
+    }))
+}
+
+/// `target.throw_panic(payload)` (see `Greenlet::throw_panic`).
+pub(crate) fn throw_into(target: &Greenlet, payload: crate::value::Payload) -> Value {
+    receive(switch_to(target, Value::thrown(payload)))
+}
+
+/// Switches from the current greenlet to `target`. Returns what the current
+/// greenlet receives when it is resumed, or `None` when it may not switch
+/// (it is unwinding).
+#[inline]
+pub(crate) fn switch_to(target: &Greenlet, value: Value) -> Option<Value> {
+    super::with_rt(|rt| switch_in(rt, target, value))
+}
+
+/// [`switch_to`] with the runtime at hand.
+#[inline]
+pub(crate) fn switch_in(rt: &Runtime, target: &Greenlet, value: Value) -> Option<Value> {
+    if !may_switch(rt) {
+        drop(value);
+        return refuse_switch(rt);
+    }
+    rt.post(value);
+    switch_posted(rt, target)
+}
+
+/// The `mail_target` of a greenlet suspended into a hub wait (see
+/// [`switch_to_hub`]): never the address of a record (they are aligned).
+const HUB_WAIT: *const Inner = ptr::without_provenance(1);
+
+/// Parks the current greenlet in the hub: a switch to the hub with an empty
+/// value, except that a child posts nothing (the root loop would only drop
+/// it) and marks its suspend [`HUB_WAIT`], so the root loop goes straight to
+/// the scheduler. Returns what it is resumed with.
+///
+/// The caller has checked that the greenlet may switch (see
+/// [`park`](super::park)).
+#[inline]
+pub(super) fn switch_to_hub(rt: &Runtime) -> Value {
+    debug_assert!(may_switch(rt), "a hub wait begins with begin_wait");
+    let cur = rt.current_record();
+    if cur.kind == Kind::Main {
+        return main_hub_wait(rt);
+    }
+    // The hub itself never runs (the root loop schedules in its place), so
+    // `cur` is a child.
+    suspend(rt, cur, HUB_WAIT)
+}
+
+/// Main's hub wait, out of line (it runs the root loop on main's stack):
+/// the scheduler picks who runs next and posts its input; main itself, if
+/// already woken, just collects its own.
+#[inline(never)]
+fn main_hub_wait(rt: &Runtime) -> Value {
+    rt.main.inner.state.set(State::Suspended);
+    let next = rt.next_ready();
+    rt.run_root(&next)
+}
+
+/// Whether the current greenlet may switch now: not while it unwinds
+/// (reliability §0 fact 5: suspending mid-unwind would leak the thread's
+/// panic count into other greenlets), nor while it is being dropped.
+/// Checked before anything is posted, because a greenlet unwound by
+/// [`unwind_now`] may run while the mailbox holds a value in transit.
+#[inline(always)]
+fn may_switch(rt: &Runtime) -> bool {
+    let cur = rt.current_record();
+    !(std::thread::panicking() || cur.dying.get())
+}
+
+/// The answer to a switch that [`may_switch`] refused.
+#[cold]
+#[inline(never)]
+fn refuse_switch(rt: &Runtime) -> Option<Value> {
+    let cur = rt.current_record();
+    if !std::thread::panicking() && cur.has_run() {
+        // Being dropped, and it caught the GreenletExit: raise it again.
+        panic::resume_unwind(Box::new(GreenletExit));
+    }
+    // Mid-unwind, or an unstarted greenlet's function being dropped.
+    None
+}
