@@ -328,7 +328,8 @@ impl<T> BlockingHandle<T> {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Ok(false);
             }
-            let Ok(token) = hub::begin_wait() else {
+            let rt = hub::rt();
+            let Ok(token) = rt.begin_wait() else {
                 return Err(cancelled());
             };
             let (remote, key) = match remote::register_wait(token.clone()) {
@@ -353,8 +354,8 @@ impl<T> BlockingHandle<T> {
                 key,
                 slot: &self.slot,
             };
-            let timer = deadline.map(|d| hub::arm_timer(d, token));
-            let woke = hub::park();
+            let timer = deadline.map(|d| rt.arm_timer(d, token));
+            let woke = rt.park();
             drop(timer);
             match woke {
                 Ok(Wake::Ready) | Ok(Wake::TimedOut) => continue,

@@ -41,7 +41,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::hub::{self, with_rt, Runtime, WaitToken};
+use crate::hub::{self, Runtime, WaitToken};
 pub use crate::reactor::Direction;
 use crate::reactor::{token_of, Slot};
 use crate::value::Wake;
@@ -95,7 +95,8 @@ impl Registration {
     /// What `epoll_ctl` reports (for example `AlreadyExists` when the same
     /// fd is registered twice), or the failure to create the epoll instance.
     pub fn new(fd: RawFd) -> io::Result<Registration> {
-        with_rt(|rt| {
+        let rt = hub::rt();
+        {
             let (slot, generation) = rt.io.borrow_mut().alloc();
             let token = token_of(slot, generation);
             let res = rt.with_registry(|reg| {
@@ -118,7 +119,7 @@ impl Registration {
                 generation,
                 _not_send: std::marker::PhantomData,
             })
-        })
+        }
     }
 
     /// The registered fd.
@@ -179,11 +180,10 @@ impl Registration {
     /// cannot be reused under a greenlet still inside an operation.
     pub fn close(&self) {
         let tokens = self.with_slot(|s| s.close());
-        with_rt(|rt| {
-            for t in tokens.into_iter().flatten().flatten() {
-                rt.wake_owned(t, Wake::Ready);
-            }
-        });
+        let rt = hub::rt();
+        for t in tokens.into_iter().flatten().flatten() {
+            rt.wake_owned(t, Wake::Ready);
+        }
     }
 
     /// Parks the current greenlet until the fd is ready for `dir` (at once
@@ -201,7 +201,8 @@ impl Registration {
     ///
     /// Raises a kill delivered while waiting (as for every hub wait).
     pub fn wait(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
-        with_rt(|rt| loop {
+        let rt = hub::rt();
+        loop {
             {
                 let mut slab = rt.io.borrow_mut();
                 let Some(s) = slab.get(self.slot, self.generation) else {
@@ -223,7 +224,7 @@ impl Registration {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(timed_out());
             }
-            let token = hub::begin_wait().map_err(|_| {
+            let token = rt.begin_wait().map_err(|_| {
                 io::Error::new(
                     io::ErrorKind::Interrupted,
                     "cannot wait for IO while the greenlet unwinds",
@@ -239,7 +240,7 @@ impl Registration {
                 seq: token.seq(),
             };
             let timer = deadline.map(|d| rt.arm_timer(d, token));
-            let woke = hub::park();
+            let woke = rt.park();
             drop(timer);
             drop(guard);
             match woke {
@@ -261,7 +262,7 @@ impl Registration {
                     ))
                 }
             }
-        })
+        }
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking between

@@ -35,7 +35,7 @@ use std::thread::ThreadId;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::hub::{self, with_rt, Hub, Inbox, WaitToken};
+use crate::hub::{self, Hub, Inbox, WaitToken};
 use crate::value::Wake;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -193,8 +193,7 @@ struct RemoteHub {
 
 impl RemoteHub {
     fn new() -> io::Result<RemoteHub> {
-        let waker =
-            with_rt(|rt| rt.with_registry(|r| mio::Waker::new(r, crate::reactor::WAKER_TOKEN)))?;
+        let waker = hub::rt().with_registry(|r| mio::Waker::new(r, crate::reactor::WAKER_TOKEN))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         Ok(RemoteHub {
             shared: Arc::new(Shared {
@@ -238,7 +237,7 @@ impl Inbox for RemoteHub {
                 Msg::Wake(key) => {
                     let token = self.waits.borrow_mut().remove(&key);
                     if let Some(token) = token {
-                        hub::wake_owned(token, Wake::Ready);
+                        hub::rt().wake_owned(token, Wake::Ready);
                     }
                 }
             }
@@ -270,17 +269,16 @@ impl Drop for RemoteHub {
 /// Runs `f` with this hub's end of its remote channel, making it (and its
 /// waker) on first use.
 fn with_hub_side<R>(f: impl FnOnce(&RemoteHub) -> R) -> io::Result<R> {
-    with_rt(|rt| {
-        let inbox = match rt.inbox() {
-            Some(inbox) => inbox,
-            None => rt.install_inbox(Rc::new(RemoteHub::new()?)),
-        };
-        let hub_side = inbox
-            .as_any()
-            .downcast_ref::<RemoteHub>()
-            .expect("a hub's inbox is its remote channel");
-        Ok(f(hub_side))
-    })
+    let rt = hub::rt();
+    let inbox = match rt.inbox() {
+        Some(inbox) => inbox,
+        None => rt.install_inbox(Rc::new(RemoteHub::new()?)),
+    };
+    let hub_side = inbox
+        .as_any()
+        .downcast_ref::<RemoteHub>()
+        .expect("a hub's inbox is its remote channel");
+    Ok(f(hub_side))
 }
 
 /// This hub's remote handle, making its channel and waker on first use.
@@ -309,12 +307,13 @@ pub(crate) fn register_wait(token: WaitToken) -> io::Result<(Remote, u64)> {
 
 /// Forgets the wait registered under `key`, if it is still there.
 pub(crate) fn unregister_wait(key: u64) {
-    let token = with_rt(|rt| {
-        let h = rt.inbox()?.as_any().downcast_ref::<RemoteHub>()?;
+    let h = hub::rt()
+        .inbox()
+        .and_then(|i| i.as_any().downcast_ref::<RemoteHub>());
+    if let Some(h) = h {
         let token = h.waits.borrow_mut().remove(&key);
-        token
-    });
-    drop(token); // outside the borrow
+        drop(token); // outside the borrow
+    }
 }
 
 impl Hub {

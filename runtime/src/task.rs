@@ -586,7 +586,8 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
         if hub::is_current(g) {
             return Err(JoinError::new(JoinErrorKind::LoopExit, hub::current_name()));
         }
-        let token = match hub::begin_wait() {
+        let rt = hub::rt();
+        let token = match rt.begin_wait() {
             Ok(t) => t,
             Err(_) => {
                 return Err(JoinError::new(
@@ -608,8 +609,8 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
             }
         }
         let _unlink = Unlink(g);
-        let timer = deadline.map(|d| hub::arm_timer(d, token));
-        let woke = hub::park();
+        let timer = deadline.map(|d| rt.arm_timer(d, token));
+        let woke = rt.park();
         drop(timer);
         let why = match woke {
             Ok(Wake::Ready) => continue,

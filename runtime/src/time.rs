@@ -42,12 +42,13 @@ pub fn sleep(duration: Duration) {
 #[inline(never)]
 fn sleep_for(duration: Duration) {
     let deadline = deadline_after(duration);
+    let rt = hub::rt();
     loop {
-        let Ok(token) = hub::begin_wait() else {
+        let Ok(token) = rt.begin_wait() else {
             return;
         };
-        let timer = hub::arm_timer(deadline, token);
-        let woke = hub::park();
+        let timer = rt.arm_timer(deadline, token);
+        let woke = rt.park();
         drop(timer);
         match woke {
             Ok(Wake::TimedOut) | Err(_) | Ok(Wake::LoopExit) => return,
@@ -83,10 +84,5 @@ fn sleep_for(duration: Duration) {
 /// ```
 #[inline]
 pub fn yield_now() {
-    let Ok(token) = hub::begin_wait() else {
-        return;
-    };
-    // The ready queue takes the token: we must not hold ourselves.
-    hub::wake_live(token);
-    let _ = hub::park();
+    hub::rt().yield_now()
 }

@@ -283,7 +283,8 @@ impl<W: Waitable> IWait<W> {
         if self.deadline.is_some_and(|d| d <= Instant::now()) {
             return Err(WaitError::TimedOut);
         }
-        let token = hub::begin_wait().map_err(|_| WaitError::Cancelled)?;
+        let rt = hub::rt();
+        let token = rt.begin_wait().map_err(|_| WaitError::Cancelled)?;
         self.relay.set_token(Some(token.clone()));
         /// Takes the token back (also on unwind).
         struct Clear<'a>(&'a Relay);
@@ -293,8 +294,8 @@ impl<W: Waitable> IWait<W> {
             }
         }
         let _clear = Clear(&self.relay);
-        let timer = self.deadline.map(|d| hub::arm_timer(d, token));
-        let woke = hub::park();
+        let timer = self.deadline.map(|d| rt.arm_timer(d, token));
+        let woke = rt.park();
         drop(timer);
         match woke {
             Ok(Wake::Ready) => Ok(()),

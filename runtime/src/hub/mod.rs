@@ -103,9 +103,8 @@ mod sched;
 mod switch;
 
 pub(crate) use park::{
-    arm_timer, begin_wait, deliver_kill, link_joiner, link_relay, park, park_one_turn,
-    unlink_relay, unlink_stale, wake_live, wake_owned, Refused, Relay, Relays, Scope, ScopeSignal,
-    WaitToken,
+    deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, Refused, Relay, Relays,
+    Scope, ScopeSignal, WaitToken,
 };
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
 pub use sched::DEFAULT_EVENT_INTERVAL;
@@ -220,23 +219,11 @@ impl Drop for ShutdownGuard {
     }
 }
 
-/// Runs `f` with this thread's runtime, creating it on first use.
+/// Makes this thread's runtime (on first use) and runs `f` with it.
 ///
 /// # Panics
 ///
 /// Panics if called while the thread's runtime is being destroyed.
-#[inline]
-pub(crate) fn with_rt<R>(f: impl FnOnce(&Runtime) -> R) -> R {
-    let p = RT_PTR.with(|p| p.get());
-    if p.is_null() {
-        return with_rt_slow(f);
-    }
-    // SAFETY: (runtime) RT_PTR is non-null only between RT's
-    // initialisation and the start of its destructor, during which RT lives
-    // at that address.
-    f(unsafe { &*p })
-}
-
 #[cold]
 fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     RT.with(|rt| {
@@ -249,16 +236,21 @@ fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
     })
 }
 
-/// This thread's runtime, made on first use, for the core's own functions
-/// (the layers above use those, or [`with_rt`]). `'static` by invariant
-/// (runtime): it stays valid on this thread for as long as any code that
-/// holds it can run.
+/// This thread's runtime, made on first use: the one way to reach it.
+///
+/// `'static` by invariant (runtime): the reference stays valid on this
+/// thread for as long as any code that holds it can run, greenlet frames
+/// included, so it may be kept across switches. It cannot leave the thread
+/// (`Runtime` is `!Sync`); the one rule for the crate's code is not to
+/// store it where the thread's teardown could reach it after the runtime
+/// is gone (a `static`, or another thread-local's value).
 ///
 /// # Panics
 ///
-/// As [`with_rt`].
+/// Panics if called while the thread's runtime is being destroyed (from
+/// another thread-local's destructor).
 #[inline(always)]
-fn rt() -> &'static Runtime {
+pub(crate) fn rt() -> &'static Runtime {
     let p = RT_PTR.with(|p| p.get());
     if p.is_null() {
         return rt_slow();
@@ -297,11 +289,12 @@ pub(crate) fn current_fault_info() -> *const crate::fault::FaultInfo {
     }
 }
 
-/// Like [`with_rt`], but `None` during thread teardown.
+/// Runs `f` with this thread's runtime, like [`rt`], or returns `None`
+/// during the thread's teardown.
 pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
     let p = RT_PTR.with(|p| p.get());
     if !p.is_null() {
-        // SAFETY: (runtime) as in `with_rt`.
+        // SAFETY: (runtime) as in `rt`.
         return Some(f(unsafe { &*p }));
     }
     RT.try_with(f).ok()
@@ -527,13 +520,12 @@ pub struct Hub {
 
 impl fmt::Debug for Hub {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        with_rt(|rt| {
-            f.debug_struct("Hub")
-                .field("ready", &rt.ready_len())
-                .field("timers", &rt.timers.borrow().len())
-                .field("pooled_stacks", &rt.pool.borrow().len())
-                .finish()
-        })
+        let rt = rt();
+        f.debug_struct("Hub")
+            .field("ready", &rt.ready_len())
+            .field("timers", &rt.timers.borrow().len())
+            .field("pooled_stacks", &rt.pool.borrow().len())
+            .finish()
     }
 }
 
@@ -546,7 +538,7 @@ impl Hub {
     /// let _hub = verdant_runtime::Hub::current();
     /// ```
     pub fn current() -> Hub {
-        with_rt(|_| ());
+        rt();
         Hub {
             _not_send: std::marker::PhantomData,
         }
@@ -560,7 +552,7 @@ impl Hub {
     /// assert!(verdant_runtime::Hub::current().greenlet().is_hub());
     /// ```
     pub fn greenlet(&self) -> Greenlet {
-        with_rt(|rt| rt.hub.clone())
+        rt().hub.clone()
     }
 
     /// Default usable stack size of new greenlets on this thread.
@@ -571,7 +563,7 @@ impl Hub {
     /// assert!(verdant_runtime::Hub::current().stack_size() >= verdant_runtime::stack::MIN_STACK_SIZE);
     /// ```
     pub fn stack_size(&self) -> usize {
-        with_rt(|rt| rt.stack_size.get())
+        rt().stack_size.get()
     }
 
     /// Sets the default usable stack size (rounded up to whole pages and to
@@ -588,7 +580,7 @@ impl Hub {
     /// ```
     pub fn set_stack_size(&self, size: usize) -> io::Result<()> {
         let size = stack::round_size(size)?;
-        with_rt(|rt| rt.stack_size.set(size));
+        rt().stack_size.set(size);
         Ok(())
     }
 
@@ -610,12 +602,11 @@ impl Hub {
     /// ```
     pub fn set_event_interval(&self, n: u32) {
         assert!(n > 0, "verdant: the event interval must be at least 1");
-        with_rt(|rt| {
-            rt.event_interval.set(n);
-            // Restart the countdown, so a shorter interval is not delayed by
-            // what is left of the longer one.
-            rt.ticks.set(rt.ticks.get().min(n));
-        });
+        let rt = rt();
+        rt.event_interval.set(n);
+        // Restart the countdown, so a shorter interval is not delayed by
+        // what is left of the longer one.
+        rt.ticks.set(rt.ticks.get().min(n));
     }
 
     /// Sets how many free stacks the hub keeps for reuse (default
@@ -630,7 +621,7 @@ impl Hub {
     /// assert_eq!(hub.pooled_stacks(), 0);
     /// ```
     pub fn set_pool_capacity(&self, n: usize) {
-        with_rt(|rt| rt.pool.borrow_mut().set_capacity(n));
+        rt().pool.borrow_mut().set_capacity(n);
     }
 
     /// Free stacks now held for reuse.
@@ -643,7 +634,7 @@ impl Hub {
     /// assert!(hub.pooled_stacks() >= 1);
     /// ```
     pub fn pooled_stacks(&self) -> usize {
-        with_rt(|rt| rt.pool.borrow().len())
+        rt().pool.borrow().len()
     }
 
     /// Timers now pending (sleeps, timeouts, delayed spawns).
@@ -654,7 +645,7 @@ impl Hub {
     /// assert_eq!(verdant_runtime::Hub::current().timer_count(), 0);
     /// ```
     pub fn timer_count(&self) -> usize {
-        with_rt(|rt| rt.timers.borrow().len())
+        rt().timers.borrow().len()
     }
 
     /// Entries now in the ready queue.
@@ -666,7 +657,7 @@ impl Hub {
     /// assert_eq!(verdant_runtime::Hub::current().ready_count(), 1);
     /// ```
     pub fn ready_count(&self) -> usize {
-        with_rt(|rt| rt.ready_len())
+        rt().ready_len()
     }
 
     /// File descriptors now registered with this hub's reactor (see
@@ -678,7 +669,7 @@ impl Hub {
     /// assert_eq!(verdant_runtime::Hub::current().io_registrations(), 0);
     /// ```
     pub fn io_registrations(&self) -> usize {
-        with_rt(|rt| rt.io.borrow().len())
+        rt().io.borrow().len()
     }
 
     /// How many times the hub has resumed a greenlet so far.
@@ -692,6 +683,6 @@ impl Hub {
     /// assert!(hub.switch_count() > before);
     /// ```
     pub fn switch_count(&self) -> u64 {
-        with_rt(|rt| rt.switches.get())
+        rt().switches.get()
     }
 }

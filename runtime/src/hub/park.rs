@@ -49,36 +49,7 @@ impl WaitToken {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Refused;
 
-/// Starts a hub wait for the running greenlet: returns the token to register
-/// with whatever will wake it, then call [`park`].
-///
-/// # Errors
-///
-/// [`Refused`] while the greenlet unwinds.
-///
-/// # Panics
-///
-/// Raises again a kill or an expired timeout scope that the greenlet
-/// caught.
-#[inline]
-pub(crate) fn begin_wait() -> Result<WaitToken, Refused> {
-    let rt = rt();
-    let inner = rt.current_record();
-    if std::thread::panicking()
-        || inner.dying.get()
-        || inner.killed.get()
-        || inner.timeout_fired.get() != 0
-    {
-        begin_wait_refused(inner)?;
-    }
-    let cur = rt.current();
-    let seq = inner.wait_seq.get() + 1;
-    inner.wait_seq.set(seq);
-    inner.woken.set(false);
-    Ok(WaitToken { g: cur, seq })
-}
-
-/// The rare cases of [`begin_wait`]: an unwinding greenlet may not wait,
+/// The rare cases of [`Runtime::begin_wait`]: an unwinding greenlet may not wait,
 /// and a caught kill or expired timeout scope is raised again.
 #[cold]
 #[inline(never)]
@@ -110,64 +81,6 @@ impl Drop for WaitEnd<'_> {
     }
 }
 
-/// Parks the running greenlet in the hub until its wait token is woken;
-/// returns why it was.
-///
-/// Called after a successful [`begin_wait`] in the same frame, which has
-/// checked that the greenlet may switch (it is neither unwinding nor being
-/// dropped), so the switch does not check again.
-///
-/// # Errors
-///
-/// Never today: a greenlet that may not wait was refused by `begin_wait`.
-/// The `Result` keeps every wait's error handling in one shape.
-///
-/// # Panics
-///
-/// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and panics
-/// on an invalid switch into a parked greenlet.
-///
-/// Always inlined: in a binary with many waits, the inliner otherwise left
-/// it behind a call on the channel path (measured 20% slower there).
-#[inline(always)]
-pub(crate) fn park() -> Result<Wake, Refused> {
-    let rt = rt();
-    // Not a handle: a greenlet must not keep itself alive while it waits
-    // (its waker, timer or link holds it, and nothing else need). The
-    // record outlives this frame: it owns the coroutine whose stack this
-    // frame is on (or it is main, owned by the runtime).
-    let cur = rt.current_record();
-    let _end = WaitEnd(cur);
-    let v = switch::switch_to_hub(rt);
-    match v.into_wake() {
-        Ok(w) => Ok(w),
-        Err(v) => park_unusual(cur, v),
-    }
-}
-
-/// Parks the running greenlet for one turn of the ready queue: it is queued
-/// behind every greenlet ready now, and may meanwhile also be woken through
-/// `token` (whoever runs first can hand it something: a rendezvous with a
-/// select that waits to send, see `sync::channel`). Called after
-/// [`begin_wait`], like [`park`].
-///
-/// # Errors
-///
-/// As for [`park`].
-///
-/// # Panics
-///
-/// As for [`park`].
-pub(crate) fn park_one_turn(token: &WaitToken) -> Result<Wake, Refused> {
-    // Not marked woken, so the token can still be woken; a wake-up queues
-    // a second entry for this wait, made stale below.
-    rt().push_ready(Ready::new(token.g.clone(), token.seq, TAG_READY));
-    let woke = park();
-    let inner = &token.g.inner;
-    inner.wait_seq.set(inner.wait_seq.get() + 1);
-    woke
-}
-
 /// What a hub wait received other than a wake-up: a throw, or a raw switch
 /// that should never have reached it.
 #[cold]
@@ -185,52 +98,131 @@ fn park_unusual(cur: &Inner, v: Value) -> Result<Wake, Refused> {
     }
 }
 
-/// Queues `token`'s greenlet to be resumed with `wake`, unless that wait
-/// is already over; returns whether it was queued.
-#[inline]
-pub(crate) fn wake(token: &WaitToken, wake: Wake) -> bool {
-    rt().wake(token, wake)
-}
-
-/// [`wake`] for a token the caller gives up (saves a handle clone).
-#[inline]
-pub(crate) fn wake_owned(token: WaitToken, wake: Wake) -> bool {
-    rt().wake_owned(token, wake)
-}
-
-/// Queues `token`'s greenlet to be resumed with [`Wake::Ready`], for a
-/// caller that knows the wait is current (a wait list's live waiter, or a
-/// wait just begun: `yield_now`). Always inlined: a wait list's wake-up is
-/// a handful of stores, and the inliner otherwise left the thread-local
-/// lookup and the queue push behind two calls.
-#[inline(always)]
-pub(crate) fn wake_live(token: WaitToken) {
-    rt().wake_live(token)
-}
-
-/// Arms a timer that wakes `token`'s wait with [`Wake::TimedOut`] at
-/// `deadline`, until the returned guard is dropped. (`'static`: see the
-/// invariant (runtime) in the module docs.)
-#[inline]
-pub(crate) fn arm_timer(deadline: Instant, token: WaitToken) -> TimerGuard<'static, TimerEntry> {
-    rt().arm_timer(deadline, token)
-}
-
 impl Runtime {
-    /// See [`wake`].
+    /// Starts a hub wait for the running greenlet: returns the token to
+    /// register with whatever will wake it, then call
+    /// [`park`](Runtime::park).
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`] while the greenlet unwinds.
+    ///
+    /// # Panics
+    ///
+    /// Raises again a kill or an expired timeout scope that the greenlet
+    /// caught.
+    #[inline]
+    pub(crate) fn begin_wait(&self) -> Result<WaitToken, Refused> {
+        let inner = self.current_record();
+        if std::thread::panicking()
+            || inner.dying.get()
+            || inner.killed.get()
+            || inner.timeout_fired.get() != 0
+        {
+            begin_wait_refused(inner)?;
+        }
+        let cur = self.current();
+        let seq = inner.wait_seq.get() + 1;
+        inner.wait_seq.set(seq);
+        inner.woken.set(false);
+        Ok(WaitToken { g: cur, seq })
+    }
+
+    /// Parks the running greenlet in the hub until its wait token is
+    /// woken; returns why it was.
+    ///
+    /// Called after a successful [`begin_wait`](Runtime::begin_wait) in
+    /// the same frame, which has checked that the greenlet may switch (it
+    /// is neither unwinding nor being dropped), so the switch does not
+    /// check again.
+    ///
+    /// # Errors
+    ///
+    /// Never today: a greenlet that may not wait was refused by
+    /// `begin_wait`. The `Result` keeps every wait's error handling in one
+    /// shape.
+    ///
+    /// # Panics
+    ///
+    /// Raises a kill delivered meanwhile (as a `GreenletExit` unwind), and
+    /// panics on an invalid switch into a parked greenlet.
+    ///
+    /// Always inlined: in a binary with many waits, the inliner otherwise
+    /// left it behind a call on the channel path (measured 20% slower
+    /// there).
+    #[inline(always)]
+    pub(crate) fn park(&self) -> Result<Wake, Refused> {
+        // Not a handle: a greenlet must not keep itself alive while it waits
+        // (its waker, timer or link holds it, and nothing else need). The
+        // record outlives this frame: it owns the coroutine whose stack this
+        // frame is on (or it is main, owned by the runtime).
+        let cur = self.current_record();
+        let _end = WaitEnd(cur);
+        let v = switch::switch_to_hub(self);
+        match v.into_wake() {
+            Ok(w) => Ok(w),
+            Err(v) => park_unusual(cur, v),
+        }
+    }
+
+    /// Parks the running greenlet for one turn of the ready queue: it is
+    /// queued behind every greenlet ready now, and may meanwhile also be
+    /// woken through `token` (whoever runs first can hand it something: a
+    /// rendezvous with a select that waits to send, see `sync::channel`).
+    /// Called after [`begin_wait`](Runtime::begin_wait), like
+    /// [`park`](Runtime::park).
+    ///
+    /// # Errors
+    ///
+    /// As for [`park`](Runtime::park).
+    ///
+    /// # Panics
+    ///
+    /// As for [`park`](Runtime::park).
+    pub(crate) fn park_one_turn(&self, token: &WaitToken) -> Result<Wake, Refused> {
+        // Not marked woken, so the token can still be woken; a wake-up queues
+        // a second entry for this wait, made stale below.
+        self.push_ready(Ready::new(token.g.clone(), token.seq, TAG_READY));
+        let woke = self.park();
+        let inner = &token.g.inner;
+        inner.wait_seq.set(inner.wait_seq.get() + 1);
+        woke
+    }
+
+    /// Lets every other ready greenlet run once, then returns (gevent's
+    /// `sleep(0)`): the running greenlet goes to the back of the ready
+    /// queue. Returns at once while it unwinds.
+    #[inline]
+    pub(crate) fn yield_now(&self) {
+        let Ok(token) = self.begin_wait() else {
+            return;
+        };
+        // The ready queue takes the token: we must not hold ourselves.
+        self.wake_live(token);
+        let _ = self.park();
+    }
+
+    /// Queues `token`'s greenlet to be resumed with `wake`, unless that
+    /// wait is already over; returns whether it was queued.
+    #[inline]
     pub(crate) fn wake(&self, token: &WaitToken, wake: Wake) -> bool {
         token.is_current() && self.wake_owned(token.clone(), wake)
     }
 
-    /// See [`wake_live`].
+    /// Queues `token`'s greenlet to be resumed with [`Wake::Ready`], for a
+    /// caller that knows the wait is current (a wait list's live waiter,
+    /// or a wait just begun: `yield_now`). Always inlined: a wait list's
+    /// wake-up is a handful of stores, and the inliner otherwise left the
+    /// queue push behind a call.
     #[inline(always)]
-    pub(super) fn wake_live(&self, token: WaitToken) {
+    pub(crate) fn wake_live(&self, token: WaitToken) {
         debug_assert!(token.is_current());
         token.g.inner.woken.set(true);
         self.push_ready(Ready::new(token.g, token.seq, TAG_READY));
     }
 
-    /// See [`wake_owned`].
+    /// [`wake`](Runtime::wake) for a token the caller gives up (saves a
+    /// handle clone).
     #[inline]
     pub(crate) fn wake_owned(&self, token: WaitToken, wake: Wake) -> bool {
         if !token.is_current() {
@@ -376,7 +368,7 @@ impl Relay {
         self.fired.borrow_mut().push_back(index);
         let token = self.token.borrow().clone();
         if let Some(t) = token {
-            wake(&t, Wake::Ready);
+            rt().wake(&t, Wake::Ready);
         }
     }
 

@@ -401,13 +401,13 @@ mod tests {
             lo + usable
         );
         let at = inner.parked_at.get();
-        let now = crate::hub::with_rt(|rt| rt.pops());
+        let now = crate::hub::rt().pops();
         assert!(at >= 1 && at <= now, "parked at pop {at}, now {now}");
         for _ in 0..3 {
             crate::sleep(Duration::ZERO);
         }
         assert_eq!(inner.parked_at.get(), at, "it did not run again");
-        assert!(crate::hub::with_rt(|rt| rt.pops()) > now);
+        assert!(crate::hub::rt().pops() > now);
         h.kill();
     }
 }

@@ -527,7 +527,7 @@ mod tests {
     use std::rc::Rc;
 
     use super::*;
-    use crate::hub::with_rt;
+    use crate::hub::rt;
 
     /// Spawns a greenlet that logs `name` when it runs. While `woke` is
     /// set, its start goes to the timed queue as if its timer had fired
@@ -537,10 +537,10 @@ mod tests {
         name: &'static str,
         woke: Option<Instant>,
     ) -> crate::JoinHandle<()> {
-        with_rt(|rt| rt.firing.set(woke));
+        rt().firing.set(woke);
         let log = log.clone();
         let h = crate::spawn(move || log.borrow_mut().push(name));
-        with_rt(|rt| rt.firing.set(None));
+        rt().firing.set(None);
         h
     }
 

@@ -530,17 +530,16 @@ pub(super) fn new_root_records() -> (Greenlet, Greenlet) {
 /// `target.switch(value)` (see `Greenlet::switch`).
 #[inline]
 pub(crate) fn switch_value<T: 'static>(target: &Greenlet, value: T) -> Value {
-    receive(super::with_rt(|rt| {
-        if !may_switch(rt) {
-            drop(value);
-            return refuse_switch(rt);
-        }
-        // Built in place in the mailbox, so the receiver reads it back
-        // the way it was written (a value assembled field by field and
-        // then copied whole stalls on store-to-load forwarding).
-        rt.post(Value::new(value));
-        switch_posted(rt, target)
-    }))
+    let rt = super::rt();
+    if !may_switch(rt) {
+        drop(value);
+        return receive(refuse_switch(rt));
+    }
+    // Built in place in the mailbox, so the receiver reads it back the way
+    // it was written (a value assembled field by field and then copied
+    // whole stalls on store-to-load forwarding).
+    rt.post(Value::new(value));
+    receive(switch_posted(rt, target))
 }
 
 /// `target.throw_panic(payload)` (see `Greenlet::throw_panic`).
@@ -553,7 +552,7 @@ pub(crate) fn throw_into(target: &Greenlet, payload: crate::value::Payload) -> V
 /// (it is unwinding).
 #[inline]
 pub(crate) fn switch_to(target: &Greenlet, value: Value) -> Option<Value> {
-    super::with_rt(|rt| switch_in(rt, target, value))
+    switch_in(super::rt(), target, value)
 }
 
 /// [`switch_to`] with the runtime at hand.

@@ -946,9 +946,10 @@ impl<'a> Select<'a> {
     /// Registers every operation under one token and parks once; whichever
     /// channel wakes it first claims the whole select (the others find the
     /// token spent and pass it by). With `one_turn`, parks only for one
-    /// turn of the ready queue (see [`hub::park_one_turn`]).
+    /// turn of the ready queue (see `Runtime::park_one_turn`).
     fn park(&self, deadline: Option<Instant>, one_turn: bool) -> Result<Option<usize>, WaitError> {
-        let token = hub::begin_wait().map_err(|_| WaitError::Cancelled)?;
+        let rt = hub::rt();
+        let token = rt.begin_wait().map_err(|_| WaitError::Cancelled)?;
         // Receives first: registering one wakes selects waiting to send into
         // that channel, which must not include this one.
         // In a random rotation: several receives on one channel stand in
@@ -965,10 +966,10 @@ impl<'a> Select<'a> {
             }
         }
         let woke = if one_turn {
-            hub::park_one_turn(&token)
+            rt.park_one_turn(&token)
         } else {
-            let timer = deadline.map(|d| hub::arm_timer(d, token));
-            let woke = hub::park();
+            let timer = deadline.map(|d| rt.arm_timer(d, token));
+            let woke = rt.park();
             drop(timer);
             woke
         };

@@ -33,7 +33,7 @@ use std::mem::{self, ManuallyDrop};
 use std::ptr::{self, NonNull};
 use std::time::Instant;
 
-use crate::hub::{self, WaitToken};
+use crate::hub::{self, Runtime, WaitToken};
 use crate::value::Wake;
 
 pub mod channel;
@@ -228,7 +228,7 @@ impl<T> WaitList<T> {
                 // is off the list, nothing reads its token again, and its
                 // drop skips it. This is the one read that moves it.
                 let token = unsafe { ptr::read(&*w.token) };
-                hub::wake_live(token);
+                hub::rt().wake_live(token);
                 return Some(p);
             }
         }
@@ -318,7 +318,8 @@ impl<T> WaitList<T> {
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return Err((WaitError::TimedOut, offer));
         }
-        let token = match hub::begin_wait() {
+        let rt = hub::rt();
+        let token = match rt.begin_wait() {
             Ok(t) => t,
             Err(_) => return Err((WaitError::Cancelled, offer)),
         };
@@ -330,8 +331,8 @@ impl<T> WaitList<T> {
         };
         self.q.push_back(NonNull::from(&w));
         let woke = match deadline {
-            None => hub::park(),
-            Some(d) => park_until(d, &w.token),
+            None => rt.park(),
+            Some(d) => park_until(rt, d, &w.token),
         };
         if w.state.get() == NOTIFIED {
             mem::forget(listed); // done: nothing to remove or pass on
@@ -349,7 +350,7 @@ impl<T> WaitList<T> {
     }
 
     /// Stands in line as a waiter (with nothing to offer) for one turn of
-    /// the ready queue (see [`hub::park_one_turn`]), so that the greenlets
+    /// the ready queue (see `Runtime::park_one_turn`), so that the greenlets
     /// ready now can hand it a value; `before` runs once it is in line, to
     /// wake those that could. Returns what it was handed, if anything;
     /// `on_lost` as for [`wait`](WaitList::wait).
@@ -358,7 +359,8 @@ impl<T> WaitList<T> {
         before: impl FnOnce(),
         on_lost: &dyn Fn(Option<T>),
     ) -> Option<T> {
-        let token = hub::begin_wait().ok()?;
+        let rt = hub::rt();
+        let token = rt.begin_wait().ok()?;
         let w = Waiter::new(token.clone(), None);
         let listed = Listed {
             list: self,
@@ -367,7 +369,7 @@ impl<T> WaitList<T> {
         };
         self.q.push_back(NonNull::from(&w));
         before();
-        let _ = hub::park_one_turn(&token);
+        let _ = rt.park_one_turn(&token);
         if w.state.get() == NOTIFIED {
             mem::forget(listed);
             return w.slot.take();
@@ -397,9 +399,9 @@ impl<T> WaitList<T> {
 /// one, copied across the switch, was the hottest instruction of the wait
 /// in a profile; without it a channel round trip takes 1-2 ns less).
 #[inline(never)]
-fn park_until(deadline: Instant, token: &WaitToken) -> Result<Wake, hub::Refused> {
-    let _timer = hub::arm_timer(deadline, token.clone());
-    hub::park()
+fn park_until(rt: &Runtime, deadline: Instant, token: &WaitToken) -> Result<Wake, hub::Refused> {
+    let _timer = rt.arm_timer(deadline, token.clone());
+    rt.park()
 }
 
 /// A select's waiter in a [`WaitList`] (see [`WaitList::enqueue`]); it
