@@ -62,15 +62,26 @@ static INSTALL: OnceLock<Result<(), i32>> = OnceLock::new();
 static mut PREV_SEGV: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 static mut PREV_BUS: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 
+/// Who runs on this thread: the fault record of the greenlet running
+/// there, or null on the thread's own stack. It must be async-signal-safe
+/// (read plain memory, initialise nothing, take no lock).
+pub(crate) type Lookup = fn() -> *const FaultInfo;
+
+/// The hub's [`Lookup`], handed in by the first `init_thread`: this module
+/// sits below the hub and does not name it.
+static LOOKUP: OnceLock<Lookup> = OnceLock::new();
+
 /// Installs the handler once per process and makes sure this thread has an
-/// alternate signal stack.
+/// alternate signal stack. `lookup` tells the handler which greenlet runs
+/// (the first call's is kept: there is one hub implementation).
 ///
 /// # Errors
 ///
 /// What `sigaction` (once per process), or the alternate stack's `mmap`,
 /// `mprotect` or `sigaltstack` reports. Greenlets still run; an overflow
 /// is then a plain `SIGSEGV` without the greenlet's name.
-pub(crate) fn init_thread() -> io::Result<()> {
+pub(crate) fn init_thread(lookup: Lookup) -> io::Result<()> {
+    let _ = LOOKUP.set(lookup);
     let installed = *INSTALL.get_or_init(|| install().map_err(|e| e.raw_os_error().unwrap_or(0)));
     installed.map_err(io::Error::from_raw_os_error)?;
     ensure_altstack()
@@ -213,7 +224,9 @@ fn interrupted_sp(_ctx: *mut libc::c_void) -> usize {
 extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let cur = crate::hub::current_fault_info();
+    // Set before the handler was installed, so present; `get` is one
+    // atomic load.
+    let cur = LOOKUP.get().map_or(ptr::null(), |lookup| lookup());
     if !cur.is_null() {
         // SAFETY: it points into the record of the greenlet that is running
         // on this thread; the record outlives its run.

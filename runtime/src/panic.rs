@@ -9,6 +9,7 @@
 //! unchanged. Kills ([`GreenletExit`](crate::GreenletExit)) are raised with
 //! `resume_unwind` and never reach the hook.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::Once;
@@ -23,15 +24,17 @@ thread_local! {
 
 static INSTALL: Once = Once::new();
 
-pub(crate) fn install_hook() {
+/// Who panics: the running greenlet's name and id, or `None` outside
+/// greenlets (on main, or with no runtime).
+pub(crate) type Who = fn() -> Option<(Cow<'static, str>, u64)>;
+
+/// Wraps the panic hook installed now (once per process); `who` names the
+/// running greenlet (handed in by the hub: this module sits below it).
+pub(crate) fn install_hook(who: Who) {
     INSTALL.call_once(|| {
         let prev = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            let who = crate::hub::try_rt(|rt| {
-                let cur = rt.current();
-                (!cur.is_main()).then(|| (cur.name(), cur.id()))
-            })
-            .flatten();
+            let who = who();
             let Some((name, id)) = who else {
                 return prev(info);
             };

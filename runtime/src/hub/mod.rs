@@ -273,7 +273,7 @@ fn rt_slow() -> &'static Runtime {
 /// this thread, or null on the thread's own stack (main, the hub, or no
 /// runtime). Async-signal-safe: it reads two cells and initialises nothing
 /// (`RT_PTR` is `const`-initialised and has no destructor).
-pub(crate) fn current_fault_info() -> *const crate::fault::FaultInfo {
+fn current_fault_info() -> *const crate::fault::FaultInfo {
     let rt = RT_PTR.with(|p| p.get());
     if rt.is_null() {
         return std::ptr::null();
@@ -289,6 +289,16 @@ pub(crate) fn current_fault_info() -> *const crate::fault::FaultInfo {
     }
 }
 
+/// For the panic hook: the running greenlet's name and id, or `None` on
+/// main (or with no runtime).
+fn running_greenlet() -> Option<(std::borrow::Cow<'static, str>, u64)> {
+    try_rt(|rt| {
+        let cur = rt.current_record();
+        (cur.kind() != Kind::Main).then(|| (cur.display_name(), cur.id()))
+    })
+    .flatten()
+}
+
 /// Runs `f` with this thread's runtime, like [`rt`], or returns `None`
 /// during the thread's teardown.
 pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
@@ -302,13 +312,13 @@ pub(crate) fn try_rt<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
 
 impl Runtime {
     fn new() -> Runtime {
-        if let Err(e) = crate::fault::init_thread() {
+        if let Err(e) = crate::fault::init_thread(current_fault_info) {
             eprintln!(
                 "verdant: a stack overflow on this thread will be a plain SIGSEGV \
                  (its handler could not be set up: {e})"
             );
         }
-        crate::panic::install_hook();
+        crate::panic::install_hook(running_greenlet);
         let (main, hub) = switch::new_root_records();
         let current = Cell::new(Rc::as_ptr(&main.inner));
         Runtime {
