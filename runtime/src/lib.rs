@@ -57,13 +57,13 @@ mod blocking;
 mod fault;
 pub mod greenlet;
 pub mod hub;
-mod hubref;
 pub mod io;
 pub mod local;
 mod panic;
 mod pool;
 mod reactor;
 pub mod remote;
+mod remote_ref;
 pub mod stack;
 pub mod sync;
 mod sys;
@@ -80,13 +80,11 @@ pub use blocking::{
 };
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
-pub use hubref::{HubRef, RemoteSender};
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{PostError, Remote};
-pub use task::{
-    joinall, killall, spawn, spawn_later, Builder, JoinAll, JoinAllError, JoinError, JoinErrorKind,
-    JoinHandle,
-};
+pub use remote_ref::{HubRef, RemoteSender};
+pub use task::{spawn, spawn_later, Builder, JoinError, JoinErrorKind, JoinHandle};
 pub use time::{sleep, yield_now};
 pub use timeout::{with_deadline, with_timeout, Elapsed};
 pub use value::Value;
+pub use wait::{joinall, killall, JoinAll, JoinAllError};

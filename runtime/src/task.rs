@@ -1,4 +1,4 @@
-//! Spawning greenlets on the hub: [`spawn`], [`JoinHandle`], [`joinall`], kills.
+//! Spawning greenlets on the hub: [`spawn`], [`JoinHandle`], kills.
 //!
 //! A spawned greenlet (a *task*, gevent's `Greenlet`) has the hub as its
 //! parent. [`spawn`] only schedules it: the spawner keeps running until it
@@ -6,7 +6,7 @@
 //! reported once (with the greenlet's name) by the panic hook, and returned by
 //! [`JoinHandle::join`]; it never reaches the hub. A kill
 //! ([`JoinHandle::kill`]) raises [`GreenletExit`] inside the task so that its
-//! destructors run, and is not an error for [`joinall`].
+//! destructors run, and is not an error for [`joinall`](crate::joinall).
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -576,7 +576,7 @@ pub(crate) fn kill(g: &Greenlet, block: bool) {
 }
 
 /// Waits until `g` is dead or `deadline` passes; returns whether it died.
-fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
+pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError> {
     loop {
         if g.is_dead() {
             return Ok(true);
@@ -619,233 +619,6 @@ fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool, JoinError>
             Err(_) => JoinErrorKind::Cancelled,
         };
         return Err(JoinError::new(why, hub::current_name()));
-    }
-}
-
-/// Why [`JoinAll::join`] stopped early.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum JoinAllError {
-    /// With [`JoinAll::raise_error`]: the first greenlet (in time) to panic.
-    Failed {
-        /// Its position among the handles given.
-        index: usize,
-        /// What happened (the payload stays with its handle's `join`).
-        error: JoinError,
-    },
-    /// The wait could never end (gevent's `LoopExit`).
-    LoopExit,
-    /// The waiting greenlet is unwinding and may not wait.
-    Cancelled,
-}
-
-impl fmt::Display for JoinAllError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinAllError::Failed { index, error } => write!(f, "greenlet #{index} failed: {error}"),
-            JoinAllError::LoopExit => f.write_str(
-                "LoopExit: joinall would wait forever (nothing is ready, timed or watched)",
-            ),
-            JoinAllError::Cancelled => f.write_str("cannot wait while unwinding"),
-        }
-    }
-}
-
-impl std::error::Error for JoinAllError {}
-
-/// Waits for many greenlets at once: gevent's `joinall` with its options.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use verdant_runtime::{spawn, sleep, JoinAll};
-///
-/// let hs: Vec<_> = (0..3u64)
-///     .map(|i| spawn(move || sleep(Duration::from_millis(10 * i))))
-///     .collect();
-/// let done = JoinAll::new().count(2).join(&hs).unwrap();
-/// assert_eq!(done, [0, 1]);
-/// ```
-#[derive(Clone, Debug, Default)]
-pub struct JoinAll {
-    timeout: Option<Duration>,
-    raise_error: bool,
-    count: Option<usize>,
-}
-
-impl JoinAll {
-    /// Wait for all, no timeout, failures left in the handles.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let _j = verdant_runtime::JoinAll::new();
-    /// ```
-    pub fn new() -> JoinAll {
-        JoinAll::default()
-    }
-
-    /// Gives up after `timeout`, returning what finished by then.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let h = verdant_runtime::spawn(|| verdant_runtime::sleep(Duration::from_secs(9)));
-    /// let done = verdant_runtime::JoinAll::new()
-    ///     .timeout(Duration::from_millis(5))
-    ///     .join([&h])
-    ///     .unwrap();
-    /// assert!(done.is_empty());
-    /// h.kill();
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> JoinAll {
-        self.timeout = Some(timeout);
-        self
-    }
-
-    /// Stops at the first greenlet to panic (first in time, not in list
-    /// order) and returns it as [`JoinAllError::Failed`]. Kills are not
-    /// failures.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// use verdant_runtime::{spawn, sleep, JoinAll, JoinAllError};
-    /// let slow = spawn(|| sleep(Duration::from_millis(50)));
-    /// let bad = spawn(|| panic!("bad"));
-    /// let r = JoinAll::new().raise_error(true).join([&slow, &bad]);
-    /// assert!(matches!(r, Err(JoinAllError::Failed { index: 1, .. })));
-    /// assert!(!slow.is_finished());
-    /// ```
-    pub fn raise_error(mut self, yes: bool) -> JoinAll {
-        self.raise_error = yes;
-        self
-    }
-
-    /// Returns once `n` greenlets have finished.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let a = verdant_runtime::spawn(|| ());
-    /// assert_eq!(verdant_runtime::JoinAll::new().count(1).join([&a]).unwrap(), [0]);
-    /// ```
-    pub fn count(mut self, n: usize) -> JoinAll {
-        self.count = Some(n);
-        self
-    }
-
-    /// Waits as configured; returns the positions of the greenlets that
-    /// finished, in the order given (a greenlet listed twice counts twice).
-    ///
-    /// # Errors
-    ///
-    /// See [`JoinAllError`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let hs = vec![verdant_runtime::spawn(|| 1), verdant_runtime::spawn(|| 2)];
-    /// assert_eq!(verdant_runtime::JoinAll::new().join(&hs).unwrap(), [0, 1]);
-    /// ```
-    pub fn join<I>(&self, handles: I) -> Result<Vec<usize>, JoinAllError>
-    where
-        I: IntoIterator,
-        I::Item: AsRef<Greenlet>,
-    {
-        let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
-        let needed = self.count.unwrap_or(gs.len()).min(gs.len());
-        // The caller cannot finish while it waits: wait for the others, and
-        // if the count needs the caller too, the wait could never end.
-        let others: Vec<usize> = (0..gs.len()).filter(|&i| !gs[i].is_current()).collect();
-        if needed > others.len() {
-            return Err(JoinAllError::LoopExit);
-        }
-        let mut it = crate::wait::iwait(others.iter().map(|&i| &gs[i]));
-        if let Some(t) = self.timeout {
-            it = it.timeout(t);
-        }
-        let mut done = Vec::with_capacity(needed);
-        while done.len() < needed {
-            let Some((k, g)) = it.next() else { break };
-            let i = others[k];
-            done.push(i);
-            let c = g.inner.completion();
-            if self.raise_error && c.outcome() == Outcome::Panicked {
-                // No payload: it stays with the handle, for its `join`.
-                let error = JoinError {
-                    kind: JoinErrorKind::Panicked,
-                    name: g.name(),
-                    message: c.panic_message(),
-                    payload: None,
-                };
-                return Err(JoinAllError::Failed { index: i, error });
-            }
-        }
-        match it.stopped() {
-            Some(crate::sync::WaitError::LoopExit) => return Err(JoinAllError::LoopExit),
-            Some(crate::sync::WaitError::Cancelled) => return Err(JoinAllError::Cancelled),
-            _ => {} // all done, or timed out: what finished by then
-        }
-        done.sort_unstable();
-        Ok(done)
-    }
-}
-
-/// Waits until every greenlet in `handles` has finished (gevent's
-/// `joinall`). Failures stay in the handles, to be read with `join`.
-///
-/// # Errors
-///
-/// [`JoinAllError::LoopExit`] when some greenlet can never finish and nothing
-/// else can happen; [`JoinAllError::Cancelled`] when called while unwinding.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::{Duration, Instant};
-/// use verdant_runtime::{joinall, sleep, spawn};
-///
-/// let t = Instant::now();
-/// let a = spawn(|| sleep(Duration::from_millis(30)));
-/// let b = spawn(|| sleep(Duration::from_millis(20)));
-/// joinall([&a, &b]).unwrap();
-/// assert!(t.elapsed() < Duration::from_millis(45)); // concurrent, not 50 ms
-/// ```
-pub fn joinall<I>(handles: I) -> Result<(), JoinAllError>
-where
-    I: IntoIterator,
-    I::Item: AsRef<Greenlet>,
-{
-    JoinAll::new().join(handles).map(|_| ())
-}
-
-/// Kills every greenlet in `handles` and waits until all are dead.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use verdant_runtime::{killall, sleep, spawn};
-/// let hs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
-/// sleep(Duration::ZERO);
-/// killall(&hs);
-/// assert!(hs.iter().all(|h| h.is_finished()));
-/// ```
-pub fn killall<I>(handles: I)
-where
-    I: IntoIterator,
-    I::Item: AsRef<Greenlet>,
-{
-    let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
-    for g in &gs {
-        kill(g, false);
-    }
-    for g in &gs {
-        let _ = wait_dead(g, None);
     }
 }
 
