@@ -89,3 +89,59 @@ fn using_a_key_inside_its_own_with_panics_clearly() {
         4
     );
 }
+
+/// Records, when dropped, which greenlet dropped it.
+struct DropWitness(Rc<RefCell<Vec<u64>>>);
+
+impl Drop for DropWitness {
+    fn drop(&mut self) {
+        self.0.borrow_mut().push(verdant::Greenlet::current().id());
+    }
+}
+
+greenlet_local!(static WITNESS: RefCell<Option<DropWitness>> = RefCell::new(None));
+
+#[test]
+fn a_raw_greenlets_locals_are_dropped_inside_it_when_it_ends() {
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let g = verdant::Greenlet::new(move |()| {
+        WITNESS.with(|w| *w.borrow_mut() = Some(DropWitness(l)));
+        verdant::Greenlet::current().id()
+    });
+    let id = g.switch(()).take::<u64>();
+    assert!(g.is_dead());
+    // Dropped at its end, while it still ran (not later, with the record,
+    // on whichever greenlet drops the last handle).
+    assert_eq!(*log.borrow(), [id]);
+    drop(g);
+    assert_eq!(log.borrow().len(), 1, "dropped once");
+}
+
+struct PanicsOnDrop;
+
+impl Drop for PanicsOnDrop {
+    fn drop(&mut self) {
+        panic!("a greenlet-local's destructor panicked");
+    }
+}
+
+greenlet_local!(static BOMB: RefCell<Option<PanicsOnDrop>> = RefCell::new(None));
+
+#[test]
+fn a_panicking_local_destructor_is_the_greenlets_own_panic() {
+    let h = spawn(|| {
+        BOMB.with(|b| *b.borrow_mut() = Some(PanicsOnDrop));
+        7
+    });
+    // The task's panic, reported by its join; it never reaches the hub or
+    // main.
+    let err = h.join().unwrap_err();
+    assert!(err.is_panic(), "{err}");
+    assert_eq!(
+        err.panic_message(),
+        Some("a greenlet-local's destructor panicked")
+    );
+    // And the hub goes on.
+    assert_eq!(spawn(|| 1).join().unwrap(), 1);
+}

@@ -265,7 +265,8 @@ pub(crate) fn rt() -> &'static Runtime {
 #[inline(never)]
 fn rt_slow() -> &'static Runtime {
     let p = with_rt_slow(|rt| rt as *const Runtime);
-    // SAFETY: as in `rt`: `with_rt_slow` has just published the address.
+    // SAFETY: (runtime) as in `rt`: `with_rt_slow` has just published the
+    // address.
     unsafe { &*p }
 }
 

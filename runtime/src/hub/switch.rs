@@ -52,8 +52,8 @@ impl Runtime {
             !self.mail_full.replace(true),
             "verdant: mailbox posted twice"
         );
-        // SAFETY: the mailbox is empty (the protocol above), so nothing is
-        // overwritten; only this thread touches it.
+        // SAFETY: (mailbox) the mailbox is empty, so nothing is overwritten;
+        // only this thread touches it.
         unsafe { (*self.mail.get()).write(value) };
     }
 
@@ -65,13 +65,14 @@ impl Runtime {
             self.mail_full.replace(false),
             "verdant: empty mailbox collected"
         );
-        // SAFETY: the protocol guarantees a posted, not yet collected value.
+        // SAFETY: (mailbox) a value was posted and not collected yet.
         unsafe { (*self.mail.get()).assume_init_read() }
     }
 
     /// Whether the mailbox holds a throw (it must hold something).
     pub(crate) fn mail_is_thrown(&self) -> bool {
-        // SAFETY: as in `collect`; this only reads the value in place.
+        // SAFETY: (mailbox) as in `collect`; this only reads the value in
+        // place.
         unsafe { (*self.mail.get()).assume_init_ref().is_thrown() }
     }
 }
@@ -115,8 +116,9 @@ fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
     rt.mail_target.set(target);
     let y = cur.yielder.get();
     debug_assert!(!y.is_null());
-    // SAFETY: `cur` is running, so its coroutine is alive and we are on its
-    // stack; `yielder` was set when it started and points into that stack.
+    // SAFETY: (current) `cur` is running, so its coroutine is alive and we
+    // are on its stack; `yielder` was set when it started and points into
+    // that stack.
     unsafe { (*y).suspend(()) };
     if cur.dying.get() {
         dying_exit();
@@ -214,8 +216,8 @@ impl Runtime {
             }
             // Only the root loop touches a live greenlet's coroutine: the
             // release path cannot run for `target` (we hold a handle).
-            // SAFETY: and a running greenlet is never resumed again (a
-            // switch to the current greenlet returns early).
+            // SAFETY: (one runner) and a running greenlet is never resumed
+            // again (a switch to the current greenlet returns early).
             let co = unsafe { (*inner.co.get()).as_mut() }
                 .expect("verdant: a live greenlet always has its coroutine");
             inner.state.set(State::Running);
@@ -487,8 +489,9 @@ where
     }
     let record: *const Inner = Rc::as_ptr(&inner);
     let co = Co::with_stack(stack, move |y: &Y, ()| {
-        // SAFETY: the record owns this coroutine (or the root loop holds a
-        // handle while it runs), so it outlives every run of this closure.
+        // SAFETY: (one runner) the root loop holds a handle to the record
+        // while the coroutine runs, and the record owns the coroutine, so
+        // the record outlives every run of this closure.
         unsafe { (*record).yielder.set(y) };
         // A start, like any resume, leaves this greenlet's input in the
         // mailbox. The root loop never starts a greenlet with a throw (it
@@ -506,7 +509,8 @@ where
         };
         try_rt(|rt| rt.mail_exit.set(Some(exit)));
     });
-    // SAFETY: the record was just made; nothing else can see its slot yet.
+    // SAFETY: (one runner) the record was just made; nothing else can see
+    // its slot yet.
     unsafe { *inner.co.get() = Some(co) };
     Ok(Greenlet { inner })
 }

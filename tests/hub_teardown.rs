@@ -1,0 +1,65 @@
+//! What a thread's exit does to the greenlets it leaves behind.
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use verdant::Greenlet;
+
+/// Sets its flag when dropped.
+struct Flag(Arc<AtomicBool>);
+
+impl Drop for Flag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn greenlets_parked_in_the_hub_are_unwound_at_thread_exit() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let d = dropped.clone();
+    std::thread::spawn(move || {
+        let flag = Flag(d);
+        verdant::spawn(move || {
+            let _flag = flag;
+            verdant::sleep(Duration::from_secs(3600));
+        });
+        verdant::sleep(Duration::ZERO); // it starts, and parks in its sleep
+    })
+    .join()
+    .unwrap();
+    assert!(dropped.load(Ordering::SeqCst), "its destructors ran");
+}
+
+thread_local! {
+    /// Registered before the thread's runtime, so destroyed after it.
+    static KEPT: RefCell<Option<Greenlet>> = const { RefCell::new(None) };
+}
+
+/// A greenlet whose last handle goes after its thread's runtime (kept in
+/// a thread-local destroyed later) is not resumed to unwind: its frames
+/// may hold references to the runtime, which is gone. It is leaked, and
+/// the thread exits cleanly.
+#[test]
+fn a_greenlet_dropped_after_its_runtime_is_leaked_not_resumed() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let d = dropped.clone();
+    std::thread::spawn(move || {
+        KEPT.with(|_| {}); // registered first: destroyed last
+        let main = Greenlet::current(); // the runtime starts here
+        let flag = Flag(d);
+        let g = Greenlet::new(move |()| {
+            let _flag = flag;
+            main.switch(()); // suspended for good: no hub wait finds it
+        });
+        g.switch(());
+        KEPT.with(|k| *k.borrow_mut() = Some(g));
+    })
+    .join()
+    .expect("the thread exits cleanly");
+    assert!(
+        !dropped.load(Ordering::SeqCst),
+        "the greenlet ran again after its runtime was gone"
+    );
+}
