@@ -1,4 +1,4 @@
-//! Issue 5 §7: channels, queues and locks, side by side in one run.
+//! Channels, queues and locks, side by side with the peers in one run.
 //!
 //! `cargo bench --bench channel` prints three tables (median of 7 runs):
 //!

@@ -33,7 +33,7 @@ fn main() {
     );
     for &n in sizes {
         let hub = verdant::Hub::current();
-        hub.set_pool_capacity(0);
+        hub.set_stack_cache_capacity(0);
         let (rss0, maps0) = (rss_bytes(), maps());
         let t = Instant::now();
         let mut hs = Vec::with_capacity(n);

@@ -1,4 +1,4 @@
-//! gevent's Event lesson (SEEDS §7): one greenlet sets an event that
+//! gevent's Event lesson: one greenlet sets an event that
 //! several others wait for, one of them with a timeout that expires first.
 //!
 //! Output (exact):

@@ -1,4 +1,4 @@
-//! gevent's queue lesson (SEEDS §7): FIFO, LIFO and priority queues, and a
+//! gevent's queue lesson: FIFO, LIFO and priority queues, and a
 //! bounded queue between a fast producer and a slow consumer (the producer
 //! waits whenever the queue is full).
 //!

@@ -1,4 +1,4 @@
-//! The seeds' lesson on IO models (SEEDS §7), the step before coroutines:
+//! The classic lesson on IO models, the step before coroutines:
 //! the same upper-casing echo server as `echo_server`, written directly on
 //! an IO multiplexer (mio's `Poll`, epoll on Linux) with non-blocking
 //! sockets, in one thread and without greenlets.

@@ -14,17 +14,49 @@
 //! assert_eq!(g1.join().unwrap() + g2.join().unwrap(), 3);
 //! ```
 //!
-//! The crate re-exports [`verdant_runtime`] (greenlets, the hub, tasks) at its
-//! root and [`verdant_net`] as [`net`].
+//! The crate re-exports [`verdant_runtime`] (greenlets, the hub, tasks, the
+//! `sync` primitives) at its root and [`verdant_net`] (std-shaped
+//! cooperative sockets) as [`net`]; [`prelude`] holds what most programs
+//! use.
 #![warn(missing_docs)]
 
 pub use verdant_net as net;
-pub use verdant_runtime::*;
+
+pub use verdant_runtime::{
+    blocking_threads, greenlet_local, io, iwait, joinall, killall, scope, select,
+    set_blocking_threads, sleep, spawn, spawn_blocking, spawn_later, stack, sync, wait_all,
+    wait_any, with_deadline, with_timeout, yield_now, BlockingHandle, Builder, Elapsed, Greenlet,
+    GreenletExit, GreenletLocal, Group, Hub, IWait, JoinAll, JoinAllError, JoinError,
+    JoinErrorKind, JoinHandle, ParentError, Pool, PostError, Remote, RemoteRef, RemoteSender,
+    Scope, ScopeError, Value, Waitable, DEFAULT_BLOCKING_THREADS,
+};
 
 /// The names most programs need: `use verdant::prelude::*;`.
+///
+/// Spawning, joining and killing greenlets, sleeping and timeouts, pools
+/// and groups, the blocking pool, and the [`sync`]
+/// primitives with the channel module. Everything else is one path away
+/// at the crate root.
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant::prelude::*;
+///
+/// let pool = Pool::new(2);
+/// let done = Event::new();
+/// let (tx, rx) = channel::bounded(1);
+/// pool.spawn(move || tx.send(spawn_blocking(|| 6 * 7).join().unwrap()).unwrap());
+/// assert_eq!(with_timeout(Duration::from_secs(5), || rx.recv().unwrap()), Ok(42));
+/// done.set();
+/// assert!(done.is_set());
+/// ```
 pub mod prelude {
+    pub use verdant_runtime::sync::{
+        channel, AsyncResult, BoundedSemaphore, Condition, Event, JoinableQueue, LifoQueue, Lock,
+        PriorityQueue, Queue, RLock, Semaphore,
+    };
     pub use verdant_runtime::{
-        joinall, killall, sleep, spawn, spawn_later, yield_now, Builder, Greenlet, GreenletExit,
-        Hub, JoinAll, JoinHandle, Value,
+        joinall, killall, sleep, spawn, spawn_blocking, spawn_later, with_deadline, with_timeout,
+        yield_now, Builder, Greenlet, GreenletExit, Group, Hub, JoinAll, JoinHandle, Pool, Value,
     };
 }

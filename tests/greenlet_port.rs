@@ -1031,5 +1031,5 @@ fn test_memory_does_not_grow() {
         grown < 32 * 1024 * 1024 / 4096,
         "RSS grew by {grown} pages over 10,000 iterations"
     );
-    assert!(Hub::current().pooled_stacks() <= verdant::stack::DEFAULT_POOL_CAPACITY);
+    assert!(Hub::current().cached_stacks() <= verdant::stack::DEFAULT_STACK_CACHE);
 }

@@ -188,7 +188,7 @@ const SUSPENDED: usize = 1_000;
 #[test]
 fn pan3_drop_suspended_raw_greenlets() {
     let hub = Hub::current();
-    let pooled_before = hub.pooled_stacks();
+    let pooled_before = hub.cached_stacks();
     let drops = Arc::new(AtomicUsize::new(0));
     let resumed = Rc::new(Cell::new(0usize));
     let gs: Vec<Greenlet> = (0..SUSPENDED)
@@ -214,8 +214,8 @@ fn pan3_drop_suspended_raw_greenlets() {
     assert_eq!(drops.load(Ordering::SeqCst), SUSPENDED);
     assert_eq!(resumed.get(), 0, "a dropped greenlet ran past its switch");
     assert_eq!(
-        hub.pooled_stacks(),
-        (pooled_before + SUSPENDED).min(verdant_runtime::stack::DEFAULT_POOL_CAPACITY),
+        hub.cached_stacks(),
+        (pooled_before + SUSPENDED).min(verdant_runtime::stack::DEFAULT_STACK_CACHE),
         "the stacks of dropped greenlets did not come back"
     );
 }

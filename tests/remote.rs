@@ -290,7 +290,7 @@ fn posts_from_one_thread_run_in_order() {
     ORDER.with(|o| assert_eq!(*o.borrow(), (0..1000).collect::<Vec<_>>()));
 }
 
-// ---- HubRef: other threads setting events and results, sending on channels
+// ---- RemoteRef: other threads setting events and results, sending on channels
 
 #[test]
 fn remote_senders_from_two_threads_arrive_complete_and_in_order() {
@@ -389,7 +389,7 @@ fn a_remote_sender_learns_the_receivers_are_gone() {
 #[test]
 fn hubref_sets_an_event_and_a_result_that_greenlets_wait_on() {
     use verdant::sync::{AsyncResult, Event};
-    use verdant::HubRef;
+    use verdant::RemoteRef;
     let ev = Rc::new(Event::new());
     let res: Rc<AsyncResult<String>> = Rc::new(AsyncResult::new());
     let waiters: Vec<JoinHandle<String>> = (0..10)
@@ -401,7 +401,7 @@ fn hubref_sets_an_event_and_a_result_that_greenlets_wait_on() {
             })
         })
         .collect();
-    let (rev, rres) = (HubRef::new(ev.clone()), HubRef::new(res.clone()));
+    let (rev, rres) = (RemoteRef::new(ev.clone()), RemoteRef::new(res.clone()));
     let worker = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(20));
         rev.set().unwrap();
@@ -417,7 +417,7 @@ fn hubref_sets_an_event_and_a_result_that_greenlets_wait_on() {
 
 #[test]
 fn hubref_value_is_dropped_on_its_own_thread_after_the_last_clone() {
-    use verdant::HubRef;
+    use verdant::RemoteRef;
     struct Noted(Rc<Cell<Option<std::thread::ThreadId>>>);
     impl Drop for Noted {
         fn drop(&mut self) {
@@ -425,7 +425,7 @@ fn hubref_value_is_dropped_on_its_own_thread_after_the_last_clone() {
         }
     }
     let dropped_on = Rc::new(Cell::new(None));
-    let r = HubRef::new(Rc::new(Noted(dropped_on.clone())));
+    let r = RemoteRef::new(Rc::new(Noted(dropped_on.clone())));
     let r2 = r.clone();
     drop(r);
     let seen = Arc::new(AtomicUsize::new(0));
@@ -454,8 +454,8 @@ fn hubref_value_is_dropped_on_its_own_thread_after_the_last_clone() {
 #[test]
 fn hubref_to_a_gone_hub_reports_post_error() {
     use verdant::sync::Event;
-    use verdant::HubRef;
-    let r = std::thread::spawn(|| HubRef::new(Rc::new(Event::new())))
+    use verdant::RemoteRef;
+    let r = std::thread::spawn(|| RemoteRef::new(Rc::new(Event::new())))
         .join()
         .unwrap();
     assert!(r.set().is_err());

@@ -434,7 +434,7 @@ fn stk6_child() {
         .count();
     assert_eq!(killed, count - 8);
     assert_eq!(hub.timer_count(), 0);
-    hub.set_pool_capacity(0); // pooled stacks are intentional; drop them
+    hub.set_stack_cache_capacity(0); // pooled stacks are intentional; drop them
     let after_maps = maps_count();
     println!("STK6 maps baseline={baseline_maps} peak={peak_maps} after={after_maps}");
     assert!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use sync_common::{on_fresh_thread, SLACK, SMALL};
 use verdant::sync::{AsyncResult, Event, WaitError};
-use verdant::wait::{iwait, wait_all, wait_any, Waitable};
+use verdant::{iwait, wait_all, wait_any, Waitable};
 use verdant::{sleep, spawn, JoinHandle};
 
 fn sleeper(ms: u64) -> JoinHandle<u64> {

@@ -1,7 +1,7 @@
 //! Stack-overflow reporting: a SIGSEGV/SIGBUS handler that names the greenlet.
 //!
 //! Without it an overflow on a greenlet stack is a silent SIGSEGV: std's own
-//! handler only knows the *thread's* guard page (reliability §0 fact 1). The
+//! handler only knows the *thread's* guard page. The
 //! runtime installs one process-wide handler (once, `SA_SIGINFO | SA_ONSTACK`)
 //! that checks the faulting address, and the interrupted stack pointer, against
 //! the guard range of the greenlet running on this thread, read from a

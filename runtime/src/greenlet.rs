@@ -1,68 +1,6 @@
-//! Greenlets: functions with their own stacks that switch to each other by hand.
-//!
-//! This is greenlet's model in Rust. A [`Greenlet`] is created without running;
-//! the first [`switch`](Greenlet::switch) starts it with the value passed.
-//! `switch(value)` is symmetric: it suspends the current greenlet and returns
-//! whatever the *next* greenlet to switch back here sends. What a greenlet's
-//! function returns goes to its [parent](Greenlet::parent) (by default the
-//! greenlet that created it), and switching to a dead greenlet goes up the
-//! parent chain. [`throw`](Greenlet::throw) raises [`GreenletExit`] inside a
-//! suspended greenlet, unwinding its stack so that destructors run; dropping the
-//! last handle of a suspended greenlet does the same.
-//!
-//! Values travel as [`Value`]: see its docs for why a checked dynamic value.
-//!
-//! # How it works
-//!
-//! corosensei coroutines are asymmetric (`resume`/`suspend`). verdant builds
-//! the symmetric switch as a *trampoline* on the thread's own stack, the stack
-//! of the *main* greenlet:
-//!
-//! ```text
-//!   main stack (root)                        greenlet stacks
-//!   ─────────────────                        ───────────────
-//!   main: g1.switch(v) ──► root loop ──resume(v)──► g1 runs
-//!                            ▲   │                   │ g1: g2.switch(w)
-//!                            │   └◄──suspend(Switch{g2, w})
-//!                            │   ──resume(w)──────► g2 runs
-//!                            │                       │ g2 returns r
-//!                            └◄──return r ───────────┘ → parent of g2
-//! ```
-//!
-//! Every resume happens from the root, so a greenlet's stack never holds
-//! another greenlet's frames, and main ↔ child costs one resume and one
-//! suspend. The hub (the event loop, see [`crate::hub`]) is a pseudo-greenlet
-//! whose "switch" runs the scheduler inside the same root loop.
-//!
-//! Invariants:
-//! * Only the root loop calls `Coroutine::resume` (except the forced unwind of a
-//!   dropped greenlet, which runs nested and may not switch).
-//! * A running greenlet's coroutine is taken out of its record while it runs,
-//!   so it cannot be resumed re-entrantly.
-//! * Greenlet handles are `!Send`: a greenlet never moves to another thread,
-//!   so thread-locals stay sound inside greenlets (reliability §0 fact 6).
-//!
-//! ```compile_fail
-//! // Greenlet handles cannot cross threads.
-//! let g = verdant_runtime::Greenlet::current();
-//! std::thread::spawn(move || drop(g));
-//! ```
-//!
-//! ```compile_fail
-//! // Not even by reference.
-//! fn assert_sync<T: Sync>(_: &T) {}
-//! assert_sync(&verdant_runtime::Greenlet::current());
-//! ```
-//!
-//! # Caveats
-//!
-//! * **Drop must not switch.** While a greenlet unwinds (a panic, a kill, or
-//!   the drop of its last handle) a switch or a hub wait inside a destructor
-//!   returns at once without switching: suspending mid-unwind would leak the
-//!   thread's panic count into every other greenlet (reliability §0 fact 5).
-//! * **Cycles leak.** Handles are reference counted; a greenlet whose stack
-//!   holds the last handle to itself is never freed until its thread's hub
-//!   shuts down.
+//! The public [`Greenlet`] type, on top of the core (`hub`): the one
+//! module allowed an import cycle with it. How switching works is in the
+//! core's `switch.rs`; what a user sees is in `Greenlet`'s docs.
 
 use std::any::Any;
 use std::borrow::Cow;
@@ -128,9 +66,58 @@ impl std::error::Error for ParentError {}
 
 /// A handle to a greenlet: a function with its own stack, switched to by hand.
 ///
+/// This is greenlet's model in Rust. A greenlet is created without running;
+/// the first [`switch`](Greenlet::switch) starts it with the value passed.
+/// `switch(value)` is symmetric: it suspends the current greenlet and
+/// returns whatever the *next* greenlet to switch back here sends. What a
+/// greenlet's function returns goes to its [parent](Greenlet::parent) (by
+/// default the greenlet that created it), and switching to a dead greenlet
+/// goes up the parent chain. [`throw`](Greenlet::throw) raises
+/// [`GreenletExit`] inside a suspended greenlet, unwinding its stack so
+/// that destructors run; dropping the last handle of a suspended greenlet
+/// does the same. Values travel as [`Value`]: see its docs for why a
+/// checked dynamic value.
+///
 /// Handles are cheap to clone (reference counted) and compare equal when they
-/// name the same greenlet. They are neither `Send` nor `Sync`: a greenlet
-/// belongs to the thread that created it.
+/// name the same greenlet.
+///
+/// # How it works
+///
+/// corosensei coroutines are asymmetric (`resume`/`suspend`); verdant
+/// builds the symmetric switch as a trampoline on the thread's own stack
+/// (the *main* greenlet's): every greenlet is resumed from there, so a
+/// greenlet's stack never holds another greenlet's frames, and a switch
+/// between main and a child costs one resume and one suspend. The
+/// [hub](crate::Hub) is a pseudo-greenlet whose "switch" runs the
+/// scheduler inside the same loop, and the parent of every
+/// [spawned](crate::spawn) greenlet.
+///
+/// Handles are neither `Send` nor `Sync`: a greenlet belongs to the thread
+/// that created it and never moves, so thread-locals stay sound inside
+/// greenlets.
+///
+/// ```compile_fail
+/// // Greenlet handles cannot cross threads.
+/// let g = verdant_runtime::Greenlet::current();
+/// std::thread::spawn(move || drop(g));
+/// ```
+///
+/// ```compile_fail
+/// // Not even by reference.
+/// fn assert_sync<T: Sync>(_: &T) {}
+/// assert_sync(&verdant_runtime::Greenlet::current());
+/// ```
+///
+/// # Caveats
+///
+/// * **Drop must not switch.** While a greenlet unwinds (a panic, a kill, or
+///   the drop of its last handle) a switch or a hub wait inside a destructor
+///   returns at once without switching: suspending mid-unwind would leak the
+///   thread's panic count (which is per thread, not per greenlet) into
+///   every other greenlet.
+/// * **Cycles leak.** Handles are reference counted; a greenlet whose stack
+///   holds the last handle to itself is never freed until its thread's hub
+///   shuts down.
 ///
 /// # Examples
 ///
@@ -321,7 +308,8 @@ impl Greenlet {
     /// * Panics when a hub wake-up arrives in a raw switch: a greenlet parked
     ///   in a hub wait must be resumed by the hub, not switched to.
     ///
-    /// While the current greenlet is unwinding (see the module's Caveats) it
+    /// While the current greenlet is unwinding (see the Caveats in
+    /// [`Greenlet`]) it
     /// does not switch and returns [`Value::empty`].
     ///
     /// # Examples

@@ -16,16 +16,18 @@
 //! # How it works
 //!
 //! * [`Greenlet`] is greenlet's switching model: functions with their own
-//!   stacks that `switch` to each other, passing [`Value`]s both ways
-//!   ([`greenlet`] module docs).
-//! * The [hub](hub) is one event loop per thread. [`spawn`] schedules a
+//!   stacks that `switch` to each other, passing [`Value`]s both ways.
+//! * The [`Hub`] is one event loop per thread. [`spawn`] schedules a
 //!   greenlet whose parent is the hub; [`sleep`], [`JoinHandle::join`] and IO
 //!   park the current greenlet and switch to the hub, which runs the next ready
 //!   one, fires timers and polls mio. Greenlets never move between threads.
 //! * Stacks are mmap'd, lazily committed, guarded with `MADV_GUARD_INSTALL`
-//!   (one mapping each, so a million fit under `vm.max_map_count`), pooled and
+//!   (one mapping each, so a million fit under `vm.max_map_count`), cached and
 //!   scrubbed on reuse ([`stack`] module docs). An overflow prints
 //!   `greenlet '<name>' has overflowed its stack` and aborts.
+//! * The everyday API is at the root; the [`sync`] primitives, the [`stack`]
+//!   constants and the reactor for implementors of new socket types
+//!   ([`io`]) have modules of their own.
 //!
 //! # Caveats
 //!
@@ -33,8 +35,9 @@
 //!   `std::thread::sleep`, std's blocking sockets, a contended `std::sync::Mutex`.
 //!   Use verdant's cooperative versions (`verdant::net`, [`sleep`]).
 //! * Destructors must not wait: a switch or hub wait during unwinding returns at
-//!   once without switching (see [`greenlet`]).
-//! * Thread-locals are shared by every greenlet of a thread.
+//!   once without switching (see the Caveats of [`Greenlet`]).
+//! * Thread-locals are shared by every greenlet of a thread
+//!   ([`greenlet_local!`] gives each greenlet its own).
 //!
 //! # Layers
 //!
@@ -55,14 +58,14 @@
 
 mod blocking;
 mod fault;
-pub mod greenlet;
-pub mod hub;
+mod greenlet;
+mod hub;
 pub mod io;
-pub mod local;
+mod local;
 mod panic;
 mod pool;
 mod reactor;
-pub mod remote;
+mod remote;
 mod remote_ref;
 pub mod stack;
 pub mod sync;
@@ -72,7 +75,7 @@ mod time;
 mod timeout;
 mod timer;
 mod value;
-pub mod wait;
+mod wait;
 
 pub use blocking::{
     blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle,
@@ -80,11 +83,14 @@ pub use blocking::{
 };
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::Hub;
+pub use local::GreenletLocal;
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{PostError, Remote};
-pub use remote_ref::{HubRef, RemoteSender};
+pub use remote_ref::{RemoteRef, RemoteSender};
 pub use task::{spawn, spawn_later, Builder, JoinError, JoinErrorKind, JoinHandle};
 pub use time::{sleep, yield_now};
 pub use timeout::{with_deadline, with_timeout, Elapsed};
 pub use value::Value;
-pub use wait::{joinall, killall, JoinAll, JoinAllError};
+pub use wait::{
+    iwait, joinall, killall, wait_all, wait_any, IWait, JoinAll, JoinAllError, Waitable,
+};

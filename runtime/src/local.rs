@@ -1,35 +1,4 @@
 //! Greenlet-local storage: [`greenlet_local!`](crate::greenlet_local).
-//!
-//! A `thread_local!` is shared by every greenlet of the thread: a value one
-//! greenlet stores there is seen (and overwritten) by the others, which is
-//! rarely what per-request state wants. A greenlet-local has one value per
-//! greenlet, made on first use from its initialiser and dropped when the
-//! greenlet ends (inside it, so destructors still run in greenlet context).
-//!
-//! A spawned greenlet starts with its own fresh value. To give it a copy of
-//! the spawner's value, or to share one, say so where you spawn:
-//!
-//! ```
-//! use std::cell::RefCell;
-//! use std::rc::Rc;
-//! use verdant_runtime::{greenlet_local, spawn};
-//!
-//! greenlet_local!(static REQUEST_ID: RefCell<u32> = RefCell::new(0));
-//! greenlet_local!(static SHARED: RefCell<Rc<RefCell<Vec<u32>>>> = RefCell::new(Rc::default()));
-//!
-//! REQUEST_ID.with(|id| *id.borrow_mut() = 7);
-//! // Fresh: a new greenlet starts from the initialiser.
-//! assert_eq!(spawn(|| REQUEST_ID.with(|id| *id.borrow())).join().unwrap(), 0);
-//! // A copy: read it here, set it there.
-//! let mine = REQUEST_ID.with(|id| *id.borrow());
-//! let copy = spawn(move || { REQUEST_ID.with(|id| *id.borrow_mut() = mine); REQUEST_ID.with(|id| *id.borrow()) });
-//! assert_eq!(copy.join().unwrap(), 7);
-//! // Shared: hand over an Rc.
-//! let log = SHARED.with(|s| s.borrow().clone());
-//! let l2 = log.clone();
-//! spawn(move || { SHARED.with(|s| *s.borrow_mut() = l2); SHARED.with(|s| s.borrow().borrow_mut().push(1)) }).join().unwrap();
-//! assert_eq!(*log.borrow(), [1]);
-//! ```
 
 use std::any::Any;
 use std::fmt;
@@ -130,9 +99,42 @@ fn with_current<R>(f: impl FnOnce(&mut Set) -> R) -> R {
 }
 
 /// Declares greenlet-local keys: like `thread_local!`, one value per
-/// greenlet (see the [module docs](crate::local)).
+/// greenlet.
+///
+/// A `thread_local!` is shared by every greenlet of the thread: a value one
+/// greenlet stores there is seen (and overwritten) by the others, which is
+/// rarely what per-request state wants. A greenlet-local has one value per
+/// greenlet, made on first use from its initialiser and dropped when the
+/// greenlet ends (inside it, so destructors still run in greenlet context).
+///
+/// A spawned greenlet starts with its own fresh value. To give it a copy of
+/// the spawner's value, or to share one, say so where you spawn:
+///
+/// ```
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+/// use verdant_runtime::{greenlet_local, spawn};
+///
+/// greenlet_local!(static REQUEST_ID: RefCell<u32> = RefCell::new(0));
+/// greenlet_local!(static SHARED: RefCell<Rc<RefCell<Vec<u32>>>> = RefCell::new(Rc::default()));
+///
+/// REQUEST_ID.with(|id| *id.borrow_mut() = 7);
+/// // Fresh: a new greenlet starts from the initialiser.
+/// assert_eq!(spawn(|| REQUEST_ID.with(|id| *id.borrow())).join().unwrap(), 0);
+/// // A copy: read it here, set it there.
+/// let mine = REQUEST_ID.with(|id| *id.borrow());
+/// let copy = spawn(move || { REQUEST_ID.with(|id| *id.borrow_mut() = mine); REQUEST_ID.with(|id| *id.borrow()) });
+/// assert_eq!(copy.join().unwrap(), 7);
+/// // Shared: hand over an Rc.
+/// let log = SHARED.with(|s| s.borrow().clone());
+/// let l2 = log.clone();
+/// spawn(move || { SHARED.with(|s| *s.borrow_mut() = l2); SHARED.with(|s| s.borrow().borrow_mut().push(1)) }).join().unwrap();
+/// assert_eq!(*log.borrow(), [1]);
+/// ```
 ///
 /// # Examples
+///
+/// Each greenlet keeps its own value across switches:
 ///
 /// ```
 /// use std::cell::Cell;
@@ -149,11 +151,11 @@ fn with_current<R>(f: impl FnOnce(&mut Set) -> R) -> R {
 macro_rules! greenlet_local {
     ($(#[$attr:meta])* $vis:vis static $name:ident: $t:ty = $init:expr $(;)?) => {
         $(#[$attr])*
-        $vis static $name: $crate::local::GreenletLocal<$t> = {
+        $vis static $name: $crate::GreenletLocal<$t> = {
             fn __init() -> $t {
                 $init
             }
-            $crate::local::GreenletLocal::new(__init)
+            $crate::GreenletLocal::new(__init)
         };
     };
 }

@@ -1,8 +1,8 @@
 //! The panic hook: names the greenlet and runs the report on a side stack.
 //!
 //! std's default hook names the *thread*; with `RUST_BACKTRACE=1` it also
-//! needs more stack than a small greenlet has (reliability §0 fact 3: a 16 KiB
-//! coroutine stack crashes). verdant wraps whatever hook is installed when the
+//! needs more stack than a small greenlet has (a 16 KiB coroutine stack
+//! crashes). verdant wraps whatever hook is installed when the
 //! first hub starts: inside a greenlet it prints one line naming the greenlet,
 //! then runs the previous hook on a per-thread 256 KiB side stack
 //! (`corosensei::on_stack`). Outside greenlets it calls the previous hook

@@ -425,7 +425,15 @@ impl Pool {
     ///
     /// # Examples
     ///
-    /// See the [module docs](self).
+    /// ```
+    /// use std::time::Duration;
+    /// use verdant_runtime::{sleep, Pool};
+    ///
+    /// // Ten slow jobs, at most three at a time, results in input order.
+    /// let pool = Pool::new(3);
+    /// let squares = pool.map(0..10u64, |i| { sleep(Duration::from_millis(1)); i * i });
+    /// assert_eq!(squares.unwrap(), (0..10).map(|i| i * i).collect::<Vec<_>>());
+    /// ```
     pub fn map<I, F, T>(&self, items: I, f: F) -> Result<Vec<T>, JoinError>
     where
         I: IntoIterator,

@@ -65,6 +65,16 @@ struct Shared {
 /// Get one with [`Hub::remote`](crate::Hub::remote). Messages from one thread
 /// arrive in the order they were sent.
 ///
+/// Greenlets never move between threads, and a hub's own state is
+/// single-threaded: other threads reach a hub only through this handle,
+/// which queues messages on a crossbeam channel and wakes the hub's poll
+/// with a `mio::Waker` (gevent's `loop.run_callback_threadsafe`). The hub
+/// drains the channel whenever it checks timers and IO, so a busy hub sees
+/// remote messages within [`event_interval`](crate::Hub::set_event_interval)
+/// switches, and an idle one at once. To set an `Event` or send on a
+/// channel from another thread, see [`RemoteRef`](crate::RemoteRef) and
+/// [`RemoteSender`](crate::RemoteSender), the rest of this family.
+///
 /// While any clone of a hub's `Remote` exists, that hub, when idle, waits for
 /// remote messages instead of reporting `LoopExit`: a handle is a promise
 /// that work may still arrive (Go does not call a goroutine blocked on a

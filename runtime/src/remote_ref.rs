@@ -1,4 +1,4 @@
-//! [`HubRef`]: a `Send + Sync` reference to a value that lives on one hub's
+//! [`RemoteRef`]: a `Send + Sync` reference to a value that lives on one hub's
 //! thread, so that other OS threads can set an [`Event`] or an
 //! [`AsyncResult`] and wake the hub; and [`RemoteSender`], a channel's
 //! sending end for other threads.
@@ -18,13 +18,13 @@ use crate::sync::{AsyncResult, Event};
 use crate::Hub;
 
 thread_local! {
-    /// The values of this thread's hub that `HubRef`s point at.
+    /// The values of this thread's hub that `RemoteRef`s point at.
     static PINNED: RefCell<HashMap<u64, Rc<dyn Any>>> = RefCell::new(HashMap::new());
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
-/// The shared part of a [`HubRef`]; its drop takes the value out of the
+/// The shared part of a [`RemoteRef`]; its drop takes the value out of the
 /// hub's table.
 struct Pin {
     remote: Remote,
@@ -49,27 +49,27 @@ impl Drop for Pin {
 }
 
 /// A `Send + Sync` reference to a hub-local value (an `Rc<T>`), for other
-/// OS threads: [`post`](HubRef::post) runs a closure with `&T` on the
+/// OS threads: [`post`](RemoteRef::post) runs a closure with `&T` on the
 /// hub's thread, in a new greenlet, and wakes the hub.
 ///
 /// It is how a worker thread sets an [`Event`] or an [`AsyncResult`]
-/// ([`set`](HubRef::<Event>::set)): the types themselves are `!Send` and
+/// ([`set`](RemoteRef::<Event>::set)): the types themselves are `!Send` and
 /// stay on their thread (to send on a channel, use its
 /// [`RemoteSender`]). Posts from one thread run in the order sent.
-/// The value is dropped on its own thread once every clone of the `HubRef`
+/// The value is dropped on its own thread once every clone of the `RemoteRef`
 /// is gone (and the posts sent before that have run).
 ///
-/// Like [`Remote`], a live `HubRef` keeps its idle hub waiting for posts
+/// Like [`Remote`], a live `RemoteRef` keeps its idle hub waiting for posts
 /// instead of reporting `LoopExit`.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::rc::Rc;
-/// use verdant_runtime::{sync::Event, HubRef};
+/// use verdant_runtime::{sync::Event, RemoteRef};
 ///
 /// let done = Rc::new(Event::new());
-/// let remote_done = HubRef::new(done.clone());
+/// let remote_done = RemoteRef::new(done.clone());
 /// let worker = std::thread::spawn(move || {
 ///     // ... work on another thread, then:
 ///     remote_done.set().unwrap();
@@ -77,45 +77,45 @@ impl Drop for Pin {
 /// done.wait().unwrap(); // the hub keeps running other greenlets meanwhile
 /// worker.join().unwrap();
 /// ```
-pub struct HubRef<T: 'static> {
+pub struct RemoteRef<T: 'static> {
     pin: Arc<Pin>,
     _value: PhantomData<fn() -> T>,
 }
 
-impl<T: 'static> Clone for HubRef<T> {
+impl<T: 'static> Clone for RemoteRef<T> {
     fn clone(&self) -> Self {
-        HubRef {
+        RemoteRef {
             pin: self.pin.clone(),
             _value: PhantomData,
         }
     }
 }
 
-impl<T: 'static> fmt::Debug for HubRef<T> {
+impl<T: 'static> fmt::Debug for RemoteRef<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HubRef")
+        f.debug_struct("RemoteRef")
             .field("type", &std::any::type_name::<T>())
             .field("remote", &self.pin.remote)
             .finish()
     }
 }
 
-impl<T: 'static> HubRef<T> {
+impl<T: 'static> RemoteRef<T> {
     /// Pins `value` to the current thread's hub and returns a reference
     /// other threads can use.
     ///
     /// # Examples
     ///
     /// ```
-    /// let r = verdant_runtime::HubRef::new(std::rc::Rc::new(5u8));
+    /// let r = verdant_runtime::RemoteRef::new(std::rc::Rc::new(5u8));
     /// let r2 = r.clone();
     /// std::thread::spawn(move || r2.post(|v| assert_eq!(*v, 5)).unwrap()).join().unwrap();
     /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
     /// ```
-    pub fn new(value: Rc<T>) -> HubRef<T> {
+    pub fn new(value: Rc<T>) -> RemoteRef<T> {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         PINNED.with(|p| p.borrow_mut().insert(id, value));
-        HubRef {
+        RemoteRef {
             pin: Arc::new(Pin {
                 remote: Hub::current().remote(),
                 id,
@@ -136,7 +136,7 @@ impl<T: 'static> HubRef<T> {
     /// ```
     /// use std::{cell::Cell, rc::Rc};
     /// let count = Rc::new(Cell::new(0));
-    /// let r = verdant_runtime::HubRef::new(count.clone());
+    /// let r = verdant_runtime::RemoteRef::new(count.clone());
     /// std::thread::spawn(move || r.post(|c| c.set(c.get() + 1)).unwrap()).join().unwrap();
     /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
     /// assert_eq!(count.get(), 1);
@@ -148,7 +148,7 @@ impl<T: 'static> HubRef<T> {
         let id = self.pin.id;
         self.pin.remote.post(move || {
             let v = PINNED.with(|p| p.borrow().get(&id).cloned());
-            // Present: this post was sent by a live HubRef, and the value
+            // Present: this post was sent by a live RemoteRef, and the value
             // leaves the table only after the last one's drop, which is
             // posted after it.
             if let Some(v) = v {
@@ -164,7 +164,7 @@ impl<T: 'static> HubRef<T> {
     /// # Examples
     ///
     /// ```
-    /// let r = verdant_runtime::HubRef::new(std::rc::Rc::new(()));
+    /// let r = verdant_runtime::RemoteRef::new(std::rc::Rc::new(()));
     /// assert!(r.remote().is_alive());
     /// ```
     pub fn remote(&self) -> &Remote {
@@ -172,7 +172,7 @@ impl<T: 'static> HubRef<T> {
     }
 }
 
-impl HubRef<Event> {
+impl RemoteRef<Event> {
     /// Sets the event (and wakes its waiters) from any thread.
     ///
     /// # Errors
@@ -181,7 +181,7 @@ impl HubRef<Event> {
     ///
     /// # Examples
     ///
-    /// See [`HubRef`].
+    /// See [`RemoteRef`].
     pub fn set(&self) -> Result<(), PostError> {
         self.post(|e| {
             e.set();
@@ -189,7 +189,7 @@ impl HubRef<Event> {
     }
 }
 
-impl<T, E> HubRef<AsyncResult<T, E>>
+impl<T, E> RemoteRef<AsyncResult<T, E>>
 where
     T: Clone + Send + 'static,
     E: Clone + Send + 'static,
@@ -205,9 +205,9 @@ where
     ///
     /// ```
     /// use std::rc::Rc;
-    /// use verdant_runtime::{sync::AsyncResult, HubRef};
+    /// use verdant_runtime::{sync::AsyncResult, RemoteRef};
     /// let answer: Rc<AsyncResult<u32>> = Rc::new(AsyncResult::new());
-    /// let r = HubRef::new(answer.clone());
+    /// let r = RemoteRef::new(answer.clone());
     /// std::thread::spawn(move || r.set(42).unwrap());
     /// assert_eq!(answer.get(), Ok(42));
     /// ```
@@ -227,9 +227,9 @@ where
     ///
     /// ```
     /// use std::rc::Rc;
-    /// use verdant_runtime::{sync::{AsyncResult, GetError}, HubRef};
+    /// use verdant_runtime::{sync::{AsyncResult, GetError}, RemoteRef};
     /// let answer: Rc<AsyncResult<u32>> = Rc::new(AsyncResult::new());
-    /// let r = HubRef::new(answer.clone());
+    /// let r = RemoteRef::new(answer.clone());
     /// std::thread::spawn(move || r.set_error("no".into()).unwrap());
     /// assert_eq!(answer.get(), Err(GetError::Failed("no".into())));
     /// ```
@@ -304,7 +304,7 @@ impl<T> Forward<T> {
 /// ```
 pub struct RemoteSender<T: Send + 'static> {
     q: crossbeam_channel::Sender<T>,
-    fwd: HubRef<Forward<T>>,
+    fwd: RemoteRef<Forward<T>>,
     scheduled: Arc<AtomicBool>,
     disconnected: Arc<AtomicBool>,
 }
@@ -341,7 +341,7 @@ impl<T: Send + 'static> Sender<T> {
         };
         let scheduled = Arc::new(AtomicBool::new(false));
         let disconnected = Arc::new(AtomicBool::new(false));
-        let fwd = HubRef::new(Rc::new(Forward {
+        let fwd = RemoteRef::new(Rc::new(Forward {
             tx: self.clone(),
             rx,
             scheduled: scheduled.clone(),

@@ -1,4 +1,4 @@
-//! Greenlet stacks: mmap'd, lazily committed, guard-protected, pooled, scrubbed.
+//! Greenlet stacks: mmap'd, lazily committed, guard-protected, cached, scrubbed.
 //!
 //! ```text
 //!   high addresses
@@ -18,24 +18,25 @@
 //!   `mprotect(PROT_NONE)` region, which costs a second mapping per stack; when
 //!   the map count runs out, allocation fails with an [`io::Error`] of kind
 //!   `OutOfMemory` that names `vm.max_map_count` (never a panic or abort).
-//! * **Pooling.** A finished greenlet's stack goes back to its hub's pool
+//! * **Caching.** A finished greenlet's stack goes back to its hub's cache
 //!   (through `Coroutine::into_stack`, so a stack is never reused while a
-//!   coroutine could still live on it). The pool keeps up to
-//!   [`DEFAULT_POOL_CAPACITY`] stacks per thread; beyond that they are unmapped.
-//! * **Scrubbing.** A pooled stack still holds the previous greenlet's data
-//!   (reliability §0 fact 13). Before reuse the runtime zeroes the part the
+//!   coroutine could still live on it). The cache keeps up to
+//!   [`DEFAULT_STACK_CACHE`] stacks per thread; beyond that they are unmapped.
+//! * **Scrubbing.** A cached stack still holds the previous greenlet's data
+//!   (keys, request bodies). Before reuse the runtime zeroes the part the
 //!   previous greenlet used, from the lowest stack address seen at any of its
 //!   switches (minus [`SCRUB_MARGIN`]) up to the top; a greenlet that went deeper
 //!   than [`DEEP_SCRUB`] has its whole stack dropped with `MADV_DONTNEED`
-//!   instead, which also gives the memory back. A syscall per reuse costs about
-//!   0.6–1.2 µs on the reference machine, against ~60 ns for the memset of a
-//!   typical few KiB, which is why the common case is a memset. The limit of this
+//!   instead, which also gives the memory back. A system call per reuse
+//!   costs ten times more than the memset of the few KiB a typical greenlet
+//!   uses, which is why the common case is a memset. The limit of this
 //!   scheme: data written by a call that returned *between* two switches, deeper
 //!   than the margin below the deepest switch point, is not scrubbed. Safe Rust
 //!   cannot read it either way; it matters only to unsafe code that reads
 //!   uninitialised stack memory.
 //! * **Valgrind.** Each stack is registered with `VALGRIND_STACK_REGISTER`
-//!   (reliability §0 fact 7); outside valgrind that is a few no-op instructions.
+//!   (without it, memcheck takes every switch for a wild stack change);
+//!   outside valgrind that is a few no-op instructions.
 //!   Memcheck marks a stack's memory below its stack pointer unaddressable as
 //!   the coroutine returns, so the scrub first declares the range writable
 //!   again (`VALGRIND_MAKE_MEM_UNDEFINED`); without that every reuse of a
@@ -59,14 +60,15 @@ pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
 /// Smallest usable stack size accepted; smaller requests are rounded up.
 ///
 /// A panic with `RUST_BACKTRACE=1` on this size survives because verdant runs
-/// the panic hook on a side stack (reliability §0 fact 3).
+/// the panic hook on a side stack (std's hook, with a backtrace, needs
+/// more than that).
 pub const MIN_STACK_SIZE: usize = 16 * 1024;
 
 /// Largest usable stack size accepted (1 GiB); larger requests are an error.
 pub const MAX_STACK_SIZE: usize = 1 << 30;
 
 /// How many free stacks a hub keeps for reuse by default.
-pub const DEFAULT_POOL_CAPACITY: usize = 1024;
+pub const DEFAULT_STACK_CACHE: usize = 1024;
 
 /// Bytes zeroed below the deepest stack address seen at a switch.
 pub const SCRUB_MARGIN: usize = 4096;
@@ -334,18 +336,18 @@ unsafe impl corosensei::stack::Stack for Stack {
 
 /// A hub's free stacks, by usable size.
 #[derive(Debug)]
-pub(crate) struct StackPool {
+pub(crate) struct StackCache {
     free: Vec<(usize, Vec<Stack>)>,
     len: usize,
     capacity: usize,
 }
 
-impl StackPool {
-    pub(crate) fn new() -> StackPool {
-        StackPool {
+impl StackCache {
+    pub(crate) fn new() -> StackCache {
+        StackCache {
             free: Vec::new(),
             len: 0,
-            capacity: DEFAULT_POOL_CAPACITY,
+            capacity: DEFAULT_STACK_CACHE,
         }
     }
 
@@ -364,7 +366,7 @@ impl StackPool {
         self.len
     }
 
-    /// A clean stack of `usable` bytes (rounded), from the pool or new.
+    /// A clean stack of `usable` bytes (rounded), from the cache or new.
     pub(crate) fn get(&mut self, usable: usize) -> io::Result<Stack> {
         if let Some((_, v)) = self.free.iter_mut().find(|(s, _)| *s == usable) {
             if let Some(s) = v.pop() {
@@ -430,15 +432,15 @@ mod tests {
     }
 
     #[test]
-    fn pool_reuses_and_respects_capacity() {
-        let mut pool = StackPool::new();
-        pool.set_capacity(1);
-        let a = pool.get(DEFAULT_STACK_SIZE).unwrap();
-        let b = pool.get(DEFAULT_STACK_SIZE).unwrap();
+    fn the_cache_reuses_stacks_and_respects_its_capacity() {
+        let mut cache = StackCache::new();
+        cache.set_capacity(1);
+        let a = cache.get(DEFAULT_STACK_SIZE).unwrap();
+        let b = cache.get(DEFAULT_STACK_SIZE).unwrap();
         let a_top = a.top();
-        pool.put(a, a_top);
-        pool.put(b, a_top); // over capacity: unmapped
-        assert_eq!(pool.len(), 1);
-        assert_eq!(pool.get(DEFAULT_STACK_SIZE).unwrap().top(), a_top);
+        cache.put(a, a_top);
+        cache.put(b, a_top); // over capacity: unmapped
+        assert_eq!(cache.len(), 1);
+        assert_eq!(cache.get(DEFAULT_STACK_SIZE).unwrap().top(), a_top);
     }
 }

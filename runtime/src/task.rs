@@ -35,13 +35,14 @@ thread_local! {
 pub enum JoinErrorKind {
     /// The greenlet panicked; the payload is in the error.
     Panicked,
-    /// The greenlet was killed ([`GreenletExit`]) before it returned a value.
+    /// The greenlet was killed ([`GreenletExit`](crate::GreenletExit)) before
+    /// it returned a value.
     Killed,
     /// The wait could never end: the hub has nothing ready, timed or watched
     /// (gevent's `LoopExit`), or a greenlet tried to join itself.
     LoopExit,
     /// The waiting greenlet is unwinding (a panic, a kill, or its drop) and
-    /// may not wait; see the Caveats in [`crate::greenlet`].
+    /// may not wait; see the Caveats of [`Greenlet`].
     Cancelled,
 }
 
@@ -56,12 +57,37 @@ pub enum JoinErrorKind {
 /// assert_eq!(err.kind(), JoinErrorKind::Panicked);
 /// assert_eq!(err.panic_message(), Some("boom"));
 /// ```
+///
+/// It is `Send + Sync + 'static` and an `Error`, so `?` turns it into a
+/// `Box<dyn Error + Send + Sync>` (or an `anyhow::Error`), and it can cross
+/// threads with the panic payload in it:
+///
+/// ```
+/// fn run() -> Result<u32, Box<dyn std::error::Error + Send + Sync>> {
+///     Ok(verdant_runtime::Builder::new().name("w").spawn(|| -> u32 { panic!("boom") })?.join()?)
+/// }
+/// let err = run().unwrap_err();
+/// assert_eq!(err.to_string(), "greenlet 'w' panicked: boom");
+/// let e = std::thread::spawn(move || err).join().unwrap();
+/// assert!(e.downcast_ref::<verdant_runtime::JoinError>().unwrap().is_panic());
+/// ```
 pub struct JoinError {
     kind: JoinErrorKind,
     name: Cow<'static, str>,
     message: Option<String>,
-    payload: Option<Payload>,
+    payload: Option<PanicPayload>,
 }
+
+/// A panic payload (`Box<dyn Any + Send>`, not `Sync`) made `Sync`: no
+/// shared reference to the payload is ever handed out, it is only moved
+/// out by value ([`JoinError::into_panic`]), so sharing a `&JoinError`
+/// between threads can never touch it (tokio's `JoinError` does the same).
+struct PanicPayload(Payload);
+
+// SAFETY: the payload is only reachable by value (`into_panic`, which
+// takes the error by value) and never through `&self`, so `&PanicPayload`
+// gives other threads nothing to access concurrently.
+unsafe impl Sync for PanicPayload {}
 
 impl JoinError {
     pub(crate) fn new(kind: JoinErrorKind, name: Cow<'static, str>) -> JoinError {
@@ -89,7 +115,7 @@ impl JoinError {
             kind: JoinErrorKind::Panicked,
             name,
             message: panic_message(&*payload),
-            payload: Some(payload),
+            payload: Some(PanicPayload(payload)),
         }
     }
 
@@ -160,7 +186,8 @@ impl JoinError {
     /// # Panics
     ///
     /// Panics if the error is not a panic, or if its payload was already
-    /// taken (errors returned by [`JoinAll`] carry no payload).
+    /// taken (errors returned by [`JoinAll`](crate::JoinAll) carry no
+    /// payload).
     ///
     /// # Examples
     ///
@@ -170,7 +197,7 @@ impl JoinError {
     /// ```
     pub fn into_panic(self) -> Box<dyn Any + Send + 'static> {
         match self.payload {
-            Some(p) => p,
+            Some(p) => p.0,
             None => panic!("verdant: this JoinError carries no panic payload ({self})"),
         }
     }
@@ -339,9 +366,17 @@ impl Builder {
 
 /// Spawns `f` as a new greenlet on this thread's hub and returns its handle.
 ///
-/// The greenlet only starts when the caller next waits (a `sleep`, a `join`,
-/// IO): spawning never switches. Dropping the handle detaches the greenlet;
-/// it keeps running.
+/// The greenlet (a *task*, gevent's `Greenlet`) has the hub as its parent.
+/// It only starts when the caller next waits (a `sleep`, a `join`, IO):
+/// spawning never switches, exactly as in gevent. Dropping the handle
+/// detaches the greenlet; it keeps running.
+///
+/// A panic inside it is caught at its root, reported once (with the
+/// greenlet's name) by the panic hook, and returned by
+/// [`JoinHandle::join`]; it never reaches the hub. A kill
+/// ([`JoinHandle::kill`]) raises [`GreenletExit`](crate::GreenletExit)
+/// inside it so that its destructors run, and is not an error for
+/// [`joinall`](crate::joinall).
 ///
 /// # Panics
 ///
@@ -477,7 +512,7 @@ impl<T: 'static> JoinHandle<T> {
                 kind: JoinErrorKind::Panicked,
                 name: name(),
                 message: c.panic_message(),
-                payload: c.take_panic_payload(),
+                payload: c.take_panic_payload().map(PanicPayload),
             }),
         }
     }
@@ -521,7 +556,8 @@ impl<T: 'static> JoinHandle<T> {
         wait_dead(&self.greenlet, Some(deadline_after(timeout)))
     }
 
-    /// Kills the greenlet and waits until it is dead: [`GreenletExit`] is
+    /// Kills the greenlet and waits until it is dead:
+    /// [`GreenletExit`](crate::GreenletExit) is
     /// raised where it waits, its stack unwinds (destructors run), and
     /// `join` then reports [`JoinErrorKind::Killed`]. A greenlet that has not
     /// started never runs. Killing a finished greenlet does nothing; killing

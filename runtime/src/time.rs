@@ -13,7 +13,7 @@ use crate::value::Wake;
 /// with nothing else to run, it simply sleeps the thread (in the hub's poll).
 ///
 /// While the current greenlet is unwinding (see the Caveats in
-/// [`crate::greenlet`]) it returns at once without sleeping.
+/// [`Greenlet`](crate::Greenlet)) it returns at once without sleeping.
 ///
 /// # Panics
 ///

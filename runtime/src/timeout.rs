@@ -1,21 +1,5 @@
-//! Timeout scopes: [`with_timeout`] interrupts whatever blocking call the
-//! greenlet is in when its deadline passes (gevent's `Timeout` and
-//! `with_timeout`).
-//!
-//! When the deadline passes, the hub throws a private signal into the
-//! greenlet wherever it waits (a `sleep`, a join, a lock, IO); the stack
-//! unwinds, running destructors and guards, up to the scope, which returns
-//! [`Elapsed`]. Scopes nest: each fires for its own deadline, and when an
-//! outer one expires while an inner one runs, the inner scope lets the signal
-//! through to the outer one.
-//!
-//! A timeout is never lost silently: if code inside the scope catches the
-//! unwind (with `catch_unwind`) and carries on, every later hub wait inside
-//! the scope raises it again, until the scope ends. If that code then
-//! returns normally, the scope returns its value: it ran to the end.
-//!
-//! Code that never waits cannot be interrupted (there is no preemption):
-//! the scope then ends when the code does, with its value.
+//! Timeout scopes: [`with_timeout`] and [`with_deadline`] (gevent's
+//! `Timeout` and `with_timeout`); their expiry is the core's (`hub`).
 
 use std::fmt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -45,7 +29,22 @@ impl fmt::Display for Elapsed {
 impl std::error::Error for Elapsed {}
 
 /// Runs `f`, interrupting it if it still waits when `timeout` has passed;
-/// `None` means no timeout.
+/// `None` means no timeout (gevent's `Timeout` and `with_timeout`).
+///
+/// When the deadline passes, the hub throws a private signal into the
+/// greenlet wherever it waits (a `sleep`, a join, a lock, IO); the stack
+/// unwinds, running destructors and guards, up to the scope, which returns
+/// [`Elapsed`]. Scopes nest: each fires for its own deadline, and when an
+/// outer one expires while an inner one runs, the inner scope lets the
+/// signal through to the outer one.
+///
+/// A timeout is never lost silently: if code inside the scope catches the
+/// unwind (with `catch_unwind`) and carries on, every later hub wait inside
+/// the scope raises it again, until the scope ends. If that code then
+/// returns normally, the scope returns its value: it ran to the end.
+///
+/// Code that never waits cannot be interrupted (there is no preemption):
+/// the scope then ends when the code does, with its value.
 ///
 /// # Errors
 ///
@@ -102,7 +101,7 @@ fn scope<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> Result<T, Elaps
     let Some(deadline) = deadline else {
         return Ok(f());
     };
-    let scope = hub::Scope::enter(deadline);
+    let scope = hub::TimeoutScope::enter(deadline);
     let id = scope.id();
     let r = catch_unwind(AssertUnwindSafe(f));
     drop(scope);

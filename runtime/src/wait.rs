@@ -1,27 +1,6 @@
-//! Waiting for any or all of several things at once (gevent's `wait` and
-//! `iwait`): greenlets' ends ([`JoinHandle`]), [`Event`]s being set and
-//! [`AsyncResult`]s being delivered, in any mix.
-//!
-//! [`iwait`] yields the objects in the order they became ready, each once:
-//! it registers with every object at the start (gevent's `rawlink`), so
-//! the order is kept even for objects that become ready while the caller
-//! is busy with an earlier one. Objects already ready at the start come
-//! first, in the order given. An [`Event`] counts as ready once it was set,
-//! even if it is cleared again before the caller looks.
-//!
-//! Channels have [`Select`](crate::sync::channel::Select) instead.
-//!
-//! ```
-//! use std::time::Duration;
-//! use verdant_runtime::{sleep, spawn, wait::iwait};
-//!
-//! let hs: Vec<_> = [30u64, 10, 20]
-//!     .into_iter()
-//!     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
-//!     .collect();
-//! let order: Vec<u64> = iwait(hs).map(|(_i, h)| h.join().unwrap()).collect();
-//! assert_eq!(order, [10, 20, 30]); // completion order
-//! ```
+//! Waiting for any or all of several things at once: [`iwait`],
+//! [`wait_any`], [`wait_all`] (gevent's `iwait` and `wait`), and
+//! [`joinall`] / [`killall`] on top of them.
 
 use std::fmt;
 use std::rc::Rc;
@@ -45,7 +24,7 @@ use crate::Greenlet;
 /// # Examples
 ///
 /// ```
-/// use verdant_runtime::{spawn, sync::Event, wait::{wait_any, Waitable}};
+/// use verdant_runtime::{spawn, sync::Event, wait_any, Waitable};
 /// let ev = Event::new();
 /// let h = spawn(|| ());
 /// assert!(!ev.is_ready());
@@ -176,19 +155,44 @@ impl<W: Waitable> fmt::Debug for IWait<W> {
 }
 
 /// Waits for `objects`, yielding each `(position, object)` as it becomes
-/// ready, in that order (gevent's `iwait`). The iteration ends when every
-/// object was yielded, at the timeout, or when no object could ever become
-/// ready (`LoopExit`); [`stopped`](IWait::stopped) tells which, and
+/// ready, in that order (gevent's `iwait`): greenlets' ends
+/// ([`JoinHandle`]), [`Event`]s being set and [`AsyncResult`]s being
+/// delivered, in any mix. The iteration ends when every object was
+/// yielded, at the timeout, or when no object could ever become ready
+/// (`LoopExit`); [`stopped`](IWait::stopped) tells which, and
 /// [`remaining`](IWait::remaining) gives back the objects not yielded.
+///
+/// It registers with every object at the start (gevent's `rawlink`), so the
+/// order is kept even for objects that become ready while the caller is
+/// busy with an earlier one. Objects already ready at the start come
+/// first, in the order given. An [`Event`] counts as ready once it was set,
+/// even if it is cleared again before the caller looks. Channels have
+/// [`Select`](crate::sync::channel::Select) instead.
 ///
 /// The hub runs other greenlets while the iterator waits; it never waits
 /// between the objects already ready.
 ///
 /// # Examples
 ///
+/// Completion order:
+///
 /// ```
 /// use std::time::Duration;
-/// use verdant_runtime::{spawn, sync::Event, wait::{iwait, Waitable}};
+/// use verdant_runtime::{iwait, sleep, spawn};
+///
+/// let hs: Vec<_> = [30u64, 10, 20]
+///     .into_iter()
+///     .map(|ms| spawn(move || { sleep(Duration::from_millis(ms)); ms }))
+///     .collect();
+/// let order: Vec<u64> = iwait(hs).map(|(_i, h)| h.join().unwrap()).collect();
+/// assert_eq!(order, [10, 20, 30]);
+/// ```
+///
+/// Mixed kinds, with a timeout:
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{iwait, spawn, sync::Event, Waitable};
 ///
 /// let ev = Event::new();
 /// let h = spawn(|| 5);
@@ -241,7 +245,7 @@ impl<W: Waitable> IWait<W> {
     ///
     /// ```
     /// use std::time::Instant;
-    /// use verdant_runtime::{sync::Event, wait::iwait};
+    /// use verdant_runtime::{iwait, sync::Event};
     /// let ev = Event::new();
     /// assert_eq!(iwait([&ev]).deadline(Instant::now()).count(), 0);
     /// ```
@@ -364,7 +368,7 @@ impl<W: Waitable> Drop for IWait<W> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use verdant_runtime::{sleep, spawn, wait::wait_any};
+/// use verdant_runtime::{sleep, spawn, wait_any};
 /// let slow = spawn(|| sleep(Duration::from_secs(5)));
 /// let quick = spawn(|| sleep(Duration::from_millis(1)));
 /// assert_eq!(wait_any([&slow, &quick], Duration::from_secs(1)), Ok(1));
@@ -401,7 +405,7 @@ where
 ///
 /// ```
 /// use std::rc::Rc;
-/// use verdant_runtime::{spawn, sync::{AsyncResult, Event}, wait::{wait_all, Waitable}};
+/// use verdant_runtime::{spawn, sync::{AsyncResult, Event}, wait_all, Waitable};
 /// let ev = Rc::new(Event::new());
 /// let res: Rc<AsyncResult<u8>> = Rc::new(AsyncResult::new());
 /// let (e, r) = (ev.clone(), res.clone());

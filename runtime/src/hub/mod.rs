@@ -93,7 +93,7 @@ use std::time::Instant;
 
 use crate::greenlet::Greenlet;
 use crate::reactor::{Poller, Slab};
-use crate::stack::{self, Stack, StackPool};
+use crate::stack::{self, Stack, StackCache};
 use crate::timer::Timers;
 use crate::value::{Exit, Value};
 
@@ -104,10 +104,9 @@ mod switch;
 
 pub(crate) use park::{
     deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, Refused, Relay, Relays,
-    Scope, ScopeSignal, WaitToken,
+    ScopeSignal, TimeoutScope, WaitToken,
 };
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
-pub use sched::DEFAULT_EVENT_INTERVAL;
 pub(crate) use switch::{switch_value, throw_into, unwind_now};
 
 use sched::{ReadyQueue, Timed, TimerEntry};
@@ -156,7 +155,7 @@ pub(crate) struct Runtime {
     last_check: Cell<Instant>,
     event_interval: Cell<u32>,
     stack_size: Cell<usize>,
-    pool: RefCell<StackPool>,
+    stacks: RefCell<StackCache>,
     next_id: Cell<u64>,
     switches: Cell<u64>,
     shutdown_registered: Cell<bool>,
@@ -340,11 +339,11 @@ impl Runtime {
             io: RefCell::new(Slab::default()),
             inbox: OnceCell::new(),
             ticks: Cell::new(0),
-            check_every: Cell::new(DEFAULT_EVENT_INTERVAL),
+            check_every: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             last_check: Cell::new(Instant::now()),
-            event_interval: Cell::new(DEFAULT_EVENT_INTERVAL),
+            event_interval: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
-            pool: RefCell::new(StackPool::new()),
+            stacks: RefCell::new(StackCache::new()),
             next_id: Cell::new(2),
             switches: Cell::new(0),
             shutdown_registered: Cell::new(false),
@@ -368,12 +367,12 @@ impl Runtime {
     }
 
     fn take_stack(&self, usable: usize) -> io::Result<Stack> {
-        self.pool.borrow_mut().get(usable)
+        self.stacks.borrow_mut().get(usable)
     }
 
     fn recycle_stack(&self, stack: Stack, low_water: usize) {
         if !self.shutting_down.get() {
-            self.pool.borrow_mut().put(stack, low_water);
+            self.stacks.borrow_mut().put(stack, low_water);
         }
     }
 
@@ -516,6 +515,27 @@ pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
 
 /// A handle to this thread's hub, for settings and statistics.
 ///
+/// The hub is one event loop per OS thread, made on first use and never
+/// moved. It keeps a FIFO ready queue, a timer queue, a cache of stacks and
+/// a mio poll, the one place its thread blocks. A greenlet that waits (in
+/// [`sleep`](crate::sleep), [`JoinHandle::join`](crate::JoinHandle::join),
+/// IO…) parks: it registers a wake-up and switches to the hub, which runs
+/// the next ready greenlet, fires due timers and polls IO.
+///
+/// * **Fair to IO and timers.** Timers and IO are checked at least every
+///   [`event_interval`](Hub::set_event_interval) switches, and about every
+///   millisecond of greenlets' work, even while greenlets are always ready.
+///   A greenlet woken by its timer queues behind those already ready, but
+///   for at most 5 ms (gevent's switch interval); late timers then take
+///   every other turn.
+/// * **Deadlocks are errors.** When the greenlet waiting on the thread's
+///   own stack (main) can never be woken because nothing is ready, timed or
+///   watched, the wait fails with `LoopExit` instead of hanging (gevent's
+///   `LoopExit`).
+/// * **Cold stacks are prefetched.** When the greenlet whose turn comes
+///   next parked long ago (its stack has left the caches), its stack lines
+///   are loaded while the current greenlet runs.
+///
 /// # Examples
 ///
 /// ```
@@ -535,12 +555,17 @@ impl fmt::Debug for Hub {
         f.debug_struct("Hub")
             .field("ready", &rt.ready_len())
             .field("timers", &rt.timers.borrow().len())
-            .field("pooled_stacks", &rt.pool.borrow().len())
+            .field("cached_stacks", &rt.stacks.borrow().len())
             .finish()
     }
 }
 
 impl Hub {
+    /// Default for [`Hub::set_event_interval`]: IO and timers are checked at
+    /// least every this many switches, even when greenlets are always
+    /// ready.
+    pub const DEFAULT_EVENT_INTERVAL: u32 = sched::DEFAULT_EVENT_INTERVAL;
+
     /// This thread's hub (created on first use).
     ///
     /// # Examples
@@ -596,7 +621,7 @@ impl Hub {
     }
 
     /// Sets how many switches may pass between two checks of timers and IO
-    /// while greenlets are always ready (default [`DEFAULT_EVENT_INTERVAL`]).
+    /// while greenlets are always ready (default [`Hub::DEFAULT_EVENT_INTERVAL`]).
     /// Lower values favour IO latency, higher ones switch throughput. The
     /// new interval applies from the next switch. It is a maximum: when
     /// greenlets' turns are long the hub checks after fewer switches, about
@@ -621,18 +646,18 @@ impl Hub {
     }
 
     /// Sets how many free stacks the hub keeps for reuse (default
-    /// [`DEFAULT_POOL_CAPACITY`](crate::stack::DEFAULT_POOL_CAPACITY));
+    /// [`DEFAULT_STACK_CACHE`](crate::stack::DEFAULT_STACK_CACHE));
     /// extra ones are unmapped at once.
     ///
     /// # Examples
     ///
     /// ```
     /// let hub = verdant_runtime::Hub::current();
-    /// hub.set_pool_capacity(0);
-    /// assert_eq!(hub.pooled_stacks(), 0);
+    /// hub.set_stack_cache_capacity(0);
+    /// assert_eq!(hub.cached_stacks(), 0);
     /// ```
-    pub fn set_pool_capacity(&self, n: usize) {
-        rt().pool.borrow_mut().set_capacity(n);
+    pub fn set_stack_cache_capacity(&self, n: usize) {
+        rt().stacks.borrow_mut().set_capacity(n);
     }
 
     /// Free stacks now held for reuse.
@@ -642,10 +667,10 @@ impl Hub {
     /// ```
     /// let hub = verdant_runtime::Hub::current();
     /// verdant_runtime::spawn(|| ()).join().unwrap();
-    /// assert!(hub.pooled_stacks() >= 1);
+    /// assert!(hub.cached_stacks() >= 1);
     /// ```
-    pub fn pooled_stacks(&self) -> usize {
-        rt().pool.borrow().len()
+    pub fn cached_stacks(&self) -> usize {
+        rt().stacks.borrow().len()
     }
 
     /// Timers now pending (sleeps, timeouts, delayed spawns).

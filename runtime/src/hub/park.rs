@@ -441,15 +441,15 @@ pub(crate) struct ScopeSignal {
 /// A `with_timeout` scope of the running greenlet: its timer throws a
 /// [`ScopeSignal`] in at the deadline. Dropping it (also on unwind) ends
 /// the scope: cancels the timer and forgets its expiry.
-pub(crate) struct Scope {
+pub(crate) struct TimeoutScope {
     key: TimerKey,
     id: u64,
     g: Greenlet,
 }
 
-impl Scope {
+impl TimeoutScope {
     /// Opens a scope for the running greenlet, expiring at `deadline`.
-    pub(crate) fn enter(deadline: Instant) -> Scope {
+    pub(crate) fn enter(deadline: Instant) -> TimeoutScope {
         let rt = rt();
         let id = rt.next_id();
         let g = rt.current();
@@ -464,7 +464,7 @@ impl Scope {
                 scope: id,
             },
         );
-        Scope { key, id, g }
+        TimeoutScope { key, id, g }
     }
 
     /// The scope's number, which its [`ScopeSignal`] carries.
@@ -473,7 +473,7 @@ impl Scope {
     }
 }
 
-impl Drop for Scope {
+impl Drop for TimeoutScope {
     fn drop(&mut self) {
         rt().cancel_timer(&self.key);
         let fired = &self.g.inner.timeout_fired;

@@ -24,10 +24,8 @@ use crate::greenlet::Greenlet;
 use crate::timer::TimerKey;
 use crate::value::{Value, Wake};
 
-/// Default for [`Hub::set_event_interval`](crate::Hub::set_event_interval):
-/// IO and timers are checked at least every this many switches, even when
-/// greenlets are always ready.
-pub const DEFAULT_EVENT_INTERVAL: u32 = 61;
+/// `Hub::DEFAULT_EVENT_INTERVAL`.
+pub(super) const DEFAULT_EVENT_INTERVAL: u32 = 61;
 
 /// How late a due timer may be made by the greenlets ready ahead of it
 /// before it is moved in front of them (gevent's default switch interval,

@@ -604,8 +604,8 @@ fn main_hub_wait(rt: &Runtime) -> Value {
 }
 
 /// Whether the current greenlet may switch now: not while it unwinds
-/// (reliability §0 fact 5: suspending mid-unwind would leak the thread's
-/// panic count into other greenlets), nor while it is being dropped.
+/// (suspending mid-unwind would leak the thread's panic count, which is per
+/// thread, into other greenlets), nor while it is being dropped.
 /// Checked before anything is posted, because a greenlet unwound by
 /// [`unwind_now`] may run while the mailbox holds a value in transit.
 #[inline(always)]
