@@ -23,70 +23,14 @@ use std::hint::black_box;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use common::{has_flag, median};
+use common::has_flag;
+use common::micro::{may_ping_pong, per_op, verdant_ping_pong};
 use verdant::sync::{channel, Lock, Queue};
 use verdant::{spawn, yield_now};
 
 const RUNS: usize = 7;
 
-fn per_op(runs: usize, ops: u64, mut f: impl FnMut() -> Duration) -> f64 {
-    let _ = f(); // warm-up: stacks, pools, caches
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| f().as_nanos() as f64 / ops as f64)
-        .collect();
-    median(&mut v)
-}
-
 // ---- 1. ping-pong -------------------------------------------------------
-
-fn verdant_ping_pong(n: u64, cap: usize) -> Duration {
-    let (a_tx, a_rx) = channel::bounded::<u64>(cap);
-    let (b_tx, b_rx) = channel::bounded::<u64>(cap);
-    let echo = spawn(move || {
-        while let Ok(v) = a_rx.recv() {
-            if b_tx.send(v + 1).is_err() {
-                break;
-            }
-        }
-    });
-    let t = Instant::now();
-    for i in 0..n {
-        a_tx.send(i).unwrap();
-        black_box(b_rx.recv().unwrap());
-    }
-    let took = t.elapsed();
-    drop(a_tx);
-    echo.join().unwrap();
-    took
-}
-
-fn may_ping_pong(n: u64) -> Duration {
-    use may::sync::mpsc;
-    let (a_tx, a_rx) = mpsc::channel::<u64>();
-    let (b_tx, b_rx) = mpsc::channel::<u64>();
-    let (done_tx, done_rx) = std::sync::mpsc::channel();
-    // SAFETY: may's `go!` is unsafe because a coroutine must not use
-    // thread-local storage or block its worker thread; these two only use
-    // may's own channels.
-    unsafe {
-        may::coroutine::spawn(move || {
-            while let Ok(v) = a_rx.recv() {
-                if b_tx.send(v + 1).is_err() {
-                    break;
-                }
-            }
-        });
-        may::coroutine::spawn(move || {
-            let t = Instant::now();
-            for i in 0..n {
-                a_tx.send(i).unwrap();
-                black_box(b_rx.recv().unwrap());
-            }
-            done_tx.send(t.elapsed()).unwrap();
-        });
-    }
-    done_rx.recv().unwrap()
-}
 
 fn crossbeam_ping_pong(n: u64) -> Duration {
     let (a_tx, a_rx) = crossbeam_channel::bounded::<u64>(0);

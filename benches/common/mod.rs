@@ -1,5 +1,5 @@
-//! Pieces shared by the network benches (`echo_load`, `idle_conns`,
-//! `hello_http`): the echo servers each bench runs as a child process (the
+//! Pieces shared by the benches: the micro workloads ([`micro`]), and for
+//! the network benches (`echo_load`, `idle_conns`, `hello_http`): the echo servers each bench runs as a child process (the
 //! bench binary re-executes itself with `--serve KIND`), CPU pinning, and
 //! reading a process's CPU time and resident memory from `/proc`.
 //!
@@ -9,6 +9,8 @@
 //! (verdant's hub, a raw mio loop, tokio's current-thread runtime, may with
 //! one worker) and sets `TCP_NODELAY` on every accepted connection.
 #![allow(dead_code)] // each bench uses a different part of this module
+
+pub mod micro;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
