@@ -1,9 +1,12 @@
-//! The reactor: waiting for file descriptors to become ready.
+//! The reactor, for implementors of cooperative IO types: waiting for file
+//! descriptors to become ready.
 //!
-//! A [`Registration`] registers a non-blocking fd with the hub's mio
-//! [`Poll`](mio::Poll) and is what the cooperative sockets of `verdant-net`
-//! are built on: try the operation; on `WouldBlock`, park the greenlet until
-//! the fd is ready, then retry ([`Registration::io`]).
+//! **Most programs never use this module**: `verdant::net`'s sockets are
+//! built on it. It is the extension point for a new socket or device type
+//! (a serial port, an inotify fd, a socket family `net` lacks): a
+//! [`Registration`] registers a non-blocking fd with the hub's mio
+//! [`Poll`](mio::Poll); then try the operation, and on `WouldBlock` park the
+//! greenlet until the fd is ready and retry ([`Registration::io`]).
 //!
 //! # Design
 //!
