@@ -2008,3 +2008,92 @@ fn recv_twice_at_once_is_resource_busy() {
         assert_eq!(join_within(first, SLACK, "first reader"), b"one");
     });
 }
+
+// ---------------------------------------------------------------------------
+// `monkey::net::ToSocketAddrs` is std's trait; `Resolve` is verdant's
+// ---------------------------------------------------------------------------
+
+/// Code written against std, with only its `use` line swapped: it
+/// implements and calls `ToSocketAddrs`, which must stay std's own trait for
+/// this module to compile.
+mod ported_from_std {
+    use std::io;
+    use verdant::net::monkey::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+
+    /// A user type that names a list of endpoints.
+    pub struct Endpoints(pub Vec<SocketAddr>);
+
+    impl ToSocketAddrs for Endpoints {
+        type Iter = std::vec::IntoIter<SocketAddr>;
+        fn to_socket_addrs(&self) -> io::Result<Self::Iter> {
+            Ok(self.0.clone().into_iter())
+        }
+    }
+
+    /// std code calls the trait's method, and hands its own values to std
+    /// functions bounded by the trait.
+    pub fn first_addr<A: ToSocketAddrs>(a: A) -> io::Result<SocketAddr> {
+        a.to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address"))
+    }
+
+    /// The one edit the port needs: a value of a type that implements only
+    /// std's trait reaches verdant's `connect` as a `Vec<SocketAddr>`.
+    pub fn connect_any<A: ToSocketAddrs>(a: A) -> io::Result<TcpStream> {
+        TcpStream::connect(a.to_socket_addrs()?.collect::<Vec<_>>())
+    }
+
+    pub fn listen() -> TcpListener {
+        TcpListener::bind("127.0.0.1:0").unwrap()
+    }
+}
+
+#[test]
+fn monkey_to_socket_addrs_is_std_and_user_addresses_reach_connect() {
+    use ported_from_std::{connect_any, first_addr, listen, Endpoints};
+    bounded(|| {
+        let live = listen();
+        let live_addr = live.local_addr().unwrap();
+        let closed_addr = listen().local_addr().unwrap(); // dropped: refuses
+        let eps = Endpoints(vec![closed_addr, live_addr]);
+        // std's trait on std's own types and on the user's type.
+        assert_eq!(first_addr(("127.0.0.1", 7)).unwrap().port(), 7);
+        assert_eq!(first_addr(&eps).unwrap(), closed_addr);
+        // std's TcpStream takes the user's type directly (same trait).
+        let std_conn = std::net::TcpStream::connect(&eps).unwrap();
+        assert_eq!(std_conn.peer_addr().unwrap(), live_addr);
+        let (_a, _) = live.accept().unwrap();
+        // verdant's connect gets every address through the Vec, and tries
+        // them in order, as std does: the refused one, then the live one.
+        let conn = connect_any(&eps).unwrap();
+        assert_eq!(conn.peer_addr().unwrap(), live_addr);
+        let (_b, peer) = live.accept().unwrap();
+        assert_eq!(peer, conn.local_addr().unwrap());
+        // With only the refused address, its error comes back.
+        let e = connect_any(Endpoints(vec![closed_addr])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e:?}");
+        // And none at all is std's InvalidInput.
+        let e = connect_any(Endpoints(vec![])).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
+    });
+}
+
+// verdant's own trait: literals at once, the same types as std's, and a
+// `Vec` of a user's addresses.
+#[test]
+fn resolve_covers_std_shapes_and_vecs() {
+    use std::net::{Ipv4Addr, SocketAddrV4};
+    use verdant::net::Resolve;
+    let v4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 80);
+    let want: Vec<SocketAddr> = vec![v4.into()];
+    assert_eq!(v4.resolve().unwrap(), want);
+    assert_eq!((Ipv4Addr::LOCALHOST, 80).resolve().unwrap(), want);
+    assert_eq!("127.0.0.1:80".resolve().unwrap(), want);
+    assert_eq!(("127.0.0.1", 80).resolve().unwrap(), want);
+    assert_eq!(String::from("127.0.0.1:80").resolve().unwrap(), want);
+    let slice: &[SocketAddr] = &want; // std's `&[SocketAddr]`
+    assert_eq!(slice.resolve().unwrap(), want);
+    assert_eq!(want.resolve().unwrap(), want);
+    assert_eq!(verdant::net::lookup_host(&want).unwrap(), want);
+}

@@ -3,16 +3,22 @@
 //! std's [`ToSocketAddrs`](std::net::ToSocketAddrs) calls `getaddrinfo`,
 //! which blocks the OS thread, and with it every greenlet of the hub, for as
 //! long as a DNS server takes to answer (seconds, when one is down). verdant's
-//! own [`ToSocketAddrs`] parses literal addresses at once and sends host
-//! names to the blocking pool
-//! ([`spawn_blocking`](verdant_runtime::spawn_blocking)); the asking
-//! greenlet parks meanwhile and the hub keeps running the others. Every
-//! address-taking call of `verdant::net` (`connect`, `bind`, `send_to`…)
-//! takes this trait; it is implemented for the same types as std's, so
-//! `TcpStream::connect("localhost:80")` reads the same.
+//! [`Resolve`] parses literal addresses at once and sends host names to the
+//! blocking pool ([`spawn_blocking`](verdant_runtime::spawn_blocking)); the
+//! asking greenlet parks meanwhile and the hub keeps running the others.
+//! Every address-taking call of `verdant::net` (`connect`, `bind`,
+//! `send_to`…) takes this trait; it is implemented for the same types as
+//! std's, so `TcpStream::connect("localhost:80")` reads the same.
+//!
+//! std's trait itself is left alone: `std::net::ToSocketAddrs` (also
+//! re-exported, unchanged, as `monkey::net::ToSocketAddrs`) still works, and
+//! code that implements or calls it compiles as before. Its
+//! `to_socket_addrs` is std's: a host name blocks the calling thread there.
+//! To pass a type that implements only std's trait to a `verdant::net`
+//! call, collect its addresses into a `Vec<SocketAddr>` (see [`Resolve`]).
 //!
 //! ```
-//! use verdant_net::{lookup_host, ToSocketAddrs};
+//! use verdant_net::{lookup_host, Resolve};
 //!
 //! let addrs = lookup_host("localhost:8080").unwrap();
 //! assert!(addrs.iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
@@ -23,38 +29,80 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
-/// Something that names one or more socket addresses; the cooperative
-/// counterpart of [`std::net::ToSocketAddrs`], implemented for the same
-/// types. Host names are looked up on the blocking pool (see the
-/// [module docs](self)); implement it for your own types to pass them to
-/// `verdant::net`'s calls.
+/// Something that names one or more socket addresses, resolved without
+/// blocking the hub: the trait every address-taking call of `verdant::net`
+/// takes.
+///
+/// It is implemented for the same types as [`std::net::ToSocketAddrs`]
+/// (`"host:port"` strings, `(host, port)` pairs, `SocketAddr` and its
+/// parts, slices of addresses, and references to any of them), plus arrays
+/// and `Vec`s of `SocketAddr`. Literal addresses are parsed at once; host
+/// names are looked up on the blocking pool (see the [module docs](self)).
+///
+/// A type that implements only std's `ToSocketAddrs` (your own, or one from
+/// another crate) is passed by collecting its addresses into a
+/// `Vec<SocketAddr>`, which implements `Resolve`. Its `to_socket_addrs` runs
+/// on the calling thread, as in std: for a host name, prefer handing the
+/// name itself (a `&str` or `(&str, u16)`) to verdant.
 ///
 /// # Examples
 ///
 /// ```
 /// use std::net::SocketAddr;
-/// use verdant_net::ToSocketAddrs;
+/// use verdant_net::Resolve;
 ///
 /// let a: SocketAddr = "[::1]:7".parse().unwrap();
 /// assert_eq!(a.resolve().unwrap(), [a]);
 /// assert_eq!("[::1]:7".resolve().unwrap(), [a]);
 /// ```
-pub trait ToSocketAddrs {
+///
+/// A type that implements only std's trait reaches `connect` through a
+/// `Vec`:
+///
+/// ```
+/// use std::net::{SocketAddr, ToSocketAddrs};
+/// use verdant_net::{TcpListener, TcpStream};
+///
+/// /// Someone else's type: it implements std's trait only.
+/// struct Backend(u16);
+/// impl ToSocketAddrs for Backend {
+///     type Iter = std::option::IntoIter<SocketAddr>;
+///     fn to_socket_addrs(&self) -> std::io::Result<Self::Iter> {
+///         Ok(Some(SocketAddr::from(([127, 0, 0, 1], self.0))).into_iter())
+///     }
+/// }
+///
+/// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let backend = Backend(l.local_addr().unwrap().port());
+/// let addrs: Vec<SocketAddr> = backend.to_socket_addrs().unwrap().collect();
+/// let s = TcpStream::connect(addrs).unwrap();
+/// assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
+/// ```
+pub trait Resolve {
     /// The addresses, in the resolver's order.
     ///
     /// # Errors
     ///
     /// `InvalidInput` for a malformed address or port; the resolver's error
     /// for a name it cannot resolve.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_net::Resolve;
+    /// assert_eq!(("::1", 9).resolve().unwrap(), ["[::1]:9".parse().unwrap()]);
+    /// let e = "no-port-here".resolve().unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     fn resolve(&self) -> io::Result<Vec<SocketAddr>>;
 }
 
 /// Resolves `addr` (a `"host:port"` string, a `(host, port)` pair, or any
-/// other [`ToSocketAddrs`]) without blocking the hub: tokio's `lookup_host`.
+/// other [`Resolve`]) without blocking the hub: tokio's `lookup_host`.
 ///
 /// # Errors
 ///
-/// As for [`ToSocketAddrs::resolve`].
+/// As for [`Resolve::resolve`].
 ///
 /// # Examples
 ///
@@ -63,7 +111,7 @@ pub trait ToSocketAddrs {
 /// assert!(!addrs.is_empty());
 /// assert!(verdant_net::lookup_host("no port here").is_err());
 /// ```
-pub fn lookup_host<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+pub fn lookup_host<A: Resolve>(addr: A) -> io::Result<Vec<SocketAddr>> {
     addr.resolve()
 }
 
@@ -95,7 +143,7 @@ fn host_port(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
     resolve_on_pool(host, port, system_lookup)
 }
 
-impl ToSocketAddrs for str {
+impl Resolve for str {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         if let Ok(a) = self.parse::<SocketAddr>() {
             return Ok(vec![a]);
@@ -109,79 +157,79 @@ impl ToSocketAddrs for str {
     }
 }
 
-impl ToSocketAddrs for String {
+impl Resolve for String {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         self.as_str().resolve()
     }
 }
 
-impl ToSocketAddrs for (&str, u16) {
+impl Resolve for (&str, u16) {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         host_port(self.0, self.1)
     }
 }
 
-impl ToSocketAddrs for (String, u16) {
+impl Resolve for (String, u16) {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         host_port(&self.0, self.1)
     }
 }
 
-impl ToSocketAddrs for SocketAddr {
+impl Resolve for SocketAddr {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![*self])
     }
 }
 
-impl ToSocketAddrs for SocketAddrV4 {
+impl Resolve for SocketAddrV4 {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::V4(*self)])
     }
 }
 
-impl ToSocketAddrs for SocketAddrV6 {
+impl Resolve for SocketAddrV6 {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::V6(*self)])
     }
 }
 
-impl ToSocketAddrs for (IpAddr, u16) {
+impl Resolve for (IpAddr, u16) {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::new(self.0, self.1)])
     }
 }
 
-impl ToSocketAddrs for (Ipv4Addr, u16) {
+impl Resolve for (Ipv4Addr, u16) {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::new(self.0.into(), self.1)])
     }
 }
 
-impl ToSocketAddrs for (Ipv6Addr, u16) {
+impl Resolve for (Ipv6Addr, u16) {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(vec![SocketAddr::new(self.0.into(), self.1)])
     }
 }
 
-impl ToSocketAddrs for [SocketAddr] {
+impl Resolve for [SocketAddr] {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(self.to_vec())
     }
 }
 
-impl<const N: usize> ToSocketAddrs for [SocketAddr; N] {
+impl<const N: usize> Resolve for [SocketAddr; N] {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(self.to_vec())
     }
 }
 
-impl ToSocketAddrs for Vec<SocketAddr> {
+impl Resolve for Vec<SocketAddr> {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         Ok(self.clone())
     }
 }
 
-impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
+impl<T: Resolve + ?Sized> Resolve for &T {
     fn resolve(&self) -> io::Result<Vec<SocketAddr>> {
         (**self).resolve()
     }

@@ -14,8 +14,9 @@
 //! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`]: Unix-domain sockets
 //!   shaped like `std::os::unix::net`, see [`unix`] (its `Incoming` stays
 //!   there, as [`unix::Incoming`], since [`Incoming`] is TCP's).
-//! * [`ToSocketAddrs`], [`lookup_host`]: name resolution on the blocking
-//!   pool, so a slow DNS server never stalls the hub ([`dns`]).
+//! * [`Resolve`], [`lookup_host`]: name resolution on the blocking pool, so
+//!   a slow DNS server never stalls the hub ([`dns`]). std's
+//!   `ToSocketAddrs` is left as it is.
 //! * [`sleep`]: the cooperative `std::thread::sleep`.
 //! * [`monkey`]: all of these under std's module names, so a program
 //!   "patched" at the `use` level reads like its std original.
@@ -64,7 +65,7 @@ pub mod udp;
 pub mod unix;
 
 pub use buf::RecvBuf;
-pub use dns::{lookup_host, ToSocketAddrs};
+pub use dns::{lookup_host, Resolve};
 pub use tcp::{Incoming, PartialWrite, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixListener, UnixStream};

@@ -11,10 +11,18 @@
 //! | `std::thread::sleep` | [`thread::sleep`] (cooperative) |
 //! | `std::thread::yield_now` | [`thread::yield_now`] (lets other greenlets run) |
 //! | `std::net::{TcpListener, TcpStream, UdpSocket}` | [`net::TcpListener`], [`net::TcpStream`], [`net::UdpSocket`] |
-//! | `std::net::ToSocketAddrs` | [`net::ToSocketAddrs`]: names resolve on the blocking pool, not the hub's thread |
-//! | `std::net::{SocketAddr, Shutdown, …}` | re-exported unchanged |
+//! | `std::net::{SocketAddr, Shutdown, ToSocketAddrs, …}` | re-exported unchanged |
 //! | `std::os::unix::net::{UnixListener, UnixStream, UnixDatagram, Incoming}` | [`os::unix::net::UnixListener`], [`os::unix::net::UnixStream`], [`os::unix::net::UnixDatagram`], [`os::unix::net::Incoming`] |
 //! | `std::os::unix::net::SocketAddr` | re-exported unchanged |
+//!
+//! `net::ToSocketAddrs` is std's own trait, so code that implements it or
+//! calls `to_socket_addrs` compiles unchanged (a host name is then looked up
+//! on the calling thread, as in std). The sockets' address-taking calls
+//! take verdant's [`Resolve`](crate::Resolve) instead, implemented for the
+//! same types, which looks host names up on the blocking pool. The one
+//! edit a port may need: a value of a type that implements only std's
+//! trait (a generic `A: ToSocketAddrs`, or a type of your own) is passed as
+//! `addr.to_socket_addrs()?.collect::<Vec<_>>()`.
 //!
 //! The Unix-domain sockets keep std's path, `os::unix::net`, rather than
 //! joining `net`: a `use std::os::unix::net::UnixStream;` becomes
@@ -41,14 +49,35 @@ pub mod thread {
     pub use verdant_runtime::{sleep, yield_now};
 }
 
-/// Cooperative stand-ins for `std::net`'s sockets, and its plain types.
+/// Cooperative stand-ins for `std::net`'s sockets, and its plain types
+/// (`ToSocketAddrs` among them: std's own trait, see the
+/// [module docs](super)).
+///
+/// ```
+/// use std::io::{Read, Write};
+/// // was: use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+/// use verdant_net::monkey::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+///
+/// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let port = l.local_addr().unwrap().port();
+/// // std's trait, as before the swap.
+/// let addr: SocketAddr = ("127.0.0.1", port).to_socket_addrs().unwrap().next().unwrap();
+/// let server = verdant_runtime::spawn(move || {
+///     let (mut conn, _) = l.accept().unwrap();
+///     conn.write_all(b"hi").unwrap();
+/// });
+/// let mut s = TcpStream::connect(addr).unwrap();
+/// let mut got = String::new();
+/// s.read_to_string(&mut got).unwrap();
+/// assert_eq!(got, "hi");
+/// server.join().unwrap();
+/// ```
 pub mod net {
-    pub use crate::dns::ToSocketAddrs;
     pub use crate::tcp::{Incoming, TcpListener, TcpStream};
     pub use crate::udp::UdpSocket;
     pub use std::net::{
         AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4,
-        SocketAddrV6,
+        SocketAddrV6, ToSocketAddrs,
     };
 }
 

@@ -25,7 +25,7 @@ use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use crate::buf::RecvBuf;
-use crate::dns::ToSocketAddrs;
+use crate::dns::Resolve;
 
 use verdant_runtime::io::{Direction, Registration};
 
@@ -87,7 +87,7 @@ pub(crate) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
 
 /// Resolves `addr` (names on the blocking pool) and tries `f` on each
 /// address in turn, like std: the first success wins, else the last error.
-pub(crate) fn each_addr<A: ToSocketAddrs, T>(
+pub(crate) fn each_addr<A: Resolve, T>(
     addr: A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
@@ -135,7 +135,7 @@ impl TcpListener {
     /// let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
     /// assert_ne!(l.local_addr().unwrap().port(), 0);
     /// ```
-    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+    pub fn bind<A: Resolve>(addr: A) -> io::Result<TcpListener> {
         TcpListener::from_std(each_addr(addr, |a| std::net::TcpListener::bind(*a))?)
     }
 
@@ -333,7 +333,7 @@ impl TcpStream {
     /// let s = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
     /// assert_eq!(s.peer_addr().unwrap(), l.local_addr().unwrap());
     /// ```
-    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+    pub fn connect<A: Resolve>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_addr(a, None))
     }
 

@@ -14,7 +14,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use crate::dns::ToSocketAddrs;
+use crate::dns::Resolve;
 
 use verdant_runtime::io::{Direction, Registration};
 
@@ -62,7 +62,7 @@ impl UdpSocket {
     /// let s = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
     /// assert_ne!(s.local_addr().unwrap().port(), 0);
     /// ```
-    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+    pub fn bind<A: Resolve>(addr: A) -> io::Result<UdpSocket> {
         UdpSocket::from_std(each_addr(addr, |a| std::net::UdpSocket::bind(*a))?)
     }
 
@@ -144,7 +144,7 @@ impl UdpSocket {
     /// # Examples
     ///
     /// See [`UdpSocket`].
-    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+    pub fn send_to<A: Resolve>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let addr = addr.resolve()?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
         })?;
@@ -169,7 +169,7 @@ impl UdpSocket {
     /// assert_eq!(b.recv(&mut buf).unwrap(), 2);
     /// assert_eq!(a.peer_addr().unwrap(), b.local_addr().unwrap());
     /// ```
-    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+    pub fn connect<A: Resolve>(&self, addr: A) -> io::Result<()> {
         each_addr(addr, |a| self.inner.connect(a))
     }
 
