@@ -1,7 +1,7 @@
 //! Closed-loop echo load against single-threaded servers, side by side in
 //! one run: verdant (one greenlet per connection, `read` into a buffer per
 //! connection), `verdant-recv` (the same with gevent's `res = conn.recv(n)`,
-//! as `examples/echo_server.rs` does: a pooled buffer, taken once data has
+//! `recv_buf(n)` in verdant, as `examples/echo_server.rs` does: a pooled buffer, taken once data has
 //! arrived), a raw mio event loop (the `examples/select_echo.rs` design, the
 //! floor), tokio's current-thread runtime (a buffer per task),
 //! `tokio-pool` (tokio written like `verdant-recv`: `readable().await`, then
@@ -17,7 +17,7 @@
 //! ```
 //!
 //! Other flags: `--servers verdant,verdant-recv,mio,tokio,tokio-pool,may`
-//! (the default), `--buf BYTES` (the servers' read buffer or `recv` size,
+//! (the default), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
 //! default 16384).
 //!
 //! **The client.** One thread drives every connection with mio

@@ -4,12 +4,12 @@
 //! to it and does one small echo round trip on each (so its greenlet exists
 //! and has read once), then reads the server's `VmRSS` from
 //! `/proc/<pid>/status`. Two verdant rows: `verdant-recv` is
-//! `examples/echo_server.rs`'s loop (`conn.recv(1024)`: no buffer is held
+//! `examples/echo_server.rs`'s loop (`conn.recv_buf(1024)`: no buffer is held
 //! while the connection waits), `verdant` the same loop in its `read` form
 //! with a 1 KiB buffer on the greenlet's stack. The same for tokio's
 //! current-thread runtime (`tokio`: the 1 KiB buffer in the task's future;
 //! `tokio-pool`: a buffer borrowed only once the socket is readable, like
-//! `recv`), may (one worker, the buffer on the coroutine's stack) and the
+//! `recv_buf`), may (one worker, the buffer on the coroutine's stack) and the
 //! raw mio loop (one shared buffer).
 //!
 //! ```sh

@@ -11,9 +11,10 @@ use verdant::net::{TcpListener, TcpStream};
 
 fn talk(mut conn: TcpStream) {
     loop {
-        // `res = conn.recv(1024)`: the buffer is lent by this thread's
-        // pool once data has arrived, so a waiting connection holds none.
-        let mut res = match conn.recv(1024) {
+        // gevent's `res = conn.recv(1024)`: the buffer is lent by this
+        // thread's pool once data has arrived, so a waiting connection
+        // holds none.
+        let mut res = match conn.recv_buf(1024) {
             Ok(res) if !res.is_empty() => res,
             _ => break, // the peer is done (or gone)
         };

@@ -1892,14 +1892,14 @@ fn owned_fd_round_trip_keeps_the_connection() {
 }
 
 // ---------------------------------------------------------------------------
-// `recv` (gevent's `conn.recv(n)`): the buffer is lent by the thread's pool
+// `recv_buf` (gevent's `conn.recv_buf(n)`): the buffer is lent by the thread's pool
 // ---------------------------------------------------------------------------
 
 // gevent `test__socket.py` `TestTCP.test_tcp` shape: a large payload read
-// back in recv-sized pieces arrives whole and in order. `usize::MAX` asks
+// back in recv_buf-sized pieces arrives whole and in order. `usize::MAX` asks
 // for far more than memory holds, and reads at most `RECV_MAX`.
 #[test]
-fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
+fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     bounded(|| {
         let l = listener();
         let (c, s) = pair(&l);
@@ -1912,13 +1912,13 @@ fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
         let (mut total, mut h, mut calls) = (0usize, FNV_OFFSET, 0usize);
         let limit = verdant::net::buf::RECV_MAX;
         for max in [1usize, 7, 1000, 65536, usize::MAX].into_iter().cycle() {
-            let got = s.recv(max).unwrap();
+            let got = s.recv_buf(max).unwrap();
             if got.is_empty() {
                 break;
             }
             assert!(
                 got.len() <= max.min(limit),
-                "recv({max}) returned {} bytes",
+                "recv_buf({max}) returned {} bytes",
                 got.len()
             );
             h = fnv1a(h, &got);
@@ -1930,47 +1930,50 @@ fn recv_returns_every_byte_in_order_in_pieces_of_at_most_max() {
         assert_eq!(h, want, "bytes lost, duplicated or reordered");
         assert!(calls > 4, "{calls} calls");
         // End of stream stays end of stream.
-        assert!(s.recv(10).unwrap().is_empty());
+        assert!(s.recv_buf(10).unwrap().is_empty());
     });
 }
 
 #[test]
-fn recv_leaves_what_does_not_fit_for_the_next_call() {
+fn recv_buf_leaves_what_does_not_fit_for_the_next_call() {
     bounded(|| {
         let l = listener();
         let (mut c, s) = pair(&l);
         c.write_all(b"abcdef").unwrap();
         sleep(10 * MS); // all six bytes are in the receive queue
-        assert_eq!(&s.recv(4).unwrap()[..], b"abcd");
-        assert_eq!(&s.recv(100).unwrap()[..], b"ef");
-        // The queue is empty now: the next recv parks until more arrives.
-        let reader = spawn(move || s.recv(100).unwrap().into_vec());
+        assert_eq!(&s.recv_buf(4).unwrap()[..], b"abcd");
+        assert_eq!(&s.recv_buf(100).unwrap()[..], b"ef");
+        // The queue is empty now: the next recv_buf parks until more arrives.
+        let reader = spawn(move || s.recv_buf(100).unwrap().into_vec());
         sleep(20 * MS);
-        assert!(!reader.is_finished(), "recv returned with nothing to read");
+        assert!(
+            !reader.is_finished(),
+            "recv_buf returned with nothing to read"
+        );
         c.write_all(b"g").unwrap();
         assert_eq!(join_within(reader, SLACK, "reader"), b"g");
     });
 }
 
 #[test]
-fn recv_zero_returns_at_once() {
+fn recv_buf_zero_returns_at_once() {
     bounded(|| {
         let l = listener();
         let (_c, s) = pair(&l);
-        // recv(0) does not wait for data that will never come.
-        assert!(s.recv(0).unwrap().is_empty());
+        // recv_buf(0) does not wait for data that will never come.
+        assert!(s.recv_buf(0).unwrap().is_empty());
     });
 }
 
 #[test]
-fn recv_timeout_and_close_wake_the_waiter() {
+fn recv_buf_timeout_and_close_wake_the_waiter() {
     bounded(|| {
         let l = listener();
         let (_c, s) = pair(&l);
         s.set_read_timeout(Some(30 * MS)).unwrap();
         let timers = Hub::current().timer_count(); // `bounded`'s own
         let t = Instant::now();
-        let e = s.recv(1024).unwrap_err();
+        let e = s.recv_buf(1024).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::TimedOut);
         assert!(t.elapsed() >= 30 * MS, "timed out early: {:?}", t.elapsed());
         assert_eq!(
@@ -1982,7 +1985,7 @@ fn recv_timeout_and_close_wake_the_waiter() {
         s.set_read_timeout(None).unwrap();
         let s = Rc::new(s);
         let s2 = s.clone();
-        let reader = spawn(move || s2.recv(1024).map(|b| b.len()));
+        let reader = spawn(move || s2.recv_buf(1024).map(|b| b.len()));
         sleep(10 * MS);
         let t = Instant::now();
         s.close();
@@ -1995,15 +1998,15 @@ fn recv_timeout_and_close_wake_the_waiter() {
 // A second greenlet receiving on the same socket gets the documented error
 // (gevent `test__socket_close.py` `test_recv_twice`).
 #[test]
-fn recv_twice_at_once_is_resource_busy() {
+fn recv_buf_twice_at_once_is_resource_busy() {
     bounded(|| {
         let l = listener();
         let (mut c, s) = pair(&l);
         let s = Rc::new(s);
         let s2 = s.clone();
-        let first = spawn(move || s2.recv(16).unwrap().into_vec());
+        let first = spawn(move || s2.recv_buf(16).unwrap().into_vec());
         sleep(5 * MS);
-        assert_eq!(s.recv(16).unwrap_err().kind(), ErrorKind::ResourceBusy);
+        assert_eq!(s.recv_buf(16).unwrap_err().kind(), ErrorKind::ResourceBusy);
         c.write_all(b"one").unwrap();
         assert_eq!(join_within(first, SLACK, "first reader"), b"one");
     });

@@ -28,7 +28,7 @@ pub const CLIENT_CPU: usize = 1;
 pub enum Buf {
     /// `[0u8; 1024]` on the greenlet's / coroutine's stack (in tokio: in
     /// the task's future): `examples/echo_server.rs`'s loop written with
-    /// `read` (the example itself uses `recv(1024)`).
+    /// `read` (the example itself uses `recv_buf(1024)`).
     Stack1K,
     /// A heap `Vec` of this many bytes per connection (the mio loop uses
     /// one shared buffer of this size instead).
@@ -306,7 +306,8 @@ fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
     }
 }
 
-/// verdant with gevent's `res = conn.recv(n)`: no buffer per connection;
+/// verdant with gevent's `res = conn.recv(n)` (`recv_buf(n)`): no buffer
+/// per connection;
 /// each read borrows one from the thread's pool once data has arrived
 /// (the one given back last, still in cache) and gives it back when the
 /// echo is written.
@@ -317,7 +318,7 @@ fn serve_verdant_recv(addr: SocketAddr, max: usize) -> io::Result<()> {
         let (conn, _) = listener.accept()?;
         let _ = conn.set_nodelay(true);
         verdant::spawn(move || loop {
-            let mut res = match conn.recv(max) {
+            let mut res = match conn.recv_buf(max) {
                 Ok(res) if !res.is_empty() => res,
                 _ => break,
             };

@@ -1,10 +1,10 @@
-//! [`RecvBuf`]: the bytes a `recv` returned, in a buffer lent by this
+//! [`RecvBuf`]: the bytes a `recv_buf` returned, in a buffer lent by this
 //! thread's pool.
 //!
 //! gevent's `data = conn.recv(1024)` hands back a fresh bytes object, so a
 //! connection holds no buffer while it waits for its peer. verdant's
-//! [`TcpStream::recv`](crate::TcpStream::recv) and
-//! [`UnixStream::recv`](crate::UnixStream::recv) do the same: the buffer is
+//! [`TcpStream::recv_buf`](crate::TcpStream::recv_buf) and
+//! [`UnixStream::recv_buf`](crate::UnixStream::recv_buf) do the same: the buffer is
 //! taken only once the socket is readable, and goes back to a per-thread
 //! pool when the [`RecvBuf`] is dropped. The pool hands out the buffer
 //! returned last (LIFO), so with many connections the few buffers in use
@@ -14,7 +14,7 @@
 //! request (`cargo bench --bench echo_load`, the `verdant` row against
 //! `verdant-recv`).
 //!
-//! The pool keeps at most [`POOL_BYTES`] bytes of idle buffers; a `recv`
+//! The pool keeps at most [`POOL_BYTES`] bytes of idle buffers; a `recv_buf`
 //! reads at most [`RECV_MAX`] bytes at a time.
 
 use std::cell::RefCell;
@@ -22,8 +22,8 @@ use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
 
-/// The most bytes one `recv` returns, whatever it asks for (like any read,
-/// a `recv` may return fewer bytes than asked).
+/// The most bytes one `recv_buf` returns, whatever it asks for (like any
+/// read, a `recv_buf` may return fewer bytes than asked).
 pub const RECV_MAX: usize = 1 << 20;
 
 /// The most bytes of idle buffers each thread's pool keeps; buffers given
@@ -46,7 +46,7 @@ thread_local! {
     };
 }
 
-/// Bytes received by a `recv`, in a buffer lent by the thread's pool.
+/// Bytes received by a `recv_buf`, in a buffer lent by the thread's pool.
 ///
 /// Dereferences to the bytes received (`&[u8]`, and `&mut [u8]` to edit
 /// them in place); empty means end of stream. Dropping it gives the buffer
@@ -64,7 +64,7 @@ thread_local! {
 /// let mut a = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
 /// let (b, _) = l.accept().unwrap();
 /// a.write_all(b"hello").unwrap();
-/// let mut data = b.recv(1024).unwrap();
+/// let mut data = b.recv_buf(1024).unwrap();
 /// data.make_ascii_uppercase();
 /// assert_eq!(&data[..], b"HELLO");
 /// assert_eq!(data.into_vec(), b"HELLO".to_vec());
@@ -76,7 +76,7 @@ pub struct RecvBuf {
 }
 
 impl RecvBuf {
-    /// An empty `RecvBuf` (what `recv` returns at end of stream), holding
+    /// An empty `RecvBuf` (what `recv_buf` returns at end of stream), holding
     /// no buffer.
     ///
     /// # Examples
@@ -125,8 +125,8 @@ impl RecvBuf {
         RecvBuf { buf, filled: 0 }
     }
 
-    /// The size of buffer a `recv(max)` reads into: `max` capped at
-    /// [`RECV_MAX`]; `None` for 0 (`recv(0)` returns empty at once).
+    /// The size of buffer a `recv_buf(max)` reads into: `max` capped at
+    /// [`RECV_MAX`]; `None` for 0 (`recv_buf(0)` returns empty at once).
     pub(crate) fn size_for(max: usize) -> Option<usize> {
         Some(max.min(RECV_MAX)).filter(|&n| n > 0)
     }

@@ -7,7 +7,7 @@
 //! * [`TcpListener`], [`TcpStream`]: see [`tcp`] for how they work and what
 //!   they add to std's (a `close` that wakes waiters, whole-call deadlines
 //!   for `write_all`/`read_exact`).
-//! * [`TcpStream::recv`] and [`UnixStream::recv`]: gevent's
+//! * [`TcpStream::recv_buf`] and [`UnixStream::recv_buf`]: gevent's
 //!   `data = conn.recv(n)`, in a buffer taken from a per-thread pool only
 //!   once data has arrived ([`RecvBuf`], see [`buf`]).
 //! * [`UdpSocket`]: see [`udp`].

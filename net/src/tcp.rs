@@ -677,7 +677,9 @@ impl TcpStream {
     /// waits holds no buffer, and the pool hands out the buffer given back
     /// last, which is still in the CPU cache (see [`crate::buf`]). At most
     /// [`RECV_MAX`](crate::buf::RECV_MAX) bytes are returned at a time.
-    /// `recv(0)` returns an empty buffer at once.
+    /// `recv_buf(0)` returns an empty buffer at once. (The name keeps
+    /// `recv(&mut buf)` for what it means in std and socket2: a receive
+    /// into the caller's buffer.)
     ///
     /// # Errors
     ///
@@ -698,7 +700,7 @@ impl TcpStream {
     /// let server = verdant_runtime::spawn(move || {
     ///     let (mut conn, _) = l.accept().unwrap();
     ///     loop {
-    ///         let mut res = conn.recv(1024).unwrap();
+    ///         let mut res = conn.recv_buf(1024).unwrap();
     ///         if res.is_empty() {
     ///             break;
     ///         }
@@ -713,7 +715,7 @@ impl TcpStream {
     /// assert_eq!(reply, "PING");
     /// server.join().unwrap();
     /// ```
-    pub fn recv(&self, max: usize) -> io::Result<RecvBuf> {
+    pub fn recv_buf(&self, max: usize) -> io::Result<RecvBuf> {
         let Some(len) = RecvBuf::size_for(max) else {
             return Ok(RecvBuf::new());
         };
@@ -1017,8 +1019,8 @@ mod tests {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    /// Fifty connections served by `recv` echo loops, one request at a
-    /// time: a parked `recv` holds no buffer, and every request borrows the
+    /// Fifty connections served by `recv_buf` echo loops, one request at a
+    /// time: a parked `recv_buf` holds no buffer, and every request borrows the
     /// same pooled one (the one given back last).
     #[test]
     fn parked_recvs_hold_no_buffer_and_share_the_hot_one() {
@@ -1031,7 +1033,7 @@ mod tests {
             let c = TcpStream::connect(addr).unwrap();
             let (conn, _) = listener.accept().unwrap();
             verdant_runtime::spawn(move || loop {
-                let mut got = conn.recv(1024).unwrap();
+                let mut got = conn.recv_buf(1024).unwrap();
                 if got.is_empty() {
                     break;
                 }
@@ -1040,12 +1042,12 @@ mod tests {
             });
             clients.push(c);
         }
-        // Let all fifty park in recv. A fresh socket counts as readable, so
-        // each first recv tried a read (which would block) in a lent buffer,
+        // Let all fifty park in recv_buf. A fresh socket counts as readable,
+        // so each first recv_buf tried a read (which would block) in a lent buffer,
         // and gave it back. Had the parked greenlets kept their buffers, the
         // pool would be empty and fifty would be out.
         verdant_runtime::sleep(Duration::from_millis(5));
-        assert_eq!(pool_stats(), (1, 1024), "a parked recv kept its buffer");
+        assert_eq!(pool_stats(), (1, 1024), "a parked recv_buf kept its buffer");
         for round in 0..3 {
             for (i, c) in clients.iter_mut().enumerate() {
                 let msg = format!("round {round} conn {i}");

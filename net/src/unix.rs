@@ -697,7 +697,7 @@ impl UnixStream {
     /// Receives what has arrived, up to `max` bytes, parking until
     /// something has; empty means end of stream. The buffer comes from this
     /// thread's pool only once the socket is readable, as for
-    /// [`TcpStream::recv`](crate::TcpStream::recv) (see [`crate::buf`]).
+    /// [`TcpStream::recv_buf`](crate::TcpStream::recv_buf) (see [`crate::buf`]).
     ///
     /// # Errors
     ///
@@ -709,11 +709,11 @@ impl UnixStream {
     /// use std::io::Write;
     /// let (mut a, b) = verdant_net::UnixStream::pair().unwrap();
     /// a.write_all(b"hi").unwrap();
-    /// assert_eq!(&b.recv(16).unwrap()[..], b"hi");
+    /// assert_eq!(&b.recv_buf(16).unwrap()[..], b"hi");
     /// drop(a);
-    /// assert!(b.recv(16).unwrap().is_empty());
+    /// assert!(b.recv_buf(16).unwrap().is_empty());
     /// ```
-    pub fn recv(&self, max: usize) -> io::Result<RecvBuf> {
+    pub fn recv_buf(&self, max: usize) -> io::Result<RecvBuf> {
         let Some(len) = RecvBuf::size_for(max) else {
             return Ok(RecvBuf::new());
         };
