@@ -115,6 +115,28 @@ pub fn lookup_host<A: Resolve>(addr: A) -> io::Result<Vec<SocketAddr>> {
     addr.resolve()
 }
 
+/// Resolves `addr` (names on the blocking pool) and tries `f` on each
+/// address in turn, like std: the first success wins, else the last error
+/// (`InvalidInput` when `addr` names no address at all).
+pub(crate) fn each_addr<A: Resolve, T>(
+    addr: A,
+    mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.resolve()? {
+        match f(&a) {
+            Ok(v) => return Ok(v),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "could not resolve to any addresses",
+        )
+    }))
+}
+
 /// Looks `host` up with `lookup` on the blocking pool; the calling greenlet
 /// parks until it answers.
 fn resolve_on_pool(

@@ -60,6 +60,7 @@
 pub mod buf;
 pub mod dns;
 pub mod monkey;
+mod socket;
 pub mod tcp;
 pub mod udp;
 pub mod unix;

@@ -3,7 +3,7 @@
 //!
 //! They work exactly as the TCP and UDP types do (see [`tcp`](crate::tcp)):
 //! each is a std socket in non-blocking mode plus a reactor
-//! [`Registration`]; an operation that would block parks only the calling
+//! [`Registration`](verdant_runtime::io::Registration); an operation that would block parks only the calling
 //! greenlet until the socket is ready, and code outside any spawned greenlet
 //! (in `main`, or on a plain thread) waits in the hub, running the other
 //! greenlets meanwhile.
@@ -83,22 +83,13 @@
 //! std::fs::remove_dir_all(&dir).unwrap();
 //! ```
 
-use std::cell::Cell;
-use std::fmt;
-use std::io::{self, IoSliceMut, Read, Write};
-use std::net::Shutdown;
-use std::os::fd::AsRawFd;
+use std::io;
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use verdant_runtime::io::{Direction, Registration};
-
 use crate::buf::RecvBuf;
-use crate::tcp::{
-    check_timeout, deadline, is_resource_exhaustion, read_exact_with, write_all_with,
-    ACCEPT_RETRY_MAX,
-};
+use crate::socket::{self, Socket};
 
 /// The first pause of a connect or datagram send that the kernel gives no
 /// usable readiness event for (see the module docs); it doubles up to
@@ -135,9 +126,7 @@ const SEND_TO_RETRY_MAX: Duration = Duration::from_millis(20);
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub struct UnixListener {
-    // Declared first: dropped (deregistered) before the socket closes.
-    reg: Registration,
-    inner: std::os::unix::net::UnixListener,
+    sock: Socket<std::os::unix::net::UnixListener>,
 }
 
 /// A Unix-domain stream socket: a connection.
@@ -160,11 +149,7 @@ pub struct UnixListener {
 /// assert_eq!(reader.join().unwrap(), "over the socket");
 /// ```
 pub struct UnixStream {
-    // Declared first: dropped (deregistered) before the socket closes.
-    reg: Registration,
-    inner: std::os::unix::net::UnixStream,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
+    sock: Socket<std::os::unix::net::UnixStream>,
 }
 
 /// A Unix-domain datagram socket.
@@ -190,11 +175,7 @@ pub struct UnixStream {
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub struct UnixDatagram {
-    // Declared first: dropped (deregistered) before the socket closes.
-    reg: Registration,
-    inner: std::os::unix::net::UnixDatagram,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
+    sock: Socket<std::os::unix::net::UnixDatagram>,
 }
 
 // ---------------------------------------------------------------------------
@@ -248,173 +229,95 @@ impl UnixListener {
         UnixListener::from_std(std::os::unix::net::UnixListener::bind_addr(addr)?)
     }
 
-    /// Wraps a std listener (switching it to non-blocking mode).
-    ///
-    /// # Errors
-    ///
-    /// When the socket cannot be made non-blocking or registered.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let dir = std::env::temp_dir().join(format!("verdant-doc-unix-lfromstd-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let std = std::os::unix::net::UnixListener::bind(dir.join("sock")).unwrap();
-    /// let l = verdant_net::UnixListener::from_std(std).unwrap();
-    /// std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn from_std(inner: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        inner.set_nonblocking(true)?;
-        let reg = Registration::new(inner.as_raw_fd())?;
-        Ok(UnixListener { reg, inner })
+    socket::common_methods! {
+        std: std::os::unix::net::UnixListener,
+        addr: SocketAddr,
+        from_std: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let std_listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+let l = verdant_net::UnixListener::from_std(std_listener).unwrap();
+// It accepts cooperatively: the client greenlet runs while accept waits.
+let p2 = path.clone();
+let client = verdant_runtime::spawn(move || verdant_net::UnixStream::connect(&p2).map(|_| ()));
+let (_conn, peer) = l.accept().unwrap();
+assert!(peer.is_unnamed()); // clients rarely bind
+client.join().unwrap().unwrap();
+# std::fs::remove_dir_all(&dir).unwrap();",
+        try_clone: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+let l2 = l.try_clone().unwrap();
+assert_eq!(l2.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+// Both handles accept from the same queue.
+let c = verdant_net::UnixStream::connect(&path).unwrap();
+let (conn, _) = l2.accept().unwrap();
+assert_eq!(conn.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+# drop(c);
+# std::fs::remove_dir_all(&dir).unwrap();",
+        local_addr: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+# std::fs::remove_dir_all(&dir).unwrap();",
+        take_error: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let l = verdant_net::UnixListener::bind(dir.join(\"sock\")).unwrap();
+assert!(l.take_error().unwrap().is_none());
+# std::fs::remove_dir_all(&dir).unwrap();",
     }
 
-    /// Waits for a connection and returns it with the peer's address
-    /// (usually unnamed: clients rarely bind).
-    ///
-    /// When the process runs out of file descriptors (or kernel memory) it
-    /// backs off (10 ms, doubling up to 50 ms) and tries again, rather than
-    /// waiting for a readiness event that edge-triggered epoll will not send
-    /// again; `ECONNABORTED` is skipped.
-    ///
-    /// # Errors
-    ///
-    /// `NotConnected` if the listener is closed meanwhile, `ResourceBusy`
-    /// if another greenlet already waits in `accept` on it, other accept
-    /// errors as the OS reports them.
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixListener`].
-    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let mut backoff = Duration::from_millis(10);
-        loop {
-            match self.reg.io(Direction::Read, None, || self.inner.accept()) {
-                Ok((s, addr)) => return Ok((UnixStream::from_std(s)?, addr)),
-                Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
-                Err(e) if is_resource_exhaustion(&e) => {
-                    verdant_runtime::sleep(backoff);
-                    backoff = (backoff * 2).min(ACCEPT_RETRY_MAX);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+    socket::accept_methods! {
+        stream: UnixStream,
+        addr: SocketAddr,
+        accept: "use std::io::{Read, Write};
+# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+let p2 = path.clone();
+let client = verdant_runtime::spawn(move || {
+    let mut c = verdant_net::UnixStream::connect(&p2).unwrap();
+    c.write_all(b\"hi\").unwrap();
+});
+let (mut conn, peer) = l.accept().unwrap(); // parks until the client connects
+assert!(peer.is_unnamed());
+let mut buf = [0u8; 2];
+conn.read_exact(&mut buf).unwrap();
+assert_eq!(&buf, b\"hi\");
+client.join().unwrap();
+# std::fs::remove_dir_all(&dir).unwrap();",
+        incoming: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+let p2 = path.clone();
+let c = verdant_runtime::spawn(move || verdant_net::UnixStream::connect(&p2).map(|_| ()));
+let first = l.incoming().next().unwrap().unwrap();
+c.join().unwrap().unwrap();
+assert_eq!(first.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+# std::fs::remove_dir_all(&dir).unwrap();",
     }
 
-    /// An iterator over incoming connections (never ends by itself).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let dir = std::env::temp_dir().join(format!("verdant-doc-unix-incoming-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let path = dir.join("sock");
-    /// let l = verdant_net::UnixListener::bind(&path).unwrap();
-    /// let p2 = path.clone();
-    /// let c = verdant_runtime::spawn(move || verdant_net::UnixStream::connect(&p2).map(|_| ()));
-    /// let first = l.incoming().next().unwrap().unwrap();
-    /// c.join().unwrap().unwrap();
-    /// assert_eq!(first.local_addr().unwrap().as_pathname(), Some(path.as_path()));
-    /// std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
-    }
-
-    /// The address the listener is bound to.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockname` reports.
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixListener::bind`].
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let dir = std::env::temp_dir().join(format!("verdant-doc-unix-ltakeerr-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let l = verdant_net::UnixListener::bind(dir.join("sock")).unwrap();
-    /// assert!(l.take_error().unwrap().is_none());
-    /// std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// A second handle to the same socket (a duplicated descriptor with its
-    /// own registration).
-    ///
-    /// # Errors
-    ///
-    /// As `dup` or the registration report.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let dir = std::env::temp_dir().join(format!("verdant-doc-unix-lclone-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let l = verdant_net::UnixListener::bind(dir.join("sock")).unwrap();
-    /// let l2 = l.try_clone().unwrap();
-    /// assert_eq!(
-    ///     l.local_addr().unwrap().as_pathname(),
-    ///     l2.local_addr().unwrap().as_pathname()
-    /// );
-    /// std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixListener> {
-        UnixListener::from_std(self.inner.try_clone()?)
-    }
-
-    /// Wakes a greenlet blocked in [`accept`](UnixListener::accept) on this
-    /// listener with `ErrorKind::NotConnected`; later accepts fail the same
-    /// way. The descriptor itself closes when the listener is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::rc::Rc;
-    /// let dir = std::env::temp_dir().join(format!("verdant-doc-unix-lclose-{}", std::process::id()));
-    /// std::fs::create_dir_all(&dir).unwrap();
-    /// let l = Rc::new(verdant_net::UnixListener::bind(dir.join("sock")).unwrap());
-    /// let l2 = l.clone();
-    /// let waiter = verdant_runtime::spawn(move || l2.accept().map(|_| ()));
-    /// verdant_runtime::sleep(std::time::Duration::from_millis(5));
-    /// l.close();
-    /// let err = waiter.join().unwrap().unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
-    /// std::fs::remove_dir_all(&dir).unwrap();
-    /// ```
-    pub fn close(&self) {
-        self.reg.close();
-    }
+    socket::close!(
+        listener,
+        "use std::rc::Rc;
+# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let l = Rc::new(verdant_net::UnixListener::bind(dir.join(\"sock\")).unwrap());
+let l2 = l.clone();
+let waiter = verdant_runtime::spawn(move || l2.accept().map(|_| ()));
+verdant_runtime::sleep(std::time::Duration::from_millis(5));
+l.close();
+let err = waiter.join().unwrap().unwrap_err();
+assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+# std::fs::remove_dir_all(&dir).unwrap();"
+    );
 }
 
-/// The iterator returned by [`UnixListener::incoming`] (and by iterating
-/// over `&UnixListener`).
-#[derive(Debug)]
-pub struct Incoming<'a> {
-    listener: &'a UnixListener,
-}
-
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<UnixStream>;
-
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
-}
+socket::incoming_type!(UnixListener, UnixStream);
 
 impl<'a> IntoIterator for &'a UnixListener {
     type Item = io::Result<UnixStream>;
@@ -502,196 +405,99 @@ impl UnixStream {
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
     }
 
-    /// Wraps a std stream (switching it to non-blocking mode).
-    ///
-    /// # Errors
-    ///
-    /// When the socket cannot be made non-blocking or registered.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
-    /// let s = verdant_net::UnixStream::from_std(a).unwrap();
-    /// ```
-    pub fn from_std(inner: std::os::unix::net::UnixStream) -> io::Result<UnixStream> {
-        inner.set_nonblocking(true)?;
-        let reg = Registration::new(inner.as_raw_fd())?;
-        Ok(UnixStream {
-            reg,
-            inner,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        })
+    socket::common_methods! {
+        std: std::os::unix::net::UnixStream,
+        addr: SocketAddr,
+        from_std: "use std::io::{Read, Write};
+let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+let mut a = verdant_net::UnixStream::from_std(a).unwrap();
+let mut b = verdant_net::UnixStream::from_std(b).unwrap();
+a.write_all(b\"wrapped\").unwrap();
+let mut buf = [0u8; 7];
+b.read_exact(&mut buf).unwrap();
+assert_eq!(&buf, b\"wrapped\");",
+        try_clone: "use std::io::{Read, Write};
+let (a, mut b) = verdant_net::UnixStream::pair().unwrap();
+let mut a2 = a.try_clone().unwrap();
+a2.write_all(b\"via the clone\").unwrap();
+let mut buf = [0u8; 13];
+b.read_exact(&mut buf).unwrap();
+assert_eq!(&buf, b\"via the clone\");",
+        local_addr: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+let c = verdant_net::UnixStream::connect(&path).unwrap();
+let (conn, _) = l.accept().unwrap();
+assert!(c.local_addr().unwrap().is_unnamed()); // the client did not bind
+assert_eq!(conn.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+# std::fs::remove_dir_all(&dir).unwrap();",
+        take_error: "use std::io::Write;
+let (mut a, b) = verdant_net::UnixStream::pair().unwrap();
+assert!(a.take_error().unwrap().is_none());
+// The peer closes with bytes unread: the connection is reset.
+a.write_all(b\"never read\").unwrap();
+drop(b);
+let err = a.take_error().unwrap().expect(\"the reset is pending\");
+assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+assert!(a.take_error().unwrap().is_none()); // taken",
     }
 
-    /// The local address (unnamed unless the socket was bound).
-    ///
-    /// # Errors
-    ///
-    /// As `getsockname` reports.
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixStream::connect`].
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
+    socket::peer_addr!(
+        SocketAddr,
+        "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"sock\");
+let _l = verdant_net::UnixListener::bind(&path).unwrap();
+let c = verdant_net::UnixStream::connect(&path).unwrap();
+assert_eq!(c.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+# std::fs::remove_dir_all(&dir).unwrap();"
+    );
 
-    /// The remote address.
-    ///
-    /// # Errors
-    ///
-    /// As `getpeername` reports (`NotConnected` once shut down).
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixStream::connect`].
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
+    socket::shutdown!(
+        stream,
+        "use std::io::{Read, Write};
+use std::net::Shutdown;
+let (mut a, mut b) = verdant_net::UnixStream::pair().unwrap();
+a.write_all(b\"last words\").unwrap();
+a.shutdown(Shutdown::Write).unwrap();
+let mut got = String::new();
+b.read_to_string(&mut got).unwrap(); // ends at the shutdown
+assert_eq!(got, \"last words\");
+a.shutdown(Shutdown::Read).unwrap();
+assert_eq!(a.read(&mut [0u8; 8]).unwrap(), 0);"
+    );
 
-    /// Shuts down the read half, the write half or both. Shutting down
-    /// reading wakes a greenlet blocked in `read` with `Ok(0)`; shutting
-    /// down writing makes the peer read EOF.
-    ///
-    /// # Errors
-    ///
-    /// As `shutdown` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    /// let (mut a, mut b) = verdant_net::UnixStream::pair().unwrap();
-    /// a.write_all(b"last words").unwrap();
-    /// a.shutdown(std::net::Shutdown::Write).unwrap();
-    /// let mut got = String::new();
-    /// b.read_to_string(&mut got).unwrap(); // ends at the shutdown
-    /// assert_eq!(got, "last words");
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
+    socket::close!(
+        stream,
+        "use std::io::Read;
+use std::rc::Rc;
+let (a, mut b) = verdant_net::UnixStream::pair().unwrap();
+let a = Rc::new(a);
+let a2 = a.clone();
+let reader = verdant_runtime::spawn(move || (&*a2).read(&mut [0u8; 8]));
+verdant_runtime::sleep(std::time::Duration::from_millis(5));
+a.close();
+let err = reader.join().unwrap().unwrap_err();
+assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
+assert_eq!(b.read(&mut [0u8; 8]).unwrap(), 0); // the peer sees the end"
+    );
 
-    /// Wakes any greenlet blocked on this stream with
-    /// `ErrorKind::NotConnected` and makes every later operation fail the
-    /// same way; the peer sees the connection end (both halves are shut
-    /// down). The descriptor closes when the stream is dropped, so its
-    /// number cannot be reused under an operation still in flight.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use std::rc::Rc;
-    /// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// let a = Rc::new(a);
-    /// let a2 = a.clone();
-    /// let reader = verdant_runtime::spawn(move || (&*a2).read(&mut [0u8; 8]));
-    /// verdant_runtime::sleep(std::time::Duration::from_millis(5));
-    /// a.close();
-    /// let err = reader.join().unwrap().unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
-    /// ```
-    pub fn close(&self) {
-        let _ = self.inner.shutdown(Shutdown::Both);
-        self.reg.close();
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// assert!(a.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// Sets how long a read may wait (`None`: forever). An expired read
-    /// fails with `ErrorKind::TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::Read;
-    /// use std::time::Duration;
-    /// let (mut a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// a.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    /// let err = a.read(&mut [0u8; 8]).unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.read_timeout.set(timeout);
-        Ok(())
-    }
-
-    /// Sets how long a write may wait for buffer space (`None`: forever).
-    /// An expired write fails with `ErrorKind::TimedOut`.
-    /// For `write_all` the timeout is a deadline for the whole call; one that
-    /// expires part-way says how much it wrote (see
-    /// [`PartialWrite`](crate::PartialWrite)).
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// assert!(a.set_write_timeout(Some(std::time::Duration::ZERO)).is_err());
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.write_timeout.set(timeout);
-        Ok(())
-    }
-
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// assert_eq!(a.read_timeout().unwrap(), None);
-    /// ```
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
-    /// a.set_write_timeout(Some(Duration::from_secs(3))).unwrap();
-    /// assert_eq!(a.write_timeout().unwrap(), Some(Duration::from_secs(3)));
-    /// ```
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
+    socket::timeouts! {
+        stream,
+        setup: "use std::io::Read;
+    let (s, _peer) = verdant_net::UnixStream::pair().unwrap();",
+        read_expiry: "(&s).read(&mut [0u8; 8])",
+        write_example: "use std::io::Write;
+use std::time::Duration;
+let (mut s, _peer) = verdant_net::UnixStream::pair().unwrap(); // the peer never reads
+s.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
+let err = s.write_all(&vec![0u8; 16 << 20]).unwrap_err();
+assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+let partial = verdant_net::PartialWrite::of(&err).expect(\"some bytes went out\");
+assert!(partial.written > 0);
+let zero = s.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
+assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     }
 
     /// Receives what has arrived, up to `max` bytes, parking until
@@ -701,7 +507,7 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// As [`read`](Read::read).
+    /// As [`read`](io::Read::read).
     ///
     /// # Examples
     ///
@@ -714,125 +520,11 @@ impl UnixStream {
     /// assert!(b.recv_buf(16).unwrap().is_empty());
     /// ```
     pub fn recv_buf(&self, max: usize) -> io::Result<RecvBuf> {
-        let Some(len) = RecvBuf::size_for(max) else {
-            return Ok(RecvBuf::new());
-        };
-        let mut got = RecvBuf::new();
-        let deadline = deadline(self.read_timeout.get());
-        self.reg.io(Direction::Read, deadline, || {
-            got = RecvBuf::fill(len, |b| (&self.inner).read(b))?;
-            Ok(())
-        })?;
-        Ok(got)
-    }
-
-    /// A second handle to the same connection (a duplicated descriptor with
-    /// its own registration and timeouts).
-    ///
-    /// # Errors
-    ///
-    /// As `dup` or the registration report.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::io::{Read, Write};
-    /// let (a, mut b) = verdant_net::UnixStream::pair().unwrap();
-    /// let mut a2 = a.try_clone().unwrap();
-    /// a2.write_all(b"via the clone").unwrap();
-    /// let mut buf = [0u8; 13];
-    /// b.read_exact(&mut buf).unwrap();
-    /// assert_eq!(&buf, b"via the clone");
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        UnixStream::from_std(self.inner.try_clone()?)
-    }
-
-    fn read_with(&self, buf: &mut [u8], deadline: Option<Instant>) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, deadline, || (&self.inner).read(buf))
-    }
-
-    fn write_with(&self, buf: &[u8], deadline: Option<Instant>) -> io::Result<usize> {
-        // std writes with send(MSG_NOSIGNAL): a closed peer is EPIPE, not
-        // SIGPIPE (its writev has no such flag; see the module docs).
-        self.reg
-            .io(Direction::Write, deadline, || (&self.inner).write(buf))
-    }
-
-    fn read_vectored_impl(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let deadline = deadline(self.read_timeout.get());
-        self.reg.io(Direction::Read, deadline, || {
-            (&self.inner).read_vectored(bufs)
-        })
-    }
-
-    fn write_all_impl(&self, buf: &[u8]) -> io::Result<()> {
-        let deadline = deadline(self.write_timeout.get());
-        write_all_with(buf, |b| self.write_with(b, deadline))
-    }
-
-    fn read_exact_impl(&self, buf: &mut [u8]) -> io::Result<()> {
-        let deadline = deadline(self.read_timeout.get());
-        read_exact_with(buf, |b| self.read_with(b, deadline))
+        self.sock.recv_buf(max)
     }
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        (&*self).read(buf)
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-
-    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.read_exact_impl(buf)
-    }
-}
-
-impl Read for &UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_with(buf, deadline(self.read_timeout.get()))
-    }
-
-    fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.read_vectored_impl(bufs)
-    }
-
-    fn read_exact(&mut self, buf: &mut [u8]) -> io::Result<()> {
-        self.read_exact_impl(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&*self).write(buf)
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_all_impl(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Write for &UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.write_with(buf, deadline(self.write_timeout.get()))
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.write_all_impl(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
+socket::stream_io!(UnixStream);
 
 // ---------------------------------------------------------------------------
 // UnixDatagram
@@ -915,27 +607,29 @@ impl UnixDatagram {
         Ok((UnixDatagram::from_std(a)?, UnixDatagram::from_std(b)?))
     }
 
-    /// Wraps a std socket (switching it to non-blocking mode).
-    ///
-    /// # Errors
-    ///
-    /// When the socket cannot be made non-blocking or registered.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let std = std::os::unix::net::UnixDatagram::unbound().unwrap();
-    /// let s = verdant_net::UnixDatagram::from_std(std).unwrap();
-    /// ```
-    pub fn from_std(inner: std::os::unix::net::UnixDatagram) -> io::Result<UnixDatagram> {
-        inner.set_nonblocking(true)?;
-        let reg = Registration::new(inner.as_raw_fd())?;
-        Ok(UnixDatagram {
-            reg,
-            inner,
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-        })
+    socket::common_methods! {
+        std: std::os::unix::net::UnixDatagram,
+        addr: SocketAddr,
+        from_std: "let (a, b) = std::os::unix::net::UnixDatagram::pair().unwrap();
+let a = verdant_net::UnixDatagram::from_std(a).unwrap();
+let b = verdant_net::UnixDatagram::from_std(b).unwrap();
+a.send(b\"wrapped\").unwrap();
+let mut buf = [0u8; 16];
+assert_eq!(b.recv(&mut buf).unwrap(), 7);",
+        try_clone: "let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
+let a2 = a.try_clone().unwrap();
+a2.send(b\"x\").unwrap();
+assert_eq!(b.recv(&mut [0u8; 4]).unwrap(), 1);",
+        local_addr: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"rx.sock\");
+let rx = verdant_net::UnixDatagram::bind(&path).unwrap();
+assert_eq!(rx.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+let tx = verdant_net::UnixDatagram::unbound().unwrap();
+assert!(tx.local_addr().unwrap().is_unnamed());
+# std::fs::remove_dir_all(&dir).unwrap();",
+        take_error: "let s = verdant_net::UnixDatagram::unbound().unwrap();
+    assert!(s.take_error().unwrap().is_none());",
     }
 
     /// Sets the default peer to the socket bound at `path`: `send` and
@@ -961,7 +655,7 @@ impl UnixDatagram {
     /// std::fs::remove_dir_all(&dir).unwrap();
     /// ```
     pub fn connect<P: AsRef<Path>>(&self, path: P) -> io::Result<()> {
-        self.inner.connect(path)
+        self.sock.inner().connect(path)
     }
 
     /// Sets the default peer to `addr` (see
@@ -980,50 +674,21 @@ impl UnixDatagram {
     /// assert!(rx.connect_addr(&a.local_addr().unwrap()).is_err());
     /// ```
     pub fn connect_addr(&self, addr: &SocketAddr) -> io::Result<()> {
-        self.inner.connect_addr(addr)
+        self.sock.inner().connect_addr(addr)
     }
 
-    /// The local address (unnamed unless bound).
-    ///
-    /// # Errors
-    ///
-    /// As `getsockname` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = verdant_net::UnixDatagram::unbound().unwrap();
-    /// assert!(s.local_addr().unwrap().is_unnamed());
-    /// ```
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    /// The connected peer's address.
-    ///
-    /// # Errors
-    ///
-    /// `NotConnected` without a peer.
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixDatagram::connect`].
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.peer_addr()
-    }
-
-    fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        self.reg
-            .io(Direction::Read, deadline(self.read_timeout.get()), op)
-    }
-
-    /// A send to the connected peer: Linux wakes a sender connected to a
-    /// receiver when that receiver's queue has room again, so this parks on
-    /// readiness as every other operation does.
-    fn send_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        self.reg
-            .io(Direction::Write, deadline(self.write_timeout.get()), op)
-    }
+    socket::peer_addr!(
+        SocketAddr,
+        "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+let path = dir.join(\"rx.sock\");
+let _rx = verdant_net::UnixDatagram::bind(&path).unwrap();
+let tx = verdant_net::UnixDatagram::unbound().unwrap();
+assert_eq!(tx.peer_addr().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+tx.connect(&path).unwrap();
+assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
+# std::fs::remove_dir_all(&dir).unwrap();"
+    );
 
     /// A send to an address: when the receiver's queue is full Linux fails
     /// it with `EAGAIN` yet reports the socket writable again at once (the
@@ -1032,10 +697,10 @@ impl UnixDatagram {
     /// retries, until the deadline; a [`close`](UnixDatagram::close) is
     /// noticed at the next retry.
     fn send_to_op<R>(&self, mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        let deadline = deadline(self.write_timeout.get());
+        let deadline = self.sock.write_deadline();
         let mut backoff = RETRY_MIN;
         loop {
-            if self.reg.is_closed() {
+            if self.sock.reg().is_closed() {
                 return Err(io::Error::new(
                     io::ErrorKind::NotConnected,
                     "the socket was closed by another greenlet",
@@ -1075,7 +740,7 @@ impl UnixDatagram {
     ///
     /// See [`UnixDatagram`].
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.read_op(|| self.inner.recv_from(buf))
+        self.sock.read_op(|| self.sock.inner().recv_from(buf))
     }
 
     /// Receives one datagram (from the connected peer, if connected).
@@ -1088,7 +753,7 @@ impl UnixDatagram {
     ///
     /// See [`UnixDatagram::pair`].
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.read_op(|| self.inner.recv(buf))
+        self.sock.read_op(|| self.sock.inner().recv(buf))
     }
 
     /// Sends one datagram to the socket bound at `path`; returns how many
@@ -1105,7 +770,7 @@ impl UnixDatagram {
     /// See [`UnixDatagram`].
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
-        self.send_to_op(|| self.inner.send_to(buf, path))
+        self.send_to_op(|| self.sock.inner().send_to(buf, path))
     }
 
     /// Sends one datagram to `addr`.
@@ -1118,7 +783,7 @@ impl UnixDatagram {
     ///
     /// See [`UnixDatagram::bind_addr`].
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
-        self.send_to_op(|| self.inner.send_to_addr(buf, addr))
+        self.send_to_op(|| self.sock.inner().send_to_addr(buf, addr))
     }
 
     /// Sends one datagram to the connected peer.
@@ -1132,185 +797,56 @@ impl UnixDatagram {
     ///
     /// See [`UnixDatagram::pair`].
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
-        self.send_op(|| self.inner.send(buf))
+        // Linux wakes a sender connected to a receiver when that receiver's
+        // queue has room again, so this parks on readiness as every other
+        // operation does.
+        self.sock.write_op(|| self.sock.inner().send(buf))
     }
 
-    /// Sets how long a receive may wait (`None`: forever). An expired
-    /// receive fails with `ErrorKind::TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// let s = verdant_net::UnixDatagram::unbound().unwrap();
-    /// s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    /// let err = s.recv(&mut [0u8; 4]).unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-    /// assert_eq!(s.read_timeout().unwrap(), Some(Duration::from_millis(10)));
-    /// ```
-    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.read_timeout.set(timeout);
-        Ok(())
+    socket::timeouts! {
+        datagram,
+        setup: "let (s, _peer) = verdant_net::UnixDatagram::pair().unwrap();",
+        read_expiry: "s.recv(&mut [0u8; 4])",
+        write_example: "use std::time::Duration;
+let (s, _peer) = verdant_net::UnixDatagram::pair().unwrap(); // the peer never receives
+s.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
+// Sends go through until the peer's queue is full; the next one waits,
+// then expires.
+let err = loop {
+    if let Err(e) = s.send(&[0u8; 1024]) {
+        break e;
+    }
+};
+assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+let zero = s.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
+assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     }
 
-    /// Sets how long a send may wait for room (`None`: forever). An expired
-    /// send fails with `ErrorKind::TimedOut`.
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` for `Some(Duration::ZERO)`, as std.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = verdant_net::UnixDatagram::unbound().unwrap();
-    /// assert!(s.set_write_timeout(Some(std::time::Duration::ZERO)).is_err());
-    /// assert_eq!(s.write_timeout().unwrap(), None);
-    /// ```
-    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        check_timeout(timeout)?;
-        self.write_timeout.set(timeout);
-        Ok(())
-    }
+    socket::shutdown!(
+        datagram,
+        "use std::net::Shutdown;
+let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
+a.send(b\"queued\").unwrap();
+b.shutdown(Shutdown::Read).unwrap();
+// What was queued before the shutdown is still received.
+assert_eq!(b.recv(&mut [0u8; 8]).unwrap(), 6);
+a.shutdown(Shutdown::Write).unwrap();
+let err = a.send(b\"x\").unwrap_err();
+assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);"
+    );
 
-    /// The read timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std).
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixDatagram::set_read_timeout`].
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.read_timeout.get())
-    }
-
-    /// The write timeout.
-    ///
-    /// # Errors
-    ///
-    /// Never (the `Result` mirrors std).
-    ///
-    /// # Examples
-    ///
-    /// See [`UnixDatagram::set_write_timeout`].
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.write_timeout.get())
-    }
-
-    /// Takes the pending socket error (`SO_ERROR`), if any.
-    ///
-    /// # Errors
-    ///
-    /// As `getsockopt` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = verdant_net::UnixDatagram::unbound().unwrap();
-    /// assert!(s.take_error().unwrap().is_none());
-    /// ```
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.take_error()
-    }
-
-    /// Shuts down the read half, the write half or both. Shutting down
-    /// reading wakes a greenlet blocked in `recv` with `Ok(0)`.
-    ///
-    /// # Errors
-    ///
-    /// As `shutdown` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = verdant_net::UnixDatagram::pair().unwrap();
-    /// a.shutdown(std::net::Shutdown::Write).unwrap();
-    /// let err = a.send(b"x").unwrap_err();
-    /// assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
-    /// ```
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.shutdown(how)
-    }
-
-    /// A second handle to the same socket (a duplicated descriptor with its
-    /// own registration and timeouts).
-    ///
-    /// # Errors
-    ///
-    /// As `dup` or the registration report.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
-    /// let a2 = a.try_clone().unwrap();
-    /// a2.send(b"x").unwrap();
-    /// assert_eq!(b.recv(&mut [0u8; 4]).unwrap(), 1);
-    /// ```
-    pub fn try_clone(&self) -> io::Result<UnixDatagram> {
-        UnixDatagram::from_std(self.inner.try_clone()?)
-    }
-
-    /// Wakes any greenlet blocked on this socket with
-    /// `ErrorKind::NotConnected` and makes every later operation fail the
-    /// same way. The descriptor closes when the socket is dropped.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::rc::Rc;
-    /// let s = Rc::new(verdant_net::UnixDatagram::unbound().unwrap());
-    /// let s2 = s.clone();
-    /// let rx = verdant_runtime::spawn(move || s2.recv(&mut [0u8; 4]));
-    /// verdant_runtime::sleep(std::time::Duration::from_millis(5));
-    /// s.close();
-    /// assert_eq!(rx.join().unwrap().unwrap_err().kind(), std::io::ErrorKind::NotConnected);
-    /// ```
-    pub fn close(&self) {
-        self.reg.close();
-    }
+    socket::close!(
+        datagram,
+        "use std::rc::Rc;
+let s = Rc::new(verdant_net::UnixDatagram::unbound().unwrap());
+let s2 = s.clone();
+let rx = verdant_runtime::spawn(move || s2.recv(&mut [0u8; 4]));
+verdant_runtime::sleep(std::time::Duration::from_millis(5));
+s.close();
+assert_eq!(rx.join().unwrap().unwrap_err().kind(), std::io::ErrorKind::NotConnected);"
+    );
 }
 
-// ---------------------------------------------------------------------------
-// Debug, descriptors
-// ---------------------------------------------------------------------------
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("fd", &self.inner.as_raw_fd())
-            .field("local", &self.inner.local_addr().ok())
-            .field("peer", &self.inner.peer_addr().ok())
-            .finish()
-    }
-}
-
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("fd", &self.inner.as_raw_fd())
-            .field("local", &self.inner.local_addr().ok())
-            .finish()
-    }
-}
-
-impl fmt::Debug for UnixDatagram {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixDatagram")
-            .field("fd", &self.inner.as_raw_fd())
-            .field("local", &self.inner.local_addr().ok())
-            .field("peer", &self.inner.peer_addr().ok())
-            .finish()
-    }
-}
-
-crate::tcp::fd_impls!(UnixStream, std::os::unix::net::UnixStream);
-crate::tcp::fd_impls!(UnixListener, std::os::unix::net::UnixListener);
-crate::tcp::fd_impls!(UnixDatagram, std::os::unix::net::UnixDatagram);
+socket::socket_traits!(UnixStream, std::os::unix::net::UnixStream);
+socket::socket_traits!(UnixListener, std::os::unix::net::UnixListener);
+socket::socket_traits!(UnixDatagram, std::os::unix::net::UnixDatagram);
