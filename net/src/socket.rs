@@ -15,7 +15,7 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, IoSliceMut, Read, Write};
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -305,6 +305,20 @@ where
         let len = iov_len(bufs.iter().map(|b| b.len()));
         self.stream_io(Direction::Read, self.read_deadline(), len, || {
             (&self.inner).read_vectored(bufs)
+        })
+    }
+
+    /// `Write::write_vectored`, against the write timeout: one `sendmsg`
+    /// with `MSG_NOSIGNAL` over the first `UIO_MAXIOV` buffers (std's
+    /// `writev` cannot be told `MSG_NOSIGNAL`, and raises `SIGPIPE` at a
+    /// closed peer in a process that does not ignore it).
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        // More would be EMSGSIZE; std's `writev` passes no more either.
+        let bufs = &bufs[..bufs.len().min(libc::UIO_MAXIOV as usize)];
+        let len = iov_len(bufs.iter().map(|b| b.len()));
+        let sock = socket2::SockRef::from(&self.inner);
+        self.stream_io(Direction::Write, self.write_deadline(), len, || {
+            sock.send_vectored_with_flags(bufs, libc::MSG_NOSIGNAL)
         })
     }
 
@@ -928,6 +942,13 @@ macro_rules! stream_io {
                 self.sock.write(buf)
             }
 
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.sock.write_vectored(bufs)
+            }
+
             fn write_all(&mut self, buf: &[u8]) -> ::std::io::Result<()> {
                 self.sock.write_all(buf)
             }
@@ -941,6 +962,13 @@ macro_rules! stream_io {
             #[inline]
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 self.sock.write(buf)
+            }
+
+            fn write_vectored(
+                &mut self,
+                bufs: &[::std::io::IoSlice<'_>],
+            ) -> ::std::io::Result<usize> {
+                self.sock.write_vectored(bufs)
             }
 
             fn write_all(&mut self, buf: &[u8]) -> ::std::io::Result<()> {

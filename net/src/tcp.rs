@@ -16,6 +16,10 @@
 //!   call, as a deadline (gevent's `sendall`), not to each partial write.
 //! * The descriptors are always in non-blocking mode, including the one
 //!   [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd::into_raw_fd) hands back.
+//! * `write_vectored` gathers with `sendmsg(…, MSG_NOSIGNAL)`, where std's
+//!   uses `writev`, which raises `SIGPIPE` at a closed peer in a process
+//!   that does not ignore it; like every write here, it reports
+//!   `BrokenPipe` instead. `read_vectored` scatters (`readv`), as std's.
 
 use std::fmt;
 use std::io;

@@ -36,11 +36,12 @@
 //!   `set_nonblocking`: the descriptors are always non-blocking underneath,
 //!   including the one [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd)
 //!   hands back.
-//! * `read_vectored` really scatters (`readv`); `write_vectored` sends only
-//!   the first non-empty buffer (`Write`'s default, as for TCP), because
-//!   `writev` cannot be told `MSG_NOSIGNAL`: a process whose `SIGPIPE` is
-//!   not ignored would die writing to a closed peer. Plain writes go
-//!   through std's `send(…, MSG_NOSIGNAL)` and report `BrokenPipe`.
+//! * `read_vectored` scatters (`readv`) and `write_vectored` gathers, as
+//!   std's do, but the write is a `sendmsg(…, MSG_NOSIGNAL)` rather than
+//!   std's `writev`, which cannot be told `MSG_NOSIGNAL`: a process whose
+//!   `SIGPIPE` is not ignored would die writing to a closed peer. Plain
+//!   writes go through std's `send(…, MSG_NOSIGNAL)`; all report
+//!   `BrokenPipe` instead.
 //!
 //! Dropping a listener or a bound datagram socket does not remove its path
 //! from the file system (as in std): remove it yourself.
