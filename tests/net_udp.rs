@@ -117,6 +117,12 @@ fn debug_names_the_socket() {
         d.contains("UdpSocket") && d.contains(&addr(&s).to_string()),
         "{d}"
     );
+    assert!(d.contains("peer: None"), "{d}");
+    // A connected socket names its peer, as UnixDatagram's Debug does.
+    let peer = bind();
+    s.connect(addr(&peer)).unwrap();
+    let d = format!("{s:?}");
+    assert!(d.contains(&format!("peer: Some({})", addr(&peer))), "{d}");
 }
 
 #[test]

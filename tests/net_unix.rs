@@ -1270,8 +1270,10 @@ fn datagram_write_timeout_on_full_queue() {
         assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
         assert!(dt >= 150 * MS, "early: {dt:?}");
         assert!(dt < 150 * MS + SLACK, "late: {dt:?}");
+        assert!(verdant::io::is_deadline_error(&e), "{e:?}");
         // send_to (which pauses and retries) keeps the deadline too, from
-        // a connected socket and from an unconnected one.
+        // a connected socket and from an unconnected one, and expires with
+        // the same error as the waits of the reactor.
         let un = UnixDatagram::unbound().unwrap();
         un.set_write_timeout(Some(150 * MS)).unwrap();
         for s in [&tx, &un] {
@@ -1279,6 +1281,7 @@ fn datagram_write_timeout_on_full_queue() {
             let e = s.send_to(b"late", &path).unwrap_err();
             let dt = t.elapsed();
             assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
+            assert!(verdant::io::is_deadline_error(&e), "{e:?}");
             assert!(dt >= 150 * MS, "early: {dt:?}");
             assert!(dt < 150 * MS + SLACK, "late: {dt:?}");
         }

@@ -64,7 +64,7 @@ macro_rules! std_socket {
 
 std_socket!(std::net::TcpListener, short_io: false, debug: ["local": local_addr]);
 std_socket!(std::net::TcpStream, short_io: true, debug: ["local": local_addr, "peer": peer_addr]);
-std_socket!(std::net::UdpSocket, short_io: false, debug: ["local": local_addr]);
+std_socket!(std::net::UdpSocket, short_io: false, debug: ["local": local_addr, "peer": peer_addr]);
 std_socket!(std::os::unix::net::UnixListener, short_io: false, debug: ["local": local_addr]);
 std_socket!(
     std::os::unix::net::UnixStream,

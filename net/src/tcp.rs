@@ -171,15 +171,18 @@ assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);"
 socket::incoming_type!(TcpListener, TcpStream);
 
 impl TcpStream {
-    /// Connects to `addr`, trying each resolved address in turn; the
+    /// Connects to `addr`, trying each address it resolves to in turn; the
     /// greenlet parks while the connection is in progress.
     ///
-    /// Name resolution itself still runs on the calling thread (a lookup
-    /// off the hub thread is not built yet); IP literals never block.
+    /// A host name is looked up on the blocking pool, so that a slow DNS
+    /// server parks only this greenlet (see [`Resolve`]); IP literals are
+    /// parsed at once.
     ///
     /// # Errors
     ///
-    /// The last address's error, such as `ConnectionRefused`.
+    /// The last address's error, such as `ConnectionRefused`;
+    /// `InvalidInput` when `addr` names no address; the resolver's error
+    /// for a name it cannot resolve.
     ///
     /// # Examples
     ///

@@ -701,12 +701,7 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
         let deadline = self.sock.write_deadline();
         let mut backoff = RETRY_MIN;
         loop {
-            if self.sock.reg().is_closed() {
-                return Err(io::Error::new(
-                    io::ErrorKind::NotConnected,
-                    "the socket was closed by another greenlet",
-                ));
-            }
+            self.sock.reg().check_open()?;
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -714,12 +709,7 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
             }
             let now = Instant::now();
             let pause = match deadline {
-                Some(d) if d <= now => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::TimedOut,
-                        "the operation timed out",
-                    ))
-                }
+                Some(d) if d <= now => return Err(verdant_runtime::io::deadline_error()),
                 Some(d) => backoff.min(d - now),
                 None => backoff,
             };
