@@ -53,7 +53,10 @@ use verdant::net::{TcpListener, TcpStream};
 use verdant::{joinall, sleep, spawn, yield_now, Hub, JoinHandle};
 
 mod common;
-use common::{child_case, listener_with_backlog, random_bytes, run_child, setsockopt_int, Rng};
+use common::{
+    assert_socket_timeout, child_case, listener_with_backlog, random_bytes, run_child,
+    setsockopt_int, Rng,
+};
 
 const MS: Duration = Duration::from_millis(1);
 /// The upper bound for anything that should be "prompt" on a loaded machine.
@@ -626,8 +629,9 @@ fn std_timeouts_getters() {
     assert_eq!(c.write_timeout().unwrap(), None);
 }
 
-// std test_read_timeout, gevent test_recv_timeout: TimedOut, never early,
-// and the hub runs other greenlets meanwhile.
+// std test_read_timeout, gevent test_recv_timeout: the timeout expires as
+// std's does on Linux (EAGAIN, kind WouldBlock), never early, and the hub
+// runs other greenlets meanwhile.
 #[test]
 fn std_read_timeout_expires() {
     let l = listener();
@@ -649,10 +653,10 @@ fn std_read_timeout_expires() {
         let e2 = c.read_exact(&mut [0u8; 10]).unwrap_err();
         (e, dt, e2, t.elapsed())
     });
-    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
+    assert_socket_timeout(&e);
     assert!(dt >= timeout, "timed out early: {dt:?}");
     assert!(dt < timeout + SLACK, "timed out late: {dt:?}");
-    assert_eq!(e2.kind(), ErrorKind::TimedOut, "{e2:?}");
+    assert_socket_timeout(&e2);
     assert!(dt2 >= timeout, "read_exact timed out early: {dt2:?}");
     ticker.kill();
     assert!(
@@ -661,6 +665,73 @@ fn std_read_timeout_expires() {
         ticks.get()
     );
     assert_eq!(Hub::current().timer_count(), 0);
+}
+
+/// The errors of expired socket timeouts are std's, checked against std's
+/// own TcpStream (blocking, SO_RCVTIMEO/SO_SNDTIMEO): a read, a single
+/// write to a full socket, and write_all (kind WouldBlock, the EAGAIN in
+/// its PartialWrite). verdant's own deadlines keep TimedOut:
+/// connect_timeout (see io10) and the reactor's waits.
+#[test]
+fn socket_timeouts_expire_as_std_does() {
+    fn same(verdant: &io::Error, std: &io::Error) {
+        assert_eq!(verdant.kind(), std.kind(), "{verdant:?} vs std {std:?}");
+        assert_eq!(verdant.raw_os_error(), std.raw_os_error(), "{verdant:?}");
+    }
+    let t = Some(20 * MS);
+    let std_l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let std_s = std::net::TcpStream::connect(std_l.local_addr().unwrap()).unwrap();
+    let (_std_peer, _) = std_l.accept().unwrap(); // never reads nor writes
+    std_s.set_read_timeout(t).unwrap();
+    std_s.set_write_timeout(t).unwrap();
+    let std_read = (&std_s).read(&mut [0u8; 8]).unwrap_err();
+    let big = vec![0u8; 1 << 20];
+    let std_write = (0..1000)
+        .find_map(|_| (&std_s).write(&big).err())
+        .expect("std's writes never filled the socket");
+    assert_socket_timeout(&std_read);
+    assert_socket_timeout(&std_write);
+
+    bounded(move || {
+        let l = listener();
+        let (c, _s) = pair(&l); // _s never reads nor writes
+        c.set_read_timeout(t).unwrap();
+        c.set_write_timeout(t).unwrap();
+        same(&(&c).read(&mut [0u8; 8]).unwrap_err(), &std_read);
+        same(&(&c).read_exact(&mut [0u8; 8]).unwrap_err(), &std_read);
+        let mut cell = [0u8; 8];
+        let mut bufs = [IoSliceMut::new(&mut cell)];
+        same(&(&c).read_vectored(&mut bufs).unwrap_err(), &std_read);
+        same(&c.peek(&mut [0u8; 8]).unwrap_err(), &std_read);
+        same(&c.recv_buf(8).unwrap_err(), &std_read);
+        // write_all fills the socket, then expires part-way.
+        let e = (&c).write_all(&vec![0u8; 64 << 20]).unwrap_err();
+        assert_eq!(e.kind(), std_write.kind(), "{e:?}");
+        let partial = verdant::net::PartialWrite::of(&e).expect("part went out");
+        same(&partial.error, &std_write);
+        // The socket is full now: a single write, a vectored one and a
+        // write_all that writes nothing all expire with the bare error.
+        same(&(&c).write(b"x").unwrap_err(), &std_write);
+        same(
+            &(&c).write_vectored(&[IoSlice::new(b"x")]).unwrap_err(),
+            &std_write,
+        );
+        let e = (&c).write_all(b"x").unwrap_err();
+        same(&e, &std_write);
+        assert!(verdant::net::PartialWrite::of(&e).is_none(), "{e:?}");
+    });
+
+    // The reactor's own deadlines are not socket timeouts: TimedOut.
+    let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let reg = Registration::new(a.as_raw_fd()).unwrap();
+    reg.clear_ready(Direction::Read);
+    let e = reg
+        .wait(Direction::Read, Some(Instant::now() + 10 * MS))
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
+    assert!(verdant::io::is_deadline_error(&e), "{e:?}");
+    drop(reg);
 }
 
 // std test_read_with_timeout: data that arrives in time is read; then the
@@ -685,7 +756,7 @@ fn std_read_with_timeout() {
             let t = Instant::now();
             (s.read(&mut buf).unwrap_err(), t.elapsed())
         });
-        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert_socket_timeout(&e);
         assert!(dt >= 50 * MS, "timed out early: {dt:?}");
     });
 }
@@ -741,7 +812,8 @@ fn write_all_timeout_is_a_whole_call_deadline() {
             (r, t.elapsed(), r3.get(), c)
         });
         let e = r.expect_err("write_all finished: the timeout was applied per partial write");
-        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e:?}");
+        // As std's write timeouts: kind WouldBlock (the EAGAIN is inside).
+        assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e:?}");
         assert!(dt >= timeout, "deadline fired early: {dt:?}");
         assert!(dt < timeout + 300 * MS, "deadline fired late: {dt:?}");
         assert!(
@@ -751,9 +823,10 @@ fn write_all_timeout_is_a_whole_call_deadline() {
         );
         // The error tells how much went out (verdant's PartialWrite), and
         // that is exactly what the peer receives before EOF.
-        let written = verdant::net::PartialWrite::of(&e)
-            .expect("a write_all that failed part-way says how much it wrote")
-            .written;
+        let partial = verdant::net::PartialWrite::of(&e)
+            .expect("a write_all that failed part-way says how much it wrote");
+        assert_socket_timeout(&partial.error);
+        let written = partial.written;
         assert!(
             written >= got && written < 1 << 20,
             "written {written}, read {got}"
@@ -817,7 +890,7 @@ fn std_peek() {
         let e = within(HANG, "timed peek", move || {
             c.peek(&mut [0u8; 1]).unwrap_err()
         });
-        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert_socket_timeout(&e);
     });
 }
 
@@ -1352,7 +1425,7 @@ fn io5_timed_out_reader_does_not_unregister_next_reader() {
                  // (earlier deadline) and then A: B reads (WouldBlock) and parks while A
                  // is woken but has not run; then A runs and times out.
     std::thread::sleep(60 * MS);
-    assert_eq!(join_within(a, SLACK, "A"), Err(ErrorKind::TimedOut));
+    assert_eq!(join_within(a, SLACK, "A"), Err(ErrorKind::WouldBlock));
     c.write_all(b"data").unwrap();
     assert_eq!(
         join_within(b, SLACK, "B (the second reader)"),
@@ -1836,7 +1909,7 @@ fn io12_read_timeout_no_leak() {
             match (&s).read(&mut b) {
                 Ok(1) => (&s).write_all(&b).unwrap(),
                 Ok(n) => panic!("server read {n}"),
-                Err(e) if e.kind() == ErrorKind::TimedOut => t2.set(t2.get() + 1),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => t2.set(t2.get() + 1),
                 Err(e) => panic!("{e:?}"),
             }
         }
@@ -1852,7 +1925,7 @@ fn io12_read_timeout_no_leak() {
             match (&c).read(&mut b) {
                 Ok(1) => assert_eq!(b[0], i as u8),
                 Ok(n) => panic!("client read {n}"),
-                Err(e) if e.kind() == ErrorKind::TimedOut => t3.set(t3.get() + 1),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => t3.set(t3.get() + 1),
                 Err(e) => panic!("{e:?}"),
             }
         }
@@ -2032,7 +2105,7 @@ fn recv_buf_timeout_and_close_wake_the_waiter() {
         let timers = Hub::current().timer_count(); // `bounded`'s own
         let t = Instant::now();
         let e = s.recv_buf(1024).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::TimedOut);
+        assert_socket_timeout(&e);
         assert!(t.elapsed() >= 30 * MS, "timed out early: {:?}", t.elapsed());
         assert_eq!(
             Hub::current().timer_count(),

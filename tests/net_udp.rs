@@ -11,7 +11,8 @@
 //! and have no such setter), the IPv6 halves, `udp_double_bind` (SO_REUSEADDR
 //! semantics, not verdant's). Plus verdant's own cases: close wakes a
 //! blocked receiver, a second concurrent receiver is `ResourceBusy`, timers
-//! do not leak, and many senders to one receiving greenlet.
+//! do not leak, every receive's timeout expires with std's error (`EAGAIN`),
+//! and many senders to one receiving greenlet.
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -20,6 +21,13 @@ use std::time::{Duration, Instant};
 
 use verdant::net::UdpSocket;
 use verdant::{sleep, spawn, Hub};
+
+/// A read timeout's expiry as std's on Linux: `EAGAIN`, kind `WouldBlock`.
+#[track_caller]
+fn assert_std_timeout(e: &std::io::Error) {
+    assert_eq!(e.kind(), ErrorKind::WouldBlock, "{e:?}");
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "{e:?}");
+}
 
 fn bind() -> UdpSocket {
     UdpSocket::bind("127.0.0.1:0").unwrap()
@@ -157,7 +165,7 @@ fn read_timeout_expires_and_others_run_meanwhile() {
     let start = Instant::now();
     let err = s.recv_from(&mut [0u8; 8]).unwrap_err();
     let took = start.elapsed();
-    assert_eq!(err.kind(), ErrorKind::TimedOut);
+    assert_std_timeout(&err);
     assert!(took >= Duration::from_millis(50), "{took:?}");
     assert!(took < Duration::from_millis(500), "{took:?}");
     assert_eq!(
@@ -167,6 +175,32 @@ fn read_timeout_expires_and_others_run_meanwhile() {
     );
     ticker.join().unwrap();
     assert_eq!(Hub::current().timer_count(), 0);
+}
+
+/// Every receive expires as std's UdpSocket does (blocking, SO_RCVTIMEO):
+/// the same kind and OS error, connected or not.
+#[test]
+fn every_receive_expires_as_std_does() {
+    let t = Some(Duration::from_millis(20));
+    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    std_socket.set_read_timeout(t).unwrap();
+    let want = std_socket.recv_from(&mut [0u8; 8]).unwrap_err();
+    assert_std_timeout(&want);
+    let s = bind();
+    s.set_read_timeout(t).unwrap();
+    let mut got = vec![
+        s.recv_from(&mut [0u8; 8]).unwrap_err(),
+        s.peek_from(&mut [0u8; 8]).unwrap_err(),
+    ];
+    let peer = bind();
+    s.connect(addr(&peer)).unwrap();
+    got.push(s.recv(&mut [0u8; 8]).unwrap_err());
+    got.push(s.peek(&mut [0u8; 8]).unwrap_err());
+    for e in &got {
+        assert_eq!(e.kind(), want.kind(), "{e:?} vs std {want:?}");
+        assert_eq!(e.raw_os_error(), want.raw_os_error(), "{e:?}");
+    }
+    assert_eq!(Hub::current().timer_count(), 0, "a timer was left behind");
 }
 
 #[test]
@@ -215,11 +249,7 @@ fn peek_from_leaves_the_datagram() {
     let mut buf = [0u8; 11];
     assert_eq!(s.recv_from(&mut buf).unwrap(), (11, me));
     s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
-    assert_eq!(
-        s.recv_from(&mut buf).unwrap_err().kind(),
-        ErrorKind::TimedOut,
-        "the datagram was consumed exactly once"
-    );
+    assert_std_timeout(&s.recv_from(&mut buf).unwrap_err()); // consumed once
 }
 
 #[test]

@@ -54,6 +54,36 @@
 //! assert_eq!(replies, ["A", "B", "C"]);
 //! server.join().unwrap();
 //! ```
+//!
+//! # Timeouts
+//!
+//! A socket's read and write timeouts (`set_read_timeout`,
+//! `set_write_timeout`) expire as std's do on Linux: with
+//! `io::Error::from_raw_os_error(libc::EAGAIN)`, of kind
+//! `ErrorKind::WouldBlock`, so that code ported by swapping its `use` lines
+//! handles them unchanged. `read_exact` and `write_all` take the timeout as
+//! a deadline for the whole call (gevent's `sendall`); a `write_all` that
+//! expires part-way fails with kind `WouldBlock` too and says how much it
+//! wrote ([`PartialWrite`], whose `error` is the `EAGAIN`).
+//!
+//! Only those expiries are reported so. An error the OS reports, such as
+//! `ETIMEDOUT` for a connection that timed out, comes back as the OS gave
+//! it; and verdant's own deadline APIs keep `ErrorKind::TimedOut`:
+//! [`TcpStream::connect_timeout`] (as std's) and the waits of the reactor's
+//! [`Registration`](verdant_runtime::io::Registration).
+//!
+//! ```
+//! use std::io::{ErrorKind, Read};
+//! use std::time::Duration;
+//! use verdant_net::{TcpListener, TcpStream};
+//!
+//! let l = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let mut s = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+//! s.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+//! let err = s.read(&mut [0u8; 8]).unwrap_err(); // nothing was sent
+//! assert_eq!(err.kind(), ErrorKind::WouldBlock);
+//! assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
+//! ```
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 

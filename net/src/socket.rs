@@ -19,7 +19,7 @@ use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
-use verdant_runtime::io::{Direction, Registration};
+use verdant_runtime::io::{is_deadline_error, Direction, Registration};
 
 use crate::buf::RecvBuf;
 use crate::tcp::PartialWrite;
@@ -101,6 +101,28 @@ pub(crate) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
         ));
     }
     Ok(())
+}
+
+/// The error that a socket's read or write timeout (`set_read_timeout`,
+/// `set_write_timeout`) expires with: std's on Linux, where those timeouts
+/// are `SO_RCVTIMEO`/`SO_SNDTIMEO` and an expired call fails with `EAGAIN`
+/// (kind `WouldBlock`), so that code ported from std sees the same error.
+pub(crate) fn timeout_error() -> io::Error {
+    io::Error::from_raw_os_error(libc::EAGAIN)
+}
+
+/// `e`, unless it is the expiry of a socket timeout's deadline (the
+/// runtime's [`deadline_error`](verdant_runtime::io::deadline_error)),
+/// which becomes [`timeout_error`]. Any other error, an OS `ETIMEDOUT`
+/// among them, passes unchanged. Only ever called on the error path.
+#[cold]
+#[inline(never)]
+pub(crate) fn std_timeout(e: io::Error) -> io::Error {
+    if is_deadline_error(&e) {
+        timeout_error()
+    } else {
+        e
+    }
 }
 
 /// The first pause of `accept` once the process runs out of descriptors;
@@ -200,17 +222,21 @@ impl<S: StdSocket> Socket<S> {
     }
 
     /// Runs `op` (on `WouldBlock`, parks until readable) against the read
-    /// timeout.
+    /// timeout, which expires as std's does ([`timeout_error`]).
     #[inline]
     pub(crate) fn read_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        self.reg.io(Direction::Read, self.read_deadline(), op)
+        self.reg
+            .io(Direction::Read, self.read_deadline(), op)
+            .map_err(std_timeout)
     }
 
     /// Runs `op` (on `WouldBlock`, parks until writable) against the write
-    /// timeout.
+    /// timeout, which expires as std's does ([`timeout_error`]).
     #[inline]
     pub(crate) fn write_op<R>(&self, op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
-        self.reg.io(Direction::Write, self.write_deadline(), op)
+        self.reg
+            .io(Direction::Write, self.write_deadline(), op)
+            .map_err(std_timeout)
     }
 
     /// Accepts a connection with `accept` and wraps it. When the process
@@ -253,7 +279,8 @@ where
     /// Runs `op`, which asks to move `len` bytes, until it does not return
     /// `WouldBlock`: through [`Registration::io_stream`] where a short result
     /// proves the socket no longer ready, else through
-    /// [`Registration::io`].
+    /// [`Registration::io`]. A `deadline` (from a socket timeout) expires
+    /// as std's timeouts do ([`timeout_error`]).
     #[inline]
     fn stream_io(
         &self,
@@ -262,11 +289,12 @@ where
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        if S::SHORT_IO_PROVES_NOT_READY {
+        let r = if S::SHORT_IO_PROVES_NOT_READY {
             self.reg.io_stream(dir, deadline, len, op)
         } else {
             self.reg.io(dir, deadline, op)
-        }
+        };
+        r.map_err(std_timeout)
     }
 
     /// A read that waits until `deadline` at most.
@@ -322,13 +350,17 @@ where
         })
     }
 
-    /// `Read::read_exact`, the read timeout a deadline for the whole call.
+    /// `Read::read_exact`, the read timeout a deadline for the whole call
+    /// (its expiry std's `EAGAIN`).
     pub(crate) fn read_exact(&self, buf: &mut [u8]) -> io::Result<()> {
         let deadline = self.read_deadline();
         read_exact_with(buf, |b| self.read_until(b, deadline))
     }
 
     /// `Write::write_all`, the write timeout a deadline for the whole call.
+    /// Its expiry is std's `EAGAIN`; after part of the buffer went out, the
+    /// error (of kind `WouldBlock`) carries a [`PartialWrite`] whose `error`
+    /// is that `EAGAIN`.
     pub(crate) fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         let deadline = self.write_deadline();
         write_all_with(buf, |b| self.write_until(b, deadline))
@@ -648,9 +680,9 @@ macro_rules! close {
 
 /// The read and write timeouts, for streams (`stream`: a timeout also
 /// bounds `read_exact` and `write_all` as a whole) and datagram sockets.
-/// `$setup` makes a socket `s` (and its peer `peer`); `$read_expiry` is an
-/// expression that waits for data that never comes, `$write_example` a
-/// whole example of the write timeout.
+/// `$setup` makes a socket `s`; `$read_expiry` is an expression that waits
+/// for data that never comes, `$write_example` a whole example of the write
+/// timeout.
 macro_rules! timeouts {
     (
         $kind:ident,
@@ -661,9 +693,9 @@ macro_rules! timeouts {
         #[doc = concat!(
                     "Sets how long a ",
                     $crate::socket::timeouts!(@read_word $kind),
-                    " may wait (`None`: forever). An expired wait fails with \
-             `ErrorKind::TimedOut`.",
+                    " may wait (`None`: forever).",
                     $crate::socket::timeouts!(@read_note $kind),
+                    $crate::socket::timeouts!(@expiry),
                 )]
         ///
         /// # Errors
@@ -677,7 +709,9 @@ macro_rules! timeouts {
                     $setup,
                     "\ns.set_read_timeout(Some(Duration::from_millis(10))).unwrap();\n",
                     "let err = ", $read_expiry, ".unwrap_err();\n",
-                    "assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);\n",
+                    "// As std's on Linux: EAGAIN, of kind WouldBlock.\n",
+                    "assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);\n",
+                    "assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));\n",
                     "let zero = s.set_read_timeout(Some(Duration::ZERO)).unwrap_err();\n",
                     "assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);\n```",
                 )]
@@ -691,9 +725,9 @@ macro_rules! timeouts {
         #[doc = concat!(
                     "Sets how long a ",
                     $crate::socket::timeouts!(@write_word $kind),
-                    " may wait for room (`None`: forever). An expired wait fails \
-             with `ErrorKind::TimedOut`.",
+                    " may wait for room (`None`: forever).",
                     $crate::socket::timeouts!(@write_note $kind),
+                    $crate::socket::timeouts!(@expiry),
                 )]
         ///
         /// # Errors
@@ -764,6 +798,17 @@ macro_rules! timeouts {
     (@write_word datagram) => {
         "send"
     };
+    (@expiry) => {
+        "\n\nAn expired wait fails as std's does on Linux, with \
+         `io::Error::from_raw_os_error(libc::EAGAIN)`: its kind is \
+         `ErrorKind::WouldBlock`, not `TimedOut`, so code ported from std \
+         that checks for it behaves the same. Only the expiry of this \
+         timeout is reported so: an error the OS reports (a connection that \
+         timed out, `ETIMEDOUT`) comes back as the OS gave it, and verdant's \
+         own deadline APIs keep `ErrorKind::TimedOut` \
+         (`TcpStream::connect_timeout`, as in std, and the waits of \
+         [`Registration`](verdant_runtime::io::Registration))."
+    };
     (@read_note stream) => {
         "\n\nFor `read_exact` the timeout is a deadline for the whole call."
     };
@@ -772,8 +817,9 @@ macro_rules! timeouts {
     };
     (@write_note stream) => {
         "\n\nFor `write_all` the timeout is a deadline for the whole call; one \
-         that expires part-way says how much it wrote (see \
-         [`PartialWrite`](crate::PartialWrite))."
+         that expires part-way fails with the same kind, `WouldBlock`, and \
+         says how much it wrote (see [`PartialWrite`](crate::PartialWrite), \
+         whose `error` is the `EAGAIN`)."
     };
     (@write_note datagram) => {
         ""
@@ -986,3 +1032,46 @@ pub(crate) use {
     accept_methods, close, common_methods, incoming_type, peer_addr, shutdown, socket_traits,
     sockopt, stream_io, timeouts,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Only the runtime's deadline expiry becomes std's `EAGAIN`; a
+    /// `TimedOut` from anywhere else (the OS's `ETIMEDOUT`, or one made by
+    /// hand) is left as it is.
+    #[test]
+    fn only_deadline_expiries_become_eagain() {
+        let e = std_timeout(verdant_runtime::io::deadline_error());
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(e.raw_os_error(), Some(libc::EAGAIN));
+        let os = std_timeout(io::Error::from_raw_os_error(libc::ETIMEDOUT));
+        assert_eq!(os.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(os.raw_os_error(), Some(libc::ETIMEDOUT));
+        let plain = std_timeout(io::ErrorKind::TimedOut.into());
+        assert_eq!(plain.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(plain.raw_os_error(), None);
+        let other = std_timeout(io::Error::from_raw_os_error(libc::ECONNRESET));
+        assert_eq!(other.raw_os_error(), Some(libc::ECONNRESET));
+    }
+
+    /// A `write_all` that expires part-way keeps its `PartialWrite`, whose
+    /// error is the `EAGAIN`, under an error of kind `WouldBlock`.
+    #[test]
+    fn a_partial_write_all_expires_as_would_block() {
+        let mut calls = 0;
+        let e = write_all_with(&[0u8; 10], |b| {
+            calls += 1;
+            if calls == 1 {
+                Ok(b.len() - 6)
+            } else {
+                Err(std_timeout(verdant_runtime::io::deadline_error()))
+            }
+        })
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::WouldBlock);
+        let p = PartialWrite::of(&e).expect("a PartialWrite");
+        assert_eq!(p.written, 4);
+        assert_eq!(p.error.raw_os_error(), Some(libc::EAGAIN));
+    }
+}

@@ -14,6 +14,8 @@
 //!   [`verdant_runtime::io`]).
 //! * `write_all` and `read_exact` apply the write/read timeout to the whole
 //!   call, as a deadline (gevent's `sendall`), not to each partial write.
+//!   Read and write timeouts expire with std's error on Linux, `EAGAIN`
+//!   (`ErrorKind::WouldBlock`); see [the crate docs](crate#timeouts).
 //! * The descriptors are always in non-blocking mode, including the one
 //!   [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd::into_raw_fd) hands back.
 //! * `write_vectored` gathers with `sendmsg(…, MSG_NOSIGNAL)`, where std's
@@ -197,7 +199,9 @@ impl TcpStream {
 
     /// Connects to `addr`, failing with `ErrorKind::TimedOut` when the
     /// connection is not established within `timeout` (the socket is closed
-    /// then).
+    /// then), as std's does. (A read or write timeout expires with
+    /// `WouldBlock` instead, also as std's: see
+    /// [`set_read_timeout`](TcpStream::set_read_timeout).)
     ///
     /// # Errors
     ///
@@ -363,9 +367,13 @@ let mut s = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
 let (_peer, _) = l.accept().unwrap(); // never reads
 s.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
 let err = s.write_all(&vec![0u8; 64 << 20]).unwrap_err();
-assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock);
 let partial = verdant_net::PartialWrite::of(&err).expect(\"some bytes went out\");
 assert!(partial.written > 0);
+assert_eq!(partial.error.raw_os_error(), Some(libc::EAGAIN)); // as std's
+// A single write gets the same error once the socket is full.
+let err = s.write(b\"more\").unwrap_err();
+assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
 let zero = s.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
 assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     }
@@ -409,9 +417,10 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     ///
     /// # Errors
     ///
-    /// As [`read`](io::Read::read): `TimedOut` once the read timeout passes,
-    /// `NotConnected` after [`close`](TcpStream::close), what the socket
-    /// reports.
+    /// As [`read`](io::Read::read): `WouldBlock` (`EAGAIN`, as std's)
+    /// once the read timeout passes, `NotConnected` after
+    /// [`close`](TcpStream::close), `ResourceBusy` while another greenlet
+    /// reads the stream, what the socket reports.
     ///
     /// # Examples
     ///
@@ -451,9 +460,9 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
 /// error of an `io::Error` from a verdant socket's `write_all` that failed
 /// part-way (gevent's `sendall` cannot tell you this).
 ///
-/// The `io::Error` keeps the kind of the failure (`TimedOut` for an
-/// expired write timeout, `BrokenPipe`, ...); the original error, with its
-/// OS error code, is [`PartialWrite::error`]. A `write_all` that fails
+/// The `io::Error` keeps the kind of the failure (`WouldBlock` for an
+/// expired write timeout, as std's `EAGAIN`; `BrokenPipe`, ...); the
+/// original error, with its OS error code, is [`PartialWrite::error`]. A `write_all` that fails
 /// before writing anything returns the original error unwrapped.
 ///
 /// # Examples
@@ -472,9 +481,10 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
 /// s.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
 /// let big = vec![7u8; 64 << 20];
 /// let err = s.write_all(&big).unwrap_err();
-/// assert_eq!(err.kind(), ErrorKind::TimedOut);
+/// assert_eq!(err.kind(), ErrorKind::WouldBlock); // the timeout, as std's
 /// let partial = PartialWrite::of(&err).expect("some bytes went out");
 /// assert!(partial.written > 0 && partial.written < big.len());
+/// assert_eq!(partial.error.raw_os_error(), Some(libc::EAGAIN));
 /// ```
 #[derive(Debug)]
 pub struct PartialWrite {
@@ -492,7 +502,7 @@ impl PartialWrite {
     /// # Examples
     ///
     /// ```
-    /// let e = std::io::Error::from(std::io::ErrorKind::TimedOut);
+    /// let e = std::io::Error::from_raw_os_error(libc::EAGAIN);
     /// assert!(verdant_net::tcp::PartialWrite::of(&e).is_none());
     /// ```
     pub fn of(err: &io::Error) -> Option<&PartialWrite> {

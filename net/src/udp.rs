@@ -2,7 +2,9 @@
 //!
 //! Receiving parks the calling greenlet until a datagram arrives; sending
 //! parks only while the socket's send buffer is full. As for TCP, read and
-//! write timeouts expire as `ErrorKind::TimedOut`, [`UdpSocket::close`]
+//! write timeouts expire as std's do on Linux, with `EAGAIN`
+//! (`ErrorKind::WouldBlock`, see [the crate docs](crate#timeouts)),
+//! [`UdpSocket::close`]
 //! wakes a blocked greenlet with `ErrorKind::NotConnected`, and a second
 //! greenlet receiving on the same socket while one already waits gets
 //! `ErrorKind::ResourceBusy` (see [`verdant_runtime::io`]).
@@ -100,8 +102,9 @@ assert!(s.take_error().unwrap().is_none()); // taken",
     ///
     /// # Errors
     ///
-    /// `TimedOut` when the read timeout expires; other errors as `recvfrom`
-    /// reports.
+    /// `WouldBlock` (`EAGAIN`, as std's) when the read timeout expires,
+    /// `NotConnected` once the socket is closed, `ResourceBusy` while another
+    /// greenlet receives on it; other errors as `recvfrom` reports.
     ///
     /// # Examples
     ///
@@ -134,8 +137,9 @@ assert!(s.take_error().unwrap().is_none()); // taken",
     ///
     /// # Errors
     ///
-    /// `TimedOut` when the write timeout expires while the send buffer is
-    /// full; other errors as `sendto` reports.
+    /// `WouldBlock` (`EAGAIN`, as std's) when the write timeout expires
+    /// while the send buffer is full; `InvalidInput` when `addr` names no
+    /// address; other errors as `sendto` reports.
     ///
     /// # Examples
     ///

@@ -14,7 +14,9 @@
 //!   a second greenlet waiting to read (or to write, or to accept) on one
 //!   socket while another already waits gets `ErrorKind::ResourceBusy`;
 //!   `write_all`/`read_exact` apply the timeout to the whole call, as a
-//!   deadline; an expired timeout is always `ErrorKind::TimedOut`.
+//!   deadline. Timeouts expire as std's do on Linux, with `EAGAIN`
+//!   (`ErrorKind::WouldBlock`; see [the crate docs](crate#timeouts)),
+//!   `send_to` (which pauses and retries, below) included.
 //! * [`UnixStream::connect`] to a listener whose backlog is full does not
 //!   fail with `WouldBlock` (as a raw non-blocking connect would) nor block
 //!   the thread (as std's does): the kernel sends no readiness event for
@@ -494,9 +496,10 @@ use std::time::Duration;
 let (mut s, _peer) = verdant_net::UnixStream::pair().unwrap(); // the peer never reads
 s.set_write_timeout(Some(Duration::from_millis(20))).unwrap();
 let err = s.write_all(&vec![0u8; 16 << 20]).unwrap_err();
-assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock); // as std's
 let partial = verdant_net::PartialWrite::of(&err).expect(\"some bytes went out\");
 assert!(partial.written > 0);
+assert_eq!(partial.error.raw_os_error(), Some(libc::EAGAIN));
 let zero = s.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
 assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     }
@@ -709,7 +712,7 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
             }
             let now = Instant::now();
             let pause = match deadline {
-                Some(d) if d <= now => return Err(verdant_runtime::io::deadline_error()),
+                Some(d) if d <= now => return Err(socket::timeout_error()),
                 Some(d) => backoff.min(d - now),
                 None => backoff,
             };
@@ -723,8 +726,8 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     ///
     /// # Errors
     ///
-    /// `TimedOut` when the read timeout expires, `NotConnected` when the
-    /// socket is closed meanwhile, `ResourceBusy` when another greenlet
+    /// `WouldBlock` (`EAGAIN`, as std's) when the read timeout expires,
+    /// `NotConnected` when the socket is closed meanwhile, `ResourceBusy` when another greenlet
     /// already waits to receive on it; other errors as `recvfrom` reports.
     ///
     /// # Examples
@@ -752,8 +755,8 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     ///
     /// # Errors
     ///
-    /// `TimedOut` when the write timeout expires while the receiver's queue
-    /// stays full; other errors as `sendto` reports (`NotFound`,
+    /// `WouldBlock` (`EAGAIN`, as std's) when the write timeout expires
+    /// while the receiver's queue stays full; other errors as `sendto` reports (`NotFound`,
     /// `ConnectionRefused`, …).
     ///
     /// # Examples
@@ -808,7 +811,8 @@ let err = loop {
         break e;
     }
 };
-assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+assert_eq!(err.kind(), std::io::ErrorKind::WouldBlock); // as std's
+assert_eq!(err.raw_os_error(), Some(libc::EAGAIN));
 let zero = s.set_write_timeout(Some(Duration::ZERO)).unwrap_err();
 assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     }

@@ -36,6 +36,15 @@ pub fn run_child(test: &str, case: &str, env: &[(&str, &str)]) -> Output {
         .expect("spawn child test process")
 }
 
+/// Asserts that `e` is a socket read or write timeout's expiry as std
+/// reports it on Linux: `EAGAIN`, of kind `WouldBlock` (verdant's own
+/// deadline APIs say `TimedOut` instead).
+#[track_caller]
+pub fn assert_socket_timeout(e: &std::io::Error) {
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock, "{e:?}");
+    assert_eq!(e.raw_os_error(), Some(libc::EAGAIN), "{e:?}");
+}
+
 /// A listening IPv4 loopback socket on port 0 with a backlog of `backlog`
 /// (std's `bind` uses 128: a test that queues more connections than that
 /// sees SYNs dropped and connections that are never accepted).
