@@ -61,11 +61,32 @@ pub struct TcpListener {
     sock: Socket<std::net::TcpListener>,
 }
 
-/// A TCP connection.
+/// A TCP connection: [`Read`](std::io::Read) and
+/// [`Write`](std::io::Write), also through a shared reference, so that one
+/// greenlet can read while another writes.
 ///
 /// # Examples
 ///
-/// See [`TcpListener`].
+/// ```
+/// use std::io::{Read, Write};
+/// use verdant_net::{TcpListener, TcpStream};
+///
+/// let l = TcpListener::bind("127.0.0.1:0").unwrap();
+/// let s = std::rc::Rc::new(TcpStream::connect(l.local_addr().unwrap()).unwrap());
+/// let (mut peer, _) = l.accept().unwrap();
+/// // One greenlet reads the stream while this one writes to it.
+/// let s2 = s.clone();
+/// let reader = verdant_runtime::spawn(move || {
+///     let mut got = [0u8; 4];
+///     (&*s2).read_exact(&mut got).unwrap();
+///     got
+/// });
+/// (&*s).write_all(b"ping").unwrap();
+/// let mut buf = [0u8; 4];
+/// peer.read_exact(&mut buf).unwrap();
+/// peer.write_all(b"pong").unwrap();
+/// assert_eq!(&reader.join().unwrap(), b"pong");
+/// ```
 pub struct TcpStream {
     sock: Socket<std::net::TcpStream>,
 }

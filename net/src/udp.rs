@@ -108,7 +108,21 @@ assert!(s.take_error().unwrap().is_none()); // taken",
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// let a = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b_addr = b.local_addr().unwrap();
+    /// // The receiver parks until the datagram arrives; the sender runs.
+    /// let rx = verdant_runtime::spawn(move || {
+    ///     let mut buf = [0u8; 4];
+    ///     let (n, from) = b.recv_from(&mut buf).unwrap();
+    ///     (buf, n, from)
+    /// });
+    /// a.send_to(b"ping!", b_addr).unwrap();
+    /// let (buf, n, from) = rx.join().unwrap();
+    /// assert_eq!(&buf[..n], b"ping"); // truncated to the buffer
+    /// assert_eq!(from, a.local_addr().unwrap());
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.sock.read_op(|| self.sock.inner().recv_from(buf))
     }
@@ -143,7 +157,18 @@ assert!(s.take_error().unwrap().is_none()); // taken",
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket`].
+    /// ```
+    /// use std::net::SocketAddr;
+    /// let a = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let port = b.local_addr().unwrap().port();
+    /// assert_eq!(a.send_to(b"hello", format!("127.0.0.1:{port}")).unwrap(), 5);
+    /// let mut buf = [0u8; 8];
+    /// assert_eq!(b.recv_from(&mut buf).unwrap(), (5, a.local_addr().unwrap()));
+    /// let nowhere: &[SocketAddr] = &[];
+    /// let e = a.send_to(b"hello", nowhere).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn send_to<A: Resolve>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let addr = addr.resolve()?.into_iter().next().ok_or_else(|| {
             io::Error::new(io::ErrorKind::InvalidInput, "no addresses to send data to")
@@ -173,20 +198,33 @@ assert!(s.take_error().unwrap().is_none()); // taken",
         each_addr(addr, |a| self.sock.inner().connect(a))
     }
 
-    /// Sends to the connected peer.
+    /// Sends one datagram to the connected peer.
     ///
     /// # Errors
     ///
-    /// `NotConnected` without a peer; as for [`send_to`](UdpSocket::send_to).
+    /// Without a peer, the OS's `EDESTADDRREQ` ("destination address
+    /// required"); `ConnectionRefused` when an earlier datagram to the peer
+    /// bounced (ICMP port unreachable); otherwise as for
+    /// [`send_to`](UdpSocket::send_to).
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let a = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let e = a.send(b"to whom?").unwrap_err();
+    /// assert_eq!(e.raw_os_error(), Some(libc::EDESTADDRREQ));
+    /// a.connect(b.local_addr().unwrap()).unwrap();
+    /// assert_eq!(a.send(b"hi").unwrap(), 2);
+    /// let mut buf = [0u8; 4];
+    /// assert_eq!(b.recv_from(&mut buf).unwrap(), (2, a.local_addr().unwrap()));
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         self.sock.write_op(|| self.sock.inner().send(buf))
     }
 
-    /// Receives from the connected peer.
+    /// Receives one datagram (once connected, from the peer only: the
+    /// kernel drops datagrams from anyone else).
     ///
     /// # Errors
     ///
@@ -195,7 +233,17 @@ assert!(s.take_error().unwrap().is_none()); // taken",
     ///
     /// # Examples
     ///
-    /// See [`UdpSocket::connect`].
+    /// ```
+    /// let a = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let b = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// let stranger = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    /// b.connect(a.local_addr().unwrap()).unwrap();
+    /// stranger.send_to(b"noise", b.local_addr().unwrap()).unwrap(); // dropped
+    /// a.send_to(b"signal", b.local_addr().unwrap()).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// let n = b.recv(&mut buf).unwrap();
+    /// assert_eq!(&buf[..n], b"signal");
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read_op(|| self.sock.inner().recv(buf))
     }

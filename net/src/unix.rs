@@ -376,7 +376,22 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixListener::bind_addr`].
+    /// ```
+    /// use std::io::{Read, Write};
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    ///
+    /// let name = format!("verdant-doc-connect-addr-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    /// let l = verdant_net::UnixListener::bind_addr(&addr).unwrap();
+    /// let mut c = verdant_net::UnixStream::connect_addr(&addr).unwrap();
+    /// let (mut conn, _) = l.accept().unwrap();
+    /// c.write_all(b"no file").unwrap();
+    /// let mut buf = [0u8; 7];
+    /// conn.read_exact(&mut buf).unwrap();
+    /// assert_eq!(&buf, b"no file");
+    /// assert_eq!(c.peer_addr().unwrap().as_abstract_name(), Some(name.as_bytes()));
+    /// ```
     pub fn connect_addr(addr: &SocketAddr) -> io::Result<UnixStream> {
         let mut backoff = RETRY_MIN;
         loop {
@@ -402,7 +417,17 @@ impl UnixStream {
     ///
     /// # Examples
     ///
-    /// See [`UnixStream`].
+    /// ```
+    /// use std::io::{Read, Write};
+    /// let (mut a, mut b) = verdant_net::UnixStream::pair().unwrap();
+    /// assert!(a.local_addr().unwrap().is_unnamed());
+    /// a.write_all(b"there").unwrap();
+    /// b.write_all(b"back").unwrap();
+    /// let (mut x, mut y) = ([0u8; 5], [0u8; 4]);
+    /// b.read_exact(&mut x).unwrap();
+    /// a.read_exact(&mut y).unwrap();
+    /// assert_eq!((&x, &y), (b"there", b"back"));
+    /// ```
     pub fn pair() -> io::Result<(UnixStream, UnixStream)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
         Ok((UnixStream::from_std(a)?, UnixStream::from_std(b)?))
@@ -540,11 +565,21 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
-    /// What `bind` reports, such as `AddrInUse` when the path exists.
+    /// What `bind` reports, such as `AddrInUse` when the path exists, or
+    /// `InvalidInput` for a path too long for `sockaddr_un`.
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram`].
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("verdant-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("rx.sock");
+    /// let rx = verdant_net::UnixDatagram::bind(&path).unwrap();
+    /// assert_eq!(rx.local_addr().unwrap().as_pathname(), Some(path.as_path()));
+    /// let again = verdant_net::UnixDatagram::bind(&path).unwrap_err();
+    /// assert_eq!(again.kind(), std::io::ErrorKind::AddrInUse);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixDatagram> {
         UnixDatagram::from_std(std::os::unix::net::UnixDatagram::bind(path)?)
     }
@@ -583,7 +618,19 @@ impl UnixDatagram {
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram`].
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("verdant-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("rx.sock");
+    /// let rx = verdant_net::UnixDatagram::bind(&path).unwrap();
+    /// let tx = verdant_net::UnixDatagram::unbound().unwrap();
+    /// assert!(tx.local_addr().unwrap().is_unnamed());
+    /// tx.send_to(b"anon", &path).unwrap();
+    /// let mut buf = [0u8; 8];
+    /// let (n, from) = rx.recv_from(&mut buf).unwrap();
+    /// assert_eq!((&buf[..n], from.is_unnamed()), (&b"anon"[..], true));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn unbound() -> io::Result<UnixDatagram> {
         UnixDatagram::from_std(std::os::unix::net::UnixDatagram::unbound()?)
     }
@@ -727,17 +774,35 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     /// # Errors
     ///
     /// `WouldBlock` (`EAGAIN`, as std's) when the read timeout expires,
-    /// `NotConnected` when the socket is closed meanwhile, `ResourceBusy` when another greenlet
-    /// already waits to receive on it; other errors as `recvfrom` reports.
+    /// `NotConnected` when the socket is closed meanwhile, `ResourceBusy`
+    /// when another greenlet already waits to receive on it; other errors as
+    /// `recvfrom` reports.
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram`].
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("verdant-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let (rx_path, tx_path) = (dir.join("rx.sock"), dir.join("tx.sock"));
+    /// let rx = verdant_net::UnixDatagram::bind(&rx_path).unwrap();
+    /// let tx = verdant_net::UnixDatagram::bind(&tx_path).unwrap();
+    /// // The receiver parks until the datagram arrives; the sender runs.
+    /// let receiver = verdant_runtime::spawn(move || {
+    ///     let mut buf = [0u8; 4];
+    ///     let (n, from) = rx.recv_from(&mut buf).unwrap();
+    ///     (buf[..n].to_vec(), from.as_pathname().map(|p| p.to_owned()))
+    /// });
+    /// tx.send_to(b"ping!", &rx_path).unwrap();
+    /// let (got, from) = receiver.join().unwrap();
+    /// assert_eq!(got, b"ping"); // truncated to the buffer
+    /// assert_eq!(from.as_deref(), Some(tx_path.as_path()));
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
         self.sock.read_op(|| self.sock.inner().recv_from(buf))
     }
 
-    /// Receives one datagram (from the connected peer, if connected).
+    /// Receives one datagram (once connected, from the peer only).
     ///
     /// # Errors
     ///
@@ -745,7 +810,16 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram::pair`].
+    /// ```
+    /// let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
+    /// a.send(b"first").unwrap();
+    /// a.send(b"second").unwrap();
+    /// // One datagram per call, whole and in order.
+    /// let mut buf = [0u8; 16];
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 5);
+    /// assert_eq!(b.recv(&mut buf).unwrap(), 6);
+    /// assert_eq!(&buf[..6], b"second");
+    /// ```
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.sock.read_op(|| self.sock.inner().recv(buf))
     }
@@ -756,12 +830,24 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     /// # Errors
     ///
     /// `WouldBlock` (`EAGAIN`, as std's) when the write timeout expires
-    /// while the receiver's queue stays full; other errors as `sendto` reports (`NotFound`,
+    /// while the receiver's queue stays full; `NotConnected` once the
+    /// socket is closed; other errors as `sendto` reports (`NotFound`,
     /// `ConnectionRefused`, …).
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram`].
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("verdant-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir).unwrap();
+    /// let path = dir.join("rx.sock");
+    /// let rx = verdant_net::UnixDatagram::bind(&path).unwrap();
+    /// let tx = verdant_net::UnixDatagram::unbound().unwrap();
+    /// assert_eq!(tx.send_to(b"hello", &path).unwrap(), 5);
+    /// assert_eq!(rx.recv(&mut [0u8; 8]).unwrap(), 5);
+    /// let e = tx.send_to(b"hello", dir.join("nobody")).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    /// # std::fs::remove_dir_all(&dir).unwrap();
+    /// ```
     pub fn send_to<P: AsRef<Path>>(&self, buf: &[u8], path: P) -> io::Result<usize> {
         let path = path.as_ref();
         self.send_to_op(|| self.sock.inner().send_to(buf, path))
@@ -775,7 +861,20 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram::bind_addr`].
+    /// ```
+    /// use std::os::linux::net::SocketAddrExt;
+    /// use std::os::unix::net::SocketAddr;
+    ///
+    /// let name = format!("verdant-doc-send-to-addr-{}", std::process::id());
+    /// let addr = SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    /// let tx = verdant_net::UnixDatagram::unbound().unwrap();
+    /// // Nobody is bound there yet.
+    /// let e = tx.send_to_addr(b"early", &addr).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// let rx = verdant_net::UnixDatagram::bind_addr(&addr).unwrap();
+    /// assert_eq!(tx.send_to_addr(b"on time", &addr).unwrap(), 7);
+    /// assert_eq!(rx.recv(&mut [0u8; 16]).unwrap(), 7);
+    /// ```
     pub fn send_to_addr(&self, buf: &[u8], addr: &SocketAddr) -> io::Result<usize> {
         self.send_to_op(|| self.sock.inner().send_to_addr(buf, addr))
     }
@@ -789,7 +888,16 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     ///
     /// # Examples
     ///
-    /// See [`UnixDatagram::pair`].
+    /// ```
+    /// let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
+    /// assert_eq!(a.send(b"one").unwrap(), 3);
+    /// assert_eq!(b.recv(&mut [0u8; 8]).unwrap(), 3);
+    /// drop(b);
+    /// let e = a.send(b"two").unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::ConnectionRefused);
+    /// let lone = verdant_net::UnixDatagram::unbound().unwrap();
+    /// assert_eq!(lone.send(b"?").unwrap_err().kind(), std::io::ErrorKind::NotConnected);
+    /// ```
     pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
         // Linux wakes a sender connected to a receiver when that receiver's
         // queue has room again, so this parks on readiness as every other
