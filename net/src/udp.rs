@@ -308,37 +308,116 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
         value: "7",
     }
 
-    /// Joins an IPv4 multicast group.
-    ///
-    /// # Errors
-    ///
-    /// As `setsockopt` reports.
-    ///
-    /// # Examples
-    ///
-    /// ```no_run
-    /// use std::net::Ipv4Addr;
-    /// let s = verdant_net::UdpSocket::bind("0.0.0.0:0").unwrap();
-    /// s.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 123), &Ipv4Addr::UNSPECIFIED).unwrap();
-    /// ```
-    pub fn join_multicast_v4(&self, group: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
-        self.sock.inner().join_multicast_v4(group, interface)
+    socket::sockopt! {
+        set_multicast_loop_v4, multicast_loop_v4: bool,
+        "IP_MULTICAST_LOOP", "whether IPv4 multicast datagrams sent from this socket \
+            are looped back to this host's members of the group",
+        setup: "let s = verdant_net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();",
+        value: "false",
     }
 
-    /// Joins an IPv6 multicast group on interface number `interface`.
+    socket::sockopt! {
+        set_multicast_ttl_v4, multicast_ttl_v4: u32,
+        "IP_MULTICAST_TTL", "the time-to-live of the IPv4 multicast datagrams sent \
+            (1, the default, keeps them on the local network)",
+        setup: "let s = verdant_net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();",
+        value: "8",
+    }
+
+    socket::sockopt! {
+        set_multicast_loop_v6, multicast_loop_v6: bool,
+        "IPV6_MULTICAST_LOOP", "whether IPv6 multicast datagrams sent from this socket \
+            are looped back to this host's members of the group",
+        setup: "let s = verdant_net::UdpSocket::bind(\"[::1]:0\").unwrap();",
+        value: "false",
+    }
+
+    /// Joins the IPv4 multicast group `multiaddr` on the interface whose
+    /// address is `interface` (`IP_ADD_MEMBERSHIP`; `0.0.0.0` lets the
+    /// kernel choose): the socket then receives the group's datagrams.
     ///
     /// # Errors
     ///
-    /// As `setsockopt` reports.
+    /// As `setsockopt` reports: `InvalidInput` when `multiaddr` is not a
+    /// multicast address, `AddrNotAvailable` when no interface has the
+    /// address `interface`.
     ///
     /// # Examples
     ///
-    /// ```no_run
-    /// let s = verdant_net::UdpSocket::bind("[::]:0").unwrap();
-    /// s.join_multicast_v6(&"ff02::123".parse().unwrap(), 0).unwrap();
     /// ```
-    pub fn join_multicast_v6(&self, group: &Ipv6Addr, interface: u32) -> io::Result<()> {
-        self.sock.inner().join_multicast_v6(group, interface)
+    /// use std::net::Ipv4Addr;
+    /// let s = verdant_net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    /// let group = Ipv4Addr::new(224, 0, 0, 123);
+    /// s.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
+    /// let e = s.join_multicast_v4(&Ipv4Addr::LOCALHOST, &Ipv4Addr::LOCALHOST).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput); // not a group
+    /// ```
+    pub fn join_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.inner().join_multicast_v4(multiaddr, interface)
+    }
+
+    /// Leaves the IPv4 multicast group `multiaddr` on the interface whose
+    /// address is `interface` (`IP_DROP_MEMBERSHIP`).
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt` reports: `AddrNotAvailable` when the socket is not a
+    /// member of that group there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::Ipv4Addr;
+    /// let s = verdant_net::UdpSocket::bind("0.0.0.0:0").unwrap();
+    /// let group = Ipv4Addr::new(224, 0, 0, 123);
+    /// s.join_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
+    /// s.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap();
+    /// let e = s.leave_multicast_v4(&group, &Ipv4Addr::LOCALHOST).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable); // left already
+    /// ```
+    pub fn leave_multicast_v4(&self, multiaddr: &Ipv4Addr, interface: &Ipv4Addr) -> io::Result<()> {
+        self.sock.inner().leave_multicast_v4(multiaddr, interface)
+    }
+
+    /// Joins the IPv6 multicast group `multiaddr` on the interface numbered
+    /// `interface` (`IPV6_ADD_MEMBERSHIP`; 0 lets the kernel choose).
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt` reports: `InvalidInput` when `multiaddr` is not a
+    /// multicast address; `ENODEV` when the interface does not exist, or
+    /// when the kernel has no route to choose one by.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::net::Ipv6Addr;
+    /// let s = verdant_net::UdpSocket::bind("[::1]:0").unwrap();
+    /// let e = s.join_multicast_v6(&Ipv6Addr::LOCALHOST, 0).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput); // not a group
+    /// ```
+    pub fn join_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.inner().join_multicast_v6(multiaddr, interface)
+    }
+
+    /// Leaves the IPv6 multicast group `multiaddr` on the interface
+    /// numbered `interface` (`IPV6_DROP_MEMBERSHIP`).
+    ///
+    /// # Errors
+    ///
+    /// As `setsockopt` reports: `AddrNotAvailable` when the socket is not a
+    /// member of that group there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::UdpSocket::bind("[::1]:0").unwrap();
+    /// let group = "ff02::123".parse().unwrap();
+    /// let e = s.leave_multicast_v6(&group, 0).unwrap_err();
+    /// assert_eq!(e.kind(), std::io::ErrorKind::AddrNotAvailable); // never joined
+    /// ```
+    pub fn leave_multicast_v6(&self, multiaddr: &Ipv6Addr, interface: u32) -> io::Result<()> {
+        self.sock.inner().leave_multicast_v6(multiaddr, interface)
     }
 
     socket::close!(
