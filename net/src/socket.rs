@@ -107,7 +107,7 @@ pub(crate) fn check_timeout(t: Option<Duration>) -> io::Result<()> {
 /// `set_write_timeout`) expires with: std's on Linux, where those timeouts
 /// are `SO_RCVTIMEO`/`SO_SNDTIMEO` and an expired call fails with `EAGAIN`
 /// (kind `WouldBlock`), so that code ported from std sees the same error.
-pub(crate) fn timeout_error() -> io::Error {
+fn timeout_error() -> io::Error {
     io::Error::from_raw_os_error(libc::EAGAIN)
 }
 

@@ -746,26 +746,31 @@ assert_eq!(tx.peer_addr().unwrap().as_pathname(), Some(path.as_path()));
     /// failed send's own buffer release wakes it), so waiting for readiness
     /// would spin. It pauses instead (1 ms, doubling up to 20 ms) and
     /// retries, until the deadline; a [`close`](UnixDatagram::close) is
-    /// noticed at the next retry.
+    /// noticed at the next retry. Its expiry is the reactor's
+    /// [`deadline_error`](verdant_runtime::io::deadline_error), made std's
+    /// `EAGAIN` by the same mapping as every other socket timeout's.
     fn send_to_op<R>(&self, mut op: impl FnMut() -> io::Result<R>) -> io::Result<R> {
         let deadline = self.sock.write_deadline();
         let mut backoff = RETRY_MIN;
-        loop {
-            self.sock.reg().check_open()?;
+        let sent = loop {
+            if let Err(closed) = self.sock.reg().check_open() {
+                break Err(closed);
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                r => return r,
+                r => break r,
             }
             let now = Instant::now();
             let pause = match deadline {
-                Some(d) if d <= now => return Err(socket::timeout_error()),
+                Some(d) if d <= now => break Err(verdant_runtime::io::deadline_error()),
                 Some(d) => backoff.min(d - now),
                 None => backoff,
             };
             verdant_runtime::sleep(pause);
             backoff = (backoff * 2).min(SEND_TO_RETRY_MAX);
-        }
+        };
+        sent.map_err(socket::std_timeout)
     }
 
     /// Receives one datagram; returns its length and sender. A datagram
