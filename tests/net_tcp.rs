@@ -380,6 +380,44 @@ fn std_write_vectored() {
     });
 }
 
+// An empty write returns Ok(0) at once, as std's (and UnixStream's) do,
+// also on a full socket whose write readiness the reactor has cleared: it
+// must not wait for room it does not need.
+#[test]
+fn empty_write_on_a_full_socket_returns_at_once() {
+    bounded(|| {
+        let l = small_buffer_listener();
+        let (c, _s) = pair(&l); // _s never reads
+        small_sndbuf(c.as_raw_fd());
+        c.set_write_timeout(Some(20 * MS)).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        let fill = || {
+            let e = (0..10_000)
+                .find_map(|_| (&c).write(&chunk).err())
+                .expect("the socket never filled");
+            assert_socket_timeout(&e);
+        };
+        fill();
+        // Let the peer's last (delayed) ACKs arrive and free what they
+        // free, then fill again: now the window is shut, the last write
+        // found no room (the reactor cleared the write readiness) and no
+        // event is left to set it again.
+        sleep(200 * MS);
+        fill();
+        c.set_write_timeout(Some(SLACK)).unwrap();
+        let t = Instant::now();
+        assert_eq!((&c).write(&[]).unwrap(), 0);
+        assert_eq!((&c).write_vectored(&[]).unwrap(), 0);
+        assert_eq!((&c).write_vectored(&[IoSlice::new(&[])]).unwrap(), 0);
+        (&c).write_all(&[]).unwrap();
+        assert!(
+            t.elapsed() < SLACK / 2,
+            "an empty write waited {:?}",
+            t.elapsed()
+        );
+    });
+}
+
 // Both through a shared reference, as `Read`/`Write` for `&TcpStream`.
 #[test]
 fn vectored_through_shared_references() {

@@ -281,6 +281,12 @@ where
     /// proves the socket no longer ready, else through
     /// [`Registration::io`]. A `deadline` (from a socket timeout) expires
     /// as std's timeouts do ([`timeout_error`]).
+    ///
+    /// A call of no bytes always goes through `io`, which tries it at once
+    /// (`io_stream` would first wait for a readiness it has cleared): the
+    /// kernel completes an empty write at once even on a full socket, as
+    /// std's does, and fails an empty read with `EAGAIN` until data is
+    /// queued, so that one still waits, as std's blocking read does.
     #[inline]
     fn stream_io(
         &self,
@@ -289,7 +295,7 @@ where
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let r = if S::SHORT_IO_PROVES_NOT_READY {
+        let r = if S::SHORT_IO_PROVES_NOT_READY && len != 0 {
             self.reg.io_stream(dir, deadline, len, op)
         } else {
             self.reg.io(dir, deadline, op)
