@@ -1,9 +1,10 @@
 //! Cooperative TCP: [`TcpListener`] and [`TcpStream`], shaped like `std::net`.
 //!
 //! Each socket is a `std::net` socket in non-blocking mode plus a reactor
-//! [`Registration`](verdant_runtime::io::Registration). An operation is tried at once; when it would block, the
-//! calling greenlet parks until the socket is ready and the operation is
-//! retried, while the hub runs other greenlets. Code that waits outside any
+//! [`Registration`](verdant_runtime::io::Registration). An operation is
+//! tried at once; when it would block, the calling greenlet parks until the
+//! socket is ready and the operation is retried, while the hub runs other
+//! greenlets. Code that waits outside any
 //! spawned greenlet (in `main`) runs the hub meanwhile, so it works too.
 //!
 //! Differences from `std::net`, all additions:
@@ -14,8 +15,9 @@
 //!   [`verdant_runtime::io`]).
 //! * `write_all` and `read_exact` apply the write/read timeout to the whole
 //!   call, as a deadline (gevent's `sendall`), not to each partial write.
-//!   Read and write timeouts expire with std's error on Linux, `EAGAIN`
-//!   (`ErrorKind::WouldBlock`); see [the crate docs](crate#timeouts).
+//!   A timeout expires as std's does, with `EAGAIN`
+//!   (`ErrorKind::WouldBlock`; see [the crate docs](crate#timeouts)), and
+//!   a `write_all` that expires part-way says how much it wrote.
 //! * The descriptors are always in non-blocking mode, including the one
 //!   [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd::into_raw_fd) hands back.
 //! * `write_vectored` gathers with `sendmsg(…, MSG_NOSIGNAL)`, where std's

@@ -3,10 +3,10 @@
 //!
 //! They work exactly as the TCP and UDP types do (see [`tcp`](crate::tcp)):
 //! each is a std socket in non-blocking mode plus a reactor
-//! [`Registration`](verdant_runtime::io::Registration); an operation that would block parks only the calling
-//! greenlet until the socket is ready, and code outside any spawned greenlet
-//! (in `main`, or on a plain thread) waits in the hub, running the other
-//! greenlets meanwhile.
+//! [`Registration`](verdant_runtime::io::Registration); an operation that
+//! would block parks only the calling greenlet until the socket is ready,
+//! and code outside any spawned greenlet (in `main`, or on a plain thread)
+//! waits in the hub, running the other greenlets meanwhile.
 //!
 //! Differences from `std::os::unix::net`:
 //! * Additions, as for TCP: `close` (also on a shared reference) wakes a
