@@ -89,7 +89,7 @@ pub(crate) struct Socket<S> {
 /// The deadline `timeout` from now (`None`: no deadline, and no clock read).
 #[inline]
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
-    timeout.and_then(|t| Instant::now().checked_add(t))
+    timeout.map(verdant_runtime::io::deadline_after)
 }
 
 /// std's rule for socket timeouts: `Some(Duration::ZERO)` is `InvalidInput`.
@@ -372,8 +372,8 @@ where
         write_all_with(buf, |b| self.write_until(b, deadline))
     }
 
-    /// Up to `max` bytes in a buffer lent by this thread's pool, taken only
-    /// once the socket is readable (see [`crate::buf`]).
+    /// Up to `max` bytes in a buffer lent by this thread's buffer cache, taken only
+    /// once the socket is readable (see the crate docs on `recv_buf`).
     #[inline]
     pub(crate) fn recv_buf(&self, max: usize) -> io::Result<RecvBuf> {
         let Some(len) = RecvBuf::size_for(max) else {
@@ -926,19 +926,19 @@ macro_rules! accept_methods {
     };
 }
 
-/// The `Incoming` iterator of the listener `$Listener` (of `$Stream`s).
+/// The `$Incoming` iterator of the listener `$Listener` (of `$Stream`s).
 macro_rules! incoming_type {
-    ($Listener:ident, $Stream:ident) => {
+    ($Incoming:ident, $Listener:ident, $Stream:ident) => {
         #[doc = concat!(
                             "The iterator returned by [`", stringify!($Listener), "::incoming`]: ",
                             "each item is the next connection, or the error of that `accept`."
                         )]
         #[derive(Debug)]
-        pub struct Incoming<'a> {
+        pub struct $Incoming<'a> {
             listener: &'a $Listener,
         }
 
-        impl Iterator for Incoming<'_> {
+        impl Iterator for $Incoming<'_> {
             type Item = ::std::io::Result<$Stream>;
 
             fn next(&mut self) -> Option<::std::io::Result<$Stream>> {

@@ -446,6 +446,24 @@ fn timed_out() -> io::Error {
     deadline_error()
 }
 
+/// The deadline `timeout` from now, as the runtime makes every deadline:
+/// a timeout too large for `Instant` (such as `Duration::MAX`) saturates a
+/// century from now instead of overflowing, so a socket type's "wait this
+/// long" agrees with the runtime's own waits.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use verdant_runtime::io::deadline_after;
+/// assert!(deadline_after(Duration::from_secs(1)) > Instant::now());
+/// assert!(deadline_after(Duration::MAX) > Instant::now() + Duration::from_secs(3_000_000_000));
+/// ```
+#[inline]
+pub fn deadline_after(timeout: std::time::Duration) -> Instant {
+    crate::timer::deadline_after(timeout)
+}
+
 /// The error of an IO wait whose deadline passed: `ErrorKind::TimedOut`,
 /// carrying [`Elapsed`](crate::Elapsed) as its inner error, so that callers
 /// can tell it from a `TimedOut` that the OS reported (a TCP connection

@@ -70,6 +70,7 @@ const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// century from now: a wait that long is a wait forever, and it still has
 /// a timer, so an idle hub blocks in its poll instead of reporting that
 /// nothing can ever happen.
+#[inline]
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
     let now = Instant::now();
     now.checked_add(timeout)
