@@ -2066,7 +2066,7 @@ fn owned_fd_round_trip_keeps_the_connection() {
 
 // gevent `test__socket.py` `TestTCP.test_tcp` shape: a large payload read
 // back in recv_buf-sized pieces arrives whole and in order. `usize::MAX` asks
-// for far more than memory holds, and reads at most `RECV_MAX`.
+// for far more than memory holds, and reads at most `RecvBuf::MAX_LEN`.
 #[test]
 fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     bounded(|| {
@@ -2079,7 +2079,7 @@ fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
             // c drops: end of stream
         });
         let (mut total, mut h, mut calls) = (0usize, FNV_OFFSET, 0usize);
-        let limit = verdant::net::buf::RECV_MAX;
+        let limit = verdant::net::RecvBuf::MAX_LEN;
         for max in [1usize, 7, 1000, 65536, usize::MAX].into_iter().cycle() {
             let got = s.recv_buf(max).unwrap();
             if got.is_empty() {

@@ -1,34 +1,10 @@
 //! [`RecvBuf`]: the bytes a `recv_buf` returned, in a buffer lent by this
-//! thread's pool.
-//!
-//! gevent's `data = conn.recv(1024)` hands back a fresh bytes object, so a
-//! connection holds no buffer while it waits for its peer. verdant's
-//! [`TcpStream::recv_buf`](crate::TcpStream::recv_buf) and
-//! [`UnixStream::recv_buf`](crate::UnixStream::recv_buf) do the same: the buffer is
-//! taken only once the socket is readable, and goes back to a per-thread
-//! pool when the [`RecvBuf`] is dropped. The pool hands out the buffer
-//! returned last (LIFO), so with many connections the few buffers in use
-//! stay in the CPU cache. A buffer per connection, read into while the
-//! connection sleeps, is cold by the time its data arrives: with 1,000
-//! connections and 16 KiB messages that costs about 1 µs of server CPU per
-//! request (`cargo bench --bench echo_load`, the `verdant` row against
-//! `verdant-recv`).
-//!
-//! The pool keeps at most [`POOL_BYTES`] bytes of idle buffers; a `recv_buf`
-//! reads at most [`RECV_MAX`] bytes at a time.
+//! thread's buffer cache (the crate docs, "`recv_buf` and `RecvBuf`").
 
 use std::cell::RefCell;
 use std::fmt;
 use std::io;
 use std::ops::{Deref, DerefMut};
-
-/// The most bytes one `recv_buf` returns, whatever it asks for (like any
-/// read, a `recv_buf` may return fewer bytes than asked).
-pub const RECV_MAX: usize = 1 << 20;
-
-/// The most bytes of idle buffers each thread's pool keeps; buffers given
-/// back beyond that are freed.
-pub const POOL_BYTES: usize = 1 << 20;
 
 /// Idle buffers (each fully initialized: its `len` is its usable size) and
 /// their total size.
@@ -46,11 +22,11 @@ thread_local! {
     };
 }
 
-/// Bytes received by a `recv_buf`, in a buffer lent by the thread's pool.
+/// Bytes received by a `recv_buf`, in a buffer lent by the thread's buffer cache.
 ///
 /// Dereferences to the bytes received (`&[u8]`, and `&mut [u8]` to edit
 /// them in place); empty means end of stream. Dropping it gives the buffer
-/// back to the pool of the thread that drops it; [`into_vec`] keeps the
+/// back to the buffer cache of the thread that drops it; [`into_vec`] keeps the
 /// bytes instead.
 ///
 /// [`into_vec`]: RecvBuf::into_vec
@@ -76,6 +52,26 @@ pub struct RecvBuf {
 }
 
 impl RecvBuf {
+    /// The most bytes one `recv_buf` returns, whatever it asks for (like
+    /// any read, a `recv_buf` may return fewer bytes than asked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(verdant_net::RecvBuf::MAX_LEN, 1 << 20);
+    /// ```
+    pub const MAX_LEN: usize = 1 << 20;
+
+    /// The most bytes of idle buffers each thread's buffer cache keeps;
+    /// buffers given back beyond that are freed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(verdant_net::RecvBuf::CACHE_BYTES >= verdant_net::RecvBuf::MAX_LEN);
+    /// ```
+    pub const CACHE_BYTES: usize = 1 << 20;
+
     /// An empty `RecvBuf` (what `recv_buf` returns at end of stream), holding
     /// no buffer.
     ///
@@ -93,7 +89,7 @@ impl RecvBuf {
     }
 
     /// The bytes received, as a `Vec` of exactly that length; the buffer
-    /// does not go back to the pool.
+    /// does not go back to the cache.
     ///
     /// # Examples
     ///
@@ -106,7 +102,7 @@ impl RecvBuf {
         v
     }
 
-    /// Borrows a buffer of at least `len` initialized bytes from the pool
+    /// Borrows a buffer of at least `len` initialized bytes from the cache
     /// (the one given back last), or makes one.
     pub(crate) fn lend(len: usize) -> RecvBuf {
         let mut buf = POOL
@@ -126,13 +122,13 @@ impl RecvBuf {
     }
 
     /// The size of buffer a `recv_buf(max)` reads into: `max` capped at
-    /// [`RECV_MAX`]; `None` for 0 (`recv_buf(0)` returns empty at once).
+    /// [`RecvBuf::MAX_LEN`]; `None` for 0 (`recv_buf(0)` returns empty at once).
     pub(crate) fn size_for(max: usize) -> Option<usize> {
-        Some(max.min(RECV_MAX)).filter(|&n| n > 0)
+        Some(max.min(RecvBuf::MAX_LEN)).filter(|&n| n > 0)
     }
 
     /// Fills the first `len` bytes with `read` (which returns how many it
-    /// wrote); on an error the buffer goes back to the pool.
+    /// wrote); on an error the buffer goes back to the cache.
     pub(crate) fn fill(
         len: usize,
         read: impl FnOnce(&mut [u8]) -> io::Result<usize>,
@@ -154,13 +150,13 @@ impl Drop for RecvBuf {
     fn drop(&mut self) {
         let buf = std::mem::take(&mut self.buf);
         let len = buf.len();
-        if len == 0 || len > POOL_BYTES {
+        if len == 0 || len > RecvBuf::CACHE_BYTES {
             return;
         }
-        // At thread exit the pool may be gone: the buffer is then freed.
+        // At thread exit the cache may be gone: the buffer is then freed.
         let _ = POOL.try_with(|p| {
             if let Ok(mut p) = p.try_borrow_mut() {
-                if p.bytes + len <= POOL_BYTES {
+                if p.bytes + len <= RecvBuf::CACHE_BYTES {
                     p.bytes += len;
                     p.bufs.push(buf);
                 }
@@ -203,10 +199,10 @@ impl fmt::Debug for RecvBuf {
     }
 }
 
-/// How many idle buffers this thread's pool holds, and their total size
+/// How many idle buffers this thread's buffer cache holds, and their total size
 /// (for tests).
 #[cfg(test)]
-pub(crate) fn pool_stats() -> (usize, usize) {
+pub(crate) fn cache_stats() -> (usize, usize) {
     POOL.with(|p| {
         let p = p.borrow();
         (p.bufs.len(), p.bytes)
@@ -219,7 +215,7 @@ mod tests {
 
     #[test]
     fn a_dropped_buffer_is_lent_again_first() {
-        let (n0, _) = pool_stats();
+        let (n0, _) = cache_stats();
         let a = RecvBuf::fill(100, |b| {
             b[..3].copy_from_slice(b"abc");
             Ok(3)
@@ -228,7 +224,7 @@ mod tests {
         assert_eq!(&a[..], b"abc");
         let addr = a.buf.as_ptr();
         drop(a);
-        assert_eq!(pool_stats().0, n0 + 1);
+        assert_eq!(cache_stats().0, n0 + 1);
         let b = RecvBuf::lend(50);
         assert_eq!(b.buf.as_ptr(), addr, "LIFO: the buffer given back last");
         assert!(b.is_empty(), "a lent buffer shows none of its old bytes");
@@ -236,25 +232,25 @@ mod tests {
 
     #[test]
     fn a_failed_read_gives_the_buffer_back() {
-        assert_eq!(pool_stats(), (0, 0), "each test runs on a fresh thread");
+        assert_eq!(cache_stats(), (0, 0), "each test runs on a fresh thread");
         let r = RecvBuf::fill(64, |_| Err(io::ErrorKind::WouldBlock.into()));
         assert_eq!(r.unwrap_err().kind(), io::ErrorKind::WouldBlock);
-        assert_eq!(pool_stats(), (1, 64));
+        assert_eq!(cache_stats(), (1, 64));
     }
 
     #[test]
-    fn the_pool_never_holds_more_than_its_limit() {
+    fn the_cache_never_holds_more_than_its_limit() {
         let bufs: Vec<RecvBuf> = (0..40).map(|_| RecvBuf::lend(64 * 1024)).collect();
         drop(bufs);
-        let (n, bytes) = pool_stats();
-        assert!(bytes <= POOL_BYTES, "{bytes} bytes pooled");
-        assert_eq!(n, POOL_BYTES / (64 * 1024));
-        // Too big to pool at all.
+        let (n, bytes) = cache_stats();
+        assert!(bytes <= RecvBuf::CACHE_BYTES, "{bytes} bytes cached");
+        assert_eq!(n, RecvBuf::CACHE_BYTES / (64 * 1024));
+        // Too big to cache at all.
         drop(RecvBuf {
-            buf: vec![0; POOL_BYTES + 1],
+            buf: vec![0; RecvBuf::CACHE_BYTES + 1],
             filled: 0,
         });
-        assert_eq!(pool_stats(), (n, bytes));
+        assert_eq!(cache_stats(), (n, bytes));
     }
 
     #[test]
@@ -264,8 +260,8 @@ mod tests {
             Ok(2)
         })
         .unwrap();
-        let (n0, _) = pool_stats();
+        let (n0, _) = cache_stats();
         assert_eq!(b.into_vec(), b"hi");
-        assert_eq!(pool_stats().0, n0, "a kept buffer is not pooled");
+        assert_eq!(cache_stats().0, n0, "a kept buffer is not cached");
     }
 }

@@ -1,30 +1,5 @@
-//! Name resolution off the hub's thread.
-//!
-//! std's [`ToSocketAddrs`](std::net::ToSocketAddrs) calls `getaddrinfo`,
-//! which blocks the OS thread, and with it every greenlet of the hub, for as
-//! long as a DNS server takes to answer (seconds, when one is down). verdant's
-//! [`Resolve`] parses literal addresses at once and sends host names to the
-//! blocking pool ([`spawn_blocking`](verdant_runtime::spawn_blocking)); the
-//! asking greenlet parks meanwhile and the hub keeps running the others.
-//! Every address-taking call of `verdant::net` (`connect`, `bind`,
-//! `send_to`…) takes this trait; it is implemented for the same types as
-//! std's, so `TcpStream::connect("localhost:80")` reads the same.
-//!
-//! std's trait itself is left alone: `std::net::ToSocketAddrs` (also
-//! re-exported, unchanged, as `monkey::net::ToSocketAddrs`) still works, and
-//! code that implements or calls it compiles as before. Its
-//! `to_socket_addrs` is std's: a host name blocks the calling thread there.
-//! To pass a type that implements only std's trait to a `verdant::net`
-//! call, collect its addresses into a `Vec<SocketAddr>` (see [`Resolve`]).
-//!
-//! ```
-//! use verdant_net::{lookup_host, Resolve};
-//!
-//! let addrs = lookup_host("localhost:8080").unwrap();
-//! assert!(addrs.iter().all(|a| a.port() == 8080 && a.ip().is_loopback()));
-//! // Literals never leave the thread.
-//! assert_eq!(("127.0.0.1", 80).resolve().unwrap(), ["127.0.0.1:80".parse().unwrap()]);
-//! ```
+//! Name resolution off the hub's thread (the crate docs, "Name
+//! resolution").
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -37,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 /// (`"host:port"` strings, `(host, port)` pairs, `SocketAddr` and its
 /// parts, slices of addresses, and references to any of them), plus arrays
 /// and `Vec`s of `SocketAddr`. Literal addresses are parsed at once; host
-/// names are looked up on the blocking pool (see the [module docs](self)).
+/// names are looked up on the blocking pool (see [Name resolution](crate#name-resolution)).
 ///
 /// A type that implements only std's `ToSocketAddrs` (your own, or one from
 /// another crate) is passed by collecting its addresses into a

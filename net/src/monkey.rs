@@ -105,7 +105,9 @@ pub mod os {
         /// echo.join().unwrap();
         /// ```
         pub mod net {
-            pub use crate::unix::{Incoming, UnixDatagram, UnixListener, UnixStream};
+            pub use crate::unix::{
+                UnixDatagram, UnixIncoming as Incoming, UnixListener, UnixStream,
+            };
             pub use std::os::unix::net::SocketAddr;
         }
     }

@@ -1,29 +1,5 @@
-//! Cooperative TCP: [`TcpListener`] and [`TcpStream`], shaped like `std::net`.
-//!
-//! Each socket is a `std::net` socket in non-blocking mode plus a reactor
-//! [`Registration`](verdant_runtime::io::Registration). An operation is
-//! tried at once; when it would block, the calling greenlet parks until the
-//! socket is ready and the operation is retried, while the hub runs other
-//! greenlets. Code that waits outside any
-//! spawned greenlet (in `main`) runs the hub meanwhile, so it works too.
-//!
-//! Differences from `std::net`, all additions:
-//! * [`TcpStream::close`] (also on a shared reference) wakes a greenlet
-//!   waiting on the stream with `ErrorKind::NotConnected` at once.
-//! * Two greenlets waiting to read (or to write) one socket at the same time
-//!   is an error, `ErrorKind::ResourceBusy`, for the second (see
-//!   [`verdant_runtime::io`]).
-//! * `write_all` and `read_exact` apply the write/read timeout to the whole
-//!   call, as a deadline (gevent's `sendall`), not to each partial write.
-//!   A timeout expires as std's does, with `EAGAIN`
-//!   (`ErrorKind::WouldBlock`; see [the crate docs](crate#timeouts)), and
-//!   a `write_all` that expires part-way says how much it wrote.
-//! * The descriptors are always in non-blocking mode, including the one
-//!   [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd::into_raw_fd) hands back.
-//! * `write_vectored` gathers with `sendmsg(…, MSG_NOSIGNAL)`, where std's
-//!   uses `writev`, which raises `SIGPIPE` at a closed peer in a process
-//!   that does not ignore it; like every write here, it reports
-//!   `BrokenPipe` instead. `read_vectored` scatters (`readv`), as std's.
+//! Cooperative TCP: [`TcpListener`] and [`TcpStream`], shaped like
+//! `std::net` (how they work: the crate docs, "TCP").
 
 use std::fmt;
 use std::io;
@@ -193,7 +169,7 @@ assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);"
     );
 }
 
-socket::incoming_type!(TcpListener, TcpStream);
+socket::incoming_type!(Incoming, TcpListener, TcpStream);
 
 impl TcpStream {
     /// Connects to `addr`, trying each address it resolves to in turn; the
@@ -429,11 +405,11 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
     /// means the peer has closed its side.
     ///
     /// Unlike [`read`](io::Read::read), the caller lends no buffer: one is
-    /// taken from this thread's pool only once the socket is readable, and
+    /// taken from this thread's buffer cache only once the socket is readable, and
     /// goes back to it when the [`RecvBuf`] is dropped. A connection that
-    /// waits holds no buffer, and the pool hands out the buffer given back
-    /// last, which is still in the CPU cache (see [`crate::buf`]). At most
-    /// [`RECV_MAX`](crate::buf::RECV_MAX) bytes are returned at a time.
+    /// waits holds no buffer, and the cache hands out the buffer given back
+    /// last, which is still in the CPU cache (see the crate docs on `recv_buf`). At most
+    /// [`RecvBuf::MAX_LEN`] bytes are returned at a time.
     /// `recv_buf(0)` returns an empty buffer at once. (The name keeps
     /// `recv(&mut buf)` for what it means in std and socket2: a receive
     /// into the caller's buffer.)
@@ -496,7 +472,7 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
 /// ```
 /// use std::io::{ErrorKind, Write};
 /// use std::time::Duration;
-/// use verdant_net::tcp::PartialWrite;
+/// use verdant_net::PartialWrite;
 ///
 /// let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
 /// let mut s = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -526,7 +502,7 @@ impl PartialWrite {
     ///
     /// ```
     /// let e = std::io::Error::from_raw_os_error(libc::EAGAIN);
-    /// assert!(verdant_net::tcp::PartialWrite::of(&e).is_none());
+    /// assert!(verdant_net::PartialWrite::of(&e).is_none());
     /// ```
     pub fn of(err: &io::Error) -> Option<&PartialWrite> {
         err.get_ref()?.downcast_ref::<PartialWrite>()
@@ -558,11 +534,11 @@ mod tests {
 
     /// Fifty connections served by `recv_buf` echo loops, one request at a
     /// time: a parked `recv_buf` holds no buffer, and every request borrows the
-    /// same pooled one (the one given back last).
+    /// same cached one (the one given back last).
     #[test]
     fn parked_recvs_hold_no_buffer_and_share_the_hot_one() {
-        use crate::buf::pool_stats;
-        assert_eq!(pool_stats(), (0, 0));
+        use crate::buf::cache_stats;
+        assert_eq!(cache_stats(), (0, 0));
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let mut clients = Vec::new();
@@ -582,9 +558,13 @@ mod tests {
         // Let all fifty park in recv_buf. A fresh socket counts as readable,
         // so each first recv_buf tried a read (which would block) in a lent buffer,
         // and gave it back. Had the parked greenlets kept their buffers, the
-        // pool would be empty and fifty would be out.
+        // cache would be empty and fifty would be out.
         verdant_runtime::sleep(Duration::from_millis(5));
-        assert_eq!(pool_stats(), (1, 1024), "a parked recv_buf kept its buffer");
+        assert_eq!(
+            cache_stats(),
+            (1, 1024),
+            "a parked recv_buf kept its buffer"
+        );
         for round in 0..3 {
             for (i, c) in clients.iter_mut().enumerate() {
                 let msg = format!("round {round} conn {i}");
@@ -595,7 +575,7 @@ mod tests {
             }
         }
         verdant_runtime::sleep(Duration::from_millis(5)); // all park again
-        assert_eq!(pool_stats(), (1, 1024), "150 requests, one buffer");
+        assert_eq!(cache_stats(), (1, 1024), "150 requests, one buffer");
     }
 
     /// A greenlet parked in IO when its thread exits is unwound while the

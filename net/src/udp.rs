@@ -1,13 +1,5 @@
-//! Cooperative UDP: [`UdpSocket`], shaped like `std::net::UdpSocket`.
-//!
-//! Receiving parks the calling greenlet until a datagram arrives; sending
-//! parks only while the socket's send buffer is full. As for TCP, read and
-//! write timeouts expire as std's do on Linux, with `EAGAIN`
-//! (`ErrorKind::WouldBlock`, see [the crate docs](crate#timeouts)),
-//! [`UdpSocket::close`]
-//! wakes a blocked greenlet with `ErrorKind::NotConnected`, and a second
-//! greenlet receiving on the same socket while one already waits gets
-//! `ErrorKind::ResourceBusy` (see [`verdant_runtime::io`]).
+//! Cooperative UDP: [`UdpSocket`], shaped like `std::net::UdpSocket` (the
+//! crate docs, "UDP").
 
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};

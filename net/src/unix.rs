@@ -1,90 +1,6 @@
 //! Cooperative Unix-domain sockets: [`UnixListener`], [`UnixStream`] and
-//! [`UnixDatagram`], shaped like `std::os::unix::net`.
-//!
-//! They work exactly as the TCP and UDP types do (see [`tcp`](crate::tcp)):
-//! each is a std socket in non-blocking mode plus a reactor
-//! [`Registration`](verdant_runtime::io::Registration); an operation that
-//! would block parks only the calling greenlet until the socket is ready,
-//! and code outside any spawned greenlet (in `main`, or on a plain thread)
-//! waits in the hub, running the other greenlets meanwhile.
-//!
-//! Differences from `std::os::unix::net`:
-//! * Additions, as for TCP: `close` (also on a shared reference) wakes a
-//!   greenlet waiting on the socket with `ErrorKind::NotConnected` at once;
-//!   a second greenlet waiting to read (or to write, or to accept) on one
-//!   socket while another already waits gets `ErrorKind::ResourceBusy`;
-//!   `write_all`/`read_exact` apply the timeout to the whole call, as a
-//!   deadline. Timeouts expire as std's do on Linux, with `EAGAIN`
-//!   (`ErrorKind::WouldBlock`; see [the crate docs](crate#timeouts)),
-//!   `send_to` (which pauses and retries, below) included.
-//! * [`UnixStream::connect`] to a listener whose backlog is full does not
-//!   fail with `WouldBlock` (as a raw non-blocking connect would) nor block
-//!   the thread (as std's does): the kernel sends no readiness event for
-//!   that case, so the greenlet retries after a short sleep (1 ms, doubling
-//!   up to 100 ms) until the listener accepts.
-//! * A datagram send that finds the receiver's queue full
-//!   (`net.unix.max_dgram_qlen`) parks. [`UnixDatagram::send`] waits for
-//!   readiness (Linux wakes a sender connected to the receiver when its
-//!   queue has room). [`UnixDatagram::send_to`] and
-//!   [`send_to_addr`](UnixDatagram::send_to_addr) cannot: Linux reports
-//!   such a sender writable again at once, so a readiness wait would spin;
-//!   they pause and retry instead (1 ms, doubling up to 20 ms), so `close`
-//!   reaches them at their next retry rather than at once.
-//! * [`UnixListener::accept`] backs off when the process runs out of
-//!   descriptors, as [`TcpListener::accept`](crate::TcpListener::accept)
-//!   does.
-//! * Not provided (unstable in std): `peek`, `peek_from`, credentials and
-//!   ancillary data (`peer_cred`, `set_passcred`, `*_with_ancillary`). No
-//!   `set_nonblocking`: the descriptors are always non-blocking underneath,
-//!   including the one [`IntoRawFd::into_raw_fd`](std::os::fd::IntoRawFd)
-//!   hands back.
-//! * `read_vectored` scatters (`readv`) and `write_vectored` gathers, as
-//!   std's do, but the write is a `sendmsg(…, MSG_NOSIGNAL)` rather than
-//!   std's `writev`, which cannot be told `MSG_NOSIGNAL`: a process whose
-//!   `SIGPIPE` is not ignored would die writing to a closed peer. Plain
-//!   writes go through std's `send(…, MSG_NOSIGNAL)`; all report
-//!   `BrokenPipe` instead.
-//!
-//! Dropping a listener or a bound datagram socket does not remove its path
-//! from the file system (as in std): remove it yourself.
-//!
-//! ```
-//! use std::io::{Read, Write};
-//! use verdant_net::unix::{UnixListener, UnixStream};
-//!
-//! let dir = std::env::temp_dir().join(format!("verdant-doc-unix-mod-{}", std::process::id()));
-//! std::fs::create_dir_all(&dir).unwrap();
-//! let path = dir.join("echo.sock");
-//! let listener = UnixListener::bind(&path).unwrap();
-//! // One greenlet per connection, plain blocking-style code in each.
-//! let server = verdant_runtime::spawn(move || {
-//!     for conn in listener.incoming().take(3) {
-//!         let mut conn = conn.unwrap();
-//!         verdant_runtime::spawn(move || {
-//!             let mut buf = [0u8; 64];
-//!             let n = conn.read(&mut buf).unwrap();
-//!             conn.write_all(&buf[..n].to_ascii_uppercase()).unwrap();
-//!         });
-//!     }
-//! });
-//! let clients: Vec<_> = ["a", "b", "c"]
-//!     .into_iter()
-//!     .map(|word| {
-//!         let path = path.clone();
-//!         verdant_runtime::spawn(move || {
-//!             let mut s = UnixStream::connect(&path).unwrap();
-//!             s.write_all(word.as_bytes()).unwrap();
-//!             let mut reply = String::new();
-//!             s.read_to_string(&mut reply).unwrap();
-//!             reply
-//!         })
-//!     })
-//!     .collect();
-//! let replies: Vec<String> = clients.into_iter().map(|c| c.join().unwrap()).collect();
-//! assert_eq!(replies, ["A", "B", "C"]);
-//! server.join().unwrap();
-//! std::fs::remove_dir_all(&dir).unwrap();
-//! ```
+//! [`UnixDatagram`], shaped like `std::os::unix::net` (the crate docs,
+//! "Unix-domain sockets").
 
 use std::io;
 use std::os::unix::net::SocketAddr;
@@ -95,7 +11,7 @@ use crate::buf::RecvBuf;
 use crate::socket::{self, Socket};
 
 /// The first pause of a connect or datagram send that the kernel gives no
-/// usable readiness event for (see the module docs); it doubles up to
+/// usable readiness event for (see the crate docs); it doubles up to
 /// [`RETRY_MAX`] for a connect, [`SEND_TO_RETRY_MAX`] for a send.
 const RETRY_MIN: Duration = Duration::from_millis(1);
 const RETRY_MAX: Duration = Duration::from_millis(100);
@@ -320,7 +236,9 @@ assert_eq!(err.kind(), std::io::ErrorKind::NotConnected);
     );
 }
 
-socket::incoming_type!(UnixListener, UnixStream);
+socket::incoming_type!(UnixIncoming, UnixListener, UnixStream);
+/// The name the listener methods' macro uses for this module's iterator.
+use self::UnixIncoming as Incoming;
 
 impl<'a> IntoIterator for &'a UnixListener {
     type Item = io::Result<UnixStream>;
@@ -531,8 +449,8 @@ assert_eq!(zero.kind(), std::io::ErrorKind::InvalidInput);",
 
     /// Receives what has arrived, up to `max` bytes, parking until
     /// something has; empty means end of stream. The buffer comes from this
-    /// thread's pool only once the socket is readable, as for
-    /// [`TcpStream::recv_buf`](crate::TcpStream::recv_buf) (see [`crate::buf`]).
+    /// thread's buffer cache only once the socket is readable, as for
+    /// [`TcpStream::recv_buf`](crate::TcpStream::recv_buf) (see the crate docs on `recv_buf`).
     ///
     /// # Errors
     ///
