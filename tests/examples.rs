@@ -1,6 +1,7 @@
-//! Runs every seed example and checks its exact output and order
-//! (`../shared/SEEDS.md`). `cargo test` builds the examples next to the test
-//! binary, in `target/<profile>/examples/`.
+//! Runs every teaching example and checks its exact output and order (the
+//! output of the greenlet and gevent programs they port). `cargo test`
+//! builds the examples next to the test binary, in
+//! `target/<profile>/examples/`.
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};

@@ -23,11 +23,11 @@
 //!   `test__socket.py` (`TestTCP.test_recv_timeout`: the timeout expires no
 //!   earlier than asked; `test_sendall_timeout`: the timeout of `sendall` is
 //!   a deadline for the whole call).
-//! * shared/reference/reliability.md §5 (IO correctness) and table 8.4:
+//! * the reliability plan, §5 (IO correctness) and table 8.4:
 //!   IO-3 `edge_drain`, IO-4 `close_wakes_waiter`, IO-5 `concurrent_reader`,
 //!   IO-6 `fd_reuse_generation`, IO-8 `sigpipe_and_reset`, IO-9 `half_close`,
 //!   IO-10 `connect_timeout`, IO-12 `timeout_no_leak`, and a scaled-down IO-2
-//!   `sendall_integrity` (4 sessions of 16 MiB instead of 1,000).
+//!   `net_sendall_integrity` (4 sessions of 16 MiB instead of 1,000).
 //!
 //! Each test runs on its own libtest thread, so it has a hub of its own and
 //! `Hub::current()` counters (registrations, timers) are per test. Most test

@@ -226,7 +226,7 @@ fn a_million_remote_posts_from_two_threads() {
 #[test]
 fn a_live_remote_keeps_an_idle_hub_waiting_instead_of_loop_exit() {
     // A greenlet parked with no timer, IO or joiner to wake it: waiting on it
-    // is LoopExit at once (see gevent_port's test) unless a remote handle
+    // is LoopExit at once (see task_gevent_port's test) unless a remote handle
     // may still post something that ends the wait.
     PARKED.with(|p| {
         *p.borrow_mut() = Some(spawn(|| {

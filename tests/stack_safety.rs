@@ -1,4 +1,4 @@
-//! Reliability tests STK-1..STK-6 from shared/reference/reliability.md §8.1
+//! Reliability tests STK-1..STK-6 of the reliability plan (§8.1)
 //! (stack safety), with the facts of §0 they rest on (1: overflows on a
 //! coroutine stack are silent SIGSEGVs without a runtime handler, 2: stack
 //! probes, 3: panic hooks need stack, 12: guard pages and map counts).

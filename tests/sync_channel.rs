@@ -1,6 +1,6 @@
 //! verdant's own channel tests: what `Select` / `select!` promise beyond
 //! crossbeam's shape (the ports of crossbeam-channel's tests are in
-//! `channel_port.rs`): a select that waits stands in line as a receiver,
+//! `sync_channel_port.rs`): a select that waits stands in line as a receiver,
 //! sends as arms, two selects meeting on a rendezvous channel, fairness
 //! among ready arms, nothing lost or left registered when a selecting
 //! greenlet is killed, and receives that do not wait (`try_recv`,

@@ -1005,7 +1005,7 @@ fn kill_joiners() {
 // Deadlock detection
 // ---------------------------------------------------------------------------
 
-// shared/reference/reliability.md IO-14 `deadlock_detected`: two greenlets
+// The reliability plan's IO-14 `deadlock_detected`: two greenlets
 // each wait on a queue the other should fill; the root joins: LoopExit
 // within 10 ms, not a hang (the best of three runs, against scheduling
 // noise on a loaded machine)

@@ -610,7 +610,7 @@ fn bounded_semaphore_kill_waiter_handed_a_permit() {
     assert_eq!(sem.release(), Err(OverRelease));
 }
 
-// verdant-specific (reliability.md's deadlock row: greenlets deadlocked on
+// verdant-specific (the reliability plan's deadlock row: greenlets deadlocked on
 // locks): two greenlets take two locks in opposite orders; the root's join
 // fails with LoopExit; killing one lets the other finish
 #[test]

@@ -1,4 +1,4 @@
-//! Reliability IO-7 `emfile_storm` (shared/reference/reliability.md, table
+//! Reliability IO-7 `emfile_storm` (the reliability plan, table
 //! 8.4; libuv's `uv__emfile_trick`): a server at `EMFILE` with 1,000
 //! connections queued by another process. Pass: **no busy loop (server CPU
 //! < 10% while at EMFILE); every queued connection accepted within 200 ms

@@ -1,4 +1,4 @@
-//! Reliability tests PAN-1..PAN-6 from shared/reference/reliability.md §8.2
+//! Reliability tests PAN-1..PAN-6 of the reliability plan (§8.2)
 //! (panics, kills, unwinding), with the facts of §0 they rest on (4: a Drop
 //! that blocks during an unwind must not abort, 5: the panic count is
 //! thread-local, so nothing may suspend mid-unwind).

@@ -1,4 +1,4 @@
-//! Reliability IO-11 `timer_accuracy` (shared/reference/reliability.md,
+//! Reliability IO-11 `timer_accuracy` (the reliability plan,
 //! table 8.4; gevent's Timeout/sleep): 10,000 greenlets each sleep a random
 //! 0–1000 ms at once. Pass: **0 early wake-ups; p99 lateness ≤ 5 ms, max ≤
 //! 20 ms** (the table's figures for an idle 2-core box).

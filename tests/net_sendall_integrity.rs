@@ -1,4 +1,4 @@
-//! Reliability IO-2 `sendall_integrity` (shared/reference/reliability.md,
+//! Reliability IO-2 `sendall_integrity` (the reliability plan,
 //! table 8.4; gevent's `_sendall`): many concurrent sessions, each sending
 //! 16 MiB with `write_all` in random chunk sizes to a deliberately slow
 //! reader (small `SO_RCVBUF`, random read sizes, random sleeps). Pass:
@@ -10,7 +10,7 @@
 //! * `io2_sendall_integrity_full`: the table's 1,000 sessions of 16 MiB
 //!   (16 GiB through loopback, hashed on both ends). Ignored by default;
 //!   `.ci/run` runs it in release:
-//!   `cargo test --release --test sendall_integrity -- --ignored --nocapture`.
+//!   `cargo test --release --test net_sendall_integrity -- --ignored --nocapture`.
 //!
 //! A partial write is observed from outside: the reader sees bytes of a
 //! chunk whose `write_all` has not returned yet. One hub thread runs both
