@@ -952,7 +952,11 @@ macro_rules! incoming_type {
 /// core (a timeout bounds `read_exact` and `write_all` as a whole).
 macro_rules! stream_io {
     ($T:ident) => {
-        impl ::std::io::Read for $T {
+        $crate::socket::stream_io!(@impl $T);
+        $crate::socket::stream_io!(@impl &$T);
+    };
+    (@impl $($T:tt)+) => {
+        impl ::std::io::Read for $($T)+ {
             #[inline]
             fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
                 self.sock.read(buf)
@@ -970,47 +974,7 @@ macro_rules! stream_io {
             }
         }
 
-        impl ::std::io::Read for &$T {
-            #[inline]
-            fn read(&mut self, buf: &mut [u8]) -> ::std::io::Result<usize> {
-                self.sock.read(buf)
-            }
-
-            fn read_vectored(
-                &mut self,
-                bufs: &mut [::std::io::IoSliceMut<'_>],
-            ) -> ::std::io::Result<usize> {
-                self.sock.read_vectored(bufs)
-            }
-
-            fn read_exact(&mut self, buf: &mut [u8]) -> ::std::io::Result<()> {
-                self.sock.read_exact(buf)
-            }
-        }
-
-        impl ::std::io::Write for $T {
-            #[inline]
-            fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
-                self.sock.write(buf)
-            }
-
-            fn write_vectored(
-                &mut self,
-                bufs: &[::std::io::IoSlice<'_>],
-            ) -> ::std::io::Result<usize> {
-                self.sock.write_vectored(bufs)
-            }
-
-            fn write_all(&mut self, buf: &[u8]) -> ::std::io::Result<()> {
-                self.sock.write_all(buf)
-            }
-
-            fn flush(&mut self) -> ::std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        impl ::std::io::Write for &$T {
+        impl ::std::io::Write for $($T)+ {
             #[inline]
             fn write(&mut self, buf: &[u8]) -> ::std::io::Result<usize> {
                 self.sock.write(buf)
