@@ -1,7 +1,7 @@
 //! CI's performance smoke: verdant against an in-run peer on the hot paths
 //! (yield against may, a channel ping-pong against may, spawn+join against
 //! tokio), as ratios. CI machines are noisy, and absolute times with them;
-//! the ratio of two runtimes measured side by side in one process is not.
+//! the ratio of two runtimes measured side by side is much less so.
 //!
 //! ```text
 //! cargo bench --bench perf_smoke              # print the table
@@ -10,23 +10,39 @@
 //! cargo bench --bench perf_smoke -- --record  # write the ratios measured now
 //! ```
 //!
-//! The recorded ratios are in `benches/perf_ratios.txt`. Each row is the
-//! median over paired rounds (verdant then the peer, or the other way, in
-//! turn) of verdant's time divided by the peer's; about ten seconds in all.
+//! The recorded ratios are in `benches/perf_ratios.txt`.
+//!
+//! **How it measures.** The bench runs [`PROCESSES`] copies of itself
+//! (`--child`); each measures every row in paired rounds (verdant then the
+//! peer, or the other way, in turn) and reports each side's median time
+//! per op. A row's ratio is the lowest of the processes' ratios.
+//!
+//! Why so: on this project's shared VM verdant's tightest loops run in one
+//! of two speeds for tens of seconds at a time (a yield round trip takes
+//! about 35 ns, or about 55 ns, run after run of the same binary), while
+//! the peers move much less, so a single ratio moves by up to 1.5x. The
+//! lowest of nine processes' ratios is the fast speed when the host gives
+//! it; the recorded ratios are what the slow speed gives, so that a slow
+//! stretch does not fail CI. The price, on such a host: the check catches
+//! a 2x slowdown of verdant for certain only in a slow stretch, and any
+//! slowdown of 2.3x or more always. A few seconds in all.
 #![allow(missing_docs)]
 
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::ExitCode;
+use std::process::{Command, ExitCode};
 use std::time::Duration;
 
 use common::micro;
 use common::{has_flag, median};
 
-/// Paired rounds per row.
-const ROUNDS: usize = 11;
+/// Child processes, each measuring every row.
+const PROCESSES: usize = 9;
+
+/// Paired rounds per row in each child.
+const ROUNDS: usize = 5;
 
 /// A ratio more than this many times its recorded value fails `--check`.
 const TOLERANCE: f64 = 1.5;
@@ -38,17 +54,52 @@ struct Row {
     name: &'static str,
     what: &'static str,
     ops: u64,
+    /// Ops per reported unit (a spawn+join op is a batch of 100 tasks).
+    per: u64,
     verdant: Box<dyn Fn(u64) -> Duration>,
     peer: Box<dyn Fn(u64) -> Duration>,
 }
 
-/// The median over paired rounds of verdant's time over the peer's, with
-/// the medians of each side's ns per op.
-fn measure(row: &Row) -> (f64, f64, f64) {
+fn rows() -> Vec<Row> {
+    may::config().set_workers(1);
+    let rt = std::rc::Rc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("tokio runtime"),
+    );
+    vec![
+        Row {
+            name: "yield_vs_may",
+            what: "yield round trip, may yield_now (1 worker)",
+            ops: 100_000,
+            per: 1,
+            verdant: Box::new(micro::verdant_yield),
+            peer: Box::new(micro::may_yield),
+        },
+        Row {
+            name: "channel_vs_may",
+            what: "channel ping-pong, may mpsc (1 worker)",
+            ops: 20_000,
+            per: 1,
+            verdant: Box::new(|n| micro::verdant_ping_pong(n, 0)),
+            peer: Box::new(micro::may_ping_pong),
+        },
+        Row {
+            name: "spawn_join_vs_tokio",
+            what: "spawn+join (batches of 100), tokio current_thread",
+            ops: 300,
+            per: micro::BATCH,
+            verdant: Box::new(micro::verdant_spawn_join),
+            peer: Box::new(move |n| micro::tokio_spawn_join(&rt, n)),
+        },
+    ]
+}
+
+/// Each side's median ns per unit over paired rounds.
+fn measure(row: &Row) -> (f64, f64) {
     // Warm-up: stacks, caches, the peers' worker threads.
     (row.verdant)(row.ops / 10);
     (row.peer)(row.ops / 10);
-    let mut ratios = Vec::with_capacity(ROUNDS);
     let (mut v, mut p) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let (a, b) = if round % 2 == 0 {
@@ -58,11 +109,19 @@ fn measure(row: &Row) -> (f64, f64, f64) {
             let b = (row.peer)(row.ops);
             ((row.verdant)(row.ops), b)
         };
-        ratios.push(a.as_secs_f64() / b.as_secs_f64());
-        v.push(a.as_nanos() as f64 / row.ops as f64);
-        p.push(b.as_nanos() as f64 / row.ops as f64);
+        let unit = (row.ops * row.per) as f64;
+        v.push(a.as_nanos() as f64 / unit);
+        p.push(b.as_nanos() as f64 / unit);
     }
-    (median(&mut ratios), median(&mut v), median(&mut p))
+    (median(&mut v), median(&mut p))
+}
+
+/// A child: measures every row, prints `name verdant_ns peer_ns` lines.
+fn child() {
+    for row in rows() {
+        let (v, p) = measure(&row);
+        println!("{} {v} {p}", row.name);
+    }
 }
 
 /// `name ratio` lines; `#` starts a comment.
@@ -90,41 +149,45 @@ fn read_ratios(path: &Path) -> Result<BTreeMap<String, f64>, String> {
     Ok(out)
 }
 
+/// Runs the children; each row's (verdant, peer) medians, one per child.
+fn run_children() -> Result<BTreeMap<String, Vec<(f64, f64)>>, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut out: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for _ in 0..PROCESSES {
+        let res = Command::new(&exe)
+            .arg("--child")
+            .output()
+            .map_err(|e| format!("{}: {e}", exe.display()))?;
+        if !res.status.success() {
+            return Err(format!(
+                "a child failed ({}): {}",
+                res.status,
+                String::from_utf8_lossy(&res.stderr)
+            ));
+        }
+        for line in String::from_utf8_lossy(&res.stdout).lines() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            let [name, v, p] = w[..] else {
+                return Err(format!("a child printed `{line}`"));
+            };
+            let parse = |s: &str| s.parse::<f64>().map_err(|e| format!("`{line}`: {e}"));
+            out.entry(name.to_owned())
+                .or_default()
+                .push((parse(v)?, parse(p)?));
+        }
+    }
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     if has_flag("--list") {
         return ExitCode::SUCCESS; // `cargo test --benches` asks benches to list themselves
     }
+    if has_flag("--child") {
+        child();
+        return ExitCode::SUCCESS;
+    }
     let (check, record) = (has_flag("--check"), has_flag("--record"));
-    may::config().set_workers(1);
-    let rt = std::rc::Rc::new(
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("tokio runtime"),
-    );
-    let rt2 = rt.clone();
-    let rows = [
-        Row {
-            name: "yield_vs_may",
-            what: "yield round trip, may yield_now (1 worker)",
-            ops: 100_000,
-            verdant: Box::new(micro::verdant_yield),
-            peer: Box::new(micro::may_yield),
-        },
-        Row {
-            name: "channel_vs_may",
-            what: "channel ping-pong, may mpsc (1 worker)",
-            ops: 20_000,
-            verdant: Box::new(|n| micro::verdant_ping_pong(n, 0)),
-            peer: Box::new(micro::may_ping_pong),
-        },
-        Row {
-            name: "spawn_join_vs_tokio",
-            what: "spawn+join (batches of 100), tokio current_thread",
-            ops: 300,
-            verdant: Box::new(micro::verdant_spawn_join),
-            peer: Box::new(move |n| micro::tokio_spawn_join(&rt2, n)),
-        },
-    ];
     let recorded = if check {
         match read_ratios(Path::new(RATIOS)) {
             Ok(r) => r,
@@ -136,28 +199,46 @@ fn main() -> ExitCode {
     } else {
         BTreeMap::new()
     };
-    println!("# verdant / peer, median of {ROUNDS} paired rounds");
+    let measured = match run_children() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("perf_smoke: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     println!(
-        "{:<21} {:<50} {:>10} {:>10} {:>7} {:>9}",
-        "row", "against", "verdant ns", "peer ns", "ratio", "recorded"
+        "# verdant / peer: the lowest of {PROCESSES} processes' ratios of medians ({ROUNDS} paired rounds each)"
     );
-    let mut measured = Vec::new();
+    println!(
+        "{:<21} {:<50} {:>10} {:>10} {:>7} {:>13} {:>9}",
+        "row", "against", "verdant ns", "peer ns", "ratio", "per process", "recorded"
+    );
+    let mut ratios = Vec::new();
     let mut failed = Vec::new();
-    for row in &rows {
-        let (ratio, v, p) = measure(row);
-        let unit = if row.name.starts_with("spawn") {
-            micro::BATCH as f64
-        } else {
-            1.0
+    for row in rows() {
+        let Some(runs) = measured.get(row.name) else {
+            failed.push(format!("{}: not measured", row.name));
+            continue;
         };
+        let Some(&(v, p)) = runs
+            .iter()
+            .min_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1)))
+        else {
+            failed.push(format!("{}: not measured", row.name));
+            continue;
+        };
+        let ratio = v / p;
+        let hi = runs.iter().map(|r| r.0 / r.1).fold(0f64, f64::max);
+        let lo = ratio;
         let rec = recorded.get(row.name).copied();
         println!(
-            "{:<21} {:<50} {:>10.1} {:>10.1} {:>7.3} {:>9}",
+            "{:<21} {:<50} {:>10.1} {:>10.1} {:>7.3} {:>13} {:>9}",
             row.name,
             row.what,
-            v / unit,
-            p / unit,
+            v,
+            p,
             ratio,
+            format!("{lo:.3}-{hi:.3}"),
             rec.map_or("-".to_owned(), |r| format!("{r:.3}"))
         );
         if check {
@@ -170,17 +251,15 @@ fn main() -> ExitCode {
                 Some(_) => {}
             }
         }
-        measured.push((row.name, ratio));
+        ratios.push((row.name, ratio));
     }
-    drop(rows);
-    drop(rt);
     if record {
         let mut text = String::from(
-            "# verdant's time / the peer's, median of paired rounds, written by\n\
-             # `cargo bench --bench perf_smoke -- --record`; CI fails when a ratio\n\
-             # is more than 1.5x these.\n",
+            "# verdant's time / the peer's (the lowest of several processes'\n\
+             # ratios), written by `cargo bench --bench perf_smoke -- --record`;\n\
+             # CI fails when a ratio is more than 1.5x these.\n",
         );
-        for (name, ratio) in &measured {
+        for (name, ratio) in &ratios {
             text.push_str(&format!("{name} {ratio:.3}\n"));
         }
         if let Err(e) = std::fs::write(RATIOS, text) {
