@@ -2,14 +2,32 @@
 //! the resident memory per parked greenlet (from /proc/self/statm), the time
 //! to spawn and park them, and the memory mappings used.
 //!
-//! `cargo bench --bench park_many` (add `-- --quick` for 100,000 only).
-//! Target: 1,000,000 succeed at the default `vm.max_map_count`, ≤ 4.5 KiB each.
+//! `cargo bench --bench park_many` (add `-- --quick` for 100,000 only, and
+//! `-- --stack-size BYTES` to park them on stacks of another size than the
+//! default). Target: 1,000,000 succeed at the default `vm.max_map_count`,
+//! ≤ 4.5 KiB each.
+//!
+//! The page-table column is the kernel memory a larger *virtual* stack costs:
+//! RSS counts only touched pages, but every 2 MiB of address space holding a
+//! touched page needs one 4 KiB page of page table (`VmPTE`).
 use std::time::{Duration, Instant};
 
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
+}
+
+fn page_table_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmPTE:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+fn usage() -> ! {
+    eprintln!("usage: park_many [--quick] [--stack-size BYTES]");
+    std::process::exit(2)
 }
 
 fn maps() -> usize {
@@ -20,21 +38,45 @@ fn maps() -> usize {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let mut quick = false;
+    let mut stack_size = None;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--quick" => quick = true,
+            "--stack-size" => match args.next().and_then(|v| v.parse::<usize>().ok()) {
+                Some(v) => stack_size = Some(v),
+                None => usage(),
+            },
+            // cargo bench passes --bench to every bench binary.
+            "--bench" => {}
+            _ => usage(),
+        }
+    }
     let sizes: &[usize] = if quick {
         &[100_000]
     } else {
         &[100_000, 1_000_000]
     };
-    println!("guard pages: {:?}", verdant::stack::guard_kind());
+    let hub = verdant::Hub::current();
+    if let Some(size) = stack_size {
+        if let Err(e) = hub.set_stack_size(size) {
+            eprintln!("park_many: --stack-size {size}: {e}");
+            std::process::exit(2);
+        }
+    }
     println!(
-        "{:>10} {:>12} {:>14} {:>12} {:>10} {:>10}",
-        "greenlets", "spawn+park", "RSS growth", "per greenlet", "maps", "teardown"
+        "guard pages: {:?}; stack size {} KiB",
+        verdant::stack::guard_kind(),
+        hub.stack_size() / 1024
+    );
+    println!(
+        "{:>10} {:>12} {:>14} {:>12} {:>14} {:>8} {:>10}",
+        "greenlets", "spawn+park", "RSS growth", "per greenlet", "page tables", "maps", "teardown"
     );
     for &n in sizes {
-        let hub = verdant::Hub::current();
         hub.set_stack_cache_capacity(0);
-        let (rss0, maps0) = (rss_bytes(), maps());
+        let (rss0, pte0, maps0) = (rss_bytes(), page_table_bytes(), maps());
         let t = Instant::now();
         let mut hs = Vec::with_capacity(n);
         for _ in 0..n {
@@ -49,17 +91,19 @@ fn main() {
         verdant::yield_now(); // every greenlet runs once and parks in sleep
         let parked = t.elapsed();
         let grown = rss_bytes().saturating_sub(rss0);
+        let pte = page_table_bytes().saturating_sub(pte0);
         let maps1 = maps();
         let t = Instant::now();
         verdant::killall(&hs);
         drop(hs);
         let teardown = t.elapsed();
         println!(
-            "{:>10} {:>10.2} s {:>10.1} MiB {:>9.2} KiB {:>10} {:>8.2} s",
+            "{:>10} {:>10.2} s {:>10.1} MiB {:>9.2} KiB {:>7.2} KiB each {:>8} {:>8.2} s",
             n,
             parked.as_secs_f64(),
             grown as f64 / (1 << 20) as f64,
             grown as f64 / n as f64 / 1024.0,
+            pte as f64 / n as f64 / 1024.0,
             maps1.saturating_sub(maps0),
             teardown.as_secs_f64()
         );
