@@ -92,6 +92,13 @@ fn check_overflow_report(out: &Output) -> Result<(), String> {
             "stderr lacks \"greenlet 'deep'\" / \"overflowed its stack\":\n{err}"
         ));
     }
+    // The hint names both ways to raise the size: per greenlet, and for
+    // everything a hub spawns (pools, groups, scopes, posts).
+    if !err.contains("Builder::stack_size") || !err.contains("Hub::set_stack_size") {
+        return Err(format!(
+            "the hint does not name both ways to raise the size:\n{err}"
+        ));
+    }
     Ok(())
 }
 
@@ -387,6 +394,8 @@ fn stk6_child() {
     drop(black_box(warm));
 
     let hub = Hub::current();
+    // The headroom below is sized for 64 KiB stacks, whatever the default.
+    hub.set_stack_size(64 * 1024).unwrap();
     let guard = guard_kind();
     let baseline_maps = maps_count();
     let mut handles = Vec::with_capacity(200_000);
