@@ -231,3 +231,82 @@ fn a_panicking_scope_body_kills_its_children_and_unwinds() {
     assert!(r.is_err());
     assert!(!finished.get());
 }
+
+/// Uses about `kib` KiB of stack and returns a value that depends on it.
+#[inline(never)]
+fn use_stack(kib: usize) -> u64 {
+    let mut buf = [0u8; 64 * 1024];
+    std::hint::black_box(&mut buf);
+    buf[kib % 1000] = kib as u8;
+    let below = if kib > 64 { use_stack(kib - 64) } else { 0 };
+    std::hint::black_box(buf[kib % 1000] as u64 + below)
+}
+
+#[test]
+fn pool_with_builder_names_and_sizes_every_member() {
+    use verdant::{Builder, Greenlet};
+    let pool = Pool::with_builder(2, Builder::new().name("fetch").stack_size(2 << 20));
+    let me = || (Greenlet::current().name(), Greenlet::current().stack_size());
+    let want = ("fetch".into(), Some(2 << 20));
+    assert_eq!(pool.spawn(me).unwrap().join().unwrap(), want);
+    assert_eq!(pool.apply(me).unwrap(), want);
+    assert_eq!(
+        pool.map(0..3, move |_| me()).unwrap(),
+        vec![want.clone(); 3]
+    );
+    let imapped: Vec<_> = pool.imap(0..3, move |_| me()).map(|r| r.unwrap()).collect();
+    assert_eq!(imapped, vec![want.clone(); 3]);
+    // 1.5 MiB of frames: past the default stack, inside the pool's.
+    assert!(pool.apply(|| use_stack(1536)).unwrap() > 0);
+    // spawn_with overrides the pool's options for one member.
+    let h = pool
+        .spawn_with(Builder::new().name("one-off").stack_size(64 * 1024), me)
+        .unwrap();
+    assert_eq!(h.join().unwrap(), ("one-off".into(), Some(64 * 1024)));
+    pool.join().unwrap();
+}
+
+#[test]
+fn pool_spawn_with_waits_for_a_slot_like_spawn() {
+    use verdant::Builder;
+    let pool = Pool::new(1);
+    let t = Instant::now();
+    let a = pool.spawn(|| sleep(Duration::from_millis(30))).unwrap();
+    let b = pool
+        .spawn_with(Builder::new().name("second"), move || t.elapsed())
+        .unwrap();
+    a.join().unwrap();
+    assert!(b.join().unwrap() >= Duration::from_millis(30));
+}
+
+#[test]
+fn group_with_builder_and_spawn_with() {
+    use verdant::{Builder, Greenlet};
+    let group = Group::with_builder(Builder::new().name("worker"));
+    let a = group.spawn(|| Greenlet::current().name());
+    let b = group.spawn_with(Builder::new().stack_size(3 << 20), || {
+        (Greenlet::current().name(), Greenlet::current().stack_size())
+    });
+    assert_eq!(a.join().unwrap(), "worker");
+    // A builder without a name gives the automatic one, not the group's.
+    let (name, size) = b.join().unwrap();
+    assert!(name.starts_with("Greenlet-"), "{name}");
+    assert_eq!(size, Some(3 << 20));
+    group.join().unwrap();
+}
+
+#[test]
+fn scope_spawn_with_sizes_the_child_and_keeps_scope_rules() {
+    use verdant::Builder;
+    let r = scope(|s| {
+        let big = s.spawn_with(Builder::new().name("deep").stack_size(2 << 20), || {
+            use_stack(1536)
+        });
+        s.spawn_with(Builder::new().name("bad"), || -> () { panic!("bad input") });
+        big.join()
+    });
+    // The panicking child is reported under its builder's name.
+    let err = r.unwrap_err();
+    assert_eq!(err.errors.len(), 1);
+    assert_eq!(err.errors[0].name(), "bad");
+}

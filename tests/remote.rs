@@ -461,3 +461,69 @@ fn hubref_to_a_gone_hub_reports_post_error() {
     assert!(r.set().is_err());
     assert!(!r.remote().is_alive());
 }
+
+#[test]
+fn builder_post_names_and_sizes_the_posted_greenlet() {
+    use verdant::{Builder, Greenlet};
+    let remote = Hub::current().remote();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (tx2, plain) = (tx.clone(), remote.clone());
+    std::thread::spawn(move || {
+        Builder::new()
+            .name("from-worker")
+            .stack_size(2 << 20)
+            .post(&remote, move || {
+                let me = Greenlet::current();
+                tx.send((me.name(), me.stack_size())).unwrap();
+            })
+            .unwrap();
+        plain
+            .post(move || {
+                let me = Greenlet::current();
+                tx2.send((me.name(), me.stack_size())).unwrap();
+            })
+            .unwrap();
+    })
+    .join()
+    .unwrap();
+    let deadline = Instant::now() + SLACK;
+    let mut got = Vec::new();
+    while got.len() < 2 && Instant::now() < deadline {
+        sleep(Duration::from_millis(1));
+        got.extend(rx.try_iter());
+    }
+    assert_eq!(
+        got,
+        vec![
+            ("from-worker".into(), Some(2 << 20)),
+            ("remote".into(), Some(Hub::current().stack_size())),
+        ]
+    );
+}
+
+#[test]
+fn builder_post_to_a_gone_hub_gives_the_closure_back() {
+    use verdant::Builder;
+    let remote = std::thread::spawn(|| Hub::current().remote())
+        .join()
+        .unwrap();
+    let ran = Arc::new(AtomicUsize::new(0));
+    let r = ran.clone();
+    let err = Builder::new()
+        .name("late")
+        .post(&remote, move || {
+            r.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap_err();
+    (err.0)();
+    assert_eq!(ran.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+#[should_panic(expected = "exceeds the maximum")]
+fn builder_post_rejects_an_oversized_stack_on_the_caller() {
+    let remote = Hub::current().remote();
+    let _ = verdant::Builder::new()
+        .stack_size(usize::MAX)
+        .post(&remote, || {});
+}

@@ -507,6 +507,26 @@ impl Greenlet {
         self.inner.display_name()
     }
 
+    /// Usable size of the greenlet's own stack, as rounded when it was made
+    /// (whole pages, at least [`MIN_STACK_SIZE`](crate::stack::MIN_STACK_SIZE));
+    /// `None` for the main greenlet and the hub, which run on the thread's
+    /// own stack.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet};
+    /// let h = Builder::new()
+    ///     .stack_size(512 * 1024)
+    ///     .spawn(|| Greenlet::current().stack_size())
+    ///     .unwrap();
+    /// assert_eq!(h.join().unwrap(), Some(512 * 1024));
+    /// assert_eq!(Greenlet::current().stack_size(), None);
+    /// ```
+    pub fn stack_size(&self) -> Option<usize> {
+        self.inner.stack_size()
+    }
+
     /// Names the greenlet (used in panic reports and the overflow message).
     ///
     /// # Examples

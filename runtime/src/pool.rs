@@ -29,6 +29,8 @@ struct GroupInner {
     empty: WaitList<()>,
     /// A pool's slots; `None` for an unbounded group.
     slots: Option<Semaphore>,
+    /// The options of members spawned without their own.
+    builder: Builder,
 }
 
 /// Takes a member out of its group when its greenlet ends (also when it
@@ -52,17 +54,27 @@ impl Drop for Leave {
 }
 
 impl GroupInner {
-    fn new(slots: Option<usize>) -> Rc<GroupInner> {
+    fn new(slots: Option<usize>, builder: Builder) -> Rc<GroupInner> {
         Rc::new(GroupInner {
             members: RefCell::new(BTreeMap::new()),
             next: Cell::new(0),
             empty: WaitList::default(),
             slots: slots.map(Semaphore::new),
+            builder,
         })
     }
 
-    /// Spawns `f` as a member; the caller already holds its slot.
+    /// Spawns `f` as a member with the group's options.
     fn spawn<F, T>(self: &Rc<Self>, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_with(self.builder.clone(), f)
+    }
+
+    /// Spawns `f` as a member; the caller already holds its slot.
+    fn spawn_with<F, T>(self: &Rc<Self>, builder: Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -73,7 +85,7 @@ impl GroupInner {
             group: self.clone(),
             key,
         };
-        let h = match Builder::new().spawn(move || {
+        let h = match builder.spawn(move || {
             let _leave = leave;
             f()
         }) {
@@ -149,8 +161,23 @@ impl Group {
     /// assert!(verdant_runtime::Group::new().is_empty());
     /// ```
     pub fn new() -> Group {
+        Group::with_builder(Builder::new())
+    }
+
+    /// An empty group whose members are spawned with `builder`'s name and
+    /// stack size (unless [`spawn_with`](Group::spawn_with) gives others).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet, Group};
+    /// let group = Group::with_builder(Builder::new().name("worker").stack_size(1 << 20));
+    /// let h = group.spawn(|| (Greenlet::current().name(), Greenlet::current().stack_size()));
+    /// assert_eq!(h.join().unwrap(), ("worker".into(), Some(1 << 20)));
+    /// ```
+    pub fn with_builder(builder: Builder) -> Group {
         Group {
-            inner: GroupInner::new(None),
+            inner: GroupInner::new(None, builder),
         }
     }
 
@@ -172,6 +199,30 @@ impl Group {
         T: 'static,
     {
         self.inner.spawn(f)
+    }
+
+    /// Spawns `f` into the group with `builder`'s name and stack size.
+    ///
+    /// # Panics
+    ///
+    /// As for [`spawn`](crate::spawn): when no stack can be mapped, or
+    /// when the builder's stack size is over
+    /// [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet, Group};
+    /// let g = Group::new();
+    /// let h = g.spawn_with(Builder::new().name("conn-7"), || Greenlet::current().name());
+    /// assert_eq!(h.join().unwrap(), "conn-7");
+    /// ```
+    pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.inner.spawn_with(builder, f)
     }
 
     /// Members still running.
@@ -292,10 +343,30 @@ impl Pool {
     /// assert_eq!(verdant_runtime::Pool::new(4).free_count(), 4);
     /// ```
     pub fn new(size: usize) -> Pool {
+        Pool::with_builder(size, Builder::new())
+    }
+
+    /// A pool of `size` slots whose greenlets (also those of
+    /// [`apply`](Pool::apply), [`map`](Pool::map) and the `imap`s) are
+    /// spawned with `builder`'s name and stack size.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `size` is 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet, Pool};
+    /// let pool = Pool::with_builder(2, Builder::new().name("fetch").stack_size(1 << 20));
+    /// let sizes = pool.map(0..3, |_| Greenlet::current().stack_size()).unwrap();
+    /// assert_eq!(sizes, vec![Some(1 << 20); 3]);
+    /// ```
+    pub fn with_builder(size: usize, builder: Builder) -> Pool {
         assert!(size > 0, "verdant: a pool needs at least one slot");
         Pool {
             group: Group {
-                inner: GroupInner::new(Some(size)),
+                inner: GroupInner::new(Some(size), builder),
             },
             size,
         }
@@ -367,6 +438,35 @@ impl Pool {
     {
         self.slots().acquire()?.forget();
         Ok(self.group.inner.spawn(f))
+    }
+
+    /// Waits for a free slot, then spawns `f` in it with `builder`'s name
+    /// and stack size.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Pool::spawn`].
+    ///
+    /// # Panics
+    ///
+    /// As for [`Pool::spawn`], and when the builder's stack size is over
+    /// [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet, Pool};
+    /// let p = Pool::new(1);
+    /// let h = p.spawn_with(Builder::new().name("job-1"), || Greenlet::current().name());
+    /// assert_eq!(h.unwrap().join().unwrap(), "job-1");
+    /// ```
+    pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> Result<JoinHandle<T>, WaitError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.slots().acquire()?.forget();
+        Ok(self.group.inner.spawn_with(builder, f))
     }
 
     /// Spawns `f` if a slot is free now; gives `f` back otherwise.
@@ -649,10 +749,37 @@ impl Scope {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        self.spawn_with(self.group.inner.builder.clone(), f)
+    }
+
+    /// Spawns a child of the scope with `builder`'s name and stack size;
+    /// otherwise as [`Scope::spawn`].
+    ///
+    /// # Panics
+    ///
+    /// As for [`Group::spawn_with`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{scope, Builder, Greenlet};
+    /// let size = scope(|s| {
+    ///     let h = s.spawn_with(Builder::new().name("parser").stack_size(2 << 20), || {
+    ///         Greenlet::current().stack_size()
+    ///     });
+    ///     h.join().unwrap()
+    /// });
+    /// assert_eq!(size.unwrap(), Some(2 << 20));
+    /// ```
+    pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
         let errors = self.errors.clone();
         let group = self.group.inner.clone();
         self.group
-            .spawn(move || match catch_unwind(AssertUnwindSafe(f)) {
+            .spawn_with(builder, move || match catch_unwind(AssertUnwindSafe(f)) {
                 Ok(v) => v,
                 Err(p) => {
                     if !p.is::<crate::GreenletExit>() {

@@ -24,6 +24,7 @@
 //! ```
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
@@ -40,9 +41,16 @@ use crate::value::Wake;
 
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+/// The name and stack size of a posted greenlet (from a `Builder`).
+#[derive(Default)]
+pub(crate) struct PostOptions {
+    pub(crate) name: Option<Cow<'static, str>>,
+    pub(crate) stack_size: Option<usize>,
+}
+
 enum Msg {
     /// Run this closure in a new greenlet on the hub.
-    Run(Job),
+    Run(Job, PostOptions),
     /// Wake the greenlet parked under this key (see [`register_wait`]).
     Wake(u64),
 }
@@ -135,6 +143,8 @@ impl Remote {
     /// like any spawned greenlet's).
     ///
     /// Posts still queued when the hub's thread exits are dropped unrun.
+    /// The greenlet is named `remote` and has the hub's default stack size;
+    /// [`Builder::post`](crate::Builder::post) gives it others.
     ///
     /// # Errors
     ///
@@ -154,10 +164,19 @@ impl Remote {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.send(Msg::Run(Box::new(f))).map_err(|m| match m {
-            Msg::Run(job) => PostError(job),
-            Msg::Wake(_) => unreachable!("a post sends a Run message"),
-        })
+        self.post_options(PostOptions::default(), f)
+    }
+
+    /// [`Remote::post`] with a name and stack size (see `Remote::post_with`).
+    pub(crate) fn post_options<F>(&self, options: PostOptions, f: F) -> Result<(), PostError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.send(Msg::Run(Box::new(f), options))
+            .map_err(|m| match m {
+                Msg::Run(job, _) => PostError(job),
+                Msg::Wake(_) => unreachable!("a post sends a Run message"),
+            })
     }
 
     /// Whether the hub's thread is still there to receive posts.
@@ -233,11 +252,13 @@ impl Inbox for RemoteHub {
         // the woken greenlet.
         for msg in msgs {
             match msg {
-                Msg::Run(job) => {
-                    let spawned = hub::spawn_task(None, Some("remote".into()), None, move || {
-                        job();
-                        crate::value::Value::empty()
-                    });
+                Msg::Run(job, options) => {
+                    let name = options.name.unwrap_or(Cow::Borrowed("remote"));
+                    let spawned =
+                        hub::spawn_task(options.stack_size, Some(name), None, move || {
+                            job();
+                            crate::value::Value::empty()
+                        });
                     if let Err(e) = spawned {
                         eprintln!(
                             "verdant: a remote post was dropped: cannot spawn a greenlet: {e}"

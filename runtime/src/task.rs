@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::hub::{self, panic_message, Outcome};
+use crate::remote::{PostError, PostOptions, Remote};
 use crate::timer::{deadline_after, TimerKey};
 use crate::value::{Payload, Value, Wake};
 
@@ -338,6 +339,56 @@ impl Builder {
         T: 'static,
     {
         self.build(Some(deadline_after(delay)), f)
+    }
+
+    /// Runs `f` on `remote`'s hub in a new greenlet with this builder's
+    /// name (else `remote`) and stack size: [`Remote::post`] with options.
+    ///
+    /// # Errors
+    ///
+    /// [`PostError`], with the closure, if the hub's thread has exited.
+    ///
+    /// # Panics
+    ///
+    /// When the stack size is over
+    /// [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE) (checked here, on the
+    /// posting thread, rather than dropping the post on the hub).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Greenlet, Hub};
+    /// let remote = Hub::current().remote();
+    /// let (tx, rx) = std::sync::mpsc::channel();
+    /// std::thread::spawn(move || {
+    ///     Builder::new()
+    ///         .name("from-worker")
+    ///         .stack_size(1 << 20)
+    ///         .post(&remote, move || {
+    ///             let me = Greenlet::current();
+    ///             tx.send((me.name(), me.stack_size())).unwrap();
+    ///         })
+    ///         .unwrap();
+    /// })
+    /// .join()
+    /// .unwrap();
+    /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
+    /// assert_eq!(rx.try_recv().unwrap(), ("from-worker".into(), Some(1 << 20)));
+    /// ```
+    pub fn post<F>(self, remote: &Remote, f: F) -> Result<(), PostError>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        if let Some(size) = self.stack_size {
+            if let Err(e) = crate::stack::round_size(size) {
+                panic!("verdant: Builder::post: {e}");
+            }
+        }
+        let options = PostOptions {
+            name: self.name,
+            stack_size: self.stack_size,
+        };
+        remote.post_options(options, f)
     }
 
     fn build<F, T>(self, start_at: Option<Instant>, f: F) -> io::Result<JoinHandle<T>>

@@ -138,6 +138,16 @@ impl Inner {
         self.fault.get()
     }
 
+    /// Usable size of its own stack; `None` for the main greenlet and the
+    /// hub, which run on the thread's stack.
+    pub(crate) fn stack_size(&self) -> Option<usize> {
+        // SAFETY: `usable` is written once, by `create`, before the record
+        // is shared; later writes to the fault record (the name) touch
+        // other fields, and only on this thread.
+        let usable = unsafe { (*self.fault.get()).usable };
+        (self.kind == Kind::Child).then_some(usable)
+    }
+
     pub(crate) fn display_name(&self) -> Cow<'static, str> {
         match &*self.name.borrow() {
             Some(n) => Cow::clone(n),
