@@ -246,7 +246,7 @@ extern "C" fn on_fault(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut l
             write_stderr(b"' has overflowed its stack (usable size ");
             write_dec(fi.usable as u64);
             write_stderr(
-                b" bytes; raise it for this greenlet with Builder::stack_size, or for every greenlet its hub spawns, Pool, Group, scope and Remote::post included, with Hub::set_stack_size)\nfatal runtime error: stack overflow, aborting\n",
+                b" bytes; raise it with Builder::stack_size, given to Builder::spawn or Builder::post, Pool::with_builder, Group::with_builder or spawn_with on a Pool, Group or Scope; or for every greenlet of this thread with Hub::set_stack_size)\nfatal runtime error: stack overflow, aborting\n",
             );
             // SAFETY: abort is async-signal-safe.
             unsafe { libc::abort() };
