@@ -9,7 +9,7 @@
 //!
 //! `timer_is_not_held_back_by_a_long_ready_queue` checks the rule that
 //! makes this hold under load: a woken sleeper queues behind the greenlets
-//! already ready, but not for longer than the hub's switch interval (5 ms).
+//! already ready, but not for longer than the hub's switch interval (1 ms).
 //! With a plain FIFO it would wait for the whole queue to go round.
 //!
 //! Its own test binary, so no other test shares the two cores while it
@@ -140,7 +140,7 @@ fn timer_is_not_held_back_by_a_long_ready_queue() {
     stop.set(true);
     joinall(&busy).unwrap();
     eprintln!("sleep(10 ms) behind {BUSY} busy greenlets: worst {worst:?} late");
-    // The switch interval (5 ms), plus up to one event interval (61 turns,
+    // The switch interval (1 ms), plus up to one event interval (61 turns,
     // ~3 ms) before the hub looks at its timers, plus slack; a FIFO would
     // be ~100 ms late.
     assert!(

@@ -44,7 +44,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
-use crate::hub::{self, Runtime, WaitToken};
+use crate::hub::{self, Runtime, WaitToken, IO_COST};
 pub use crate::reactor::Direction;
 use crate::reactor::{token_of, Slot};
 use crate::value::Wake;
@@ -285,6 +285,8 @@ impl Registration {
         deadline: Option<Instant>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
+        // The thread's runtime may be gone (a socket used at thread exit).
+        let _ = hub::try_rt(|rt| rt.spend(IO_COST));
         loop {
             if self.is_closed() {
                 return Err(closed_error());
@@ -359,6 +361,8 @@ impl Registration {
         len: usize,
         mut op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
+        // The thread's runtime may be gone (a socket used at thread exit).
+        let _ = hub::try_rt(|rt| rt.spend(IO_COST));
         let mut ready = match self.with_slot(|s| (s.is_closed(), s.is_ready(dir))) {
             None | Some((true, _)) => return Err(closed_error()),
             Some((false, ready)) => ready,

@@ -109,6 +109,8 @@ pub(crate) use park::{
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
 pub(crate) use switch::{switch_value, throw_into, unwind_now};
 
+pub(crate) use sched::IO_COST;
+
 use sched::{ReadyQueue, Timed, TimerEntry};
 
 pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
@@ -161,6 +163,11 @@ pub(crate) struct Runtime {
     shutdown_registered: Cell<bool>,
     shutting_down: Cell<bool>,
     /// The mailbox: the value on its way to the greenlet being switched to.
+    /// What is left of the running greenlet's cooperative budget (see
+    /// `Runtime::spend`); refilled each time the scheduler resumes one.
+    budget: Cell<u32>,
+    /// Turns given up because the budget was spent (`Hub::budget_yields`).
+    yields: Cell<u64>,
     /// The sender posts it, the receiver collects it first thing when it is
     /// resumed; the root loop only looks at it on slow paths (see
     /// [`Runtime::post`]).
@@ -352,6 +359,8 @@ impl Runtime {
             #[cfg(debug_assertions)]
             mail_full: Cell::new(false),
             mail_target: Cell::new(std::ptr::null()),
+            budget: Cell::new(sched::BUDGET),
+            yields: Cell::new(0),
             mail_exit: Cell::new(None),
         }
     }
@@ -526,8 +535,16 @@ pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
 ///   [`event_interval`](Hub::set_event_interval) switches, and about every
 ///   millisecond of greenlets' work, even while greenlets are always ready.
 ///   A greenlet woken by its timer queues behind those already ready, but
-///   for at most 5 ms (gevent's switch interval); late timers then take
-///   every other turn.
+///   for at most 1 ms; late timers then take every other turn.
+/// * **A turn has a budget.** A greenlet whose socket, channel or queue
+///   operations keep completing without a wait gives up its turn after 16
+///   socket calls or 128 channel and queue operations, like tokio's
+///   cooperative budget, so that a bulk transfer cannot hold the hub while
+///   timers come due and other sockets become ready
+///   ([`budget_yields`](Hub::budget_yields) counts those yields). What
+///   stays unfair is a loop with no such operation at all (pure
+///   computation, or a blocking call of another library): it holds the
+///   hub until it returns or calls [`yield_now`](crate::yield_now).
 /// * **Deadlocks are errors.** When the greenlet waiting on the thread's
 ///   own stack (main) can never be woken because nothing is ready, timed or
 ///   watched, the wait fails with `LoopExit` instead of hanging (gevent's
@@ -720,5 +737,28 @@ impl Hub {
     /// ```
     pub fn switch_count(&self) -> u64 {
         rt().switches.get()
+    }
+
+    /// How many times a greenlet gave up its turn because it had spent its
+    /// cooperative budget: its socket, channel or queue operations kept
+    /// completing without a wait (16 socket calls or 128 channel and queue
+    /// operations in one turn). A count that grows fast means greenlets that
+    /// would otherwise have held the hub.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{sync::channel, Hub};
+    /// let hub = Hub::current();
+    /// let before = hub.budget_yields();
+    /// let (tx, rx) = channel::unbounded();
+    /// for i in 0..1000 {
+    ///     tx.send(i).unwrap(); // never waits: the budget runs out
+    /// }
+    /// assert!(hub.budget_yields() > before);
+    /// assert_eq!(rx.try_iter().count(), 1000);
+    /// ```
+    pub fn budget_yields(&self) -> u64 {
+        rt().yields.get()
     }
 }

@@ -300,6 +300,7 @@ impl<S: Store> Core<S> {
         mut item: S::Item,
         deadline: Option<Instant>,
     ) -> Result<(), PutError<S::Item>> {
+        crate::hub::rt().spend(1);
         loop {
             item = match self.try_put_now(item) {
                 Err(PutError::Full(item)) => item,
@@ -399,6 +400,7 @@ impl<S: Store> Core<S> {
     /// [`Core::put_inline`] for why).
     #[inline(always)]
     fn get_inline(&self, deadline: Option<Instant>) -> Result<S::Item, TakeError> {
+        crate::hub::rt().spend(1);
         loop {
             match self.try_get_now() {
                 Err(TakeError::Empty) => {}
