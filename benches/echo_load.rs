@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Other flags: `--servers verdant,verdant-recv,mio,tokio,tokio-pool,may`
-//! (the default), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
+//! (the default; `verdant-mon` is `verdant` with the blocking monitor on at
+//! a 100 ms threshold, and adds a monitor-on/off ratio), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
 //! default 16384).
 //!
 //! **The client.** One thread drives every connection with mio
@@ -416,6 +417,7 @@ fn main() {
         "vs mio"
     );
     let mut summary = Vec::new();
+    let mut monitored = Vec::new();
     for &size in &sizes {
         for &conns in &conn_counts {
             // results[server] = one Cell per repetition
@@ -474,6 +476,9 @@ fn main() {
                 let ib = kinds.iter().position(|k| k == b)?;
                 Some(paired(ia, ib))
             };
+            if let Some(r) = ratio("verdant-mon", "verdant") {
+                monitored.push((conns, size, r));
+            }
             for v in ["verdant", "verdant-recv"] {
                 if kinds.iter().any(|k| k == v) {
                     summary.push((conns, size, v, OTHERS.map(|o| ratio(v, o))));
@@ -521,5 +526,15 @@ fn main() {
             show(tp, 1.0, true),
             show(y, 1.0, true)
         );
+    }
+    if !monitored.is_empty() {
+        println!();
+        println!("server CPU per request with the blocking monitor on (100 ms threshold), relative to off (target ≤ 1.01; any stall report would be printed above by the server)");
+        for (conns, size, r) in monitored {
+            println!(
+                "{conns:>6} {size:>6} verdant-mon / verdant  {:.3} [{:.3}–{:.3}]",
+                r.median, r.low, r.high
+            );
+        }
     }
 }

@@ -277,7 +277,7 @@ fn interrupts_tcp_read() {
         assert_eq!(&buf[..n], b"pong");
         // Nothing waits for IO now (the sockets are open but idle): a wait
         // nothing could end is LoopExit, not a hang in poll.
-        assert_eq!(Event::new().wait(), Err(WaitError::LoopExit));
+        assert!(matches!(Event::new().wait(), Err(WaitError::LoopExit(_))));
         drop(client);
     });
 }
@@ -480,10 +480,10 @@ fn none_means_forever() {
 fn none_deadlock_is_loop_exit() {
     on_fresh_thread("None deadlock", || {
         let e = Event::new();
-        assert_eq!(
+        assert!(matches!(
             with_timeout(None, || e.wait()),
-            Ok(Err(WaitError::LoopExit))
-        );
+            Ok(Err(WaitError::LoopExit(_)))
+        ));
     });
 }
 

@@ -255,6 +255,13 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
     let result = match kind.as_str() {
         "verdant" => serve_verdant(addr, buf),
+        "verdant-mon" => {
+            // Reports (none expected) go to stderr, which the parent shows.
+            let threshold = std::time::Duration::from_millis(100);
+            verdant::monitor::Monitor::new(threshold)
+                .start()
+                .and_then(|()| serve_verdant(addr, buf))
+        }
         "verdant-recv" => serve_verdant_recv(addr, buf.len()),
         "mio" => serve_mio(addr, buf.len()),
         "tokio" => serve_tokio(addr, buf),

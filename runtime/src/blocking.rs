@@ -21,6 +21,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::hub;
+use crate::hub::Waiting;
 use crate::remote::{self, Remote};
 use crate::task::{JoinError, JoinErrorKind};
 use crate::timer::deadline_after;
@@ -329,7 +330,7 @@ impl<T> BlockingHandle<T> {
                 return Ok(false);
             }
             let rt = hub::rt();
-            let Ok(token) = rt.begin_wait() else {
+            let Ok(token) = rt.begin_wait(Waiting::Blocking) else {
                 return Err(cancelled());
             };
             let (remote, key) = match remote::register_wait(token.clone()) {

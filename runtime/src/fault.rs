@@ -48,6 +48,11 @@ impl FaultInfo {
         }
     }
 
+    /// The stored name (its first 32 bytes, cut at a character boundary).
+    pub(crate) fn name_bytes(&self) -> &[u8] {
+        &self.name[..self.name_len]
+    }
+
     pub(crate) fn set_name(&mut self, name: &str) {
         let mut n = name.len().min(self.name.len());
         while !name.is_char_boundary(n) {

@@ -219,6 +219,7 @@ impl Greenlet {
     /// let g = Greenlet::new(|x: i32| x * 2);
     /// assert_eq!(g.switch(21).take::<i32>(), 42);
     /// ```
+    #[track_caller]
     pub fn new<F, A, R>(f: F) -> Greenlet
     where
         F: FnOnce(A) -> R + 'static,
@@ -249,14 +250,18 @@ impl Greenlet {
     /// assert_eq!(g.switch(()).take::<&str>(), "deep");
     /// assert!(Greenlet::try_new(Some(usize::MAX), |()| ()).is_err());
     /// ```
+    #[track_caller]
     pub fn try_new<F, A, R>(stack_size: Option<usize>, f: F) -> io::Result<Greenlet>
     where
         F: FnOnce(A) -> R + 'static,
         A: 'static,
         R: 'static,
     {
-        hub::create(stack_size, move |v: Value| {
-            let arg = match v.downcast::<A>() {
+        hub::create(
+            stack_size,
+            std::panic::Location::caller(),
+            move |v: Value| {
+                let arg = match v.downcast::<A>() {
                     Ok(a) => a,
                     Err(v) => panic!(
                         "verdant: greenlet started with a value of type `{}`, but its function takes `{}`",
@@ -264,8 +269,9 @@ impl Greenlet {
                         std::any::type_name::<A>()
                     ),
                 };
-            Value::new(f(arg))
-        })
+                Value::new(f(arg))
+            },
+        )
     }
 
     /// The greenlet running now (the thread's main greenlet outside any other).

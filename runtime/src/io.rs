@@ -44,6 +44,7 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
+use crate::hub::Waiting;
 use crate::hub::{self, Runtime, WaitToken, IO_COST};
 pub use crate::reactor::Direction;
 use crate::reactor::{token_of, Slot};
@@ -227,12 +228,17 @@ impl Registration {
             if deadline.is_some_and(|d| d <= Instant::now()) {
                 return Err(timed_out());
             }
-            let token = rt.begin_wait().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::Interrupted,
-                    "cannot wait for IO while the greenlet unwinds",
-                )
-            })?;
+            let token = rt
+                .begin_wait(Waiting::Io {
+                    fd: self.fd,
+                    direction: dir,
+                })
+                .map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "cannot wait for IO while the greenlet unwinds",
+                    )
+                })?;
             let old = self.with_slot(|s| s.waiter(dir).replace(token.clone()));
             drop(old);
             rt.external_wait_begin();
@@ -256,7 +262,11 @@ impl Registration {
                     return Err(timed_out());
                 }
                 Ok(Wake::LoopExit) => {
-                    return Err(io::Error::other(crate::hub::LOOP_EXIT_MESSAGE));
+                    return Err(io::Error::other(format!(
+                        "{}; {}",
+                        crate::hub::LOOP_EXIT_MESSAGE,
+                        hub::stuck()
+                    )));
                 }
                 Err(_) => {
                     return Err(io::Error::new(

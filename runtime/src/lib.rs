@@ -52,7 +52,7 @@
 //! io, time, timeout, local, remote         (waits, scopes, cross-thread posts)
 //! task                                     (spawn, JoinHandle, kill)
 //! sync, blocking                           (wait lists, primitives; the blocking pool)
-//! wait, pool, remote_ref                   (iwait/joinall, Pool/Group, cross-thread refs)
+//! wait, pool, remote_ref, monitor          (iwait/joinall, Pool/Group, cross-thread refs, the monitor)
 //! ```
 #![warn(missing_docs)]
 
@@ -62,6 +62,7 @@ mod greenlet;
 mod hub;
 pub mod io;
 mod local;
+pub mod monitor;
 mod panic;
 mod pool;
 mod reactor;
@@ -82,7 +83,9 @@ pub use blocking::{
     DEFAULT_BLOCKING_THREADS,
 };
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
-pub use hub::Hub;
+pub use hub::{
+    GreenletInfo, Hub, RunInfo, RunState, Stuck, TraceEvent, TraceFn, TraceKind, Waiting,
+};
 pub use local::GreenletLocal;
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{PostError, Remote};

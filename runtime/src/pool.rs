@@ -19,6 +19,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use crate::greenlet::Greenlet;
+use crate::hub::Waiting;
 use crate::sync::{channel, Semaphore, WaitError, WaitList};
 use crate::task::{JoinError, JoinErrorKind, JoinHandle};
 use crate::Builder;
@@ -65,6 +66,7 @@ impl GroupInner {
     }
 
     /// Spawns `f` as a member with the group's options.
+    #[track_caller]
     fn spawn<F, T>(self: &Rc<Self>, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -74,6 +76,7 @@ impl GroupInner {
     }
 
     /// Spawns `f` as a member; the caller already holds its slot.
+    #[track_caller]
     fn spawn_with<F, T>(self: &Rc<Self>, builder: Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -104,7 +107,7 @@ impl GroupInner {
         let deadline = crate::timer::deadline_of(timeout);
         while !self.members.borrow().is_empty() {
             self.empty
-                .wait(deadline, None, &|_| {})
+                .wait(Waiting::Group, deadline, None, &|_| {})
                 .map_err(|(e, _)| e)?;
         }
         Ok(())
@@ -193,6 +196,7 @@ impl Group {
     /// let g = verdant_runtime::Group::new();
     /// assert_eq!(g.spawn(|| 2).join().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -217,6 +221,7 @@ impl Group {
     /// let h = g.spawn_with(Builder::new().name("conn-7"), || Greenlet::current().name());
     /// assert_eq!(h.join().unwrap(), "conn-7");
     /// ```
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -431,6 +436,7 @@ impl Pool {
     /// let b = p.spawn(|| 2).unwrap(); // waits until `a` is done
     /// assert_eq!(a.join().unwrap() + b.join().unwrap(), 3);
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, WaitError>
     where
         F: FnOnce() -> T + 'static,
@@ -460,6 +466,7 @@ impl Pool {
     /// let h = p.spawn_with(Builder::new().name("job-1"), || Greenlet::current().name());
     /// assert_eq!(h.unwrap().join().unwrap(), "job-1");
     /// ```
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> Result<JoinHandle<T>, WaitError>
     where
         F: FnOnce() -> T + 'static,
@@ -482,6 +489,7 @@ impl Pool {
     /// assert!(p.try_spawn(|| ()).is_ok());
     /// assert!(p.try_spawn(|| ()).is_err());
     /// ```
+    #[track_caller]
     pub fn try_spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, F>
     where
         F: FnOnce() -> T + 'static,
@@ -678,11 +686,11 @@ impl Pool {
 }
 
 fn wait_to_join(e: WaitError) -> JoinError {
-    let kind = match e {
-        WaitError::Cancelled => JoinErrorKind::Cancelled,
-        _ => JoinErrorKind::LoopExit,
-    };
-    JoinError::new(kind, "pool".into())
+    match e {
+        WaitError::Cancelled => JoinError::new(JoinErrorKind::Cancelled, "pool".into()),
+        WaitError::LoopExit(stuck) => JoinError::loop_exit("pool".into(), stuck),
+        _ => JoinError::new(JoinErrorKind::LoopExit, "pool".into()),
+    }
 }
 
 /// Every failure of a [`scope`]: the children that panicked (in the order
@@ -744,6 +752,7 @@ impl Scope {
     /// # Examples
     ///
     /// See [`scope`].
+    #[track_caller]
     pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,
@@ -771,6 +780,7 @@ impl Scope {
     /// });
     /// assert_eq!(size.unwrap(), Some(2 << 20));
     /// ```
+    #[track_caller]
     pub fn spawn_with<F, T>(&self, builder: Builder, f: F) -> JoinHandle<T>
     where
         F: FnOnce() -> T + 'static,

@@ -22,7 +22,7 @@ use std::io;
 use std::time::Duration;
 
 /// Which way an operation moves data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Direction {
     /// Reading, accepting: waits for readable.
     Read,

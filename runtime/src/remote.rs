@@ -29,6 +29,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::panic::Location;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -42,10 +43,11 @@ use crate::value::Wake;
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
 /// The name and stack size of a posted greenlet (from a `Builder`).
-#[derive(Default)]
 pub(crate) struct PostOptions {
     pub(crate) name: Option<Cow<'static, str>>,
     pub(crate) stack_size: Option<usize>,
+    /// Where it was posted from: the new greenlet's spawn site.
+    pub(crate) site: &'static Location<'static>,
 }
 
 enum Msg {
@@ -160,11 +162,17 @@ impl Remote {
     /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
     /// assert_eq!(rx.try_recv(), Ok(7));
     /// ```
+    #[track_caller]
     pub fn post<F>(&self, f: F) -> Result<(), PostError>
     where
         F: FnOnce() + Send + 'static,
     {
-        self.post_options(PostOptions::default(), f)
+        let options = PostOptions {
+            name: None,
+            stack_size: None,
+            site: Location::caller(),
+        };
+        self.post_options(options, f)
     }
 
     /// [`Remote::post`] with a name and stack size (see `Remote::post_with`).
@@ -254,11 +262,16 @@ impl Inbox for RemoteHub {
             match msg {
                 Msg::Run(job, options) => {
                     let name = options.name.unwrap_or(Cow::Borrowed("remote"));
-                    let spawned =
-                        hub::spawn_task(options.stack_size, Some(name), None, move || {
+                    let spawned = hub::spawn_task(
+                        options.stack_size,
+                        Some(name),
+                        None,
+                        options.site,
+                        move || {
                             job();
                             crate::value::Value::empty()
-                        });
+                        },
+                    );
                     if let Err(e) = spawned {
                         eprintln!(
                             "verdant: a remote post was dropped: cannot spawn a greenlet: {e}"
@@ -317,6 +330,31 @@ fn remote() -> io::Result<Remote> {
     with_hub_side(|h| Remote {
         shared: h.shared.clone(),
     })
+}
+
+/// A handle to this hub's channel that does not keep the hub from reporting
+/// `LoopExit` (a [`Remote`] does: see `Inbox::keeps_alive`), for a thread
+/// that may post to the hub now and then (the run-info dump on a signal).
+pub(crate) struct WeakRemote(std::sync::Weak<Shared>);
+
+impl WeakRemote {
+    /// A remote handle, while the hub's thread runs.
+    pub(crate) fn upgrade(&self) -> Option<Remote> {
+        let shared = self.0.upgrade()?;
+        shared
+            .alive
+            .load(Ordering::Acquire)
+            .then_some(Remote { shared })
+    }
+}
+
+/// This hub's [`WeakRemote`], making its channel and waker on first use.
+///
+/// # Errors
+///
+/// When the hub's waker cannot be made (no file descriptor left).
+pub(crate) fn weak_remote() -> io::Result<WeakRemote> {
+    with_hub_side(|h| WeakRemote(Arc::downgrade(&h.shared)))
 }
 
 /// Parks `token`'s greenlet until a remote wake with the returned key

@@ -141,6 +141,7 @@ impl<T: 'static> RemoteRef<T> {
     /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
     /// assert_eq!(count.get(), 1);
     /// ```
+    #[track_caller]
     pub fn post<F>(&self, f: F) -> Result<(), PostError>
     where
         F: FnOnce(&T) + Send + 'static,

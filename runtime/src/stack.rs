@@ -265,20 +265,34 @@ impl Stack {
 
 /// Tells valgrind's memcheck that `[lo, lo + len)` is addressable again
 /// (its contents undefined): `VALGRIND_MAKE_MEM_UNDEFINED` from
-/// `memcheck.h`. Outside valgrind (and on other architectures) it does
-/// nothing; on x86-64 the request is six instructions that change no
-/// register or memory. corosensei issues its stack registrations the same
-/// way but keeps that function private.
+/// `memcheck.h`. Outside valgrind it does nothing.
 #[inline]
 fn valgrind_make_mem_undefined(lo: usize, len: usize) {
+    // VG_USERREQ_TOOL_BASE('M', 'C') + 1.
+    const MAKE_MEM_UNDEFINED: u64 = 0x4d43_0001;
+    valgrind_request(0, [MAKE_MEM_UNDEFINED, lo as u64, len as u64, 0, 0, 0]);
+}
+
+/// Whether the process runs under valgrind (`RUNNING_ON_VALGRIND`).
+fn running_on_valgrind() -> bool {
+    const RUNNING_ON_VALGRIND: u64 = 0x1001;
+    valgrind_request(0, [RUNNING_ON_VALGRIND, 0, 0, 0, 0, 0]) != 0
+}
+
+/// A valgrind client request: `args[0]` is the request code, the rest its
+/// arguments; returns valgrind's answer, or `default` outside valgrind (and
+/// on other architectures). On x86-64 the request is six instructions that
+/// change no register but rdx and no memory. corosensei issues its stack
+/// registrations the same way but keeps that function private.
+#[inline]
+fn valgrind_request(default: u64, args: [u64; 6]) -> u64 {
     #[cfg(target_arch = "x86_64")]
     {
-        // VG_USERREQ_TOOL_BASE('M', 'C') + 1.
-        const MAKE_MEM_UNDEFINED: u64 = 0x4d43_0001;
-        let args: [u64; 6] = [MAKE_MEM_UNDEFINED, lo as u64, len as u64, 0, 0, 0];
+        let result: u64;
         // Valgrind's client-request sequence. On hardware the four rotations
         // of rdi add up to 128 bits (rdi is left unchanged) and `xchg rbx,
-        // rbx` is a no-op. It uses no stack and writes no memory.
+        // rbx` is a no-op, so rdx keeps `default`. It uses no stack and
+        // writes no memory.
         // SAFETY: a no-op outside valgrind; under it, it reads the six words
         // of `args` (alive across the asm) and writes rdx (declared).
         unsafe {
@@ -288,14 +302,60 @@ fn valgrind_make_mem_undefined(lo: usize, len: usize) {
                 "rol rdi, 61",
                 "rol rdi, 51",
                 "xchg rbx, rbx",
-                inout("rdx") 0u64 => _,
+                inout("rdx") default => result,
                 in("rax") args.as_ptr(),
                 options(nostack),
             );
         }
+        result
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (lo, len);
+    {
+        let _ = args;
+        default
+    }
+}
+
+/// How deep the stack whose usable part is `[lo, top)` has been used: the
+/// distance from `top` down to its lowest non-zero word. A fresh stack is
+/// zero (untouched pages are not even committed) and a reused one is zeroed
+/// up to its previous greenlet's depth (see the module docs), so this is
+/// the greenlet's deepest use so far, at word granularity, or more where an
+/// earlier greenlet's data outlived the scrub (its limit, above). Only
+/// resident pages are read (`mincore`): a deep, untouched stack costs one
+/// system call and a scan of the pages in use.
+///
+/// `None` when it cannot tell: `mincore` failed, or under valgrind, whose
+/// memcheck counts reads below a stack pointer as errors.
+pub(crate) fn used_depth(lo: usize, top: usize) -> Option<usize> {
+    let ps = page_size();
+    if !lo.is_multiple_of(ps)
+        || top <= lo
+        || !(top - lo).is_multiple_of(ps)
+        || running_on_valgrind()
+    {
+        return None;
+    }
+    let mut resident = vec![0u8; (top - lo) / ps];
+    // SAFETY: [lo, top) is a whole number of pages of one of our stack
+    // mappings (the caller's), and `resident` has a byte per page.
+    cvt(unsafe { libc::mincore(lo as *mut libc::c_void, top - lo, resident.as_mut_ptr()) }).ok()?;
+    for (i, r) in resident.iter().enumerate() {
+        if r & 1 == 0 {
+            continue; // never touched, or released: reads as zero
+        }
+        let page = lo + i * ps;
+        for w in (page..page + ps).step_by(8) {
+            // SAFETY: `w` is an aligned word of a resident page of the
+            // stack's usable part, which stays mapped while its greenlet
+            // lives (the caller's record holds the stack); only this thread
+            // writes it, and not while we read.
+            if unsafe { std::ptr::read_volatile(w as *const u64) } != 0 {
+                return Some(top - w);
+            }
+        }
+    }
+    Some(0)
 }
 
 fn install_guard(map_lo: usize, guard: usize) -> io::Result<()> {

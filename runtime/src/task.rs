@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::hub::{self, panic_message, Outcome};
+use crate::hub::{Stuck, Waiting};
 use crate::remote::{PostError, PostOptions, Remote};
 use crate::timer::{deadline_after, TimerKey};
 use crate::value::{Payload, Value, Wake};
@@ -77,6 +78,8 @@ pub struct JoinError {
     name: Cow<'static, str>,
     message: Option<String>,
     payload: Option<PanicPayload>,
+    /// For a `LoopExit`: the greenlets left waiting.
+    stuck: Option<Stuck>,
 }
 
 /// A panic payload (`Box<dyn Any + Send>`, not `Sync`) made `Sync`: no
@@ -97,7 +100,15 @@ impl JoinError {
             name,
             message: None,
             payload: None,
+            stuck: None,
         }
+    }
+
+    /// A `LoopExit` that left `stuck` waiting.
+    pub(crate) fn loop_exit(name: Cow<'static, str>, stuck: Stuck) -> JoinError {
+        let mut e = JoinError::new(JoinErrorKind::LoopExit, name);
+        e.stuck = Some(stuck);
+        e
     }
 
     /// A panic known by its message only (the payload went elsewhere).
@@ -107,6 +118,7 @@ impl JoinError {
             name,
             message,
             payload: None,
+            stuck: None,
         }
     }
 
@@ -117,7 +129,30 @@ impl JoinError {
             name,
             message: panic_message(&*payload),
             payload: Some(PanicPayload(payload)),
+            stuck: None,
         }
+    }
+
+    /// For a `LoopExit` from a wait (`kind() == LoopExit`), the greenlets it
+    /// leaves stuck and what each waits for; `None` for the other kinds,
+    /// and for a greenlet that joined itself.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use verdant_runtime::{spawn, sync::Event, Waiting, RunState};
+    /// let e = Rc::new(Event::new());
+    /// let e2 = e.clone();
+    /// let h = spawn(move || e2.wait());
+    /// let id = h.id();
+    /// let err = h.join().unwrap_err(); // nothing will ever set `e`
+    /// let stuck = err.stuck().unwrap().greenlets();
+    /// assert_eq!(stuck[0].id, id);
+    /// assert_eq!(stuck[0].state, RunState::Waiting(Waiting::Event));
+    /// ```
+    pub fn stuck(&self) -> Option<&Stuck> {
+        self.stuck.as_ref()
     }
 
     /// The kind of failure.
@@ -210,6 +245,7 @@ impl fmt::Debug for JoinError {
             .field("kind", &self.kind)
             .field("name", &self.name)
             .field("message", &self.message)
+            .field("stuck", &self.stuck)
             .finish()
     }
 }
@@ -224,11 +260,17 @@ impl fmt::Display for JoinError {
                 self.message.as_deref().unwrap_or("Box<dyn Any>")
             ),
             JoinErrorKind::Killed => write!(f, "greenlet '{}' was killed", self.name),
-            JoinErrorKind::LoopExit => write!(
-                f,
-                "LoopExit: greenlet '{}' would wait forever (nothing is ready, timed or watched)",
-                self.name
-            ),
+            JoinErrorKind::LoopExit => {
+                write!(
+                    f,
+                    "LoopExit: greenlet '{}' would wait forever (nothing is ready, timed or watched)",
+                    self.name
+                )?;
+                match &self.stuck {
+                    Some(stuck) => write!(f, "; {stuck}"),
+                    None => Ok(()),
+                }
+            }
             JoinErrorKind::Cancelled => write!(
                 f,
                 "greenlet '{}' cannot wait while it is unwinding",
@@ -309,6 +351,7 @@ impl Builder {
     /// let h = verdant_runtime::Builder::new().spawn(|| 1 + 1).unwrap();
     /// assert_eq!(h.join().unwrap(), 2);
     /// ```
+    #[track_caller]
     pub fn spawn<F, T>(self, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -333,6 +376,7 @@ impl Builder {
     ///     .unwrap();
     /// assert!(h.join().unwrap() >= Duration::from_millis(20));
     /// ```
+    #[track_caller]
     pub fn spawn_later<F, T>(self, delay: Duration, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
@@ -375,6 +419,7 @@ impl Builder {
     /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
     /// assert_eq!(rx.try_recv().unwrap(), ("from-worker".into(), Some(1 << 20)));
     /// ```
+    #[track_caller]
     pub fn post<F>(self, remote: &Remote, f: F) -> Result<(), PostError>
     where
         F: FnOnce() + Send + 'static,
@@ -387,24 +432,28 @@ impl Builder {
         let options = PostOptions {
             name: self.name,
             stack_size: self.stack_size,
+            site: std::panic::Location::caller(),
         };
         remote.post_options(options, f)
     }
 
+    #[track_caller]
     fn build<F, T>(self, start_at: Option<Instant>, f: F) -> io::Result<JoinHandle<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         let delayed = start_at.is_some();
-        let (greenlet, key) = hub::spawn_task(self.stack_size, self.name, start_at, move || {
-            if delayed {
-                // Started by its spawn_later timer: forget the key.
-                let me = hub::current_id();
-                START_TIMERS.with(|t| t.borrow_mut().remove(&me));
-            }
-            Value::new(f())
-        })?;
+        let site = std::panic::Location::caller();
+        let (greenlet, key) =
+            hub::spawn_task(self.stack_size, self.name, start_at, site, move || {
+                if delayed {
+                    // Started by its spawn_later timer: forget the key.
+                    let me = hub::current_id();
+                    START_TIMERS.with(|t| t.borrow_mut().remove(&me));
+                }
+                Value::new(f())
+            })?;
         if let Some(key) = key {
             START_TIMERS.with(|t| t.borrow_mut().insert(greenlet.id(), key));
         }
@@ -445,6 +494,7 @@ impl Builder {
 /// });
 /// assert_eq!(h.join().unwrap(), "done");
 /// ```
+#[track_caller]
 pub fn spawn<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -468,6 +518,7 @@ where
 /// let h = verdant_runtime::spawn_later(std::time::Duration::from_millis(5), || 3);
 /// assert_eq!(h.join().unwrap(), 3);
 /// ```
+#[track_caller]
 pub fn spawn_later<F, T>(delay: Duration, f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + 'static,
@@ -509,6 +560,19 @@ impl<T> AsRef<Greenlet> for JoinHandle<T> {
 }
 
 impl<T: 'static> JoinHandle<T> {
+    /// The spawned greenlet's id (its [`Greenlet::id`]), as listed by
+    /// [`Hub::run_info`](crate::Hub::run_info).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let h = verdant_runtime::spawn(|| ());
+    /// assert_eq!(h.id(), h.greenlet().id());
+    /// ```
+    pub fn id(&self) -> u64 {
+        self.greenlet.id()
+    }
+
     /// The spawned greenlet.
     ///
     /// # Examples
@@ -564,6 +628,7 @@ impl<T: 'static> JoinHandle<T> {
                 name: name(),
                 message: c.panic_message(),
                 payload: c.take_panic_payload().map(PanicPayload),
+                stuck: None,
             }),
         }
     }
@@ -674,7 +739,7 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
             return Err(JoinError::new(JoinErrorKind::LoopExit, hub::current_name()));
         }
         let rt = hub::rt();
-        let token = match rt.begin_wait() {
+        let token = match rt.begin_wait(Waiting::Join { id: g.id() }) {
             Ok(t) => t,
             Err(_) => {
                 return Err(JoinError::new(
@@ -702,7 +767,9 @@ pub(crate) fn wait_dead(g: &Greenlet, deadline: Option<Instant>) -> Result<bool,
         let why = match woke {
             Ok(Wake::Ready) => continue,
             Ok(Wake::TimedOut) => return Ok(g.is_dead()),
-            Ok(Wake::LoopExit) => JoinErrorKind::LoopExit,
+            Ok(Wake::LoopExit) => {
+                return Err(JoinError::loop_exit(hub::current_name(), hub::stuck()));
+            }
             Err(_) => JoinErrorKind::Cancelled,
         };
         return Err(JoinError::new(why, hub::current_name()));

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::hub;
+use crate::hub::Waiting;
 use crate::timer::deadline_after;
 use crate::value::Wake;
 
@@ -44,7 +45,7 @@ fn sleep_for(duration: Duration) {
     let deadline = deadline_after(duration);
     let rt = hub::rt();
     loop {
-        let Ok(token) = rt.begin_wait() else {
+        let Ok(token) = rt.begin_wait(Waiting::Sleep) else {
             return;
         };
         let timer = rt.arm_timer(deadline, token);

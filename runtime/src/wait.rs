@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::hub::Outcome;
 use crate::hub::{self, Relay};
+use crate::hub::{Stuck, Waiting};
 use crate::sync::{AsyncResult, Event, WaitError};
 use crate::task::{kill, wait_dead, JoinError, JoinHandle};
 use crate::timer::deadline_after;
@@ -262,7 +263,7 @@ impl<W: Waitable> IWait<W> {
     ///
     /// See [`iwait`].
     pub fn stopped(&self) -> Option<WaitError> {
-        self.stopped
+        self.stopped.clone()
     }
 
     /// The objects not yielded yet, with their positions.
@@ -289,7 +290,9 @@ impl<W: Waitable> IWait<W> {
             return Err(WaitError::TimedOut);
         }
         let rt = hub::rt();
-        let token = rt.begin_wait().map_err(|_| WaitError::Cancelled)?;
+        let token = rt
+            .begin_wait(Waiting::Several)
+            .map_err(|_| WaitError::Cancelled)?;
         self.relay.set_token(Some(token.clone()));
         /// Takes the token back (also on unwind).
         struct Clear<'a>(&'a Relay);
@@ -305,7 +308,7 @@ impl<W: Waitable> IWait<W> {
         match woke {
             Ok(Wake::Ready) => Ok(()),
             Ok(Wake::TimedOut) => Err(WaitError::TimedOut),
-            Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
+            Ok(Wake::LoopExit) => Err(WaitError::loop_exit()),
             Err(_) => Err(WaitError::Cancelled),
         }
     }
@@ -386,7 +389,7 @@ where
     );
     match it.next() {
         Some((i, _)) => Ok(i),
-        None => Err(it.stopped().unwrap_or(WaitError::LoopExit)),
+        None => Err(it.stopped().unwrap_or_else(WaitError::loop_exit)),
     }
 }
 
@@ -438,8 +441,10 @@ pub enum JoinAllError {
         /// What happened (the payload stays with its handle's `join`).
         error: JoinError,
     },
-    /// The wait could never end (gevent's `LoopExit`).
-    LoopExit,
+    /// The wait could never end (gevent's `LoopExit`); the [`Stuck`] list
+    /// names the greenlets left waiting (empty when the caller itself was
+    /// among those it had to wait for).
+    LoopExit(Stuck),
     /// The waiting greenlet is unwinding and may not wait.
     Cancelled,
 }
@@ -448,8 +453,9 @@ impl fmt::Display for JoinAllError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             JoinAllError::Failed { index, error } => write!(f, "greenlet #{index} failed: {error}"),
-            JoinAllError::LoopExit => f.write_str(
-                "LoopExit: joinall would wait forever (nothing is ready, timed or watched)",
+            JoinAllError::LoopExit(stuck) => write!(
+                f,
+                "LoopExit: joinall would wait forever (nothing is ready, timed or watched); {stuck}",
             ),
             JoinAllError::Cancelled => f.write_str("cannot wait while unwinding"),
         }
@@ -567,7 +573,7 @@ impl JoinAll {
         // if the count needs the caller too, the wait could never end.
         let others: Vec<usize> = (0..gs.len()).filter(|&i| !gs[i].is_current()).collect();
         if needed > others.len() {
-            return Err(JoinAllError::LoopExit);
+            return Err(JoinAllError::LoopExit(Stuck::default()));
         }
         let mut it = iwait(others.iter().map(|&i| &gs[i]));
         if let Some(t) = self.timeout {
@@ -586,7 +592,7 @@ impl JoinAll {
             }
         }
         match it.stopped() {
-            Some(WaitError::LoopExit) => return Err(JoinAllError::LoopExit),
+            Some(WaitError::LoopExit(stuck)) => return Err(JoinAllError::LoopExit(stuck)),
             Some(WaitError::Cancelled) => return Err(JoinAllError::Cancelled),
             _ => {} // all done, or timed out: what finished by then
         }

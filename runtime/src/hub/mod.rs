@@ -21,11 +21,16 @@
 //! * `sched.rs`: the ready queue, the timers, IO polling and the loop's
 //!   decisions.
 //! * `park.rs`: the wait protocol below, kills and timeout-scope expiry.
+//! * `trace.rs`: the switch-trace hook.
+//! * `watch.rs`: the heartbeat and running-greenlet snapshot the blocking
+//!   monitor reads.
+//! * `info.rs`: the list of live greenlets and what each waits on
+//!   (`Hub::run_info`, the stuck greenlets of a `LoopExit`).
 //!
 //! # Invariants
 //!
 //! The `SAFETY` comments of the core name the invariant they rely on, as
-//! `(current)`, `(runtime)`, `(mailbox)` or `(one runner)`.
+//! `(current)`, `(runtime)`, `(mailbox)`, `(listed)` or `(one runner)`.
 //!
 //! * **(current)** `Runtime::current` always names a live record: the
 //!   running greenlet's, which the root loop holds a handle to while it
@@ -42,6 +47,10 @@
 //!   preceded by exactly one `Runtime::post`, and the receiver `collect`s
 //!   exactly once, first thing; a greenlet resumed to unwind (`dying`)
 //!   collects nothing and posts nothing.
+//! * **(listed)** Every address in `Runtime::live` names a live record: a
+//!   child is listed when it is made and taken off when it dies (the four
+//!   places that set `State::Dead`) or, failing that, when its record is
+//!   dropped (`Inner`'s destructor), before its memory goes.
 //! * **(one runner)** Only the root loop resumes a live greenlet's
 //!   coroutine, and never the running one (a switch to the current greenlet
 //!   returns early); the one exception is the forced unwind of a greenlet
@@ -97,10 +106,13 @@ use crate::stack::{self, Stack, StackCache};
 use crate::timer::Timers;
 use crate::value::{Exit, Value};
 
+mod info;
 mod park;
 mod record;
 mod sched;
 mod switch;
+mod trace;
+mod watch;
 
 pub(crate) use park::{
     deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, Refused, Relay, Relays,
@@ -109,9 +121,11 @@ pub(crate) use park::{
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
 pub(crate) use switch::{switch_value, throw_into, unwind_now};
 
+pub use info::{GreenletInfo, RunInfo, RunState, Stuck, Waiting};
 pub(crate) use sched::IO_COST;
-
 use sched::{ReadyQueue, Timed, TimerEntry};
+pub use trace::{TraceEvent, TraceFn, TraceKind};
+pub(crate) use watch::{snapshot, unwatch, watch, Beat, Snapshot};
 
 pub(crate) const LOOP_EXIT_MESSAGE: &str = "verdant: LoopExit: this operation would block forever \
      (the hub has no greenlet ready to run, no timer and no IO to wait for)";
@@ -146,11 +160,28 @@ pub(crate) struct Runtime {
     /// remote wake-ups): while any exist, an idle hub blocks instead of
     /// raising LoopExit.
     external_waits: Cell<usize>,
+    /// The live child greenlets, by record address (see `info.rs` and the
+    /// invariant (listed)).
+    live: RefCell<Vec<*const Inner>>,
+    /// The switch-trace hook (`Hub::set_trace`).
+    tracer: trace::Tracer,
+    /// Which of the root loop's hooks are on (`watch::HOOK_*`): the one
+    /// flag it tests per switch.
+    hooks: Cell<u8>,
+    /// The heartbeat a blocking monitor reads, while one watches this hub.
+    beat: RefCell<Option<std::sync::Arc<Beat>>>,
     /// The reactor's registrations (see [`crate::io`]).
     pub(crate) io: RefCell<Slab<WaitToken>>,
     /// What other threads send this hub (see [`Inbox`]); set once.
     inbox: OnceCell<Rc<dyn Inbox>>,
     ticks: Cell<u32>,
+    /// What is left of the running greenlet's cooperative budget (see
+    /// `Runtime::spend`); refilled each time the scheduler resumes one.
+    budget: Cell<u32>,
+    /// The budget each turn starts with (`Hub::set_budget`).
+    budget_limit: Cell<u32>,
+    /// Turns given up because the budget was spent (`Hub::budget_yields`).
+    yields: Cell<u64>,
     /// The switches in the current check interval (at most `event_interval`,
     /// fewer when greenlets' turns are long), and when it began.
     check_every: Cell<u32>,
@@ -163,11 +194,6 @@ pub(crate) struct Runtime {
     shutdown_registered: Cell<bool>,
     shutting_down: Cell<bool>,
     /// The mailbox: the value on its way to the greenlet being switched to.
-    /// What is left of the running greenlet's cooperative budget (see
-    /// `Runtime::spend`); refilled each time the scheduler resumes one.
-    budget: Cell<u32>,
-    /// Turns given up because the budget was spent (`Hub::budget_yields`).
-    yields: Cell<u64>,
     /// The sender posts it, the receiver collects it first thing when it is
     /// resumed; the root loop only looks at it on slow paths (see
     /// [`Runtime::post`]).
@@ -211,6 +237,10 @@ thread_local! {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        if let Some(b) = self.beat.get_mut().take() {
+            // A monitor never signals a thread whose runtime is gone.
+            *b.alive.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        }
         RT_PTR.with(|p| p.set(std::ptr::null()));
     }
 }
@@ -344,8 +374,15 @@ impl Runtime {
             poller: RefCell::new(Poller::default()),
             external_waits: Cell::new(0),
             io: RefCell::new(Slab::default()),
+            live: RefCell::new(Vec::new()),
+            tracer: trace::Tracer::default(),
+            hooks: Cell::new(0),
+            beat: RefCell::new(None),
             inbox: OnceCell::new(),
             ticks: Cell::new(0),
+            budget: Cell::new(sched::BUDGET),
+            budget_limit: Cell::new(sched::BUDGET),
+            yields: Cell::new(0),
             check_every: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             last_check: Cell::new(Instant::now()),
             event_interval: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
@@ -359,8 +396,6 @@ impl Runtime {
             #[cfg(debug_assertions)]
             mail_full: Cell::new(false),
             mail_target: Cell::new(std::ptr::null()),
-            budget: Cell::new(sched::BUDGET),
-            yields: Cell::new(0),
             mail_exit: Cell::new(None),
         }
     }
@@ -459,6 +494,12 @@ pub(crate) fn is_current(g: &Greenlet) -> bool {
     std::ptr::eq(rt().current_ptr(), g.as_ptr())
 }
 
+/// The greenlets a `LoopExit` just delivered to the running greenlet
+/// leaves stuck.
+pub(crate) fn stuck() -> Stuck {
+    rt().stuck()
+}
+
 /// The running greenlet's name.
 pub(crate) fn current_name() -> std::borrow::Cow<'static, str> {
     rt().current_record().display_name()
@@ -481,12 +522,16 @@ pub(crate) fn put_locals(set: Box<LocalSet>) {
 /// # Errors
 ///
 /// As `stack::round_size` and the stack cache report.
-pub(crate) fn create<F>(stack_size: Option<usize>, f: F) -> io::Result<Greenlet>
+pub(crate) fn create<F>(
+    stack_size: Option<usize>,
+    site: &'static std::panic::Location<'static>,
+    f: F,
+) -> io::Result<Greenlet>
 where
     F: FnOnce(Value) -> Value + 'static,
 {
     let rt = rt();
-    switch::create(rt, rt.current(), stack_size, None, false, f)
+    switch::create(rt, rt.current(), stack_size, None, false, site, f)
 }
 
 /// Makes a task: a greenlet whose parent is the hub and whose exit is kept
@@ -500,13 +545,22 @@ pub(crate) fn spawn_task<F>(
     stack_size: Option<usize>,
     name: Option<std::borrow::Cow<'static, str>>,
     start_at: Option<Instant>,
+    site: &'static std::panic::Location<'static>,
     f: F,
 ) -> io::Result<(Greenlet, Option<crate::timer::TimerKey>)>
 where
     F: FnOnce() -> Value + 'static,
 {
     let rt = rt();
-    let g = switch::create(rt, rt.hub.clone(), stack_size, name, true, move |_| f())?;
+    let g = switch::create(
+        rt,
+        rt.hub.clone(),
+        stack_size,
+        name,
+        true,
+        site,
+        move |_| f(),
+    )?;
     let key = match start_at {
         None => {
             rt.schedule_start(g.clone());
@@ -544,7 +598,12 @@ pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
 ///   ([`budget_yields`](Hub::budget_yields) counts those yields). What
 ///   stays unfair is a loop with no such operation at all (pure
 ///   computation, or a blocking call of another library): it holds the
-///   hub until it returns or calls [`yield_now`](crate::yield_now).
+///   hub until it returns or calls [`yield_now`](crate::yield_now). The
+///   opt-in [blocking monitor](crate::monitor::Monitor) reports such a
+///   stall with the greenlet's name, spawn site and a backtrace.
+/// * **You can look inside.** [`run_info`](Hub::run_info) lists every
+///   live greenlet and what it waits for; a `LoopExit` names the greenlets
+///   it leaves stuck; [`set_trace`](Hub::set_trace) sees every switch.
 /// * **Deadlocks are errors.** When the greenlet waiting on the thread's
 ///   own stack (main) can never be woken because nothing is ready, timed or
 ///   watched, the wait fails with `LoopExit` instead of hanging (gevent's
@@ -760,5 +819,113 @@ impl Hub {
     /// ```
     pub fn budget_yields(&self) -> u64 {
         rt().yields.get()
+    }
+
+    /// Default for [`Hub::set_budget`]: 128 units per turn, where a socket
+    /// call costs 8 and a channel or queue operation 1.
+    pub const DEFAULT_BUDGET: u32 = sched::BUDGET;
+
+    /// Sets the cooperative budget a greenlet's turn starts with, in units
+    /// (a socket call costs 8, a channel or queue operation 1; default
+    /// [`Hub::DEFAULT_BUDGET`]), from now on; `None` turns it
+    /// off (tokio's `unconstrained`): operations that complete without a
+    /// wait then never yield. For measurements, and for a thread whose
+    /// greenlets must run in long turns; off, a bulk transfer can hold the
+    /// hub while timers come due.
+    ///
+    /// # Panics
+    ///
+    /// Panics on `Some(0)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{sync::channel, Hub};
+    /// let hub = Hub::current();
+    /// hub.set_budget(None);
+    /// let before = hub.budget_yields();
+    /// let (tx, rx) = channel::unbounded();
+    /// for i in 0..1000 {
+    ///     tx.send(i).unwrap();
+    /// }
+    /// assert_eq!(hub.budget_yields(), before); // never gave up its turn
+    /// hub.set_budget(Some(Hub::DEFAULT_BUDGET));
+    /// # drop(rx);
+    /// ```
+    pub fn set_budget(&self, units: Option<u32>) {
+        assert!(
+            units != Some(0),
+            "verdant: a budget must be at least 1 unit"
+        );
+        let rt = rt();
+        let limit = units.unwrap_or(u32::MAX);
+        rt.budget_limit.set(limit);
+        rt.budget.set(limit); // the running turn too
+    }
+
+    /// The live greenlets of this hub and what each is doing: id, name,
+    /// state (running, ready, or waiting for what: a socket and direction,
+    /// a timer, an event, a join…), deadline, spawn site, age and the
+    /// deepest its stack has been used. Print it (`Display`, one line per
+    /// greenlet, like gevent's `format_run_info`) to see why a program
+    /// hangs or what a server is doing; see also
+    /// [`dump_on_signal`](crate::monitor::dump_on_signal).
+    ///
+    /// Reading each stack's high-water mark costs a system call per
+    /// greenlet (`mincore`) and a scan of its pages in use: fine on demand,
+    /// not for a hot loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Hub, RunState};
+    /// let h = Builder::new().name("worker").spawn(|| ()).unwrap();
+    /// let info = Hub::current().run_info();
+    /// let g = &info.greenlets()[0];
+    /// assert_eq!((g.id, g.name.as_str(), g.state), (h.id(), "worker", RunState::Ready));
+    /// assert!(g.spawned_at.file().ends_with(".rs"));
+    /// println!("{info}");
+    /// ```
+    pub fn run_info(&self) -> RunInfo {
+        rt().run_info()
+    }
+
+    /// Sets a function called at every switch between greenlets of this
+    /// thread, with its origin, its target and whether it is a throw
+    /// (greenlet's `settrace`); `None` removes it. Returns the function it
+    /// replaces. For logging, profiling and tests of scheduling order.
+    ///
+    /// The root loop calls it just before the target runs. A hub wait
+    /// shows as one switch, from the greenlet that waits to the one the
+    /// hub runs next: the scheduler runs between them without a greenlet
+    /// of its own. A panic in the function removes it (and is reported on
+    /// stderr); the switch goes on. With no function set the hook costs a
+    /// test of one flag per switch.
+    ///
+    /// The function must not switch or wait: it runs inside the switch,
+    /// where a `sleep`, `join`, IO wait or raw switch returns at once
+    /// without switching, as in a destructor (see the Caveats of
+    /// [`Greenlet`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{cell::RefCell, rc::Rc};
+    /// use verdant_runtime::{spawn, Hub, TraceKind};
+    /// let seen = Rc::new(RefCell::new(Vec::new()));
+    /// let s = seen.clone();
+    /// let hub = Hub::current();
+    /// hub.set_trace(Some(Box::new(move |e| {
+    ///     s.borrow_mut().push((e.origin.name(), e.target.name(), e.kind));
+    /// })));
+    /// let h = verdant_runtime::Builder::new().name("child").spawn(|| ()).unwrap();
+    /// h.join().unwrap();
+    /// hub.set_trace(None);
+    /// let seen = seen.borrow();
+    /// assert_eq!(seen[0], ("main".into(), "child".into(), TraceKind::Switch));
+    /// assert_eq!(seen[1], ("child".into(), "main".into(), TraceKind::Switch));
+    /// ```
+    pub fn set_trace(&self, f: Option<TraceFn>) -> Option<TraceFn> {
+        trace::set(f)
     }
 }

@@ -9,6 +9,7 @@ use std::panic::resume_unwind;
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
+use super::info::Waiting;
 use super::record::{Inner, Link};
 use super::sched::{Ready, TimerEntry, TAG_READY};
 use super::{rt, switch, Runtime};
@@ -78,6 +79,7 @@ struct WaitEnd<'a>(&'a Inner);
 impl Drop for WaitEnd<'_> {
     fn drop(&mut self) {
         self.0.woken.set(true);
+        self.0.waiting.set(Waiting::Nothing);
     }
 }
 
@@ -111,8 +113,11 @@ impl Runtime {
     ///
     /// Raises again a kill or an expired timeout scope that the greenlet
     /// caught.
+    ///
+    /// `what` is what the greenlet will wait for, for `Hub::run_info` and
+    /// the stuck list of a `LoopExit`.
     #[inline]
-    pub(crate) fn begin_wait(&self) -> Result<WaitToken, Refused> {
+    pub(crate) fn begin_wait(&self, what: Waiting) -> Result<WaitToken, Refused> {
         let inner = self.current_record();
         if std::thread::panicking()
             || inner.dying.get()
@@ -125,6 +130,8 @@ impl Runtime {
         let seq = inner.wait_seq.get() + 1;
         inner.wait_seq.set(seq);
         inner.woken.set(false);
+        inner.waiting.set(what);
+        inner.deadline.set(None);
         Ok(WaitToken { g: cur, seq })
     }
 
@@ -194,7 +201,8 @@ impl Runtime {
     /// queue. Returns at once while it unwinds.
     #[inline]
     pub(crate) fn yield_now(&self) {
-        let Ok(token) = self.begin_wait() else {
+        // Shown as ready (it is woken at once), never as its wait.
+        let Ok(token) = self.begin_wait(Waiting::Sleep) else {
             return;
         };
         // The ready queue takes the token: we must not hold ourselves.
@@ -241,6 +249,7 @@ impl Runtime {
         deadline: Instant,
         token: WaitToken,
     ) -> TimerGuard<'_, TimerEntry> {
+        token.g.inner.deadline.set(Some(deadline));
         TimerGuard::arm(
             &self.timers,
             deadline,

@@ -10,11 +10,14 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell, UnsafeCell};
+use std::panic::Location;
 use std::ptr;
 use std::rc::Weak;
+use std::time::Instant;
 
 use corosensei::{Coroutine, Yielder};
 
+use super::info::Waiting;
 use super::park::{Relay, WaitToken};
 use crate::fault::FaultInfo;
 use crate::greenlet::{Greenlet, GreenletExit};
@@ -83,6 +86,31 @@ pub(crate) struct Inner {
     pub(super) timeout_fired: Cell<u64>,
     pub(super) locals: Locals,
     pub(super) completion: Completion,
+    /// What its current (or last) hub wait is for, set by `begin_wait` and
+    /// cleared when the wait ends: for `Hub::run_info` and `LoopExit`.
+    pub(super) waiting: Cell<Waiting>,
+    /// When its current hub wait times out, if it does.
+    pub(super) deadline: Cell<Option<Instant>>,
+    /// Where it was spawned (`#[track_caller]` through every spawning API).
+    pub(super) site: &'static Location<'static>,
+    /// When it was made, on the coarse monotonic clock (`sys::coarse_now_ns`).
+    pub(super) born_ns: u64,
+    /// Its index in the runtime's list of live greenlets; `NOT_LISTED` when
+    /// it is not there (main, the hub, a dead greenlet).
+    pub(super) listed_at: Cell<u32>,
+}
+
+/// [`Inner::listed_at`] of a record not in the live list.
+pub(super) const NOT_LISTED: u32 = u32::MAX;
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A record dies before its last handle goes, so this is rare: a
+        // record made but never run or unwound (the thread's teardown).
+        if self.listed_at.get() != NOT_LISTED {
+            let _ = super::try_rt(|rt| rt.unlist(self));
+        }
+    }
 }
 
 impl Inner {
@@ -108,6 +136,11 @@ impl Inner {
             timeout_fired: Cell::new(0),
             locals: Locals::default(),
             completion: Completion::default(),
+            waiting: Cell::new(Waiting::Nothing),
+            deadline: Cell::new(None),
+            site: Location::caller(),
+            born_ns: 0,
+            listed_at: Cell::new(NOT_LISTED),
         }
     }
 

@@ -334,6 +334,8 @@ impl Runtime {
     pub(super) fn schedule_start_at(&self, g: Greenlet, deadline: Instant) -> TimerKey {
         // An unstarted greenlet "waits" with sequence 1 for its start.
         g.inner.wait_seq.set(1);
+        g.inner.waiting.set(super::info::Waiting::Start);
+        g.inner.deadline.set(Some(deadline));
         let entry = TimerEntry {
             token: WaitToken { g, seq: 1 },
             wake: Wake::Ready,
@@ -382,9 +384,9 @@ impl Runtime {
         if e.is_stale() {
             return None;
         }
+        self.budget.set(self.budget_limit.get());
         self.switches.set(self.switches.get() + 1);
         self.post(e.input());
-        self.budget.set(BUDGET);
         Some(e.g)
     }
 
@@ -419,8 +421,6 @@ impl Runtime {
         }
     }
 
-    /// Fires due timers and polls IO. With `idle`, the ready queue is empty:
-    /// block until the next timer or IO event. Returns `false` when idle and
     /// Spends `cost` of the running greenlet's budget before an operation
     /// that may complete without waiting (a socket call, a channel or
     /// queue operation). Once the budget is spent the greenlet yields
@@ -445,7 +445,7 @@ impl Runtime {
     #[cold]
     #[inline(never)]
     fn budget_spent(&self) {
-        self.budget.set(BUDGET);
+        self.budget.set(self.budget_limit.get());
         // The hub's own code (drops, timer callbacks) never yields, and a
         // greenlet that is unwinding may not switch (`yield_now` returns).
         if self.current_record().kind() == super::record::Kind::Hub {
@@ -455,6 +455,8 @@ impl Runtime {
         self.yield_now();
     }
 
+    /// Fires due timers and polls IO. With `idle`, the ready queue is empty:
+    /// block until the next timer or IO event. Returns `false` when idle and
     /// nothing could ever make a greenlet ready.
     #[inline(never)]
     fn maintain(&self, idle: bool) -> bool {
@@ -534,6 +536,10 @@ impl Runtime {
     /// Waits for IO up to `timeout` (`None`: until an event) and wakes the
     /// greenlets whose fds became ready.
     fn poll_io(&self, timeout: Option<Duration>) {
+        let blocks = timeout != Some(Duration::ZERO);
+        if blocks {
+            self.beat_idle(true);
+        }
         let polled = self.poller.borrow_mut().poll(timeout, |event| {
             // Applying an event only touches the slab and the ready queue
             // (never user code), so it may run under the poll's borrow.
@@ -548,6 +554,9 @@ impl Runtime {
             if let Some(t) = timeout {
                 std::thread::sleep(t);
             }
+        }
+        if blocks {
+            self.beat_idle(false);
         }
     }
 

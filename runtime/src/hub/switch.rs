@@ -25,16 +25,18 @@
 
 use std::borrow::Cow;
 use std::io;
-use std::panic::{self, AssertUnwindSafe};
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr;
 use std::rc::Rc;
 
 use corosensei::CoroutineResult;
 
+use super::info::Waiting;
 use super::record::{Co, Inner, Kind, Outcome, State, Y};
 use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
+use crate::sys::coarse_now_ns;
 use crate::value::{Input, Value, Wake};
 
 impl Runtime {
@@ -151,7 +153,10 @@ fn receive_slow(value: Option<Value>) -> Value {
     match v.into_input() {
         Input::Value(v) => v,
         Input::Throw(p) => panic::resume_unwind(p),
-        Input::Wake(Wake::LoopExit) => panic!("{LOOP_EXIT_MESSAGE}"),
+        Input::Wake(Wake::LoopExit) => {
+            let stuck = try_rt(|rt| rt.stuck()).unwrap_or_default();
+            panic!("{LOOP_EXIT_MESSAGE}; {stuck}")
+        }
         Input::Wake(w) => panic!(
             "verdant: a hub wake-up ({w:?}) reached a greenlet waiting in a raw switch; \
              greenlets parked in hub waits must not be switched to by hand"
@@ -220,6 +225,9 @@ impl Runtime {
             // again (a switch to the current greenlet returns early).
             let co = unsafe { (*inner.co.get()).as_mut() }
                 .expect("verdant: a live greenlet always has its coroutine");
+            if self.hooks.get() != 0 {
+                self.on_switch(inner);
+            }
             inner.state.set(State::Running);
             self.set_current_child(inner);
             let result = co.resume(());
@@ -270,6 +278,9 @@ impl Runtime {
             }
         }
         drop(held);
+        if self.hooks.get() != 0 {
+            self.on_switch(&self.main.inner);
+        }
         self.main.inner.state.set(State::Running);
         self.set_current_main(main_ptr);
         self.collect()
@@ -315,6 +326,7 @@ impl Runtime {
     fn finished(&self, g: Greenlet) -> Greenlet {
         let inner = &*g.inner;
         inner.state.set(State::Dead);
+        self.unlist(inner);
         // SAFETY: (one runner) only the root loop touches a live greenlet's
         // coroutine, and this one has just finished.
         let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
@@ -341,6 +353,7 @@ impl Runtime {
         // uses its slot.
         let co = unsafe { (*g.inner.co.get()).take() };
         g.inner.state.set(State::Dead);
+        self.unlist(&g.inner);
         if let Some(mut co) = co {
             co.force_unwind(); // drops the never-run function
             self.recycle_stack(co.into_stack(), g.inner.low_water.get());
@@ -427,6 +440,7 @@ pub(crate) fn unwind_now(g: &Greenlet) {
         // (invariant (runtime)), so it must never run again. It is leaked,
         // stack and all, instead of unwound.
         inner.state.set(State::Dead);
+        // No runtime to take it off its list: the list is gone too.
         std::mem::forget(co);
         return;
     }
@@ -444,6 +458,7 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     }
     try_rt(|rt| drop(rt.mail_exit.take()));
     inner.state.set(State::Dead);
+    try_rt(|rt| rt.unlist(inner));
     if let Some(prev) = prev {
         try_rt(|rt| rt.restore_current(prev));
     }
@@ -465,6 +480,7 @@ pub(super) fn create<F>(
     stack_size: Option<usize>,
     name: Option<Cow<'static, str>>,
     task: bool,
+    site: &'static Location<'static>,
     f: F,
 ) -> io::Result<Greenlet>
 where
@@ -474,6 +490,8 @@ where
     let stack = rt.take_stack(usable)?;
     let mut inner = Inner::new(rt.next_id(), Kind::Child, State::Unstarted, Some(parent));
     inner.task = task;
+    inner.site = site;
+    inner.born_ns = coarse_now_ns();
     {
         let fi = inner.fault.get_mut();
         (fi.guard_lo, fi.guard_hi) = stack.guard_range();
@@ -493,6 +511,8 @@ where
         // while the coroutine runs, and the record owns the coroutine, so
         // the record outlives every run of this closure.
         unsafe { (*record).yielder.set(y) };
+        // SAFETY: as above. A `spawn_later` start leaves `Waiting::Start`.
+        unsafe { (*record).waiting.set(Waiting::Nothing) };
         // A start, like any resume, leaves this greenlet's input in the
         // mailbox. The root loop never starts a greenlet with a throw (it
         // dies unstarted instead), and a hub start carries no value.
@@ -512,6 +532,7 @@ where
     // SAFETY: (one runner) the record was just made; nothing else can see
     // its slot yet.
     unsafe { *inner.co.get() = Some(co) };
+    rt.list(&inner);
     Ok(Greenlet { inner })
 }
 

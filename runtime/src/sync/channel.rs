@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::queue::{Core, Fifo, PutError, TakeError};
 use super::WaitError;
+use crate::hub::Waiting;
 use crate::hub::{self, WaitToken};
 use crate::timer::deadline_of;
 use crate::value::Wake;
@@ -98,7 +99,7 @@ pub enum TrySendError<T> {
 }
 
 /// Why `recv`, `recv_timeout` or `recv_deadline` gave no message.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecvError {
     /// Every sender is gone and the channel is empty.
     Disconnected,
@@ -949,7 +950,9 @@ impl<'a> Select<'a> {
     /// turn of the ready queue (see `Runtime::park_one_turn`).
     fn park(&self, deadline: Option<Instant>, one_turn: bool) -> Result<Option<usize>, WaitError> {
         let rt = hub::rt();
-        let token = rt.begin_wait().map_err(|_| WaitError::Cancelled)?;
+        let token = rt
+            .begin_wait(Waiting::Select)
+            .map_err(|_| WaitError::Cancelled)?;
         // Receives first: registering one wakes selects waiting to send into
         // that channel, which must not include this one.
         // In a random rotation: several receives on one channel stand in
@@ -987,7 +990,7 @@ impl<'a> Select<'a> {
         }
         match woke {
             Ok(Wake::Ready) | Ok(Wake::TimedOut) => Ok(None),
-            Ok(Wake::LoopExit) => Err(WaitError::LoopExit),
+            Ok(Wake::LoopExit) => Err(WaitError::loop_exit()),
             Err(_) => Err(WaitError::Cancelled),
         }
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::{Lock, LockGuard, WaitError, WaitList};
+use crate::hub::Waiting;
 use crate::timer::deadline_of;
 
 /// Waits for a condition guarded by a [`Lock`] (Python's
@@ -256,7 +257,9 @@ impl Condition {
                 let _ = self.waiters.notify_one(());
             }
         };
-        let waited = self.waiters.wait(deadline, None, &pass_on);
+        let waited = self
+            .waiters
+            .wait(Waiting::Condition, deadline, None, &pass_on);
         let timed_out = match waited {
             Ok(_) => false,
             Err((WaitError::TimedOut, _)) => true,

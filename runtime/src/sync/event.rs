@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::{WaitError, WaitList};
 use crate::hub::Relays;
+use crate::hub::Waiting;
 use crate::timer::deadline_of;
 
 /// A flag that greenlets wait for: [`set`](Event::set) wakes every waiter
@@ -178,7 +179,7 @@ impl Event {
             return Ok(());
         }
         self.waiters
-            .wait(deadline, None, &|_| {})
+            .wait(Waiting::Event, deadline, None, &|_| {})
             .map(|_| ())
             .map_err(|(e, _)| e)
     }
@@ -419,7 +420,7 @@ impl<T: Clone, E: Clone> AsyncResult<T, E> {
                 return r.map_err(GetError::Failed);
             }
             self.waiters
-                .wait(deadline, None, &|_| {})
+                .wait(Waiting::Event, deadline, None, &|_| {})
                 .map_err(|(e, _)| GetError::Wait(e))?;
         }
     }

@@ -34,6 +34,7 @@ use std::ptr::{self, NonNull};
 use std::time::Instant;
 
 use crate::hub::{self, Runtime, WaitToken};
+use crate::hub::{Stuck, Waiting};
 use crate::value::Wake;
 
 pub mod channel;
@@ -61,16 +62,17 @@ pub use semaphore::{
 /// let e = Event::new();
 /// assert_eq!(e.wait_timeout(Duration::from_millis(1)), Err(WaitError::TimedOut));
 /// // Nothing could ever set it: a deadlock, reported instead of a hang.
-/// assert_eq!(e.wait(), Err(WaitError::LoopExit));
+/// assert!(matches!(e.wait(), Err(WaitError::LoopExit(_))));
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum WaitError {
     /// The timeout or deadline passed first.
     TimedOut,
     /// The wait could never end: the hub had nothing ready, timed or watched
-    /// (gevent's `LoopExit`).
-    LoopExit,
+    /// (gevent's `LoopExit`). The [`Stuck`] list names the greenlets left
+    /// waiting too, and what each waits for: the other side of the deadlock.
+    LoopExit(Stuck),
     /// The waiting greenlet is unwinding (a panic, a kill, its drop) and may
     /// not wait.
     Cancelled,
@@ -78,13 +80,22 @@ pub enum WaitError {
 
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            WaitError::TimedOut => "timed out waiting",
-            WaitError::LoopExit => {
-                "LoopExit: this wait could never end (nothing is ready, timed or watched)"
-            }
-            WaitError::Cancelled => "cannot wait while the greenlet unwinds",
-        })
+        match self {
+            WaitError::TimedOut => f.write_str("timed out waiting"),
+            WaitError::LoopExit(stuck) => write!(
+                f,
+                "LoopExit: this wait could never end (nothing is ready, timed or watched); {stuck}"
+            ),
+            WaitError::Cancelled => f.write_str("cannot wait while the greenlet unwinds"),
+        }
+    }
+}
+
+impl WaitError {
+    /// A `LoopExit` just delivered to the running greenlet, naming the
+    /// greenlets it leaves stuck.
+    pub(crate) fn loop_exit() -> WaitError {
+        WaitError::LoopExit(hub::stuck())
     }
 }
 
@@ -311,6 +322,7 @@ impl<T> WaitList<T> {
     #[inline(always)]
     pub(crate) fn wait(
         &self,
+        what: Waiting,
         deadline: Option<Instant>,
         offer: Option<T>,
         on_lost: &dyn Fn(Option<T>),
@@ -319,7 +331,7 @@ impl<T> WaitList<T> {
             return Err((WaitError::TimedOut, offer));
         }
         let rt = hub::rt();
-        let token = match rt.begin_wait() {
+        let token = match rt.begin_wait(what) {
             Ok(t) => t,
             Err(_) => return Err((WaitError::Cancelled, offer)),
         };
@@ -341,7 +353,7 @@ impl<T> WaitList<T> {
         drop(listed); // off the list
         let why = match woke {
             Ok(Wake::TimedOut) => WaitError::TimedOut,
-            Ok(Wake::LoopExit) => WaitError::LoopExit,
+            Ok(Wake::LoopExit) => WaitError::loop_exit(),
             // Not notified yet woken Ready: cannot happen; report a
             // cancellation rather than loop.
             Ok(Wake::Ready) | Err(_) => WaitError::Cancelled,
@@ -353,14 +365,15 @@ impl<T> WaitList<T> {
     /// the ready queue (see `Runtime::park_one_turn`), so that the greenlets
     /// ready now can hand it a value; `before` runs once it is in line, to
     /// wake those that could. Returns what it was handed, if anything;
-    /// `on_lost` as for [`wait`](WaitList::wait).
+    /// `what` and `on_lost` as for [`wait`](WaitList::wait).
     pub(crate) fn wait_one_turn(
         &self,
+        what: Waiting,
         before: impl FnOnce(),
         on_lost: &dyn Fn(Option<T>),
     ) -> Option<T> {
         let rt = hub::rt();
-        let token = rt.begin_wait().ok()?;
+        let token = rt.begin_wait(what).ok()?;
         let w = Waiter::new(token.clone(), None);
         let listed = Listed {
             list: self,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use super::{Enqueued, WaitError, WaitList};
 use crate::hub::WaitToken;
+use crate::hub::Waiting;
 use crate::timer::deadline_of;
 
 /// Why a `put` did not happen; the item comes back.
@@ -75,7 +76,7 @@ impl<T> fmt::Display for PutError<T> {
 impl<T> std::error::Error for PutError<T> {}
 
 /// Why a `get` gave no item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TakeError {
     /// The queue is empty (`try_get` only).
     Empty,
@@ -306,7 +307,7 @@ impl<S: Store> Core<S> {
                 Err(PutError::Full(item)) => item,
                 other => return other,
             };
-            let waited = self.putters.wait(deadline, Some(item), &drop);
+            let waited = self.putters.wait(Waiting::Put, deadline, Some(item), &drop);
             match waited {
                 // A getter took it (and counted it).
                 Ok(None) => return Ok(()),
@@ -365,11 +366,11 @@ impl<S: Store> Core<S> {
     #[cold]
     #[inline(never)]
     fn get_one_turn(&self) -> Result<S::Item, TakeError> {
-        let got = self
-            .getters
-            .wait_one_turn(|| self.send_watchers.wake_all_empty(), &|lost| {
-                self.pass_on(lost)
-            });
+        let got = self.getters.wait_one_turn(
+            Waiting::Put,
+            || self.send_watchers.wake_all_empty(),
+            &|lost| self.pass_on(lost),
+        );
         match got {
             Some(item) => Ok(item),
             // Nothing handed over (the select chose another operation, or
@@ -420,7 +421,7 @@ impl<S: Store> Core<S> {
             // A select waiting to send into a rendezvous can now hand over.
             self.send_watchers.wake_all_empty();
             let pass_on = |lost| self.pass_on(lost);
-            match self.getters.wait(deadline, None, &pass_on) {
+            match self.getters.wait(Waiting::Get, deadline, None, &pass_on) {
                 Ok(Some(item)) => return Ok(item),
                 Ok(None) => continue, // closed: drain or report it
                 Err((why, _)) => return Err(TakeError::Wait(why)),
@@ -506,7 +507,7 @@ impl<S: Store> Core<S> {
     fn join_until(&self, deadline: Option<Instant>) -> Result<(), WaitError> {
         while self.unfinished.get() > 0 {
             self.joiners
-                .wait(deadline, None, &|_| {})
+                .wait(Waiting::QueueJoin, deadline, None, &|_| {})
                 .map_err(|(e, _)| e)?;
         }
         Ok(())

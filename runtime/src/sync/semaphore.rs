@@ -13,6 +13,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
 use super::{WaitError, WaitList};
+use crate::hub::Waiting;
 use crate::timer::deadline_of;
 
 /// A counting semaphore (gevent's `Semaphore`): [`acquire`](Semaphore::acquire)
@@ -221,7 +222,7 @@ impl Semaphore {
         // A permit handed to us is ours; one handed to us while we unwind
         // goes to the next waiter.
         self.waiters
-            .wait(deadline, None, &|_| self.release())
+            .wait(Waiting::Lock, deadline, None, &|_| self.release())
             .map(|_| ())
             .map_err(|(e, _)| e)
     }

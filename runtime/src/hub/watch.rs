@@ -1,0 +1,151 @@
+//! What the core shows the blocking monitor (`crate::monitor`): a heartbeat
+//! that a watched hub publishes at every switch, and a snapshot of the
+//! running greenlet that a signal handler can take.
+
+use std::panic::Location;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::record::Kind;
+use super::{rt, Runtime, RT_PTR};
+
+/// A watched hub's heartbeat. Only its own thread writes `turns` and
+/// `idle`; the monitor thread reads them.
+#[derive(Debug)]
+pub(crate) struct Beat {
+    /// Bumped at every switch and after every poll: a value that stays put
+    /// while the hub is not idle means one greenlet (or the hub's own code)
+    /// has held the thread since.
+    pub(crate) turns: AtomicU64,
+    /// Set while the hub blocks in its poll: idle, not stuck.
+    pub(crate) idle: AtomicBool,
+    /// Whether the hub's thread still runs: cleared (under the lock) as its
+    /// runtime is destroyed, so a monitor that signals the thread while
+    /// holding the lock never signals a thread that has exited.
+    pub(crate) alive: Mutex<bool>,
+}
+
+/// The root loop's hook bits (`Runtime::hooks`).
+pub(super) const HOOK_TRACE: u8 = 1;
+pub(super) const HOOK_BEAT: u8 = 2;
+
+impl Runtime {
+    /// Called by the root loop before `target` runs when a hook is on.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn on_switch(&self, target: &super::record::Inner) {
+        let hooks = self.hooks.get();
+        if hooks & HOOK_BEAT != 0 {
+            self.beat_now();
+        }
+        if hooks & HOOK_TRACE != 0 {
+            self.trace_switch(target);
+        }
+    }
+
+    /// Publishes a heartbeat, if a monitor watches this hub.
+    pub(super) fn beat_now(&self) {
+        if let Some(b) = &*self.beat.borrow() {
+            b.turns
+                .store(b.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// Marks this hub idle (blocked in its poll) or busy again.
+    pub(super) fn beat_idle(&self, idle: bool) {
+        if self.hooks.get() & HOOK_BEAT == 0 {
+            return;
+        }
+        if let Some(b) = &*self.beat.borrow() {
+            b.idle.store(idle, Ordering::Relaxed);
+            if !idle {
+                b.turns
+                    .store(b.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Sets the hook bit `bit` on or off.
+    pub(super) fn set_hook(&self, bit: u8, on: bool) {
+        let h = self.hooks.get();
+        self.hooks.set(if on { h | bit } else { h & !bit });
+    }
+}
+
+/// Starts publishing this thread's heartbeat; returns it (the same one on
+/// every call).
+pub(crate) fn watch() -> Arc<Beat> {
+    let rt = rt();
+    let beat = rt
+        .beat
+        .borrow_mut()
+        .get_or_insert_with(|| {
+            Arc::new(Beat {
+                turns: AtomicU64::new(0),
+                idle: AtomicBool::new(false),
+                alive: Mutex::new(true),
+            })
+        })
+        .clone();
+    rt.set_hook(HOOK_BEAT, true);
+    beat
+}
+
+/// Stops publishing this thread's heartbeat.
+pub(crate) fn unwatch() {
+    let rt = rt();
+    rt.set_hook(HOOK_BEAT, false);
+    if let Some(b) = rt.beat.borrow_mut().take() {
+        b.idle.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The running greenlet as a signal handler sees it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Snapshot {
+    pub(crate) id: u64,
+    /// Its name's first bytes (a child's, from its fault record: see
+    /// `fault::FaultInfo`), or "main" / "Hub"; `name_len` of them are set.
+    pub(crate) name: [u8; 32],
+    pub(crate) name_len: usize,
+    /// `None` for main and the hub.
+    pub(crate) site: Option<&'static Location<'static>>,
+}
+
+/// Who runs on this thread, for a signal handler: async-signal-safe (it
+/// reads plain memory, initialises nothing and takes no lock). `None`
+/// when the thread has no runtime.
+pub(crate) fn snapshot() -> Option<Snapshot> {
+    let rt = RT_PTR.with(|p| p.get());
+    if rt.is_null() {
+        return None;
+    }
+    // SAFETY: (runtime) RT_PTR is non-null only while RT lives, and
+    // (current) `current` always names a live record; the interrupted code
+    // cannot be half-way through storing the pointer (an aligned word).
+    let cur = unsafe { &*(*rt).current.get() };
+    let mut s = Snapshot {
+        id: cur.id,
+        name: [0; 32],
+        name_len: 0,
+        site: None,
+    };
+    let fixed: &[u8] = match cur.kind {
+        Kind::Main => b"main",
+        Kind::Hub => b"Hub",
+        Kind::Child => {
+            // SAFETY: the fault record is plain data written only while
+            // its greenlet is not running (or by this thread's `set_name`,
+            // which a torn read here at worst garbles); see `FaultInfo`.
+            let fi = unsafe { &*cur.fault_ptr() };
+            let n = fi.name_bytes();
+            s.name[..n.len()].copy_from_slice(n);
+            s.name_len = n.len();
+            s.site = Some(cur.site);
+            return Some(s);
+        }
+    };
+    s.name[..fixed.len()].copy_from_slice(fixed);
+    s.name_len = fixed.len();
+    Some(s)
+}
