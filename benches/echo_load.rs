@@ -18,7 +18,8 @@
 //!
 //! Other flags: `--servers verdant,verdant-recv,mio,tokio,tokio-pool,may`
 //! (the default; `verdant-mon` is `verdant` with the blocking monitor on at
-//! a 100 ms threshold, and adds a monitor-on/off ratio), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
+//! a 100 ms threshold, `verdant-nobudget` is `verdant` with the cooperative
+//! budget off, and each adds its on/off ratio to the summary), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
 //! default 16384).
 //!
 //! **The client.** One thread drives every connection with mio
@@ -477,7 +478,10 @@ fn main() {
                 Some(paired(ia, ib))
             };
             if let Some(r) = ratio("verdant-mon", "verdant") {
-                monitored.push((conns, size, r));
+                monitored.push((conns, size, "verdant-mon / verdant", r));
+            }
+            if let Some(r) = ratio("verdant", "verdant-nobudget") {
+                monitored.push((conns, size, "verdant / verdant-nobudget", r));
             }
             for v in ["verdant", "verdant-recv"] {
                 if kinds.iter().any(|k| k == v) {
@@ -529,10 +533,10 @@ fn main() {
     }
     if !monitored.is_empty() {
         println!();
-        println!("server CPU per request with the blocking monitor on (100 ms threshold), relative to off (target ≤ 1.01; any stall report would be printed above by the server)");
-        for (conns, size, r) in monitored {
+        println!("server CPU per request: the blocking monitor on (100 ms threshold) against off, the cooperative budget on against off (targets ≤ 1.01; a stall report would be printed above by the server)");
+        for (conns, size, what, r) in monitored {
             println!(
-                "{conns:>6} {size:>6} verdant-mon / verdant  {:.3} [{:.3}–{:.3}]",
+                "{conns:>6} {size:>6} {what:<27} {:.3} [{:.3}–{:.3}]",
                 r.median, r.low, r.high
             );
         }

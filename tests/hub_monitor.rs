@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use verdant::monitor::{self, Blocked, Monitor};
-use verdant::sync::{channel, Event};
+use verdant::sync::{channel, Event, WaitError};
 use verdant::{sleep, spawn, Builder};
 
 /// Starts a monitor on this thread's hub that collects its reports.
@@ -144,6 +144,33 @@ fn a_hub_that_keeps_switching_or_idles_is_never_reported() {
 }
 
 #[test]
+fn a_panicking_report_callback_does_not_end_later_reports() {
+    let count = Arc::new(Mutex::new(0));
+    let c = count.clone();
+    Monitor::new(Duration::from_millis(50))
+        .report(move |_| {
+            let mut n = c.lock().unwrap();
+            *n += 1;
+            if *n == 1 {
+                drop(n);
+                panic!("a buggy report callback");
+            }
+        })
+        .start()
+        .unwrap();
+    for _ in 0..2 {
+        std::thread::sleep(Duration::from_millis(200)); // a stall
+        let t = Instant::now();
+        let before = *count.lock().unwrap();
+        while *count.lock().unwrap() == before && t.elapsed() < Duration::from_secs(5) {
+            sleep(Duration::from_millis(10));
+        }
+    }
+    monitor::stop();
+    assert_eq!(*count.lock().unwrap(), 2);
+}
+
+#[test]
 fn stop_ends_the_reports() {
     let reports = collect(Duration::from_millis(50));
     monitor::stop();
@@ -182,6 +209,11 @@ fn dump_child() {
     sleep(Duration::from_millis(300));
     e.set();
     sleep(Duration::from_millis(10));
+    // Registered for dumps, the hub still reports a deadlock (the dump's
+    // handle does not keep it waiting for messages).
+    let never = Event::new();
+    assert!(matches!(never.wait(), Err(WaitError::LoopExit(_))));
+    eprintln!("dump child: LoopExit seen");
 }
 
 #[test]
@@ -196,6 +228,7 @@ fn sigusr1_dumps_the_run_info() {
     assert!(err.contains("verdant hub of thread 'dump_child'"), "{err}");
     assert!(err.contains("'parked-one' waiting for an event"), "{err}");
     assert!(err.contains("'run-info dump' running"), "{err}");
+    assert!(err.contains("dump child: LoopExit seen"), "{err}");
 }
 
 #[test]

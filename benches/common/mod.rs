@@ -255,6 +255,11 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
     let result = match kind.as_str() {
         "verdant" => serve_verdant(addr, buf),
+        "verdant-nobudget" => {
+            // The cooperative budget off: what the budget costs, in one run.
+            verdant::Hub::current().set_budget(None);
+            serve_verdant(addr, buf)
+        }
         "verdant-mon" => {
             // Reports (none expected) go to stderr, which the parent shows.
             let threshold = std::time::Duration::from_millis(100);

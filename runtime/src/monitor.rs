@@ -27,6 +27,12 @@
 //! `SIGURG` not sent by the monitor goes on to the handler installed
 //! before (or is ignored, as by default).
 //!
+//! The signal interrupts whatever the stalled code is doing: a blocking
+//! system call that `SA_RESTART` does not restart (`poll`, `epoll_wait`,
+//! `nanosleep`, a socket read with a timeout…) returns `EINTR` once per
+//! report. std's `sleep` and most libraries retry; one that does not sees
+//! the error. The monitor samples once per stall.
+//!
 //! Watching costs a watched hub one call per switch that stores a counter;
 //! an unwatched hub tests one flag per switch, shared with
 //! [`Hub::set_trace`](crate::Hub::set_trace).
@@ -37,14 +43,13 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::hub::{self, Beat};
-use crate::remote::{self, WeakRemote};
+use crate::remote::{self, QuietRemote};
 use crate::sys::cvt;
-use crate::Builder;
 
 /// What a report sends: see [`Monitor::report`].
 type ReportFn = Arc<dyn Fn(&Blocked) + Send + Sync>;
@@ -391,10 +396,16 @@ fn reporter() -> &'static std::sync::mpsc::Sender<Pending> {
             .name("verdant-monitor-report".into())
             .spawn(move || {
                 for (mut report, frames, to) in rx {
-                    report.backtrace = symbolize(&frames);
-                    match &to {
-                        Some(f) => f(&report),
-                        None => eprintln!("{report}"),
+                    // A panicking callback must not end every later report.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        report.backtrace = symbolize(&frames);
+                        match &to {
+                            Some(f) => f(&report),
+                            None => eprintln!("{report}"),
+                        }
+                    }));
+                    if r.is_err() {
+                        eprintln!("verdant: a monitor report callback panicked");
                     }
                 }
             });
@@ -452,18 +463,25 @@ const SAMPLE_SIGNAL: libc::c_int = libc::SIGURG;
 /// Frames kept per sample.
 const MAX_FRAMES: usize = 64;
 
-const IDLE: u8 = 0;
-const REQUESTED: u8 = 1;
-const CAPTURING: u8 = 2;
-const DONE: u8 = 3;
+const IDLE: u64 = 0;
+const REQUESTED: u64 = 1;
+const CAPTURING: u64 = 2;
+const DONE: u64 = 3;
 
-/// The request protocol: the monitor moves `STATE` from `IDLE` to
-/// `REQUESTED` (with `TARGET` set) and signals the thread; the handler, on
-/// that thread, moves it to `CAPTURING`, fills `SAMPLE`, and publishes it
-/// with `DONE`; the monitor reads it and goes back to `IDLE`. One monitor
-/// thread, so one request at a time.
-static STATE: AtomicU8 = AtomicU8::new(IDLE);
-static TARGET: AtomicI32 = AtomicI32::new(0);
+/// The request protocol, in one word: the thread asked (its kernel id, in
+/// the high half) and the step (the low half). The monitor moves it from
+/// `IDLE` to `(tid, REQUESTED)` and signals the thread; the handler, on
+/// that thread, moves it to `(tid, CAPTURING)` (one compare-and-swap, so a
+/// late or foreign signal on another thread cannot take the request),
+/// fills `SAMPLE`, and publishes it with `(tid, DONE)`; the monitor reads
+/// it and goes back to `IDLE`. One monitor thread, so one request at a
+/// time.
+static STATE: AtomicU64 = AtomicU64::new(IDLE);
+
+/// The protocol word for thread `tid` at `step`.
+fn word(tid: libc::pid_t, step: u64) -> u64 {
+    (u64::from(tid as u32) << 32) | step
+}
 
 struct Sample {
     frames: [usize; MAX_FRAMES],
@@ -486,27 +504,53 @@ static SAMPLE: SampleCell = SampleCell(UnsafeCell::new(Sample {
 }));
 
 static SAMPLER: OnceLock<Result<(), i32>> = OnceLock::new();
+/// Whether the handler may unwind: glibc 2.35 made the unwinder's lookups
+/// (`_dl_find_object`) async-signal-safe; before, they take a lock the
+/// interrupted code may hold, so reports come without a backtrace.
+static CAN_UNWIND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 /// The `SIGURG` action before ours, to chain to.
 static mut PREV_URG: MaybeUninit<libc::sigaction> = MaybeUninit::zeroed();
 /// Frames captured so far in the handler (`trace_unsynchronized`'s
 /// callback cannot borrow the sample mutably twice).
 static CAPTURED: AtomicUsize = AtomicUsize::new(0);
 
+/// Whether this glibc is 2.35 or later (see [`CAN_UNWIND`]).
+fn glibc_unwinds_safely() -> bool {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    let v = unsafe { std::ffi::CStr::from_ptr(libc::gnu_get_libc_version()) };
+    let mut parts = v.to_str().unwrap_or("").split('.');
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (2, 35)
+}
+
 fn install_sampler() -> io::Result<()> {
     let r = *SAMPLER.get_or_init(|| {
+        CAN_UNWIND.store(glibc_unwinds_safely(), Ordering::Relaxed);
+        // The previous action first, so that the handler never reads it
+        // half-written.
+        // SAFETY: PREV_URG is written only here, once (under SAMPLER),
+        // before our handler is installed.
+        let r = unsafe {
+            libc::sigaction(
+                SAMPLE_SIGNAL,
+                ptr::null(),
+                (*ptr::addr_of_mut!(PREV_URG)).as_mut_ptr(),
+            )
+        };
+        cvt(r).map_err(|e| e.raw_os_error().unwrap_or(0))?;
         // SAFETY: a zeroed sigaction is a valid value to fill in.
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
         sa.sa_sigaction = on_sample as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART | libc::SA_ONSTACK;
-        // SAFETY: `sa_mask` is a valid sigset_t to clear; runs once (under
-        // SAMPLER), before any handler of ours can read PREV_URG.
+        // Not SA_ONSTACK: an alternate stack that std made is a few KiB,
+        // too little for the signal frame and the unwinder; the greenlet's
+        // own stack (or the thread's) has room.
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        // SAFETY: `sa_mask` is a valid sigset_t to clear; `sa` is then
+        // fully initialised.
         let r = unsafe {
             libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(
-                SAMPLE_SIGNAL,
-                &sa,
-                (*ptr::addr_of_mut!(PREV_URG)).as_mut_ptr(),
-            )
+            libc::sigaction(SAMPLE_SIGNAL, &sa, ptr::null_mut())
         };
         cvt(r).map(drop).map_err(|e| e.raw_os_error().unwrap_or(0))
     });
@@ -519,9 +563,19 @@ extern "C" fn on_sample(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     let errno = unsafe { *libc::__errno_location() };
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
-    if TARGET.load(Ordering::Relaxed) == me
+    // Ours only if sent by tgkill from this process (a kernel SIGURG for
+    // out-of-band data, or another process's, is passed on).
+    // SAFETY: the kernel hands an SA_SIGINFO handler a valid siginfo.
+    let from_us = !info.is_null()
+        && unsafe { (*info).si_code == libc::SI_TKILL && (*info).si_pid() == libc::getpid() };
+    if from_us
         && STATE
-            .compare_exchange(REQUESTED, CAPTURING, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(
+                word(me, REQUESTED),
+                word(me, CAPTURING),
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
             .is_ok()
     {
         // SAFETY: the STATE protocol gives this handler sole access to the
@@ -530,21 +584,25 @@ extern "C" fn on_sample(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         sample.snap = hub::snapshot();
         CAPTURED.store(0, Ordering::Relaxed);
         let frames = sample.frames.as_mut_ptr();
-        // SAFETY: one capture at a time (the STATE protocol), and the
-        // callback only stores addresses into the set-aside buffer.
-        unsafe {
-            backtrace::trace_unsynchronized(|frame| {
-                let n = CAPTURED.load(Ordering::Relaxed);
-                if n >= MAX_FRAMES {
-                    return false;
-                }
-                *frames.add(n) = frame.ip() as usize;
-                CAPTURED.store(n + 1, Ordering::Relaxed);
-                true
-            });
+        if CAN_UNWIND.load(Ordering::Relaxed) {
+            // SAFETY: one capture at a time (the STATE protocol); the
+            // unwinder's lookups are async-signal-safe on this glibc
+            // (CAN_UNWIND); the callback only stores addresses into the
+            // set-aside buffer, within its bounds.
+            unsafe {
+                backtrace::trace_unsynchronized(|frame| {
+                    let n = CAPTURED.load(Ordering::Relaxed);
+                    if n >= MAX_FRAMES {
+                        return false;
+                    }
+                    *frames.add(n) = frame.ip() as usize;
+                    CAPTURED.store(n + 1, Ordering::Relaxed);
+                    true
+                });
+            }
         }
         sample.len = CAPTURED.load(Ordering::Relaxed);
-        STATE.store(DONE, Ordering::Release);
+        STATE.store(word(me, DONE), Ordering::Release);
     } else {
         chain(sig, info, ctx);
     }
@@ -578,8 +636,7 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
 /// Asks thread `tid` for its stack; `None` when it did not answer within
 /// 200 ms (it blocks the signal, or is stopped).
 fn take_sample(tid: libc::pid_t) -> Option<(Option<hub::Snapshot>, Vec<usize>)> {
-    TARGET.store(tid, Ordering::Relaxed);
-    STATE.store(REQUESTED, Ordering::Release);
+    STATE.store(word(tid, REQUESTED), Ordering::Release);
     // SAFETY: tgkill takes plain integers; the caller holds the thread's
     // `alive` lock, so `tid` still names the hub's thread.
     let sent = unsafe {
@@ -592,17 +649,17 @@ fn take_sample(tid: libc::pid_t) -> Option<(Option<hub::Snapshot>, Vec<usize>)> 
     };
     let give_up = Instant::now() + Duration::from_millis(200);
     loop {
-        match STATE.load(Ordering::Acquire) {
-            DONE => break,
-            REQUESTED
-                if (sent != 0 || Instant::now() >= give_up)
-                    && STATE
-                        .compare_exchange(REQUESTED, IDLE, Ordering::Relaxed, Ordering::Relaxed)
-                        .is_ok() =>
-            {
-                return None;
-            }
-            _ => {}
+        let s = STATE.load(Ordering::Acquire);
+        if s == word(tid, DONE) {
+            break;
+        }
+        if s == word(tid, REQUESTED)
+            && (sent != 0 || Instant::now() >= give_up)
+            && STATE
+                .compare_exchange(s, IDLE, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return None;
         }
         std::thread::sleep(Duration::from_micros(200));
     }
@@ -620,7 +677,7 @@ fn take_sample(tid: libc::pid_t) -> Option<(Option<hub::Snapshot>, Vec<usize>)> 
 static DUMP_PIPE: AtomicI32 = AtomicI32::new(-1);
 
 /// The hubs to dump, by a handle that does not keep them from `LoopExit`.
-static DUMPED: Mutex<Vec<WeakRemote>> = Mutex::new(Vec::new());
+static DUMPED: Mutex<Vec<QuietRemote>> = Mutex::new(Vec::new());
 
 /// Prints this thread's [`Hub::run_info`](crate::Hub::run_info) to stderr
 /// each time the process receives `signal` (`libc::SIGUSR1` is the usual
@@ -628,7 +685,9 @@ static DUMPED: Mutex<Vec<WeakRemote>> = Mutex::new(Vec::new());
 /// shows what every greenlet of every registered hub is doing. The handler
 /// only writes a byte to a pipe; a thread of the monitor formats nothing
 /// itself but posts a greenlet to each registered hub, which prints the
-/// listing (the dump greenlet appears in it, running).
+/// listing (the dump greenlet appears in it, running). Registering does not
+/// keep the hub from reporting `LoopExit`, and registering a hub twice
+/// dumps it once. The signal's previous action is replaced.
 ///
 /// # Errors
 ///
@@ -651,7 +710,7 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
         SAMPLE_SIGNAL,
     ]
     .contains(&signal)
-        || !(1..libc::SIGRTMAX()).contains(&signal)
+        || !(1..=libc::SIGRTMAX()).contains(&signal)
     {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -659,6 +718,13 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
         ));
     }
     start_dump_thread()?;
+    let me = remote::quiet_remote()?;
+    {
+        let mut hubs = lock(&DUMPED);
+        if !hubs.iter().any(|h| h.same_hub(&me)) {
+            hubs.push(me);
+        }
+    }
     // SAFETY: a zeroed sigaction is a valid value to fill in.
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
     sa.sa_sigaction = on_dump_signal as *const () as usize;
@@ -668,8 +734,6 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
         libc::sigemptyset(&mut sa.sa_mask);
         libc::sigaction(signal, &sa, ptr::null_mut())
     })?;
-    let me = remote::weak_remote()?;
-    lock(&DUMPED).push(me);
     Ok(())
 }
 
@@ -723,14 +787,13 @@ fn dump_loop(read: libc::c_int) {
             return;
         }
         let mut hubs = lock(&DUMPED);
-        hubs.retain(|w| {
-            let Some(remote) = w.upgrade() else {
-                return false; // its thread has exited
-            };
-            let posted = Builder::new().name("run-info dump").post(&remote, || {
-                eprintln!("{}", crate::Hub::current().run_info());
-            });
-            posted.is_ok()
+        hubs.retain(|h| {
+            // Gone (its thread exited): dropped from the list.
+            h.is_alive()
+                && h.post("run-info dump", || {
+                    eprintln!("{}", crate::Hub::current().run_info());
+                })
+                .is_ok()
         });
     }
 }

@@ -31,7 +31,7 @@ use std::fmt;
 use std::io;
 use std::panic::Location;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::ThreadId;
 
@@ -66,6 +66,10 @@ struct Shared {
     notified: AtomicBool,
     /// Cleared when the hub's end goes (its thread exits).
     alive: AtomicBool,
+    /// The [`Remote`] handles alive: while any is, an idle hub waits for
+    /// messages instead of reporting `LoopExit`. (Not the `Arc`'s count:
+    /// the runtime's own [`QuietRemote`] must not keep the hub waiting.)
+    users: AtomicUsize,
     thread: ThreadId,
 }
 
@@ -108,9 +112,28 @@ struct Shared {
 /// // The jobs run when this thread's hub next gets to run.
 /// verdant_runtime::sleep(std::time::Duration::from_millis(1));
 /// ```
-#[derive(Clone)]
 pub struct Remote {
     shared: Arc<Shared>,
+}
+
+impl Remote {
+    /// A new handle onto `shared`, counted in `users`.
+    fn counted(shared: Arc<Shared>) -> Remote {
+        shared.users.fetch_add(1, Ordering::Relaxed);
+        Remote { shared }
+    }
+}
+
+impl Clone for Remote {
+    fn clone(&self) -> Remote {
+        Remote::counted(self.shared.clone())
+    }
+}
+
+impl Drop for Remote {
+    fn drop(&mut self) {
+        self.shared.users.fetch_sub(1, Ordering::Release);
+    }
 }
 
 impl fmt::Debug for Remote {
@@ -209,11 +232,17 @@ impl Remote {
     }
 
     fn send(&self, msg: Msg) -> Result<(), Msg> {
-        self.shared.tx.send(msg).map_err(|e| e.0)?;
-        if !self.shared.notified.swap(true, Ordering::AcqRel) {
+        self.shared.send(msg)
+    }
+}
+
+impl Shared {
+    fn send(&self, msg: Msg) -> Result<(), Msg> {
+        self.tx.send(msg).map_err(|e| e.0)?;
+        if !self.notified.swap(true, Ordering::AcqRel) {
             // A failed wake-up (the hub's poll is gone) means the hub is
             // exiting; the message is dropped with its channel.
-            let _ = self.shared.waker.wake();
+            let _ = self.waker.wake();
         }
         Ok(())
     }
@@ -238,6 +267,7 @@ impl RemoteHub {
                 waker,
                 notified: AtomicBool::new(false),
                 alive: AtomicBool::new(true),
+                users: AtomicUsize::new(0),
                 thread: std::thread::current().id(),
             }),
             rx,
@@ -291,7 +321,7 @@ impl Inbox for RemoteHub {
     /// A handle exists outside the hub, or a greenlet waits for a remote
     /// wake-up.
     fn keeps_alive(&self) -> bool {
-        Arc::strong_count(&self.shared) > 1 || !self.waits.borrow().is_empty()
+        self.shared.users.load(Ordering::Acquire) > 0 || !self.waits.borrow().is_empty()
     }
 
     fn take_waiters(&self) -> Vec<WaitToken> {
@@ -327,34 +357,58 @@ fn with_hub_side<R>(f: impl FnOnce(&RemoteHub) -> R) -> io::Result<R> {
 
 /// This hub's remote handle, making its channel and waker on first use.
 fn remote() -> io::Result<Remote> {
-    with_hub_side(|h| Remote {
-        shared: h.shared.clone(),
-    })
+    with_hub_side(|h| Remote::counted(h.shared.clone()))
 }
 
-/// A handle to this hub's channel that does not keep the hub from reporting
-/// `LoopExit` (a [`Remote`] does: see `Inbox::keeps_alive`), for a thread
-/// that may post to the hub now and then (the run-info dump on a signal).
-pub(crate) struct WeakRemote(std::sync::Weak<Shared>);
+/// A handle to a hub's channel that does not keep the hub from reporting
+/// `LoopExit` (a [`Remote`] does: see `Inbox::keeps_alive`), for the
+/// runtime's own threads that post to a hub now and then (the run-info
+/// dump on a signal).
+pub(crate) struct QuietRemote(Arc<Shared>);
 
-impl WeakRemote {
-    /// A remote handle, while the hub's thread runs.
-    pub(crate) fn upgrade(&self) -> Option<Remote> {
-        let shared = self.0.upgrade()?;
-        shared
-            .alive
-            .load(Ordering::Acquire)
-            .then_some(Remote { shared })
+impl QuietRemote {
+    /// Whether both name the same hub.
+    pub(crate) fn same_hub(&self, other: &QuietRemote) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Whether the hub's thread still runs.
+    pub(crate) fn is_alive(&self) -> bool {
+        self.0.alive.load(Ordering::Acquire)
+    }
+
+    /// Runs `f` in a new greenlet named `name` on the hub.
+    ///
+    /// # Errors
+    ///
+    /// The hub's thread has exited.
+    #[track_caller]
+    pub(crate) fn post(
+        &self,
+        name: &'static str,
+        f: impl FnOnce() + Send + 'static,
+    ) -> Result<(), PostError> {
+        let options = PostOptions {
+            name: Some(Cow::Borrowed(name)),
+            stack_size: None,
+            site: Location::caller(),
+        };
+        self.0
+            .send(Msg::Run(Box::new(f), options))
+            .map_err(|m| match m {
+                Msg::Run(job, _) => PostError(job),
+                Msg::Wake(_) => unreachable!("a post sends a Run message"),
+            })
     }
 }
 
-/// This hub's [`WeakRemote`], making its channel and waker on first use.
+/// This hub's [`QuietRemote`], making its channel and waker on first use.
 ///
 /// # Errors
 ///
 /// When the hub's waker cannot be made (no file descriptor left).
-pub(crate) fn weak_remote() -> io::Result<WeakRemote> {
-    with_hub_side(|h| WeakRemote(Arc::downgrade(&h.shared)))
+pub(crate) fn quiet_remote() -> io::Result<QuietRemote> {
+    with_hub_side(|h| QuietRemote(h.shared.clone()))
 }
 
 /// Parks `token`'s greenlet until a remote wake with the returned key

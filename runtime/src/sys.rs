@@ -47,20 +47,6 @@ pub(crate) fn cvt<T: Sentinel>(ret: T) -> io::Result<T> {
     }
 }
 
-/// `CLOCK_MONOTONIC_COARSE` in nanoseconds: the time of the last clock
-/// tick (a few milliseconds' resolution), for a few nanoseconds where
-/// `Instant::now` costs tens. Used to stamp every greenlet at its spawn.
-pub(crate) fn coarse_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid timespec to fill; the clock id is a constant
-    // Linux has had since 2.6.32, and it cannot fail with valid arguments.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,6 @@ use super::record::{Inner, Kind, State, NOT_LISTED};
 use super::Runtime;
 use crate::reactor::Direction;
 use crate::stack;
-use crate::sys::coarse_now_ns;
 
 /// What a greenlet waits for in the hub: the object of its current wait.
 ///
@@ -65,7 +64,9 @@ pub enum Waiting {
     /// [`AsyncResult`](crate::sync::AsyncResult).
     Event,
     /// On a [`Semaphore`](crate::sync::Semaphore), a bounded one, a
-    /// [`Lock`](crate::sync::Lock) or an [`RLock`](crate::sync::RLock).
+    /// [`Lock`](crate::sync::Lock) or an [`RLock`](crate::sync::RLock); also
+    /// for a free slot of a [`Pool`](crate::Pool) (its slots are a
+    /// semaphore).
     Lock,
     /// On a [`Condition`](crate::sync::Condition).
     Condition,
@@ -78,8 +79,8 @@ pub enum Waiting {
     QueueJoin,
     /// In a channel [`Select`](crate::sync::channel::Select).
     Select,
-    /// For a [`Group`](crate::Group) or [`Pool`](crate::Pool) to empty, or
-    /// for a pool slot.
+    /// For a [`Group`](crate::Group) or [`Pool`](crate::Pool) to empty
+    /// (`join`).
     Group,
     /// For a [`spawn_blocking`](crate::spawn_blocking) job.
     Blocking,
@@ -158,7 +159,11 @@ pub struct GreenletInfo {
     /// Where it was spawned: the caller of `spawn`, `Builder::spawn`,
     /// `Pool::spawn`, `Greenlet::new`…
     pub spawned_at: &'static Location<'static>,
-    /// How long ago it was made (to a few milliseconds).
+    /// How long ago it was made: from the hub's last check of timers before
+    /// its spawn (the hub checks about every millisecond while busy and
+    /// after every wait in its poll), so it can be overstated by the length
+    /// of the turn that spawned it; stamping each spawn with the clock
+    /// would cost more than the rest of a spawn's bookkeeping.
     pub age: Duration,
     /// Its stack's usable size.
     pub stack_size: usize,
@@ -353,6 +358,7 @@ impl Runtime {
             }
             State::Unstarted if inner.task => RunState::Ready,
             State::Unstarted => RunState::NotStarted,
+            State::Suspended if self.has_pending_throw(inner) => RunState::Ready,
             State::Suspended => match inner.waiting.get() {
                 Waiting::Nothing => RunState::SwitchedOut,
                 _ if inner.woken.get() => RunState::Ready,
@@ -363,7 +369,16 @@ impl Runtime {
         }
     }
 
-    fn info_of(&self, inner: &Inner, now_ns: u64, stack_used: bool) -> GreenletInfo {
+    /// Whether a kill or an expired timeout scope is queued for `inner`
+    /// (then it is in the ready queue, whatever it waited for).
+    fn has_pending_throw(&self, inner: &Inner) -> bool {
+        let p = inner.pending_throw.take();
+        let has = p.is_some();
+        inner.pending_throw.set(p);
+        has
+    }
+
+    fn info_of(&self, inner: &Inner, now: Instant, stack_used: bool) -> GreenletInfo {
         let state = self.run_state(inner);
         let fault = inner.fault_ptr();
         // SAFETY: the fault record's stack fields are written once, at
@@ -385,7 +400,7 @@ impl Runtime {
                 _ => None,
             },
             spawned_at: inner.site,
-            age: Duration::from_nanos(now_ns.saturating_sub(inner.born_ns)),
+            age: now.saturating_duration_since(inner.born),
             stack_size: usable,
             stack_used: used,
         }
@@ -404,7 +419,7 @@ impl Runtime {
 
     /// A snapshot of the live greenlets (see [`RunInfo`]).
     pub(crate) fn run_info(&self) -> RunInfo {
-        let now = coarse_now_ns();
+        let now = Instant::now();
         let greenlets = self
             .live_records()
             .into_iter()
@@ -423,7 +438,7 @@ impl Runtime {
     /// `LoopExit` just delivered to the running greenlet (which is left
     /// out).
     pub(crate) fn stuck(&self) -> Stuck {
-        let now = coarse_now_ns();
+        let now = Instant::now();
         let me = self.current_ptr();
         let greenlets: Vec<GreenletInfo> = self
             .live_records()

@@ -170,6 +170,8 @@ pub(crate) struct Runtime {
     hooks: Cell<u8>,
     /// The heartbeat a blocking monitor reads, while one watches this hub.
     beat: RefCell<Option<std::sync::Arc<Beat>>>,
+    /// `beat`'s counter, for the switch path; null when `beat` is `None`.
+    beat_turns: Cell<*const std::sync::atomic::AtomicU64>,
     /// The reactor's registrations (see [`crate::io`]).
     pub(crate) io: RefCell<Slab<WaitToken>>,
     /// What other threads send this hub (see [`Inbox`]); set once.
@@ -237,6 +239,7 @@ thread_local! {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
+        self.beat_turns.set(std::ptr::null());
         if let Some(b) = self.beat.get_mut().take() {
             // A monitor never signals a thread whose runtime is gone.
             *b.alive.lock().unwrap_or_else(|e| e.into_inner()) = false;
@@ -378,6 +381,7 @@ impl Runtime {
             tracer: trace::Tracer::default(),
             hooks: Cell::new(0),
             beat: RefCell::new(None),
+            beat_turns: Cell::new(std::ptr::null()),
             inbox: OnceCell::new(),
             ticks: Cell::new(0),
             budget: Cell::new(sched::BUDGET),
@@ -451,6 +455,9 @@ impl Runtime {
     /// unwound in the next round.
     fn shutdown(&self) {
         self.shutting_down.set(true);
+        // The trace function may hold anything; drop it while the runtime
+        // is still reachable.
+        drop(self.set_trace(None));
         for _ in 0..64 {
             let mut ready = self.ready.borrow_mut().drain();
             self.popped.set(self.pushed.get());

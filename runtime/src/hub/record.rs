@@ -93,8 +93,9 @@ pub(crate) struct Inner {
     pub(super) deadline: Cell<Option<Instant>>,
     /// Where it was spawned (`#[track_caller]` through every spawning API).
     pub(super) site: &'static Location<'static>,
-    /// When it was made, on the coarse monotonic clock (`sys::coarse_now_ns`).
-    pub(super) born_ns: u64,
+    /// About when it was made: the hub's last check of timers before that
+    /// (`Runtime::last_check`), which costs no clock read at spawn.
+    pub(super) born: Instant,
     /// Its index in the runtime's list of live greenlets; `NOT_LISTED` when
     /// it is not there (main, the hub, a dead greenlet).
     pub(super) listed_at: Cell<u32>,
@@ -114,7 +115,14 @@ impl Drop for Inner {
 }
 
 impl Inner {
-    pub(super) fn new(id: u64, kind: Kind, state: State, parent: Option<Greenlet>) -> Inner {
+    /// A record; `born` is when it was made (see [`Inner::born`]).
+    pub(super) fn new(
+        id: u64,
+        kind: Kind,
+        state: State,
+        parent: Option<Greenlet>,
+        born: Instant,
+    ) -> Inner {
         Inner {
             id,
             kind,
@@ -139,7 +147,7 @@ impl Inner {
             waiting: Cell::new(Waiting::Nothing),
             deadline: Cell::new(None),
             site: Location::caller(),
-            born_ns: 0,
+            born,
             listed_at: Cell::new(NOT_LISTED),
         }
     }

@@ -36,7 +36,6 @@ use super::record::{Co, Inner, Kind, Outcome, State, Y};
 use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
-use crate::sys::coarse_now_ns;
 use crate::value::{Input, Value, Wake};
 
 impl Runtime {
@@ -488,10 +487,16 @@ where
 {
     let usable = stack::round_size(stack_size.unwrap_or_else(|| rt.default_stack_size()))?;
     let stack = rt.take_stack(usable)?;
-    let mut inner = Inner::new(rt.next_id(), Kind::Child, State::Unstarted, Some(parent));
+    let born = rt.last_check.get();
+    let mut inner = Inner::new(
+        rt.next_id(),
+        Kind::Child,
+        State::Unstarted,
+        Some(parent),
+        born,
+    );
     inner.task = task;
     inner.site = site;
-    inner.born_ns = coarse_now_ns();
     {
         let fi = inner.fault.get_mut();
         (fi.guard_lo, fi.guard_hi) = stack.guard_range();
@@ -538,8 +543,9 @@ where
 
 /// Makes the records of a thread's main greenlet and hub.
 pub(super) fn new_root_records() -> (Greenlet, Greenlet) {
+    let now = std::time::Instant::now();
     let main = Greenlet {
-        inner: Rc::new(Inner::new(0, Kind::Main, State::Running, None)),
+        inner: Rc::new(Inner::new(0, Kind::Main, State::Running, None, now)),
     };
     let hub = Greenlet {
         inner: Rc::new(Inner::new(
@@ -547,6 +553,7 @@ pub(super) fn new_root_records() -> (Greenlet, Greenlet) {
             Kind::Hub,
             State::Suspended,
             Some(main.clone()),
+            now,
         )),
     };
     (main, hub)

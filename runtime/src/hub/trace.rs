@@ -55,7 +55,13 @@ impl Runtime {
         let t = &self.tracer;
         t.generation.set(t.generation.get() + 1);
         self.set_hook(super::watch::HOOK_TRACE, f.is_some());
-        *t.last.borrow_mut() = f.is_some().then(|| self.current());
+        if f.is_none() {
+            drop(t.last.take());
+        } else if t.last.borrow().is_none() {
+            // Turned on now: the running greenlet is the next origin. (Set
+            // from inside the trace function, the origin is kept.)
+            *t.last.borrow_mut() = Some(self.current());
+        }
         t.f.replace(f)
     }
 

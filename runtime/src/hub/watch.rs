@@ -31,8 +31,7 @@ pub(super) const HOOK_BEAT: u8 = 2;
 
 impl Runtime {
     /// Called by the root loop before `target` runs when a hook is on.
-    #[cold]
-    #[inline(never)]
+    #[inline]
     pub(super) fn on_switch(&self, target: &super::record::Inner) {
         let hooks = self.hooks.get();
         if hooks & HOOK_BEAT != 0 {
@@ -43,11 +42,16 @@ impl Runtime {
         }
     }
 
-    /// Publishes a heartbeat, if a monitor watches this hub.
+    /// Publishes a heartbeat, if a monitor watches this hub: one plain
+    /// store (only this thread writes the counter).
+    #[inline]
     pub(super) fn beat_now(&self) {
-        if let Some(b) = &*self.beat.borrow() {
-            b.turns
-                .store(b.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let turns = self.beat_turns.get();
+        if !turns.is_null() {
+            // SAFETY: `beat_turns` points into the `Beat` that `self.beat`
+            // holds, and is set and cleared with it (`watch`, `unwatch`).
+            let turns = unsafe { &*turns };
+            turns.store(turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 
@@ -58,10 +62,9 @@ impl Runtime {
         }
         if let Some(b) = &*self.beat.borrow() {
             b.idle.store(idle, Ordering::Relaxed);
-            if !idle {
-                b.turns
-                    .store(b.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            }
+        }
+        if !idle {
+            self.beat_now();
         }
     }
 
@@ -87,6 +90,7 @@ pub(crate) fn watch() -> Arc<Beat> {
             })
         })
         .clone();
+    rt.beat_turns.set(&beat.turns);
     rt.set_hook(HOOK_BEAT, true);
     beat
 }
@@ -95,8 +99,13 @@ pub(crate) fn watch() -> Arc<Beat> {
 pub(crate) fn unwatch() {
     let rt = rt();
     rt.set_hook(HOOK_BEAT, false);
-    if let Some(b) = rt.beat.borrow_mut().take() {
+    rt.beat_turns.set(std::ptr::null());
+    let beat = rt.beat.borrow_mut().take();
+    if let Some(b) = beat {
         b.idle.store(true, Ordering::Relaxed);
+        // No longer this thread's heartbeat: a monitor that still holds it
+        // must not signal the thread (which may exit, its id reused).
+        *b.alive.lock().unwrap_or_else(|e| e.into_inner()) = false;
     }
 }
 

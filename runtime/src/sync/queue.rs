@@ -367,7 +367,7 @@ impl<S: Store> Core<S> {
     #[inline(never)]
     fn get_one_turn(&self) -> Result<S::Item, TakeError> {
         let got = self.getters.wait_one_turn(
-            Waiting::Put,
+            Waiting::Get,
             || self.send_watchers.wake_all_empty(),
             &|lost| self.pass_on(lost),
         );
