@@ -283,6 +283,25 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Runs `start` once per process (the first caller's), and gives every
+/// caller its outcome: how the monitor's threads are started.
+fn once(
+    cell: &'static OnceLock<Result<(), String>>,
+    start: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    cell.get_or_init(|| start().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(io::Error::other)
+}
+
+/// Starts a named thread of the monitor running `f`.
+fn spawn_named(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map(drop)
+}
+
 /// The monitor thread, started on first use.
 fn monitor_thread() -> io::Result<&'static MonitorThread> {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
@@ -290,16 +309,7 @@ fn monitor_thread() -> io::Result<&'static MonitorThread> {
         watched: Mutex::new(Vec::new()),
         changed: Condvar::new(),
     });
-    STARTED
-        .get_or_init(|| {
-            std::thread::Builder::new()
-                .name("verdant-monitor".into())
-                .spawn(move || run(m))
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(io::Error::other)?;
+    once(&STARTED, || spawn_named("verdant-monitor", move || run(m)))?;
     Ok(m)
 }
 
@@ -392,23 +402,21 @@ fn reporter() -> &'static std::sync::mpsc::Sender<Pending> {
     static TX: OnceLock<std::sync::mpsc::Sender<Pending>> = OnceLock::new();
     TX.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel::<Pending>();
-        let started = std::thread::Builder::new()
-            .name("verdant-monitor-report".into())
-            .spawn(move || {
-                for (mut report, frames, to) in rx {
-                    // A panicking callback must not end every later report.
-                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        report.backtrace = symbolize(&frames);
-                        match &to {
-                            Some(f) => f(&report),
-                            None => eprintln!("{report}"),
-                        }
-                    }));
-                    if r.is_err() {
-                        eprintln!("verdant: a monitor report callback panicked");
+        let started = spawn_named("verdant-monitor-report", move || {
+            for (mut report, frames, to) in rx {
+                // A panicking callback must not end every later report.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    report.backtrace = symbolize(&frames);
+                    match &to {
+                        Some(f) => f(&report),
+                        None => eprintln!("{report}"),
                     }
+                }));
+                if r.is_err() {
+                    eprintln!("verdant: a monitor report callback panicked");
                 }
-            });
+            }
+        });
         if let Err(e) = started {
             // Reports then go nowhere; say so once.
             eprintln!("verdant: the monitor cannot report stalls: {e}");
@@ -585,10 +593,9 @@ extern "C" fn on_sample(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         CAPTURED.store(0, Ordering::Relaxed);
         let frames = sample.frames.as_mut_ptr();
         if CAN_UNWIND.load(Ordering::Relaxed) {
-            // SAFETY: one capture at a time (the STATE protocol); the
-            // unwinder's lookups are async-signal-safe on this glibc
-            // (CAN_UNWIND); the callback only stores addresses into the
-            // set-aside buffer, within its bounds.
+            // The unwinder's lookups are async-signal-safe on this glibc
+            // (CAN_UNWIND); the callback only stores addresses, in bounds.
+            // SAFETY: one capture at a time (the STATE protocol).
             unsafe {
                 backtrace::trace_unsynchronized(|frame| {
                     let n = CAPTURED.load(Ordering::Relaxed);
@@ -754,25 +761,17 @@ extern "C" fn on_dump_signal(_sig: libc::c_int) {
 
 fn start_dump_thread() -> io::Result<()> {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    STARTED
-        .get_or_init(|| {
-            let mut fds = [0; 2];
-            // SAFETY: `fds` has room for the two descriptors.
-            cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })
-                .map_err(|e| e.to_string())?;
-            let [read, write] = fds;
-            // The reader blocks: clear its O_NONBLOCK.
-            // SAFETY: plain fcntl calls on our own descriptor.
-            cvt(unsafe { libc::fcntl(read, libc::F_SETFL, 0) }).map_err(|e| e.to_string())?;
-            DUMP_PIPE.store(write, Ordering::Relaxed);
-            std::thread::Builder::new()
-                .name("verdant-dump".into())
-                .spawn(move || dump_loop(read))
-                .map(drop)
-                .map_err(|e| e.to_string())
-        })
-        .clone()
-        .map_err(io::Error::other)
+    once(&STARTED, || {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors.
+        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
+        let [read, write] = fds;
+        // The reader blocks: clear its O_NONBLOCK.
+        // SAFETY: a plain fcntl call on our own descriptor.
+        cvt(unsafe { libc::fcntl(read, libc::F_SETFL, 0) })?;
+        DUMP_PIPE.store(write, Ordering::Relaxed);
+        spawn_named("verdant-dump", move || dump_loop(read))
+    })
 }
 
 fn dump_loop(read: libc::c_int) {

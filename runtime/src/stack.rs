@@ -346,10 +346,9 @@ pub(crate) fn used_depth(lo: usize, top: usize) -> Option<usize> {
         }
         let page = lo + i * ps;
         for w in (page..page + ps).step_by(8) {
-            // SAFETY: `w` is an aligned word of a resident page of the
-            // stack's usable part, which stays mapped while its greenlet
-            // lives (the caller's record holds the stack); only this thread
-            // writes it, and not while we read.
+            // The caller's record holds the stack, so it stays mapped; only
+            // this thread writes it, and not while we read.
+            // SAFETY: `w` is an aligned word of a resident usable page.
             if unsafe { std::ptr::read_volatile(w as *const u64) } != 0 {
                 return Some(top - w);
             }
@@ -389,10 +388,10 @@ impl Drop for Stack {
     }
 }
 
-// SAFETY: `base` is the top of a mapping of `usable + guard` bytes whose lowest
-// `guard` bytes are a guard region (MADV_GUARD_INSTALL or PROT_NONE), so an
-// overflow faults; usable >= MIN_STACK_SIZE > corosensei's minimum; page
-// alignment satisfies STACK_ALIGNMENT.
+// `base` is the top of a mapping of `usable + guard` bytes whose lowest
+// `guard` bytes are a guard region (MADV_GUARD_INSTALL or PROT_NONE).
+// SAFETY: so an overflow faults; usable >= MIN_STACK_SIZE > corosensei's
+// minimum; page alignment satisfies STACK_ALIGNMENT.
 unsafe impl corosensei::stack::Stack for Stack {
     fn base(&self) -> StackPointer {
         StackPointer::new(self.top()).expect("stack top is non-zero")

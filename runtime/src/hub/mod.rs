@@ -314,19 +314,25 @@ fn rt_slow() -> &'static Runtime {
 /// runtime). Async-signal-safe: it reads two cells and initialises nothing
 /// (`RT_PTR` is `const`-initialised and has no destructor).
 fn current_fault_info() -> *const crate::fault::FaultInfo {
+    match signal_current() {
+        Some(cur) if cur.kind == Kind::Child => cur.fault_ptr(),
+        _ => std::ptr::null(),
+    }
+}
+
+/// The running greenlet's record, for a signal handler on this thread
+/// (the overflow handler, the monitor's sampler): async-signal-safe, as
+/// [`current_fault_info`] says. `None` when the thread has no runtime.
+fn signal_current() -> Option<&'static Inner> {
     let rt = RT_PTR.with(|p| p.get());
     if rt.is_null() {
-        return std::ptr::null();
+        return None;
     }
+    // The interrupted code cannot be half-way through storing the pointer
+    // (an aligned word).
     // SAFETY: (runtime) RT_PTR is non-null only while RT lives, and
-    // (current) `current` always names a live record; the interrupted code
-    // cannot be half-way through storing the pointer (an aligned word).
-    let cur = unsafe { &*(*rt).current.get() };
-    if cur.kind == Kind::Child {
-        cur.fault_ptr()
-    } else {
-        std::ptr::null()
-    }
+    // (current) `current` always names a live record.
+    Some(unsafe { &*(*rt).current.get() })
 }
 
 /// For the panic hook: the running greenlet's name and id, or `None` on

@@ -388,10 +388,10 @@ impl Runtime {
     /// The running greenlet's record.
     #[inline(always)]
     pub(crate) fn current_record(&self) -> &Inner {
+        // The running greenlet's record is held by the root loop; main's
+        // and the hub's by the runtime (invariant (runtime)).
         // SAFETY: (current) `current` always names a live record, which
-        // outlives the running greenlet's frames: the running greenlet's
-        // record is held by the root loop; main's and the hub's by the
-        // runtime, which outlives every call (invariant (runtime)).
+        // outlives the running greenlet's frames.
         unsafe { &*self.current.get() }
     }
 

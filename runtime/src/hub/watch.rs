@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::record::Kind;
-use super::{rt, Runtime, RT_PTR};
+use super::{rt, Runtime};
 
 /// A watched hub's heartbeat. Only its own thread writes `turns` and
 /// `idle`; the monitor thread reads them.
@@ -125,14 +125,7 @@ pub(crate) struct Snapshot {
 /// reads plain memory, initialises nothing and takes no lock). `None`
 /// when the thread has no runtime.
 pub(crate) fn snapshot() -> Option<Snapshot> {
-    let rt = RT_PTR.with(|p| p.get());
-    if rt.is_null() {
-        return None;
-    }
-    // SAFETY: (runtime) RT_PTR is non-null only while RT lives, and
-    // (current) `current` always names a live record; the interrupted code
-    // cannot be half-way through storing the pointer (an aligned word).
-    let cur = unsafe { &*(*rt).current.get() };
+    let cur = super::signal_current()?;
     let mut s = Snapshot {
         id: cur.id,
         name: [0; 32],
@@ -143,9 +136,9 @@ pub(crate) fn snapshot() -> Option<Snapshot> {
         Kind::Main => b"main",
         Kind::Hub => b"Hub",
         Kind::Child => {
-            // SAFETY: the fault record is plain data written only while
-            // its greenlet is not running (or by this thread's `set_name`,
-            // which a torn read here at worst garbles); see `FaultInfo`.
+            // A torn read of a name being set by this thread's `set_name`
+            // at worst garbles it (see `FaultInfo`).
+            // SAFETY: the fault record is plain data of a live record.
             let fi = unsafe { &*cur.fault_ptr() };
             let n = fi.name_bytes();
             s.name[..n.len()].copy_from_slice(n);
