@@ -63,3 +63,33 @@ pub mod prelude {
         yield_now, Builder, Greenlet, GreenletExit, Group, Hub, JoinAll, JoinHandle, Pool, Value,
     };
 }
+
+/// gevent's `monkey`: make blocking code cooperate.
+///
+/// Two ways, both from here:
+///
+/// * **[`patch_all`]**, for code you did not write: after it, the blocking
+///   libc calls that std, Rust crates and C libraries make inside a
+///   greenlet (socket reads and writes, `connect`, `poll`, sleeps,
+///   `waitpid`, `getaddrinfo`…) park only that greenlet. See
+///   [`verdant_runtime::patch`] for how and when.
+/// * **the `use`-level swap**, for code you are writing: import `thread`,
+///   `net` and `os::unix::net` from here instead of std, and every blocking
+///   call is a verdant one (see [`verdant_net::monkey`]).
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use verdant::prelude::*;
+///
+/// verdant::monkey::patch_all();
+/// let t = Instant::now();
+/// let a = spawn(|| std::thread::sleep(Duration::from_millis(40)));
+/// let b = spawn(|| std::thread::sleep(Duration::from_millis(40)));
+/// joinall([&a, &b]).unwrap();
+/// assert!(t.elapsed() < Duration::from_millis(75));
+/// ```
+pub mod monkey {
+    pub use verdant_net::monkey::*;
+    #[cfg(all(target_os = "linux", target_env = "gnu", feature = "patch"))]
+    pub use verdant_runtime::patch::{blocking, is_patched, patch_all, patched, Patched, ROUTED};
+}

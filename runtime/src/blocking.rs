@@ -125,7 +125,19 @@ fn submit(job: Job) -> std::io::Result<()> {
     Ok(())
 }
 
+thread_local! {
+    static ON_POOL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread is one of the blocking pool's: calls made here are
+/// meant to block (the patched libc functions never cooperate on it).
+#[inline]
+pub(crate) fn on_pool_thread() -> bool {
+    ON_POOL.try_with(|c| c.get()).unwrap_or(false)
+}
+
 fn worker() {
+    ON_POOL.with(|c| c.set(true));
     let pool = pool();
     let mut st = pool.state.lock().unwrap_or_else(|e| e.into_inner());
     st.idle -= 1; // started (counted idle by `submit` until now)

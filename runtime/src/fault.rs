@@ -195,8 +195,8 @@ fn ensure_altstack() -> io::Result<()> {
 fn write_stderr(bytes: &[u8]) {
     // The result is not looked at: inside a signal handler about to abort,
     // a failed report has no one left to tell.
-    // SAFETY: write(2) is async-signal-safe; the buffer is valid for its length.
-    let _ = unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+    // The raw system call: async-signal-safe, and never the patched name.
+    let _ = crate::sys::raw_write(2, bytes);
 }
 
 fn write_dec(mut n: u64) {

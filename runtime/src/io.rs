@@ -183,11 +183,29 @@ impl Registration {
     /// The fd itself stays open until its owner drops it, so its number
     /// cannot be reused under a greenlet still inside an operation.
     pub fn close(&self) {
-        let tokens = self.with_slot(|s| s.close());
+        let Some((tokens, watchers)) = self.with_slot(|s| s.close()) else {
+            return;
+        };
         let rt = hub::rt();
-        for t in tokens.into_iter().flatten().flatten() {
+        for t in tokens.into_iter().flatten().chain(watchers) {
             rt.wake_owned(t, Wake::Ready);
         }
+    }
+
+    /// Adds `token` as a watcher of the fd for the directions in `dirs`
+    /// (`Direction::bit`s): woken by the next event for one of them, or by
+    /// [`close`](Registration::close). Unlike the single waiter per
+    /// direction of [`wait`](Registration::wait), any number may watch.
+    /// Returns `false` when the registration is closed or gone.
+    pub(crate) fn watch(&self, dirs: u8, token: WaitToken) -> bool {
+        let stale = self.with_slot(|s| {
+            if s.is_closed() {
+                return None;
+            }
+            Some(s.watch(dirs, token, WaitToken::is_pending))
+        });
+        // Dropped outside the slab's borrow.
+        matches!(stale, Some(Some(_)))
     }
 
     /// Parks the current greenlet until the fd is ready for `dir` (at once
@@ -442,7 +460,8 @@ impl Drop for Registration {
             // A greenlet still waiting (it shares the socket by reference
             // elsewhere) is woken: its slot is gone, so it sees "closed".
             // A stale token is dropped here, outside the slab's borrow.
-            for t in tokens.into_iter().flatten() {
+            let (tokens, watchers) = tokens;
+            for t in tokens.into_iter().flatten().chain(watchers) {
                 rt.wake_owned(t, Wake::Ready);
             }
         });

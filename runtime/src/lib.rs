@@ -53,6 +53,7 @@
 //! task                                     (spawn, JoinHandle, kill)
 //! sync, blocking                           (wait lists, primitives; the blocking pool)
 //! wait, pool, remote_ref, monitor          (iwait/joinall, Pool/Group, cross-thread refs, the monitor)
+//! patch                                    (patch_all: the libc functions, cooperative)
 //! ```
 #![warn(missing_docs)]
 
@@ -64,6 +65,8 @@ pub mod io;
 mod local;
 pub mod monitor;
 mod panic;
+#[cfg(all(target_os = "linux", target_env = "gnu", feature = "patch"))]
+pub mod patch;
 mod pool;
 mod reactor;
 mod remote;

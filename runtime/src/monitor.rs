@@ -750,10 +750,10 @@ extern "C" fn on_dump_signal(_sig: libc::c_int) {
     let errno = unsafe { *libc::__errno_location() };
     let fd = DUMP_PIPE.load(Ordering::Relaxed);
     if fd >= 0 {
-        let b = 1u8;
-        // SAFETY: writes one byte from a live local to our own pipe; a full
-        // pipe (a dump already pending) fails harmlessly with EAGAIN.
-        unsafe { libc::write(fd, ptr::addr_of!(b).cast(), 1) };
+        // One byte to our own pipe, by the raw system call (the libc name
+        // may be patched); a full pipe (a dump already pending) fails
+        // harmlessly with EAGAIN.
+        crate::sys::raw_write(fd, &[1]);
     }
     // SAFETY: as above.
     unsafe { *libc::__errno_location() = errno };

@@ -14,7 +14,10 @@
 //! * **Waiters are the hub's.** A slot holds at most one waiter per
 //!   direction, of a type the hub chooses (`W`); applying an event hands
 //!   back the waiters it concerns, for the hub to wake outside the slab's
-//!   borrow.
+//!   borrow. Besides those, a slot keeps a list of *watchers*, any number
+//!   per direction, each woken by the next event for its directions: the
+//!   patched libc calls wait that way (several greenlets may `poll` one
+//!   fd, and one `poll` watches many fds).
 //!
 //! The public face of all this is [`Registration`](crate::io::Registration).
 
@@ -34,7 +37,8 @@ const READABLE: u8 = 1;
 const WRITABLE: u8 = 2;
 
 impl Direction {
-    fn bit(self) -> u8 {
+    /// Its bit in a set of directions (a watcher's).
+    pub(crate) fn bit(self) -> u8 {
         match self {
             Direction::Read => READABLE,
             Direction::Write => WRITABLE,
@@ -62,6 +66,9 @@ pub(crate) struct Slot<W> {
     hung_up: u8,
     reader: Option<W>,
     writer: Option<W>,
+    /// Watchers: each wakes on the next event for its directions (the
+    /// bits), or on close. Empty unless patched calls wait on the fd.
+    watchers: Vec<(u8, W)>,
 }
 
 impl<W> Default for Slot<W> {
@@ -75,6 +82,7 @@ impl<W> Default for Slot<W> {
             hung_up: 0,
             reader: None,
             writer: None,
+            watchers: Vec::new(),
         }
     }
 }
@@ -103,11 +111,30 @@ impl<W: Clone> Slot<W> {
     }
 
     /// Marks the slot closed (every direction counts as ready, so that a
-    /// retried operation sees the close); returns its waiters, to wake.
-    pub(crate) fn close(&mut self) -> [Option<W>; 2] {
+    /// retried operation sees the close); returns its waiters, to wake
+    /// (its watchers too, which it forgets).
+    pub(crate) fn close(&mut self) -> ([Option<W>; 2], Vec<W>) {
         self.closed = true;
         self.ready = READABLE | WRITABLE;
-        [self.reader.clone(), self.writer.clone()]
+        let watchers = self.watchers.drain(..).map(|(_, w)| w).collect();
+        ([self.reader.clone(), self.writer.clone()], watchers)
+    }
+
+    /// Adds a watcher for the directions `dirs` (a set of
+    /// [`Direction::bit`]s), first removing the watchers for which
+    /// `pending` is false (woken or ended waits); returns those, for the
+    /// caller to drop outside the slab's borrow.
+    pub(crate) fn watch(&mut self, dirs: u8, w: W, pending: impl Fn(&W) -> bool) -> Vec<W> {
+        let mut stale = Vec::new();
+        if self.watchers.iter().any(|(_, w)| !pending(w)) {
+            let (keep, gone) = std::mem::take(&mut self.watchers)
+                .into_iter()
+                .partition(|(_, w)| pending(w));
+            self.watchers = keep;
+            stale = gone.into_iter().map(|(_, w)| w).collect();
+        }
+        self.watchers.push((dirs, w));
+        stale
     }
 
     /// A byte-stream operation moved fewer bytes than asked (but some): the
@@ -173,21 +200,23 @@ impl<W: Clone> Slab<W> {
     }
 
     /// Frees a slot: its generation moves on, so late events for it are
-    /// dropped. Returns its waiters, to be woken or dropped by the caller
-    /// outside the slab's borrow.
-    pub(crate) fn release(&mut self, idx: u32) -> [Option<W>; 2] {
+    /// dropped. Returns its waiters and watchers, to be woken or dropped by
+    /// the caller outside the slab's borrow.
+    pub(crate) fn release(&mut self, idx: u32) -> ([Option<W>; 2], Vec<W>) {
         let s = &mut self.slots[idx as usize];
         s.in_use = false;
         s.generation = s.generation.wrapping_add(1);
         self.free.push(idx);
         self.live -= 1;
-        [s.reader.take(), s.writer.take()]
+        let watchers = s.watchers.drain(..).map(|(_, w)| w).collect();
+        ([s.reader.take(), s.writer.take()], watchers)
     }
 
     /// Applies one mio event: remembers the readiness it reports and
-    /// returns the waiters it concerns, to wake. An event for a freed slot
-    /// or an older generation is dropped.
-    pub(crate) fn apply(&mut self, event: &mio::event::Event) -> [Option<W>; 2] {
+    /// returns the waiters it concerns, to wake, with the watchers it
+    /// concerns (removed from the slot). An event for a freed slot or an
+    /// older generation is dropped.
+    pub(crate) fn apply(&mut self, event: &mio::event::Event) -> ([Option<W>; 2], Vec<W>) {
         let token = event.token().0;
         let (idx, generation) = (token as u32, (token >> 32) as u32);
         let urgent = event.is_priority();
@@ -206,7 +235,8 @@ impl<W: Clone> Slab<W> {
             bits |= WRITABLE;
         }
         let Some(slot) = self.get(idx, generation) else {
-            return [None, None]; // stale: the fd was closed (and maybe reused)
+            // stale: the fd was closed (and maybe reused)
+            return ([None, None], Vec::new());
         };
         slot.ready |= bits;
         slot.urgent |= urgent;
@@ -217,14 +247,29 @@ impl<W: Clone> Slab<W> {
         let w = (bits & WRITABLE != 0)
             .then(|| slot.writer.clone())
             .flatten();
-        [r, w]
+        let mut woken = Vec::new();
+        if !slot.watchers.is_empty() {
+            slot.watchers.retain(|(dirs, w)| {
+                let hit = dirs & bits != 0;
+                if hit {
+                    woken.push(w.clone());
+                }
+                !hit
+            });
+        }
+        ([r, w], woken)
     }
 
     /// Takes every waiter (the hub's shutdown unwinds them).
     pub(crate) fn take_waiters(&mut self) -> Vec<W> {
         self.slots
             .iter_mut()
-            .flat_map(|s| [s.reader.take(), s.writer.take()])
+            .flat_map(|s| {
+                let watchers = s.watchers.drain(..).map(|(_, w)| Some(w));
+                [s.reader.take(), s.writer.take()]
+                    .into_iter()
+                    .chain(watchers.collect::<Vec<_>>())
+            })
             .flatten()
             .collect()
     }

@@ -47,6 +47,15 @@ pub(crate) fn cvt<T: Sentinel>(ret: T) -> io::Result<T> {
     }
 }
 
+/// `write(2)` as the system call itself, for signal handlers: the libc
+/// name may be the patched one (see `patch`), which is not
+/// async-signal-safe. Returns what the call returns (errno set on -1).
+pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
+    // SAFETY: write(2) with a buffer valid for its length; the system call
+    // is async-signal-safe.
+    unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) as isize }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

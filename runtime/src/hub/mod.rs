@@ -115,8 +115,8 @@ mod trace;
 mod watch;
 
 pub(crate) use park::{
-    deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, Refused, Relay, Relays,
-    ScopeSignal, TimeoutScope, WaitToken,
+    deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, QuietEnd, Refused, Relay,
+    Relays, ScopeSignal, TimeoutScope, WaitToken,
 };
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
 pub(crate) use switch::{switch_value, throw_into, unwind_now};
@@ -343,6 +343,16 @@ fn running_greenlet() -> Option<(std::borrow::Cow<'static, str>, u64)> {
         (cur.kind() != Kind::Main).then(|| (cur.display_name(), cur.id()))
     })
     .flatten()
+}
+
+/// This thread's runtime if it has one now; never makes one. For code
+/// that foreign callers reach (the patched libc functions): a thread that
+/// has never used verdant has no hub to cooperate with.
+#[inline(always)]
+pub(crate) fn existing_rt() -> Option<&'static Runtime> {
+    let p = RT_PTR.try_with(|p| p.get()).ok()?;
+    // SAFETY: (runtime) as in `rt`.
+    (!p.is_null()).then(|| unsafe { &*p })
 }
 
 /// Runs `f` with this thread's runtime, like [`rt`], or returns `None`

@@ -33,6 +33,14 @@ impl WaitToken {
         inner.wait_seq.get() == self.seq && !inner.woken.get()
     }
 
+    /// Whether it may still be woken: [`is_current`](WaitToken::is_current)
+    /// under a name for the lists that keep tokens until an event prunes
+    /// them (a reactor slot's watchers).
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.is_current()
+    }
+
     /// Whether it names the running greenlet's wait number `seq`.
     pub(crate) fn is_wait_of_current(&self, seq: u64) -> bool {
         self.seq == seq && std::ptr::eq(self.g.as_ptr(), rt().current_ptr())
@@ -60,6 +68,9 @@ fn begin_wait_refused(inner: &Inner) -> Result<(), Refused> {
     }
     if inner.dying.get() && !inner.has_run() {
         return Err(Refused); // its unstarted function is being dropped
+    }
+    if inner.quiet.get() {
+        return Err(Refused); // a foreign frame is on the stack: see `Inner::quiet`
     }
     if inner.killed.get() || inner.dying.get() {
         // A kill (or drop) that the greenlet caught is raised again.
@@ -90,7 +101,19 @@ impl Drop for WaitEnd<'_> {
 fn park_unusual(cur: &Inner, v: Value) -> Result<Wake, Refused> {
     match v.into_input() {
         Input::Wake(w) => Ok(w),
+        // A quiet wait cannot unwind (see `Inner::quiet`): a kill or an
+        // expired scope is recorded in its flags and raised at the next
+        // wait that may unwind; any other payload is dropped.
+        Input::Throw(p) if cur.quiet.get() => {
+            drop(p);
+            Err(Refused)
+        }
         Input::Throw(p) => resume_unwind(p),
+        // Nor can it panic: the stray value is dropped, the wait ends.
+        Input::Value(v) if cur.quiet.get() => {
+            drop(v);
+            Err(Refused)
+        }
         Input::Value(v) => panic!(
             "verdant: invalid switch into greenlet '{}' while it waits in the hub (it was sent a `{}`); \
              only the hub may resume a parked greenlet",
@@ -210,6 +233,32 @@ impl Runtime {
         let _ = self.park();
     }
 
+    /// [`yield_now`](Runtime::yield_now) for a quiet section (see
+    /// `Inner::quiet`) whose greenlet is killed or past an expired scope:
+    /// it still lets the others run once, so that foreign code retrying a
+    /// failed call in a loop cannot freeze the hub. Does nothing on the
+    /// hub's stack, in an unwinding greenlet, or outside a quiet section.
+    pub(crate) fn yield_quiet(&self) {
+        let inner = self.current_record();
+        if !inner.quiet.get()
+            || inner.kind() == super::record::Kind::Hub
+            || std::thread::panicking()
+            || (inner.dying.get() && !inner.has_run())
+        {
+            return;
+        }
+        let seq = inner.wait_seq.get() + 1;
+        inner.wait_seq.set(seq);
+        inner.woken.set(false);
+        inner.waiting.set(Waiting::Sleep);
+        inner.deadline.set(None);
+        self.wake_live(WaitToken {
+            g: self.current(),
+            seq,
+        });
+        let _ = self.park();
+    }
+
     /// Queues `token`'s greenlet to be resumed with `wake`, unless that
     /// wait is already over; returns whether it was queued.
     #[inline]
@@ -289,6 +338,76 @@ impl Runtime {
                     }
                 }
             }
+        }
+    }
+}
+
+/// A section of the running greenlet in which its waits are quiet (see
+/// `Inner::quiet`): entered by [`Runtime::enter_quiet`], left on drop.
+pub(crate) struct Quiet<'a> {
+    inner: &'a Inner,
+    was: bool,
+}
+
+impl Drop for Quiet<'_> {
+    fn drop(&mut self) {
+        self.inner.quiet.set(self.was);
+    }
+}
+
+/// Why a quiet wait was refused, or ended early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum QuietEnd {
+    /// The greenlet was killed (or is being dropped).
+    Killed,
+    /// One of its `with_timeout` scopes expired.
+    ScopeExpired,
+    /// It unwinds (a panic): it may not wait at all.
+    Unwinding,
+}
+
+impl Runtime {
+    /// Makes the running greenlet's waits quiet until the guard drops.
+    /// `None` on the hub's own stack, which never waits.
+    pub(crate) fn enter_quiet(&self) -> Option<Quiet<'_>> {
+        let inner = self.current_record();
+        if inner.kind() == super::record::Kind::Hub {
+            return None;
+        }
+        let was = inner.quiet.replace(true);
+        Some(Quiet { inner, was })
+    }
+
+    /// Whether a call from foreign code (a patched libc function) may wait
+    /// in this hub now: not on the hub's own stack, not while the thread
+    /// unwinds or the hub shuts down, and not while the runtime itself is
+    /// in the middle of using its state (a runtime call that reached libc
+    /// while holding a borrow). Otherwise the call must simply block.
+    pub(crate) fn may_wait_for_foreign(&self) -> bool {
+        let inner = self.current_record();
+        inner.kind() != super::record::Kind::Hub
+            && !self.shutting_down.get()
+            && !std::thread::panicking()
+            && self.io.try_borrow_mut().is_ok()
+            && self.poller.try_borrow_mut().is_ok()
+            && self.timers.try_borrow_mut().is_ok()
+            && self.ready.try_borrow_mut().is_ok()
+            && self.timed.try_borrow_mut().is_ok()
+    }
+
+    /// Whether the running greenlet could wait now, and if not, why: a
+    /// quiet caller checks this before it begins, and again when a wait
+    /// was refused or cut short.
+    pub(crate) fn quiet_check(&self) -> Result<(), QuietEnd> {
+        let inner = self.current_record();
+        if std::thread::panicking() {
+            Err(QuietEnd::Unwinding)
+        } else if inner.killed.get() || inner.dying.get() {
+            Err(QuietEnd::Killed)
+        } else if inner.timeout_fired.get() != 0 {
+            Err(QuietEnd::ScopeExpired)
+        } else {
+            Ok(())
         }
     }
 }
@@ -479,6 +598,12 @@ impl TimeoutScope {
     /// The scope's number, which its [`ScopeSignal`] carries.
     pub(crate) fn id(&self) -> u64 {
         self.id
+    }
+
+    /// Whether this scope expired (its signal may not have been raised: a
+    /// quiet wait records it instead, see `Inner::quiet`).
+    pub(crate) fn fired(&self) -> bool {
+        self.g.inner.timeout_fired.get() == self.id
     }
 }
 

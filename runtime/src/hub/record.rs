@@ -84,6 +84,13 @@ pub(crate) struct Inner {
     /// The outermost `with_timeout` scope of this greenlet that expired and
     /// has not ended yet (0: none): every later hub wait raises it again.
     pub(super) timeout_fired: Cell<u64>,
+    /// Inside a call that foreign code made (a patched libc function, see
+    /// `patch`): a frame that no unwind may cross is on this greenlet's
+    /// stack, so its waits are *quiet*: a kill or an expired scope makes
+    /// them return `Refused` instead of raising (both stay recorded, in
+    /// `killed` and `timeout_fired`, and are raised at the next wait that
+    /// is not quiet).
+    pub(super) quiet: Cell<bool>,
     pub(super) locals: Locals,
     pub(super) completion: Completion,
     /// What its current (or last) hub wait is for, set by `begin_wait` and
@@ -142,6 +149,7 @@ impl Inner {
             dying: Cell::new(false),
             pending_throw: Cell::new(None),
             timeout_fired: Cell::new(0),
+            quiet: Cell::new(false),
             locals: Locals::default(),
             completion: Completion::default(),
             waiting: Cell::new(Waiting::Nothing),

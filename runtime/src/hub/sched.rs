@@ -543,8 +543,11 @@ impl Runtime {
         let polled = self.poller.borrow_mut().poll(timeout, |event| {
             // Applying an event only touches the slab and the ready queue
             // (never user code), so it may run under the poll's borrow.
-            let waiters = self.io.borrow_mut().apply(event);
+            let (waiters, watchers) = self.io.borrow_mut().apply(event);
             for t in waiters.into_iter().flatten() {
+                self.wake_owned(t, Wake::Ready);
+            }
+            for t in watchers {
                 self.wake_owned(t, Wake::Ready);
             }
         });

@@ -432,6 +432,20 @@ pub(crate) fn unwind_now(g: &Greenlet) {
         return;
     };
     inner.dying.set(true);
+    if inner.quiet.get() && inner.has_run() {
+        // Parked inside a patched libc call: a foreign frame is on its
+        // stack, which no unwind may cross (see `Inner::quiet`). It can
+        // neither unwind nor run on, so it is leaked, stack and all, its
+        // destructors not run, and completed as killed.
+        inner.state.set(State::Dead);
+        std::mem::forget(co);
+        inner.completion.mark(Outcome::Killed);
+        try_rt(|rt| {
+            rt.unlist(inner);
+            rt.notify_links(g);
+        });
+        return;
+    }
     let prev = try_rt(|rt| rt.swap_current(inner));
     if prev.is_none() && inner.has_run() {
         // The runtime is gone (this is the thread's teardown, after the
