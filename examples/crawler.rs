@@ -23,8 +23,14 @@
 //! fetches wait side by side and the whole crawl takes about as long as the
 //! slowest page, not the sum.
 //!
-//! `cargo run --release --example crawler -- [--serial] [PATH ...]`
+//! `cargo run --release --example crawler -- [--serial] [--patched] [PATH ...]`
 //! (default paths: `/a /b /c /d`)
+//!
+//! `--patched` is the seed exactly as written: `monkey.patch_all()`, then
+//! `requests.get(url)`. It calls [`verdant::monkey::patch_all`] first and
+//! fetches with the `ureq` crate (Rust's `requests`), unmodified: ureq
+//! opens its own `std::net` sockets and blocks in them, and patching makes
+//! those calls cooperate, so the output is the same.
 //!
 //! Expected output (only the timings vary), one line per page in the order
 //! the pages complete, then the total and, for contrast, the sum of the
@@ -237,9 +243,33 @@ struct Fetched {
     took: Duration,
 }
 
-fn fetch_and_report(addr: SocketAddr, path: &str) -> Fetched {
+/// `requests.get(url)`: the `ureq` crate, which knows nothing of verdant.
+fn get_page_ureq(addr: SocketAddr, path: &str) -> io::Result<(u16, Vec<u8>)> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut resp = agent
+        .get(format!("http://{addr}{path}"))
+        .call()
+        .map_err(io::Error::other)?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .body_mut()
+        .with_config()
+        .limit(16 * 1024 * 1024)
+        .read_to_vec()
+        .map_err(io::Error::other)?;
+    Ok((status, body))
+}
+
+fn fetch_and_report(addr: SocketAddr, path: &str, patched: bool) -> Fetched {
     let start = Instant::now();
-    let result = get_page(addr, path);
+    let result = if patched {
+        get_page_ureq(addr, path)
+    } else {
+        get_page(addr, path)
+    };
     let took = start.elapsed();
     let secs = took.as_secs_f64();
     let ok = match result {
@@ -257,19 +287,26 @@ fn fetch_and_report(addr: SocketAddr, path: &str) -> Fetched {
 
 fn main() {
     let mut serial = false;
+    let mut patched = false;
     let mut paths = Vec::new();
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--serial" => serial = true,
+            "--patched" => patched = true,
             p if p.starts_with('/') => paths.push(p.to_owned()),
             other => {
-                eprintln!("crawler: unknown argument {other:?} (use [--serial] [/PATH ...])");
+                eprintln!(
+                    "crawler: unknown argument {other:?} (use [--serial] [--patched] [/PATH ...])"
+                );
                 std::process::exit(2);
             }
         }
     }
     if paths.is_empty() {
         paths = PAGES.iter().map(|p| p.0.to_owned()).collect();
+    }
+    if patched {
+        verdant::monkey::patch_all(); // monkey.patch_all()
     }
 
     let (addr, listener) = match start_server() {
@@ -286,7 +323,7 @@ fn main() {
     let results: Rc<RefCell<Vec<Fetched>>> = Rc::default();
     if serial {
         for path in &paths {
-            let f = fetch_and_report(addr, path);
+            let f = fetch_and_report(addr, path, patched);
             results.borrow_mut().push(f);
         }
     } else {
@@ -296,7 +333,7 @@ fn main() {
             .map(|path| {
                 let results = results.clone();
                 verdant::spawn(move || {
-                    let f = fetch_and_report(addr, &path);
+                    let f = fetch_and_report(addr, &path, patched);
                     results.borrow_mut().push(f);
                 })
             })

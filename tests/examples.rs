@@ -224,6 +224,42 @@ fn monkey_variant_3_unpatched_sleep_blocks() {
     assert!(took < Duration::from_millis(2800), "{took:?}");
 }
 
+/// The seed's monkey program in plain std after `monkey::patch_all()`:
+/// the output and timing of `monkey`'s patched variants.
+#[test]
+fn monkey_std_patch_all_makes_std_sleep_cooperate() {
+    let (lines, took) = run("monkey_std", &["1"]);
+    let (lines, _) = split_elapsed(lines);
+    assert_eq!(
+        lines,
+        ["tom eat 1", "tom play 1", "tom eat 2", "tom play 2"]
+    );
+    assert!(took >= Duration::from_secs(2), "{took:?}");
+    assert!(took < Duration::from_millis(2800), "{took:?}");
+    let (lines, took) = run("monkey_std", &["2"]);
+    let (lines, _) = split_elapsed(lines);
+    assert_eq!(
+        lines,
+        ["alex eat 1", "egon play 1", "alex eat 2", "egon play 2"]
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    assert!(took < Duration::from_millis(3800), "{took:?}");
+}
+
+#[test]
+fn monkey_std_unpatched_runs_in_sequence() {
+    let (lines, took) = run("monkey_std", &["1", "--unpatched"]);
+    let (lines, _) = split_elapsed(lines);
+    assert_eq!(
+        lines,
+        ["tom eat 1", "tom eat 2", "tom play 1", "tom play 2"]
+    );
+    assert!(took >= Duration::from_secs(3), "{took:?}");
+    let (status, _, stderr) = run_status("monkey_std", &["3"]);
+    assert_eq!(status.code(), Some(2));
+    assert!(stderr.starts_with("usage: monkey_std"), "{stderr}");
+}
+
 /// Runs an example that may fail; returns its exit status, stdout lines
 /// and stderr.
 fn run_status(name: &str, args: &[&str]) -> (std::process::ExitStatus, Vec<String>, String) {
@@ -270,7 +306,18 @@ fn crawler_totals(line: &str) -> (f64, f64) {
 
 #[test]
 fn crawler_fetches_every_page_at_once() {
-    let (lines, took) = run("crawler", &[]);
+    crawler_concurrent(&[]);
+}
+
+/// The seed as written: `monkey.patch_all()`, then `requests.get` (the
+/// `ureq` crate, unmodified) in spawned greenlets. Same output, same time.
+#[test]
+fn crawler_patched_ureq_fetches_every_page_at_once() {
+    crawler_concurrent(&["--patched"]);
+}
+
+fn crawler_concurrent(args: &[&str]) {
+    let (lines, took) = run("crawler", args);
     assert_eq!(lines.len(), 6, "{lines:?}");
     assert_eq!(lines[0], "crawling 4 pages concurrently");
     // Completion order is the order of the delays.
