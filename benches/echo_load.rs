@@ -19,7 +19,10 @@
 //! Other flags: `--servers verdant,verdant-recv,mio,tokio,tokio-pool,may`
 //! (the default; `verdant-mon` is `verdant` with the blocking monitor on at
 //! a 100 ms threshold, `verdant-nobudget` is `verdant` with the cooperative
-//! budget off, and each adds its on/off ratio to the summary), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
+//! budget off, and each adds its on/off ratio to the summary;
+//! `std-patched` is the same echo server written with plain
+//! `std::net::TcpListener`/`TcpStream`, run after `monkey::patch_all()`, and
+//! adds its ratio to `verdant`: what patching costs), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
 //! default 16384).
 //!
 //! **The client.** One thread drives every connection with mio
@@ -482,6 +485,9 @@ fn main() {
             }
             if let Some(r) = ratio("verdant", "verdant-nobudget") {
                 monitored.push((conns, size, "verdant / verdant-nobudget", r));
+            }
+            if let Some(r) = ratio("std-patched", "verdant") {
+                monitored.push((conns, size, "std-patched / verdant", r));
             }
             for v in ["verdant", "verdant-recv"] {
                 if kinds.iter().any(|k| k == v) {

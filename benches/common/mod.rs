@@ -268,6 +268,7 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
                 .and_then(|()| serve_verdant(addr, buf))
         }
         "verdant-recv" => serve_verdant_recv(addr, buf.len()),
+        "std-patched" => serve_std_patched(addr, buf),
         "mio" => serve_mio(addr, buf.len()),
         "tokio" => serve_tokio(addr, buf),
         "tokio-pool" => serve_tokio_pool(addr, buf.len()),
@@ -307,6 +308,23 @@ fn echo<S: Read + Write>(conn: &mut S, buf: &mut [u8]) {
 /// echo_server example's loop with `read`, with `TCP_NODELAY`).
 fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
     let listener = verdant::net::TcpListener::bind(addr)?;
+    announce(listener.local_addr()?)?;
+    loop {
+        let (mut conn, _) = listener.accept()?;
+        let _ = conn.set_nodelay(true);
+        verdant::spawn(move || match buf {
+            Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
+            Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
+        });
+    }
+}
+
+/// An unmodified std echo server (`std::net`, `thread::spawn` become
+/// `verdant::spawn`) after `monkey::patch_all()`: the patched libc calls
+/// make it cooperate.
+fn serve_std_patched(addr: SocketAddr, buf: Buf) -> io::Result<()> {
+    verdant::monkey::patch_all();
+    let listener = std::net::TcpListener::bind(addr)?;
     announce(listener.local_addr()?)?;
     loop {
         let (mut conn, _) = listener.accept()?;

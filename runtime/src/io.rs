@@ -192,6 +192,13 @@ impl Registration {
         }
     }
 
+    /// A byte-stream transfer for `dir` moved fewer bytes than asked (see
+    /// [`io_stream`](Registration::io_stream)): the fd is no longer ready
+    /// for `dir`, unless a hang-up or urgent data says otherwise.
+    pub(crate) fn short_transfer(&self, dir: Direction) {
+        self.with_slot(|s| s.short_transfer(dir));
+    }
+
     /// Adds `token` as a watcher of the fd for the directions in `dirs`
     /// (`Direction::bit`s): woken by the next event for one of them, or by
     /// [`close`](Registration::close). Unlike the single waiter per

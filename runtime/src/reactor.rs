@@ -213,10 +213,14 @@ impl<W: Clone> Slab<W> {
     }
 
     /// Applies one mio event: remembers the readiness it reports and
-    /// returns the waiters it concerns, to wake, with the watchers it
-    /// concerns (removed from the slot). An event for a freed slot or an
-    /// older generation is dropped.
-    pub(crate) fn apply(&mut self, event: &mio::event::Event) -> ([Option<W>; 2], Vec<W>) {
+    /// returns the waiters it concerns, to wake; the watchers it concerns
+    /// are moved to `woken` (a vector the caller reuses). An event for a
+    /// freed slot or an older generation is dropped.
+    pub(crate) fn apply(
+        &mut self,
+        event: &mio::event::Event,
+        woken: &mut Vec<W>,
+    ) -> [Option<W>; 2] {
         let token = event.token().0;
         let (idx, generation) = (token as u32, (token >> 32) as u32);
         let urgent = event.is_priority();
@@ -236,7 +240,7 @@ impl<W: Clone> Slab<W> {
         }
         let Some(slot) = self.get(idx, generation) else {
             // stale: the fd was closed (and maybe reused)
-            return ([None, None], Vec::new());
+            return [None, None];
         };
         slot.ready |= bits;
         slot.urgent |= urgent;
@@ -247,7 +251,6 @@ impl<W: Clone> Slab<W> {
         let w = (bits & WRITABLE != 0)
             .then(|| slot.writer.clone())
             .flatten();
-        let mut woken = Vec::new();
         if !slot.watchers.is_empty() {
             slot.watchers.retain(|(dirs, w)| {
                 let hit = dirs & bits != 0;
@@ -257,7 +260,7 @@ impl<W: Clone> Slab<W> {
                 !hit
             });
         }
-        ([r, w], woken)
+        [r, w]
     }
 
     /// Takes every waiter (the hub's shutdown unwinds them).

@@ -540,14 +540,13 @@ impl Runtime {
         if blocks {
             self.beat_idle(true);
         }
+        // The watchers an event wakes pass through one reused vector.
+        let mut watchers = Vec::new();
         let polled = self.poller.borrow_mut().poll(timeout, |event| {
             // Applying an event only touches the slab and the ready queue
             // (never user code), so it may run under the poll's borrow.
-            let (waiters, watchers) = self.io.borrow_mut().apply(event);
-            for t in waiters.into_iter().flatten() {
-                self.wake_owned(t, Wake::Ready);
-            }
-            for t in watchers {
+            let waiters = self.io.borrow_mut().apply(event, &mut watchers);
+            for t in waiters.into_iter().flatten().chain(watchers.drain(..)) {
                 self.wake_owned(t, Wake::Ready);
             }
         });

@@ -60,7 +60,9 @@ fn fail(stop: Stop) -> isize {
 
 /// One operation on socket `fd`, which `attempt` makes without blocking
 /// (it adds `MSG_DONTWAIT`): tried, and on `EAGAIN` tried again each time
-/// the fd reports ready for `dir`, until the socket's timeout.
+/// the fd reports ready for `dir`, until the socket's timeout. An fd this
+/// hub knows to be drained for `dir` (an `EAGAIN`, or a short stream
+/// transfer, and no event since) is waited for first, without a try.
 fn sock_op(
     rt: &Runtime,
     fd: RawFd,
@@ -74,15 +76,17 @@ fn sock_op(
         if let Some(_q) = rt.enter_quiet() {
             rt.spend(IO_COST);
         }
-        let r = attempt();
-        if r >= 0 {
-            return r;
+        if wait::is_ready(fd, dir) {
+            let r = attempt();
+            if r >= 0 {
+                return r;
+            }
+            let e = errno();
+            if e != libc::EAGAIN && e != libc::EWOULDBLOCK {
+                return r;
+            }
+            wait::clear_ready(fd, dir);
         }
-        let e = errno();
-        if e != libc::EAGAIN && e != libc::EWOULDBLOCK {
-            return r;
-        }
-        wait::clear_ready(fd, dir);
         if first {
             deadline = sock_deadline(fd, st, dir);
             first = false;
@@ -90,6 +94,35 @@ fn sock_op(
         if let Err(stop) = wait::wait_fds(rt, &[(fd, dir.bit())], deadline) {
             return fail(stop);
         }
+    }
+}
+
+/// [`sock_op`] moving bytes on a stream socket: a result shorter than
+/// `len` (but not 0) shows the socket drained (or full), so the next call
+/// waits for an event instead of first trying (see
+/// `Registration::io_stream`, which verdant's own sockets use).
+fn stream_op(
+    rt: &Runtime,
+    fd: RawFd,
+    st: Fd,
+    dir: Direction,
+    len: usize,
+    attempt: impl FnMut() -> isize,
+) -> isize {
+    let r = sock_op(rt, fd, st, dir, attempt);
+    if st.has(STREAM) && r > 0 && (r as usize) < len {
+        wait::short_transfer(fd, dir);
+    }
+    r
+}
+
+/// The length a short read is measured against: none (0) when the read
+/// leaves the data queued (`MSG_PEEK`) or reads urgent data (`MSG_OOB`).
+fn peeking(flags: c_int, n: usize) -> usize {
+    if flags & (libc::MSG_PEEK | libc::MSG_OOB) != 0 {
+        0
+    } else {
+        n
     }
 }
 
@@ -171,7 +204,7 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
     };
     if st.has(SOCK) {
         // SAFETY: (pass-through) `recv` with flags 0 is `read` on a socket.
-        sock_op(rt, fd, st, Direction::Read, || unsafe {
+        stream_op(rt, fd, st, Direction::Read, n, || unsafe {
             real::recv()(fd, buf, n, libc::MSG_DONTWAIT)
         })
     } else {
@@ -227,7 +260,7 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
         return recv_all(rt, fd, st, buf, n, flags);
     }
     // SAFETY: (pass-through)
-    sock_op(rt, fd, st, Direction::Read, || unsafe {
+    stream_op(rt, fd, st, Direction::Read, peeking(flags, n), || unsafe {
         real::recv()(fd, buf, n, flags | libc::MSG_DONTWAIT)
     })
 }
@@ -392,7 +425,7 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
     };
     if st.has(SOCK) {
         send_all(n, st, |done| {
-            sock_op(rt, fd, st, Direction::Write, || {
+            stream_op(rt, fd, st, Direction::Write, n - done, || {
                 // SAFETY: (pass-through) the rest of the caller's buffer;
                 // `send` with flags 0 is `write` on a socket (SIGPIPE
                 // included).
@@ -431,7 +464,7 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
         return unsafe { real::send()(fd, buf, n, flags) };
     };
     send_all(n, st, |done| {
-        sock_op(rt, fd, st, Direction::Write, || {
+        stream_op(rt, fd, st, Direction::Write, n - done, || {
             // SAFETY: (pass-through) the rest of the caller's buffer.
             unsafe {
                 real::send()(
@@ -469,7 +502,7 @@ pub unsafe extern "C" fn sendto(
         return unsafe { real::sendto()(fd, buf, n, flags, addr, len) };
     };
     send_all(n, st, |done| {
-        sock_op(rt, fd, st, Direction::Write, || {
+        stream_op(rt, fd, st, Direction::Write, n - done, || {
             // SAFETY: (pass-through) the rest of the caller's buffer.
             unsafe {
                 real::sendto()(
@@ -560,7 +593,7 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
     let total = unsafe { iov_total((*msg).msg_iov, (*msg).msg_iovlen) };
     send_all(total, st, |done| {
         // SAFETY: (pass-through)
-        sock_op(rt, fd, st, Direction::Write, || unsafe {
+        stream_op(rt, fd, st, Direction::Write, total - done, || unsafe {
             sendmsg_from(fd, msg, flags, done)
         })
     })
@@ -591,7 +624,7 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssi
         let total = unsafe { iov_total(iov, cnt as usize) };
         send_all(total, st, |done| {
             // SAFETY: (pass-through) `m` names the caller's iovecs.
-            sock_op(rt, fd, st, Direction::Write, || unsafe {
+            stream_op(rt, fd, st, Direction::Write, total - done, || unsafe {
                 sendmsg_from(fd, &m, 0, done)
             })
         })

@@ -3,7 +3,6 @@
 //! with a [`Stop`] instead of unwinding through foreign frames.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::time::Instant;
 
@@ -61,54 +60,85 @@ pub(super) fn may_wait(rt: &Runtime) -> Result<(), Stop> {
 
 thread_local! {
     /// This hub's registrations of the descriptors patched calls waited
-    /// on, with the generation of the number when registered (a number
-    /// closed and reused since, even on another thread, is registered
-    /// again).
-    static REGS: RefCell<HashMap<RawFd, (u32, Registration)>> = RefCell::new(HashMap::new());
+    /// on, indexed by descriptor number, with the generation of the
+    /// number when registered (a number closed and reused since, even on
+    /// another thread, is registered again).
+    static REGS: RefCell<Vec<Option<(u32, Registration)>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with this hub's registration of `fd` if it has a current one.
+fn with_existing<R>(fd: RawFd, f: impl FnOnce(&Registration) -> R) -> Option<R> {
+    let i = usize::try_from(fd).ok()?;
+    REGS.try_with(|regs| {
+        let regs = regs.try_borrow().ok()?;
+        match regs.get(i) {
+            Some(Some((g, reg))) if *g == fdtab::generation(fd) => Some(f(reg)),
+            _ => None,
+        }
+    })
+    .ok()
+    .flatten()
 }
 
 /// Runs `f` with this hub's registration of `fd`, made on first use;
 /// `None` if epoll refuses it (a regular file; or an fd that verdant's own
 /// sockets already registered with this hub).
 fn with_reg<R>(fd: RawFd, f: impl FnOnce(&Registration) -> R) -> Option<R> {
+    let i = usize::try_from(fd).ok()?;
     let generation = fdtab::generation(fd);
     REGS.try_with(|regs| {
         let mut regs = regs.try_borrow_mut().ok()?;
-        if let Some((g, _)) = regs.get(&fd) {
-            if *g == generation {
-                return regs.get(&fd).map(|(_, r)| f(r));
+        if regs.len() <= i {
+            regs.resize_with(i + 1, || None);
+        }
+        match &regs[i] {
+            Some((g, reg)) if *g == generation => return Some(f(reg)),
+            Some(_) => {
+                // Stale: the number was closed and reused.
+                if let Some((_, old)) = regs[i].take() {
+                    old.close();
+                }
             }
-            // Stale: the number was closed and reused.
-            if let Some((_, old)) = regs.remove(&fd) {
-                old.close();
-            }
+            None => {}
         }
         let reg = Registration::new(fd).ok()?;
         let r = f(&reg);
-        regs.insert(fd, (generation, reg));
+        regs[i] = Some((generation, reg));
         Some(r)
     })
     .ok()
     .flatten()
 }
 
+/// Whether `fd` is believed ready for `dir`: false only when this hub has
+/// seen it drained (an `EAGAIN`, or a short stream read) and no event
+/// since.
+pub(super) fn is_ready(fd: RawFd, dir: Direction) -> bool {
+    with_existing(fd, |reg| reg.is_ready(dir)).unwrap_or(true)
+}
+
 /// Forgets `fd`'s readiness for `dir` if it is registered: an operation
-/// came back short, or with `EAGAIN`.
+/// came back with `EAGAIN`.
 pub(super) fn clear_ready(fd: RawFd, dir: Direction) {
-    let _ = REGS.try_with(|regs| {
-        if let Ok(r) = regs.try_borrow() {
-            if let Some((_, reg)) = r.get(&fd) {
-                reg.clear_ready(dir);
-            }
-        }
-    });
+    with_existing(fd, |reg| reg.clear_ready(dir));
+}
+
+/// A stream transfer on `fd` moved fewer bytes than asked: it is drained
+/// for `dir` (see `Registration::io_stream`), if this hub watches it.
+pub(super) fn short_transfer(fd: RawFd, dir: Direction) {
+    with_existing(fd, |reg| reg.short_transfer(dir));
 }
 
 /// `fd` is being closed on this thread: its waiters here wake and fail
 /// with `EBADF`, and its registration goes (before the number can be
 /// reused).
 pub(super) fn closing(fd: RawFd) {
-    let old = REGS.try_with(|regs| regs.try_borrow_mut().ok().and_then(|mut r| r.remove(&fd)));
+    let Ok(i) = usize::try_from(fd) else { return };
+    let old = REGS.try_with(|regs| {
+        regs.try_borrow_mut()
+            .ok()
+            .and_then(|mut r| r.get_mut(i).and_then(Option::take))
+    });
     if let Ok(Some((_, reg))) = old {
         reg.close();
         drop(reg);
@@ -129,11 +159,8 @@ pub(super) fn wait_fds(
     };
     // Register first (nothing to undo if epoll refuses one).
     let mut deadline = deadline;
-    let mut watched = Vec::with_capacity(fds.len());
-    for &(fd, dirs) in fds {
-        if with_reg(fd, |_| ()).is_some() {
-            watched.push((fd, dirs));
-        } else {
+    for &(fd, _) in fds {
+        if with_reg(fd, |_| ()).is_none() {
             // Cannot be watched: look again in a millisecond.
             let tick = Instant::now() + std::time::Duration::from_millis(1);
             deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
@@ -150,9 +177,9 @@ pub(super) fn wait_fds(
             direction,
         })
         .map_err(|_| rt.quiet_check().err().map_or(Stop::Killed, stop_of))?;
-    for &(fd, dirs) in &watched {
-        let on = with_reg(fd, |reg| reg.watch(dirs, token.clone())).unwrap_or(false);
-        if !on {
+    for &(fd, dirs) in fds {
+        // Closed meanwhile by another greenlet: `None` or `false`.
+        if with_existing(fd, |reg| reg.watch(dirs, token.clone())) == Some(false) {
             return Err(Stop::Closed);
         }
     }
