@@ -26,6 +26,7 @@ fn main() {
             "-fPIC",
             "-O2",
             "-DVT_NAME=vt_roundtrip_dso",
+            "-DVT_LOOKUP_NAME=vt_lookup_dso",
             "-o",
         ])
         .arg(&so)

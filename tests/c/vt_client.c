@@ -5,6 +5,7 @@
  * entry point there). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <string.h>
@@ -73,4 +74,24 @@ int VT_NAME(unsigned short port, const char *msg, char *out, int outlen,
     }
     close(fd);
     return got;
+}
+
+#ifndef VT_LOOKUP_NAME
+#define VT_LOOKUP_NAME vt_lookup
+#endif
+
+/* Resolves `name` with getaddrinfo (IPv4) and writes the first address as
+ * text into out. Returns 0, or getaddrinfo's error code. */
+int VT_LOOKUP_NAME(const char *name, char *out, int outlen) {
+    struct addrinfo hints, *res = 0;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    int r = getaddrinfo(name, "80", &hints, &res);
+    if (r != 0)
+        return r;
+    struct sockaddr_in *a = (struct sockaddr_in *)res->ai_addr;
+    inet_ntop(AF_INET, &a->sin_addr, out, (socklen_t)outlen);
+    freeaddrinfo(res);
+    return 0;
 }
