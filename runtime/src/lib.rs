@@ -33,7 +33,10 @@
 //!
 //! * Everything that blocks the OS thread blocks every greenlet on it:
 //!   `std::thread::sleep`, std's blocking sockets, a contended `std::sync::Mutex`.
-//!   Use verdant's cooperative versions (`verdant::net`, [`sleep`]).
+//!   Use verdant's cooperative versions (`verdant::net`, [`sleep`]), or call
+//!   [`patch::patch_all`] so that the blocking libc calls of code you did
+//!   not write (std, crates, C libraries) cooperate. A contended
+//!   `std::sync::Mutex` and pure computation still block.
 //! * Destructors must not wait: a switch or hub wait during unwinding returns at
 //!   once without switching (see the Caveats of [`Greenlet`]).
 //! * Thread-locals are shared by every greenlet of a thread
