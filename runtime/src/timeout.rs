@@ -106,10 +106,10 @@ fn scope<T>(deadline: Option<Instant>, f: impl FnOnce() -> T) -> Result<T, Elaps
     let r = catch_unwind(AssertUnwindSafe(f));
     // Expired while `f` was inside foreign code (a patched libc call), which
     // cannot unwind: the call failed instead, and `f` returned.
-    let fired = scope.fired();
+    let absorbed = scope.absorbed();
     drop(scope);
     match r {
-        Ok(_) if fired => Err(Elapsed),
+        Ok(_) if absorbed => Err(Elapsed),
         Ok(v) => Ok(v),
         Err(p) => match p.downcast_ref::<hub::ScopeSignal>() {
             Some(s) if s.scope == id => Err(Elapsed),

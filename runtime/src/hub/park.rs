@@ -70,7 +70,12 @@ fn begin_wait_refused(inner: &Inner) -> Result<(), Refused> {
         return Err(Refused); // its unstarted function is being dropped
     }
     if inner.quiet.get() {
-        return Err(Refused); // a foreign frame is on the stack: see `Inner::quiet`
+        // A foreign frame is on the stack (see `Inner::quiet`): an expired
+        // scope is absorbed, not raised.
+        if inner.timeout_fired.get() != 0 && inner.absorbed_scope.get() == 0 {
+            inner.absorbed_scope.set(inner.timeout_fired.get());
+        }
+        return Err(Refused);
     }
     if inner.killed.get() || inner.dying.get() {
         // A kill (or drop) that the greenlet caught is raised again.
@@ -105,6 +110,9 @@ fn park_unusual(cur: &Inner, v: Value) -> Result<Wake, Refused> {
         // expired scope is recorded in its flags and raised at the next
         // wait that may unwind; any other payload is dropped.
         Input::Throw(p) if cur.quiet.get() => {
+            if p.is::<ScopeSignal>() && cur.absorbed_scope.get() == 0 {
+                cur.absorbed_scope.set(cur.timeout_fired.get());
+            }
             drop(p);
             Err(Refused)
         }
@@ -395,6 +403,16 @@ impl Runtime {
             && self.timed.try_borrow_mut().is_ok()
     }
 
+    /// A patched call fails because the running greenlet's scope expired
+    /// (it cannot raise it): the scope will report `Elapsed` even if its
+    /// closure returns (see `TimeoutScope::absorbed`).
+    pub(crate) fn absorb_expiry(&self) {
+        let inner = self.current_record();
+        if inner.timeout_fired.get() != 0 && inner.absorbed_scope.get() == 0 {
+            inner.absorbed_scope.set(inner.timeout_fired.get());
+        }
+    }
+
     /// Whether the running greenlet could wait now, and if not, why: a
     /// quiet caller checks this before it begins, and again when a wait
     /// was refused or cut short.
@@ -600,10 +618,11 @@ impl TimeoutScope {
         self.id
     }
 
-    /// Whether this scope expired (its signal may not have been raised: a
-    /// quiet wait records it instead, see `Inner::quiet`).
-    pub(crate) fn fired(&self) -> bool {
-        self.g.inner.timeout_fired.get() == self.id
+    /// Whether this scope expired inside a quiet wait, which absorbed its
+    /// signal instead of raising it (see `Inner::quiet`): the scope then
+    /// ends in `Elapsed` even if its closure returns.
+    pub(crate) fn absorbed(&self) -> bool {
+        self.g.inner.absorbed_scope.get() == self.id
     }
 }
 
@@ -613,6 +632,10 @@ impl Drop for TimeoutScope {
         let fired = &self.g.inner.timeout_fired;
         if fired.get() == self.id {
             fired.set(0);
+        }
+        let absorbed = &self.g.inner.absorbed_scope;
+        if absorbed.get() == self.id {
+            absorbed.set(0);
         }
     }
 }

@@ -91,6 +91,10 @@ pub(crate) struct Inner {
     /// `killed` and `timeout_fired`, and are raised at the next wait that
     /// is not quiet).
     pub(super) quiet: Cell<bool>,
+    /// The expired scope whose signal a quiet wait absorbed instead of
+    /// raising (0: none): that scope's `with_timeout` reports `Elapsed`
+    /// even if its closure returns.
+    pub(super) absorbed_scope: Cell<u64>,
     pub(super) locals: Locals,
     pub(super) completion: Completion,
     /// What its current (or last) hub wait is for, set by `begin_wait` and
@@ -150,6 +154,7 @@ impl Inner {
             pending_throw: Cell::new(None),
             timeout_fired: Cell::new(0),
             quiet: Cell::new(false),
+            absorbed_scope: Cell::new(0),
             locals: Locals::default(),
             completion: Completion::default(),
             waiting: Cell::new(Waiting::Nothing),

@@ -50,6 +50,9 @@ pub(super) fn may_wait(rt: &Runtime) -> Result<(), Stop> {
     match rt.quiet_check() {
         Ok(()) => Ok(()),
         Err(end) => {
+            if end == QuietEnd::ScopeExpired {
+                rt.absorb_expiry();
+            }
             if let Some(_q) = rt.enter_quiet() {
                 rt.yield_quiet();
             }
