@@ -192,6 +192,12 @@ impl Registration {
         }
     }
 
+    /// Takes the fd to be ready for `dir` without an event: its next
+    /// operation is tried (for a caller that also looks again on a timer).
+    pub(crate) fn set_ready(&self, dir: Direction) {
+        self.with_slot(|s| s.set_ready(dir));
+    }
+
     /// A byte-stream transfer for `dir` moved fewer bytes than asked (see
     /// [`io_stream`](Registration::io_stream)): the fd is no longer ready
     /// for `dir`, unless a hang-up or urgent data says otherwise.

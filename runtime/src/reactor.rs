@@ -101,6 +101,12 @@ impl<W: Clone> Slot<W> {
         self.ready & dir.bit() != 0
     }
 
+    /// Takes `dir` to be ready again without an event (a caller that
+    /// looks again on a timer: its next try finds out).
+    pub(crate) fn set_ready(&mut self, dir: Direction) {
+        self.ready |= dir.bit();
+    }
+
     /// Forgets readiness for `dir` (an operation returned `WouldBlock`).
     pub(crate) fn clear_ready(&mut self, dir: Direction) {
         self.ready &= !dir.bit();

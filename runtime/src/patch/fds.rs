@@ -7,7 +7,7 @@
 
 use libc::{c_int, c_ulong, c_void, socklen_t};
 
-use super::fdtab::{self, NONBLOCK, POLLABLE, RCVTIMEO, SNDTIMEO, SOCK, STREAM};
+use super::fdtab::{self, INET, NONBLOCK, POLLABLE, RCVTIMEO, SNDTIMEO, SOCK, STREAM};
 use super::{real, wait};
 
 /// Every libc function this module defines.
@@ -47,6 +47,8 @@ pub const ROUTED: &[&str] = &[
     "setsockopt",
     "socket",
     "socketpair",
+    "pipe",
+    "pipe2",
     "waitpid",
     "wait4",
     "waitid",
@@ -67,7 +69,7 @@ pub(super) fn link() {
 /// As for libc's `close`.
 #[no_mangle]
 pub unsafe extern "C" fn close(fd: c_int) -> c_int {
-    if super::ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
+    if super::active() {
         wait::closing(fd);
     }
     fdtab::forget(fd);
@@ -86,8 +88,18 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
     let r = unsafe { real::dup()(fd) };
     if r >= 0 {
         fdtab::forget(r);
+        shared(fd, r);
     }
     r
+}
+
+/// `old` and `new` now share one open file description: its `O_NONBLOCK`
+/// may change through either (see `fdtab::SHARED`).
+fn shared(old: c_int, new: c_int) {
+    if super::active() {
+        fdtab::mark_shared(old);
+        fdtab::mark_shared(new);
+    }
 }
 
 /// `dup2(2)`: `new` is closed (as by `close`) and replaced.
@@ -97,13 +109,14 @@ pub unsafe extern "C" fn dup(fd: c_int) -> c_int {
 /// As for libc's `dup2`.
 #[no_mangle]
 pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
-    if old != new && super::ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
+    if old != new && super::active() {
         wait::closing(new);
     }
     // SAFETY: (pass-through)
     let r = unsafe { real::dup2()(old, new) };
     if r >= 0 && old != new {
         fdtab::forget(r);
+        shared(old, r);
     }
     r
 }
@@ -115,13 +128,14 @@ pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
 /// As for libc's `dup3`.
 #[no_mangle]
 pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
-    if old != new && super::ACTIVE.load(std::sync::atomic::Ordering::Relaxed) {
+    if old != new && super::active() {
         wait::closing(new);
     }
     // SAFETY: (pass-through)
     let r = unsafe { real::dup3()(old, new, flags) };
     if r >= 0 {
         fdtab::forget(r);
+        shared(old, r);
     }
     r
 }
@@ -141,7 +155,10 @@ pub unsafe extern "C" fn fcntl(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
     if r >= 0 {
         match cmd {
             libc::F_SETFL => fdtab::update(fd, NONBLOCK, arg as c_int & libc::O_NONBLOCK != 0),
-            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => fdtab::forget(r),
+            libc::F_DUPFD | libc::F_DUPFD_CLOEXEC => {
+                fdtab::forget(r);
+                shared(fd, r);
+            }
             _ => {}
         }
     }
@@ -169,16 +186,12 @@ pub unsafe extern "C" fn fcntl64(fd: c_int, cmd: c_int, arg: c_ulong) -> c_int {
 /// As for libc's `ioctl`.
 #[no_mangle]
 pub unsafe extern "C" fn ioctl(fd: c_int, req: c_ulong, arg: c_ulong) -> c_int {
-    let on = if req == libc::FIONBIO as c_ulong && arg != 0 {
-        // SAFETY: FIONBIO's argument points to an int (ioctl's contract);
-        // a null one makes the call fail below.
-        Some(unsafe { *(arg as *const c_int) } != 0)
-    } else {
-        None
-    };
     // SAFETY: (pass-through)
     let r = unsafe { real::ioctl()(fd, req, arg) };
-    if let (0.., Some(on)) = (r, on) {
+    if r >= 0 && req == libc::FIONBIO as c_ulong {
+        // SAFETY: the call succeeded, so its argument pointed to a
+        // readable int (FIONBIO's contract).
+        let on = unsafe { *(arg as *const c_int) } != 0;
         fdtab::update(fd, NONBLOCK, on);
     }
     r
@@ -210,9 +223,12 @@ pub unsafe extern "C" fn setsockopt(
     r
 }
 
-/// The table bits of a socket made with `ty` (type and flags).
-fn socket_bits(ty: c_int) -> u32 {
+/// The table bits of a socket made in `domain` with `ty` (type and flags).
+fn socket_bits(domain: c_int, ty: c_int) -> u32 {
     let mut bits = SOCK | POLLABLE;
+    if domain == libc::AF_INET || domain == libc::AF_INET6 {
+        bits |= INET;
+    }
     if ty & 0xf == libc::SOCK_STREAM {
         bits |= STREAM;
     }
@@ -232,7 +248,7 @@ pub unsafe extern "C" fn socket(domain: c_int, ty: c_int, proto: c_int) -> c_int
     // SAFETY: (pass-through)
     let r = unsafe { real::socket()(domain, ty, proto) };
     if r >= 0 {
-        fdtab::record(r, socket_bits(ty));
+        fdtab::record(r, socket_bits(domain, ty));
     }
     r
 }
@@ -254,8 +270,42 @@ pub unsafe extern "C" fn socketpair(
     if r == 0 {
         // SAFETY: on success libc filled both ends of the caller's array.
         let (a, b) = unsafe { (*sv, *sv.add(1)) };
-        fdtab::record(a, socket_bits(ty));
-        fdtab::record(b, socket_bits(ty));
+        fdtab::record(a, socket_bits(domain, ty));
+        fdtab::record(b, socket_bits(domain, ty));
+    }
+    r
+}
+
+/// `pipe(2)`: both ends recorded (a new life for their numbers).
+///
+/// # Safety
+///
+/// As for libc's `pipe`.
+#[no_mangle]
+pub unsafe extern "C" fn pipe(fds: *mut c_int) -> c_int {
+    // SAFETY: (pass-through) pipe is pipe2 without flags.
+    unsafe { pipe2(fds, 0) }
+}
+
+/// `pipe2(2)`: both ends recorded.
+///
+/// # Safety
+///
+/// As for libc's `pipe2`.
+#[no_mangle]
+pub unsafe extern "C" fn pipe2(fds: *mut c_int, flags: c_int) -> c_int {
+    // SAFETY: (pass-through)
+    let r = unsafe { real::pipe2()(fds, flags) };
+    if r == 0 && super::active() {
+        let bits = if flags & libc::O_NONBLOCK != 0 {
+            POLLABLE | NONBLOCK
+        } else {
+            POLLABLE
+        };
+        // SAFETY: on success libc filled both ends of the caller's array.
+        let (a, b) = unsafe { (*fds, *fds.add(1)) };
+        fdtab::record(a, bits);
+        fdtab::record(b, bits);
     }
     r
 }

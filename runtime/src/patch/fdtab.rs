@@ -30,10 +30,19 @@ pub(super) const NONBLOCK: u32 = 16;
 pub(super) const RCVTIMEO: u32 = 32;
 /// `SO_SNDTIMEO` may be set: ask the kernel before a write waits.
 pub(super) const SNDTIMEO: u32 = 64;
+/// An Internet socket (`AF_INET`, `AF_INET6`): a short stream read proves
+/// it drained. (A Unix stream read also stops short at passed descriptors
+/// or credentials, with data still queued.)
+pub(super) const INET: u32 = 128;
+/// The number shares its open file description with another (made by
+/// `dup`, `dup2`, `dup3`, `F_DUPFD`): `O_NONBLOCK` set through the other
+/// number changes this one too, so the kernel is asked before a wait.
+/// Kept in bit 8, below the generation's 23 bits.
+pub(super) const SHARED: u32 = 256;
 /// The flag bits of a record (the rest is the generation).
-const FLAG_BITS: u32 = 0xff;
-/// The generation: the high 24 bits, moved on by each close.
-const GEN_ONE: u32 = 0x100;
+const FLAG_BITS: u32 = 0x1ff;
+/// The generation: the high 23 bits, moved on by each close.
+const GEN_ONE: u32 = 0x200;
 
 const CHUNK: usize = 4096;
 const CHUNKS: usize = 256;
@@ -42,6 +51,16 @@ const CHUNKS: usize = 256;
 /// probed on every call.
 static TABLE: [AtomicPtr<AtomicU32>; CHUNKS] =
     [const { AtomicPtr::new(std::ptr::null_mut()) }; CHUNKS];
+
+/// The cell of `fd` if its chunk exists: never allocates (for `close`,
+/// `dup2` and `fcntl`, which may run in a forked child or a signal
+/// handler, where allocating is not allowed).
+fn existing_cell(fd: i32) -> Option<&'static AtomicU32> {
+    let fd = usize::try_from(fd).ok()?;
+    let p = TABLE.get(fd / CHUNK)?.load(Ordering::Acquire);
+    // SAFETY: as in `cell`.
+    (!p.is_null()).then(|| unsafe { &*p.add(fd % CHUNK) })
+}
 
 /// The cell of `fd`, allocating its chunk on first use; `None` for a
 /// negative or very large fd.
@@ -107,14 +126,15 @@ pub(super) fn lookup(fd: i32) -> Option<Fd> {
 
 /// The generation of `fd`'s number now (without probing).
 pub(super) fn generation(fd: i32) -> u32 {
-    cell(fd).map_or(0, |c| c.load(Ordering::Acquire) >> 8)
+    existing_cell(fd).map_or(0, |c| c.load(Ordering::Acquire) >> 9)
 }
 
-/// Replaces the flags of `c`, keeping its generation; returns the word.
+/// Replaces the flags of `c` (but a `SHARED` mark stays), keeping its
+/// generation; returns the word.
 fn set_flags(c: &AtomicU32, flags: u32) -> u32 {
     let mut cur = c.load(Ordering::Acquire);
     loop {
-        let new = (cur & !FLAG_BITS) | (flags & FLAG_BITS) | KNOWN;
+        let new = (cur & !FLAG_BITS) | (cur & SHARED) | (flags & FLAG_BITS) | KNOWN;
         match c.compare_exchange_weak(cur, new, Ordering::AcqRel, Ordering::Acquire) {
             Ok(_) => return new,
             Err(now) => cur = now,
@@ -123,17 +143,27 @@ fn set_flags(c: &AtomicU32, flags: u32) -> u32 {
 }
 
 /// Records a descriptor just made by a patched call, with what that call
-/// told: no probe needed.
+/// told: no probe needed. A new life for the number: its generation moves
+/// on (it may have been closed behind the patch's back, by libc itself).
 pub(super) fn record(fd: i32, flags: u32) {
     if let Some(c) = cell(fd) {
+        forget(fd);
         set_flags(c, flags | KNOWN);
+    }
+}
+
+/// Marks `fd` as sharing its open file description (see [`SHARED`]),
+/// known or not.
+pub(super) fn mark_shared(fd: i32) {
+    if let Some(c) = existing_cell(fd).or_else(|| cell(fd)) {
+        c.fetch_or(SHARED, Ordering::AcqRel);
     }
 }
 
 /// Sets or clears `bit` in a known record (`fcntl`, `ioctl`,
 /// `setsockopt`); an unknown one stays unknown (its probe will see it).
 pub(super) fn update(fd: i32, bit: u32, on: bool) {
-    let Some(c) = cell(fd) else { return };
+    let Some(c) = existing_cell(fd) else { return };
     let mut cur = c.load(Ordering::Acquire);
     while cur & KNOWN != 0 {
         let new = if on { cur | bit } else { cur & !bit };
@@ -147,7 +177,7 @@ pub(super) fn update(fd: i32, bit: u32, on: bool) {
 /// The number `fd` was closed (or replaced by `dup2`): forget it, and
 /// move its generation on.
 pub(super) fn forget(fd: i32) {
-    if let Some(c) = cell(fd) {
+    if let Some(c) = existing_cell(fd) {
         let mut cur = c.load(Ordering::Acquire);
         loop {
             let new = (cur & !FLAG_BITS).wrapping_add(GEN_ONE);
@@ -180,6 +210,12 @@ fn probe(fd: i32) -> Option<u32> {
         libc::S_IFREG | libc::S_IFDIR | libc::S_IFBLK => {}
         libc::S_IFSOCK => {
             bits |= SOCK | POLLABLE;
+            if matches!(
+                sock_int(fd, libc::SO_DOMAIN),
+                Some(libc::AF_INET | libc::AF_INET6)
+            ) {
+                bits |= INET;
+            }
             if sock_int(fd, libc::SO_TYPE) == Some(libc::SOCK_STREAM) {
                 bits |= STREAM;
             }

@@ -16,7 +16,7 @@ use libc::{
     timespec, timeval,
 };
 
-use super::fdtab::{self, Fd, NONBLOCK, POLLABLE, RCVTIMEO, SNDTIMEO, SOCK, STREAM};
+use super::fdtab::{self, Fd, INET, NONBLOCK, POLLABLE, RCVTIMEO, SHARED, SNDTIMEO, SOCK, STREAM};
 use super::wait::{self, Stop};
 use super::{errno, hub_here, real, set_errno};
 use crate::hub::{Runtime, IO_COST};
@@ -29,8 +29,16 @@ pub(super) fn link() {
 }
 
 /// How a call on `fd` proceeds: `None` passes it straight to libc.
+///
+/// Standard input, output and error (0, 1, 2) always pass through: std
+/// holds its stdio lock and buffer borrow across the call, so a greenlet
+/// parked inside it would make another greenlet's `println!` find the
+/// buffer borrowed (a panic) or the stdin lock taken (a deadlock).
 #[inline]
 fn route(fd: RawFd) -> Option<(&'static Runtime, Fd)> {
+    if fd <= 2 {
+        return None;
+    }
     let rt = hub_here()?;
     let st = fdtab::lookup(fd)?;
     if st.has(NONBLOCK) || !st.has(POLLABLE) {
@@ -72,6 +80,7 @@ fn sock_op(
 ) -> isize {
     let mut deadline = None;
     let mut first = true;
+    let mut tick = Duration::from_millis(1);
     loop {
         if let Some(_q) = rt.enter_quiet() {
             rt.spend(IO_COST);
@@ -87,14 +96,42 @@ fn sock_op(
             }
             wait::clear_ready(fd, dir);
         }
+        if nonblocking_now(fd, st) {
+            set_errno(libc::EAGAIN);
+            return -1;
+        }
         if first {
             deadline = sock_deadline(fd, st, dir);
             first = false;
         }
-        if let Err(stop) = wait::wait_fds(rt, &[(fd, dir.bit())], deadline) {
-            return fail(stop);
+        // A datagram sent to a full receiver gets EAGAIN, but the sender's
+        // own socket may report no writable edge when the receiver drains
+        // (an unconnected Unix datagram socket): look again at a
+        // backing-off interval as well.
+        let mut until = deadline;
+        if dir == Direction::Write && !st.has(STREAM) {
+            let t = Instant::now() + tick;
+            until = Some(until.map_or(t, |d| d.min(t)));
+            tick = (tick * 2).min(Duration::from_millis(50));
+        }
+        match wait::wait_fds(rt, &[(fd, dir.bit())], until) {
+            Ok(()) => {}
+            Err(Stop::TimedOut) if until != deadline => wait::set_ready(fd, dir),
+            Err(stop) => return fail(stop),
         }
     }
+}
+
+/// Whether `fd`, which shares its open file description with another
+/// number (see `fdtab::SHARED`), has been made non-blocking through that
+/// other number: then the program asked for `EAGAIN`, not a wait.
+fn nonblocking_now(fd: RawFd, st: Fd) -> bool {
+    if !st.has(SHARED) {
+        return false;
+    }
+    // SAFETY: F_GETFL takes no argument.
+    let fl = unsafe { real::fcntl()(fd, libc::F_GETFL, 0) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
 }
 
 /// [`sock_op`] moving bytes on a stream socket: a result shorter than
@@ -110,7 +147,7 @@ fn stream_op(
     attempt: impl FnMut() -> isize,
 ) -> isize {
     let r = sock_op(rt, fd, st, dir, attempt);
-    if st.has(STREAM) && r > 0 && (r as usize) < len {
+    if st.has(STREAM) && st.has(INET) && r > 0 && (r as usize) < len {
         wait::short_transfer(fd, dir);
     }
     r
@@ -147,7 +184,13 @@ fn ready_now(fd: RawFd, dir: Direction) -> bool {
 /// per call (a pipe, a terminal, `accept`): waits until a zero-timeout
 /// `poll` says it is ready, then makes the blocking call, which then does
 /// not block.
-fn ready_op(rt: &Runtime, fd: RawFd, st: Fd, dir: Direction, op: impl FnOnce() -> isize) -> isize {
+fn ready_op(
+    rt: &Runtime,
+    fd: RawFd,
+    st: Fd,
+    dir: Direction,
+    mut op: impl FnMut() -> isize,
+) -> isize {
     let mut deadline = None;
     let mut first = true;
     loop {
@@ -156,6 +199,10 @@ fn ready_op(rt: &Runtime, fd: RawFd, st: Fd, dir: Direction, op: impl FnOnce() -
         }
         if ready_now(fd, dir) {
             return op();
+        }
+        if nonblocking_now(fd, st) {
+            set_errno(libc::EAGAIN);
+            return -1;
         }
         wait::clear_ready(fd, dir);
         if first {
@@ -175,15 +222,41 @@ fn ready_op(rt: &Runtime, fd: RawFd, st: Fd, dir: Direction, op: impl FnOnce() -
 /// A send of `total` bytes on a stream socket moves them all before it
 /// returns, as a blocking one does: `step(done)` sends what is left after
 /// `done` bytes. On an error after some bytes, the count so far.
-fn send_all(total: usize, st: Fd, mut step: impl FnMut(usize) -> isize) -> isize {
+fn send_all(total: impl Fn() -> usize, st: Fd, mut step: impl FnMut(usize) -> isize) -> isize {
     let mut done = 0usize;
+    // Known only once a step succeeded (the kernel has then checked the
+    // caller's buffers: iovecs are read no earlier).
+    let mut total_len = None;
     loop {
         let r = step(done);
         if r < 0 {
             return if done > 0 { done as isize } else { r };
         }
         done += r as usize;
+        let total = *total_len.get_or_insert_with(&total);
         if done >= total || r == 0 || !st.has(STREAM) {
+            return done as isize;
+        }
+    }
+}
+
+/// A blocking `write` to a pipe, FIFO or terminal, cooperatively: at most
+/// `PIPE_BUF` bytes per step, each once a zero-timeout `poll` says there is
+/// room (a pipe reports writable with one free page; a larger write would
+/// block the thread until a reader drains it), until all `n` are written.
+fn write_in_steps(rt: &Runtime, fd: RawFd, st: Fd, buf: *const c_void, n: usize) -> isize {
+    let mut done = 0usize;
+    loop {
+        let step = (n - done).min(libc::PIPE_BUF);
+        let r = ready_op(rt, fd, st, Direction::Write, || {
+            // SAFETY: (pass-through) the rest of the caller's buffer.
+            unsafe { real::write()(fd, buf.cast::<u8>().add(done).cast(), step) }
+        });
+        if r < 0 {
+            return if done > 0 { done as isize } else { r };
+        }
+        done += r as usize;
+        if done >= n || r == 0 {
             return done as isize;
         }
     }
@@ -268,6 +341,9 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
 /// `recv` with `MSG_WAITALL` on a stream: fills the buffer, unless the
 /// peer closes or an error comes first (then what was received so far).
 fn recv_all(rt: &Runtime, fd: RawFd, st: Fd, buf: *mut c_void, n: size_t, flags: c_int) -> isize {
+    if flags & libc::MSG_PEEK != 0 {
+        return peek_all(rt, fd, st, buf, n, flags);
+    }
     let mut done = 0usize;
     let flags = (flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT;
     while done < n {
@@ -284,6 +360,30 @@ fn recv_all(rt: &Runtime, fd: RawFd, st: Fd, buf: *mut c_void, n: size_t, flags:
         done += r as usize;
     }
     done as isize
+}
+
+/// `recv` with `MSG_PEEK | MSG_WAITALL` on a stream: peeks the whole
+/// length again after each wait until it is all there (or the peer
+/// closed), leaving the data queued.
+fn peek_all(rt: &Runtime, fd: RawFd, st: Fd, buf: *mut c_void, n: size_t, flags: c_int) -> isize {
+    let flags = (flags & !libc::MSG_WAITALL) | libc::MSG_DONTWAIT;
+    let deadline = sock_deadline(fd, st, Direction::Read);
+    loop {
+        // SAFETY: (pass-through) the caller's buffer.
+        let r = sock_op(rt, fd, st, Direction::Read, || unsafe {
+            real::recv()(fd, buf, n, flags)
+        });
+        if r <= 0 || r as usize >= n {
+            return r;
+        }
+        // Part of it is there: wait for more, then peek it all again.
+        wait::clear_ready(fd, Direction::Read);
+        match wait::wait_fds(rt, &[(fd, Direction::Read.bit())], deadline) {
+            Ok(()) => {}
+            Err(Stop::TimedOut) => return r,
+            Err(stop) => return fail(stop),
+        }
+    }
 }
 
 /// glibc's checked `recv`.
@@ -329,6 +429,15 @@ pub unsafe extern "C" fn recvfrom(
         // SAFETY: (pass-through)
         return unsafe { real::recvfrom()(fd, buf, n, flags, addr, len) };
     };
+    if flags & libc::MSG_WAITALL != 0 && st.has(STREAM) {
+        // A stream's source address is its peer's; filled in as the
+        // kernel would.
+        if !addr.is_null() && !len.is_null() {
+            // SAFETY: the caller's address buffer and its length.
+            unsafe { libc::getpeername(fd, addr, len) };
+        }
+        return recv_all(rt, fd, st, buf, n, flags);
+    }
     // SAFETY: (pass-through)
     sock_op(rt, fd, st, Direction::Read, || unsafe {
         real::recvfrom()(fd, buf, n, flags | libc::MSG_DONTWAIT, addr, len)
@@ -424,26 +533,27 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
         return unsafe { real::write()(fd, buf, n) };
     };
     if st.has(SOCK) {
-        send_all(n, st, |done| {
-            stream_op(rt, fd, st, Direction::Write, n - done, || {
-                // SAFETY: (pass-through) the rest of the caller's buffer;
-                // `send` with flags 0 is `write` on a socket (SIGPIPE
-                // included).
-                unsafe {
-                    real::send()(
-                        fd,
-                        buf.cast::<u8>().add(done).cast(),
-                        n - done,
-                        libc::MSG_DONTWAIT,
-                    )
-                }
-            })
-        })
+        send_all(
+            || n,
+            st,
+            |done| {
+                stream_op(rt, fd, st, Direction::Write, n - done, || {
+                    // SAFETY: (pass-through) the rest of the caller's buffer;
+                    // `send` with flags 0 is `write` on a socket (SIGPIPE
+                    // included).
+                    unsafe {
+                        real::send()(
+                            fd,
+                            buf.cast::<u8>().add(done).cast(),
+                            n - done,
+                            libc::MSG_DONTWAIT,
+                        )
+                    }
+                })
+            },
+        )
     } else {
-        // SAFETY: (pass-through)
-        ready_op(rt, fd, st, Direction::Write, || unsafe {
-            real::write()(fd, buf, n)
-        })
+        write_in_steps(rt, fd, st, buf, n)
     }
 }
 
@@ -463,19 +573,23 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
         // SAFETY: (pass-through)
         return unsafe { real::send()(fd, buf, n, flags) };
     };
-    send_all(n, st, |done| {
-        stream_op(rt, fd, st, Direction::Write, n - done, || {
-            // SAFETY: (pass-through) the rest of the caller's buffer.
-            unsafe {
-                real::send()(
-                    fd,
-                    buf.cast::<u8>().add(done).cast(),
-                    n - done,
-                    flags | libc::MSG_DONTWAIT,
-                )
-            }
-        })
-    })
+    send_all(
+        || n,
+        st,
+        |done| {
+            stream_op(rt, fd, st, Direction::Write, n - done, || {
+                // SAFETY: (pass-through) the rest of the caller's buffer.
+                unsafe {
+                    real::send()(
+                        fd,
+                        buf.cast::<u8>().add(done).cast(),
+                        n - done,
+                        flags | libc::MSG_DONTWAIT,
+                    )
+                }
+            })
+        },
+    )
 }
 
 /// `sendto(2)`.
@@ -501,21 +615,25 @@ pub unsafe extern "C" fn sendto(
         // SAFETY: (pass-through)
         return unsafe { real::sendto()(fd, buf, n, flags, addr, len) };
     };
-    send_all(n, st, |done| {
-        stream_op(rt, fd, st, Direction::Write, n - done, || {
-            // SAFETY: (pass-through) the rest of the caller's buffer.
-            unsafe {
-                real::sendto()(
-                    fd,
-                    buf.cast::<u8>().add(done).cast(),
-                    n - done,
-                    flags | libc::MSG_DONTWAIT,
-                    addr,
-                    len,
-                )
-            }
-        })
-    })
+    send_all(
+        || n,
+        st,
+        |done| {
+            stream_op(rt, fd, st, Direction::Write, n - done, || {
+                // SAFETY: (pass-through) the rest of the caller's buffer.
+                unsafe {
+                    real::sendto()(
+                        fd,
+                        buf.cast::<u8>().add(done).cast(),
+                        n - done,
+                        flags | libc::MSG_DONTWAIT,
+                        addr,
+                        len,
+                    )
+                }
+            })
+        },
+    )
 }
 
 /// Sends the iovecs of `msg` with `flags | MSG_DONTWAIT` after skipping
@@ -589,11 +707,12 @@ pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) ->
         // SAFETY: (pass-through)
         return unsafe { real::sendmsg()(fd, msg, flags) };
     };
-    // SAFETY: a valid msghdr (sendmsg's contract).
-    let total = unsafe { iov_total((*msg).msg_iov, (*msg).msg_iovlen) };
+    // SAFETY: read once a send succeeded, so the kernel found the msghdr
+    // and its iovecs valid.
+    let total = || unsafe { iov_total((*msg).msg_iov, (*msg).msg_iovlen) };
     send_all(total, st, |done| {
         // SAFETY: (pass-through)
-        stream_op(rt, fd, st, Direction::Write, total - done, || unsafe {
+        sock_op(rt, fd, st, Direction::Write, || unsafe {
             sendmsg_from(fd, msg, flags, done)
         })
     })
@@ -620,11 +739,12 @@ pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, cnt: c_int) -> ssi
         let mut m: msghdr = unsafe { std::mem::zeroed() };
         m.msg_iov = iov.cast_mut();
         m.msg_iovlen = cnt as _;
-        // SAFETY: the caller's `cnt` iovecs.
-        let total = unsafe { iov_total(iov, cnt as usize) };
+        // SAFETY: read once a send succeeded, so the kernel found the
+        // caller's `cnt` iovecs valid.
+        let total = || unsafe { iov_total(iov, cnt as usize) };
         send_all(total, st, |done| {
             // SAFETY: (pass-through) `m` names the caller's iovecs.
-            stream_op(rt, fd, st, Direction::Write, total - done, || unsafe {
+            sock_op(rt, fd, st, Direction::Write, || unsafe {
                 sendmsg_from(fd, &m, 0, done)
             })
         })
@@ -703,16 +823,35 @@ pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_
     // blocking, or `route` would have passed the call through).
     // SAFETY: F_GETFL/F_SETFL on the caller's fd.
     let fl = unsafe { real::fcntl()(fd, libc::F_GETFL, 0) };
-    // SAFETY: as above.
-    if fl < 0 || unsafe { real::fcntl()(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as _) } < 0 {
+    if fl < 0 || fl & libc::O_NONBLOCK != 0 {
+        // Non-blocking after all (set through another number): as asked.
         // SAFETY: (pass-through)
         return unsafe { real::connect()(fd, addr, len) };
     }
-    // SAFETY: (pass-through)
-    let r = unsafe { real::connect()(fd, addr, len) };
-    let e = errno();
-    // SAFETY: restores the flags read above.
-    unsafe { real::fcntl()(fd, libc::F_SETFL, fl as _) };
+    let mut pause = Duration::from_millis(1);
+    let (r, e) = loop {
+        // SAFETY: F_SETFL on the caller's fd.
+        if unsafe { real::fcntl()(fd, libc::F_SETFL, (fl | libc::O_NONBLOCK) as _) } < 0 {
+            // SAFETY: (pass-through)
+            return unsafe { real::connect()(fd, addr, len) };
+        }
+        // SAFETY: (pass-through)
+        let r = unsafe { real::connect()(fd, addr, len) };
+        let e = errno();
+        // SAFETY: restores the flags read above.
+        unsafe { real::fcntl()(fd, libc::F_SETFL, fl as _) };
+        // A Unix listener with a full backlog answers EAGAIN to a
+        // non-blocking connect, where a blocking one waits: try again,
+        // backing off.
+        if r < 0 && e == libc::EAGAIN {
+            if let Err(stop) = wait::sleep_until(rt, crate::timer::deadline_after(pause)) {
+                return fail(stop) as c_int;
+            }
+            pause = (pause * 2).min(Duration::from_millis(50));
+            continue;
+        }
+        break (r, e);
+    };
     set_errno(e);
     if r == 0 || e != libc::EINPROGRESS {
         return r;
@@ -790,22 +929,26 @@ unsafe fn coop_poll(rt: &Runtime, fds: *mut pollfd, n: nfds_t, deadline: Option<
         if deadline.is_some_and(|d| d <= Instant::now()) {
             return 0;
         }
-        let list: Vec<(RawFd, u8)> = if n == 0 {
-            Vec::new()
+        let pfds: &[pollfd] = if n == 0 {
+            &[]
         } else {
             // SAFETY: the caller's `n` pollfds.
             unsafe { std::slice::from_raw_parts(fds, n as usize) }
-                .iter()
-                .filter(|p| p.fd >= 0)
-                .map(|p| (p.fd, dirs_of(p.events)))
-                .collect()
         };
-        for &(fd, dirs) in &list {
-            if dirs & Direction::Read.bit() != 0 {
-                wait::clear_ready(fd, Direction::Read);
+        let list: Vec<(RawFd, u8)> = pfds
+            .iter()
+            .filter(|p| p.fd >= 0)
+            .map(|p| (p.fd, dirs_of(p.events)))
+            .collect();
+        // The zero-timeout look found nothing: a direction it looked at
+        // with POLLIN or POLLOUT is not ready. One asked only through
+        // POLLPRI or POLLRDHUP says nothing about ordinary data: left.
+        for p in pfds.iter().filter(|p| p.fd >= 0) {
+            if p.events & libc::POLLIN != 0 {
+                wait::clear_ready(p.fd, Direction::Read);
             }
-            if dirs & Direction::Write.bit() != 0 {
-                wait::clear_ready(fd, Direction::Write);
+            if p.events & libc::POLLOUT != 0 {
+                wait::clear_ready(p.fd, Direction::Write);
             }
         }
         match wait::wait_fds(rt, &list, deadline) {
@@ -868,8 +1011,14 @@ pub unsafe extern "C" fn ppoll(
     mask: *const sigset_t,
 ) -> c_int {
     // SAFETY: a non-null timeout is the caller's valid timespec.
-    let zero = !ts.is_null() && unsafe { (*ts).tv_sec == 0 && (*ts).tv_nsec == 0 };
-    let rt = if zero || !mask.is_null() {
+    let t = (!ts.is_null()).then(|| unsafe { *ts });
+    // A zero or invalid timeout: libc's (an invalid one fails with EINVAL).
+    let plain = t.is_some_and(|t| {
+        (t.tv_sec == 0 && t.tv_nsec == 0)
+            || t.tv_sec < 0
+            || !(0..1_000_000_000).contains(&t.tv_nsec)
+    });
+    let rt = if plain || !mask.is_null() {
         None
     } else {
         hub_here()
@@ -909,8 +1058,12 @@ pub unsafe extern "C" fn select(
     tv: *mut timeval,
 ) -> c_int {
     // SAFETY: a non-null timeout is the caller's valid timeval.
-    let zero = !tv.is_null() && unsafe { (*tv).tv_sec == 0 && (*tv).tv_usec == 0 };
-    let rt = if zero || !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
+    let t = (!tv.is_null()).then(|| unsafe { *tv });
+    // A zero or invalid timeout: libc's (an invalid one fails with EINVAL).
+    let plain = t.is_some_and(|t| {
+        (t.tv_sec == 0 && t.tv_usec == 0) || t.tv_sec < 0 || !(0..1_000_000).contains(&t.tv_usec)
+    });
+    let rt = if plain || !(0..=libc::FD_SETSIZE as c_int).contains(&nfds) {
         None
     } else {
         hub_here()
@@ -919,78 +1072,93 @@ pub unsafe extern "C" fn select(
         // SAFETY: (pass-through)
         return unsafe { real::select()(nfds, r, w, e, tv) };
     };
-    let deadline = (!tv.is_null()).then(|| {
-        // SAFETY: as above.
-        let t = unsafe { &*tv };
-        let d = if t.tv_sec < 0 || t.tv_usec < 0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        crate::timer::deadline_after(d)
+    let deadline = t.map(|t| {
+        crate::timer::deadline_after(
+            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64),
+        )
     });
-    // The caller's sets, kept to be asked again after each wait.
+    // The caller's sets may be only as long as `nfds` needs (whole words):
+    // only that much is read and written.
+    let bytes = (nfds as usize).div_ceil(64) * 8;
     let copy = |s: *mut fd_set| {
         if s.is_null() {
-            None
-        } else {
-            // SAFETY: a non-null set is the caller's valid fd_set (plain
-            // bits, copied).
-            Some(unsafe { *s })
+            return None;
+        }
+        // SAFETY: a zeroed fd_set is valid (plain bits).
+        let mut c: fd_set = unsafe { std::mem::zeroed() };
+        // SAFETY: the caller's set holds at least `bytes` (nfds bits,
+        // rounded up to words, as the kernel reads it); `c` holds 128.
+        unsafe { std::ptr::copy_nonoverlapping(s.cast::<u8>(), (&raw mut c).cast::<u8>(), bytes) };
+        Some(c)
+    };
+    let restore = |s: *mut fd_set, c: &Option<fd_set>| {
+        if let Some(c) = c {
+            // SAFETY: as in `copy`, the other way.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    (c as *const fd_set).cast::<u8>(),
+                    s.cast::<u8>(),
+                    bytes,
+                )
+            };
         }
     };
     let (r0, w0, e0) = (copy(r), copy(w), copy(e));
+    // SAFETY: fd < nfds <= FD_SETSIZE, inside each copy.
+    let has = |s: &Option<fd_set>, fd| s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) });
     let mut list = Vec::new();
     for fd in 0..nfds {
-        // SAFETY: fd < nfds <= FD_SETSIZE, inside each set.
-        let has = |s: &Option<fd_set>| s.as_ref().is_some_and(|s| unsafe { libc::FD_ISSET(fd, s) });
         let mut d = 0;
-        if has(&r0) || has(&e0) {
+        if has(&r0, fd) || has(&e0, fd) {
             d |= Direction::Read.bit();
         }
-        if has(&w0) {
+        if has(&w0, fd) {
             d |= Direction::Write.bit();
         }
         if d != 0 {
             list.push((fd, d));
         }
     }
-    loop {
+    let ret = loop {
         let mut zero = timeval {
             tv_sec: 0,
             tv_usec: 0,
         };
-        // SAFETY: restores the caller's sets before each look.
-        unsafe {
-            if let Some(s) = r0 {
-                *r = s;
-            }
-            if let Some(s) = w0 {
-                *w = s;
-            }
-            if let Some(s) = e0 {
-                *e = s;
-            }
-        }
+        // The caller's sets again before each look.
+        restore(r, &r0);
+        restore(w, &w0);
+        restore(e, &e0);
         // SAFETY: (pass-through) the caller's sets, zero timeout.
         let n = unsafe { real::select()(nfds, r, w, e, &mut zero) };
         if n != 0 {
-            return n;
+            break n;
         }
         if deadline.is_some_and(|d| d <= Instant::now()) {
-            return 0;
+            break 0;
         }
-        for &(fd, d) in &list {
-            if d & Direction::Read.bit() != 0 {
+        // Nothing ready: clear what was looked at for data (an fd only in
+        // the exception set says nothing about its data).
+        for &(fd, _) in &list {
+            if has(&r0, fd) {
                 wait::clear_ready(fd, Direction::Read);
             }
-            if d & Direction::Write.bit() != 0 {
+            if has(&w0, fd) {
                 wait::clear_ready(fd, Direction::Write);
             }
         }
         match wait::wait_fds(rt, &list, deadline) {
             Ok(()) | Err(Stop::TimedOut) | Err(Stop::Closed) => {}
-            Err(stop) => return fail(stop) as c_int,
+            Err(stop) => break fail(stop) as c_int,
+        }
+    };
+    // Linux's select leaves the time not slept in the timeout.
+    if let Some(d) = deadline {
+        let left = d.saturating_duration_since(Instant::now());
+        // SAFETY: the caller's timeval, read above.
+        unsafe {
+            (*tv).tv_sec = left.as_secs() as _;
+            (*tv).tv_usec = left.subsec_micros() as _;
         }
     }
+    ret
 }

@@ -101,7 +101,30 @@
 //! * Calls on one descriptor from several threads' hubs each register it
 //!   with their own hub; a `close` wakes the waiters of the hub it is
 //!   called on (the kernel wakes no one in that case either).
-//! * `epoll_wait` made by foreign code is not patched.
+//! * Not routed: `epoll_wait` made by foreign code, `sendfile`, `splice`
+//!   (which `std::io::copy` uses between a file or pipe and a socket),
+//!   `recvmmsg`/`sendmmsg` and `pselect`: they block as before.
+//! * Standard input, output and error (descriptors 0 to 2) are never made
+//!   to wait cooperatively: std holds its stdio lock across the call, and
+//!   another greenlet's `println!` would then find it taken.
+//! * A `std::sync::Mutex` (or any lock of another thread's kind) held
+//!   across a patched call by one greenlet and taken by another greenlet of
+//!   the same thread deadlocks that thread: patching reaches system calls,
+//!   not futexes.
+//! * A blocking `accept`, and a read from a pipe or terminal, first check
+//!   readiness with a zero-timeout `poll`; if another process or thread
+//!   takes the connection or data between the check and the call, the call
+//!   blocks the hub until the next one comes. Give a listener shared across
+//!   processes `O_NONBLOCK` (or use `verdant::net`).
+//! * No patched wait returns `EINTR`: a signal does not end it (the hub's
+//!   own wait absorbs the interruption).
+//! * A signal handler that calls a patched function on a hub's thread
+//!   while a greenlet runs may switch greenlets inside the handler if the
+//!   call would block; handlers should only make async-signal-safe calls
+//!   on non-blocking descriptors (the usual self-pipe is).
+//! * A greenlet still parked in a patched call when its hub shuts down
+//!   (its thread exits) cannot be unwound: its stack is leaked, and locks
+//!   it holds stay held.
 
 mod dns;
 mod fds;
@@ -130,7 +153,9 @@ thread_local! {
 /// [`ROUTED`] that a greenlet makes cooperate (see the
 /// [module docs](self) for when exactly). Idempotent; there is no way back
 /// for the process, as in gevent, but [`blocking`] turns it off for a
-/// section of one thread.
+/// section of one thread. The child of a `fork` starts unpatched (it
+/// shares the parent's epoll instances, and only the forking thread lives
+/// on in it); `exec` starts afresh anyway.
 ///
 /// # Examples
 ///
@@ -147,6 +172,11 @@ pub fn patch_all() {
     proc::link();
     dns::link();
     real::prime();
+    static ATFORK: std::sync::Once = std::sync::Once::new();
+    ATFORK.call_once(|| {
+        // SAFETY: registers a child handler that only stores an atomic.
+        unsafe { libc::pthread_atfork(None, None, Some(forked_child)) };
+    });
     ACTIVE.store(true, Ordering::Release);
 }
 
@@ -231,11 +261,26 @@ pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether [`patch_all`] was called in this process (a forked child starts
+/// unpatched: see [`patch_all`]).
+#[inline(always)]
+fn active() -> bool {
+    ACTIVE.load(Ordering::Relaxed)
+}
+
+/// In the child of a `fork`: patching off. Only the forking thread lives
+/// on there, its hub's state is a copy whose epoll instance the parent
+/// still uses, and such a child is about to `exec` (or should only make
+/// async-signal-safe calls).
+extern "C" fn forked_child() {
+    ACTIVE.store(false, Ordering::Relaxed);
+}
+
 /// The hub a patched call made here should cooperate with, or `None`:
 /// pass the call through to libc.
 #[inline(always)]
 fn hub_here() -> Option<&'static Runtime> {
-    if !ACTIVE.load(Ordering::Relaxed) {
+    if !active() {
         return None;
     }
     hub_here_slow()

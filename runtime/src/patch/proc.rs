@@ -22,21 +22,46 @@ pub(super) fn link() {
 /// `P_PIDFD` (Linux 5.4): `waitid` on a pidfd.
 const P_PIDFD: idtype_t = 3;
 
-/// Waits until child `pid` has exited (or stopped: then the caller's
-/// `WNOHANG` retry finds it). `Err` when the wait was cut short.
-fn wait_child(rt: &Runtime, pid: pid_t, any: impl FnMut() -> c_int) -> Result<(), Stop> {
-    if pid > 0 {
-        // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or
-        // fails.
-        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
-        if pidfd >= 0 {
-            let r = wait_fd(rt, pidfd);
-            // SAFETY: the fd was opened just above and is ours.
-            unsafe { super::fds::close(pidfd) };
-            return r;
+/// Calls `probe` (the caller's wait with `WNOHANG` added: 0 while there is
+/// nothing to report) until it reports something, which it returns (a
+/// pid, a status, or -1 with errno: `ECHILD` at once for a pid that is not
+/// a child). In between it waits: on a pidfd for `pid` when only its exit
+/// can end the wait (`exit_only`; a pidfd reports nothing else), otherwise
+/// at a backing-off interval (1 to 50 ms).
+fn wait_child(
+    rt: &Runtime,
+    pid: pid_t,
+    exit_only: bool,
+    mut probe: impl FnMut() -> c_int,
+) -> Result<c_int, Stop> {
+    let mut pidfd = -1;
+    let mut pause = Duration::from_millis(1);
+    let r = loop {
+        let found = probe();
+        if found != 0 {
+            break Ok(found);
         }
+        if pidfd < 0 && pid > 0 && exit_only {
+            // SAFETY: pidfd_open takes a pid and flags; it returns a new fd
+            // or fails (then the interval is used).
+            pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as c_int;
+        }
+        let waited = if pidfd >= 0 {
+            wait_fd(rt, pidfd)
+        } else {
+            let w = wait::sleep_until(rt, crate::timer::deadline_after(pause));
+            pause = (pause * 2).min(Duration::from_millis(50));
+            w
+        };
+        if let Err(stop) = waited {
+            break Err(stop);
+        }
+    };
+    if pidfd >= 0 {
+        // SAFETY: the fd was opened above and is ours.
+        unsafe { super::fds::close(pidfd) };
     }
-    backoff(rt, any)
+    r
 }
 
 /// Waits for the pidfd `fd` to become readable (its process exited).
@@ -56,19 +81,6 @@ fn wait_fd(rt: &Runtime, fd: c_int) -> Result<(), Stop> {
             Ok(()) | Err(Stop::TimedOut) => {}
             Err(stop) => return Err(stop),
         }
-    }
-}
-
-/// Calls `ready` (a `WNOHANG` wait that returns 0 while nothing changed)
-/// at a backing-off interval until it returns something else.
-fn backoff(rt: &Runtime, mut ready: impl FnMut() -> c_int) -> Result<(), Stop> {
-    let mut pause = Duration::from_millis(1);
-    loop {
-        if ready() != 0 {
-            return Ok(());
-        }
-        wait::sleep_until(rt, crate::timer::deadline_after(pause))?;
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -111,25 +123,22 @@ pub unsafe extern "C" fn wait4(
     } else {
         hub_here()
     };
-    if let Some(rt) = rt {
-        // A status found while polling is the answer: keep it.
-        let mut found: pid_t = 0;
-        let r = wait_child(rt, pid, || {
-            // SAFETY: (pass-through) with WNOHANG added.
-            found = unsafe { real::wait4()(pid, status, options | libc::WNOHANG, ru) };
-            found
-        });
-        if let Err(stop) = r {
+    let Some(rt) = rt else {
+        // SAFETY: (pass-through) the caller's arguments, unchanged.
+        return unsafe { real::wait4()(pid, status, options, ru) };
+    };
+    let exit_only = options & (libc::WUNTRACED | libc::WCONTINUED) == 0;
+    let r = wait_child(rt, pid, exit_only, || {
+        // SAFETY: (pass-through) with WNOHANG added.
+        unsafe { real::wait4()(pid, status, options | libc::WNOHANG, ru) }
+    });
+    match r {
+        Ok(found) => found,
+        Err(stop) => {
             set_errno(stop.errno());
-            return -1;
-        }
-        if found != 0 {
-            return found;
+            -1
         }
     }
-    // SAFETY: (pass-through) the caller's arguments; after a wait the child
-    // has exited, so this does not block.
-    unsafe { real::wait4()(pid, status, options, ru) }
 }
 
 /// `waitid(2)`.
@@ -149,32 +158,66 @@ pub unsafe extern "C" fn waitid(
     } else {
         hub_here()
     };
-    if let Some(rt) = rt {
-        let r = if idtype == P_PIDFD {
-            wait_fd(rt, id as c_int)
-        } else {
-            let pid = if idtype == libc::P_PID {
-                id as pid_t
-            } else {
-                -1
-            };
-            wait_child(rt, pid, || {
-                // SAFETY: (pass-through) with WNOHANG added; `info` is the
-                // caller's. With WNOHANG and nothing to report, the kernel
-                // zeroes si_pid.
-                unsafe {
-                    if real::waitid()(idtype, id, info, options | libc::WNOHANG) < 0 {
-                        return -1;
+    let Some(rt) = rt else {
+        // SAFETY: (pass-through) the caller's arguments, unchanged.
+        return unsafe { real::waitid()(idtype, id, info, options) };
+    };
+    // Linux allows a null `info`; the probe needs one to tell "nothing yet"
+    // (si_pid 0) from a child reaped.
+    // SAFETY: a zeroed siginfo_t is valid.
+    let mut own: siginfo_t = unsafe { std::mem::zeroed() };
+    let out = if info.is_null() { &raw mut own } else { info };
+    let exit_only = options & (libc::WSTOPPED | libc::WCONTINUED) == 0;
+    let probe = || {
+        // SAFETY: (pass-through) with WNOHANG added, into the caller's
+        // `info` (or ours); it is zeroed first, as POSIX asks of a caller
+        // that looks at si_pid after WNOHANG.
+        unsafe {
+            std::ptr::write_bytes(out, 0, 1);
+            if real::waitid()(idtype, id, out, options | libc::WNOHANG) < 0 {
+                return -1;
+            }
+            // Something reported: waitid's own result is 0.
+            if (*out).si_pid() != 0 {
+                return 1;
+            }
+            0
+        }
+    };
+    let r = if idtype == P_PIDFD {
+        // The pidfd is the caller's: wait on it (exits only), then probe.
+        loop {
+            match probe() {
+                0 if exit_only => {
+                    if let Err(stop) = wait_fd(rt, id as c_int) {
+                        break Err(stop);
                     }
-                    (*info).si_pid()
                 }
-            })
+                0 => {
+                    if let Err(stop) = wait::sleep_until(
+                        rt,
+                        crate::timer::deadline_after(Duration::from_millis(10)),
+                    ) {
+                        break Err(stop);
+                    }
+                }
+                found => break Ok(found),
+            }
+        }
+    } else {
+        let pid = if idtype == libc::P_PID {
+            id as pid_t
+        } else {
+            -1
         };
-        if let Err(stop) = r {
+        wait_child(rt, pid, exit_only, probe)
+    };
+    match r {
+        Ok(-1) => -1,
+        Ok(_) => 0,
+        Err(stop) => {
             set_errno(stop.errno());
-            return -1;
+            -1
         }
     }
-    // SAFETY: (pass-through) the caller's arguments unchanged.
-    unsafe { real::waitid()(idtype, id, info, options) }
 }

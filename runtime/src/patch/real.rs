@@ -56,8 +56,9 @@ macro_rules! real_fns {
                 unsafe { std::mem::transmute::<*mut c_void, unsafe extern "C" fn($($arg),*) -> $ret>(p) }
             }
         )*
-        /// Looks every one up now (from `patch_all`, so that no patched
-        /// call does it later, possibly on a small stack).
+        /// Looks every one up now, so that no call does it later (`dlsym`
+        /// may allocate: not allowed in a signal handler or a forked child).
+        /// Run before `main` (see [`INIT`]), and by `patch_all`.
         pub(super) fn prime() {
             $( let _ = $name(); )*
         }
@@ -100,8 +101,20 @@ real_fns! {
     fn setsockopt(c_int, c_int, c_int, *const c_void, socklen_t) -> c_int;
     fn socket(c_int, c_int, c_int) -> c_int;
     fn socketpair(c_int, c_int, c_int, *mut c_int) -> c_int;
+    fn pipe2(*mut c_int, c_int) -> c_int;
     fn waitpid(pid_t, *mut c_int, c_int) -> pid_t;
     fn wait4(pid_t, *mut c_int, c_int, *mut rusage) -> pid_t;
     fn waitid(libc::idtype_t, libc::id_t, *mut libc::siginfo_t, c_int) -> c_int;
     fn wait(*mut c_int) -> pid_t;
 }
+
+/// Runs [`prime`] as the program starts, before `main` and before any
+/// other thread: the ELF initialisers run then (as a C constructor does).
+#[used]
+#[link_section = ".init_array"]
+static INIT: extern "C" fn() = {
+    extern "C" fn init() {
+        prime();
+    }
+    init
+};

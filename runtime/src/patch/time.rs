@@ -31,7 +31,14 @@ fn duration_of(ts: &timespec) -> Option<Duration> {
 fn coop_sleep(rt: &crate::hub::Runtime, d: Duration) {
     if d.is_zero() {
         if let Some(_q) = rt.enter_quiet() {
-            rt.yield_now();
+            // A killed greenlet (or one past an expired scope) may not
+            // begin a wait, but must still let the others run: a
+            // `while !flag { sleep(ZERO) }` loop would freeze the hub.
+            if rt.quiet_check().is_ok() {
+                rt.yield_now();
+            } else {
+                rt.yield_quiet();
+            }
         }
         return;
     }

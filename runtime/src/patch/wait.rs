@@ -126,6 +126,12 @@ pub(super) fn clear_ready(fd: RawFd, dir: Direction) {
     with_existing(fd, |reg| reg.clear_ready(dir));
 }
 
+/// Takes `fd` to be ready for `dir` again: a caller looking again on a
+/// timer tries its operation next.
+pub(super) fn set_ready(fd: RawFd, dir: Direction) {
+    with_existing(fd, |reg| reg.set_ready(dir));
+}
+
 /// A stream transfer on `fd` moved fewer bytes than asked: it is drained
 /// for `dir` (see `Registration::io_stream`), if this hub watches it.
 pub(super) fn short_transfer(fd: RawFd, dir: Direction) {
@@ -169,6 +175,13 @@ pub(super) fn wait_fds(
             deadline = Some(deadline.map_or(tick, |d| d.min(tick)));
         }
     }
+    // Closed by another greenlet meanwhile: nothing will ever wake us.
+    if fds
+        .iter()
+        .any(|&(fd, _)| with_existing(fd, Registration::is_closed) == Some(true))
+    {
+        return Err(Stop::Closed);
+    }
     let first = fds.first().map_or(-1, |f| f.0);
     let direction = match fds.first() {
         Some(&(_, d)) if d & Direction::Read.bit() == 0 => Direction::Write,
@@ -181,10 +194,8 @@ pub(super) fn wait_fds(
         })
         .map_err(|_| rt.quiet_check().err().map_or(Stop::Killed, stop_of))?;
     for &(fd, dirs) in fds {
-        // Closed meanwhile by another greenlet: `None` or `false`.
-        if with_existing(fd, |reg| reg.watch(dirs, token.clone())) == Some(false) {
-            return Err(Stop::Closed);
-        }
+        // Open (checked above, and nothing ran since): the watch holds.
+        let _ = with_existing(fd, |reg| reg.watch(dirs, token.clone()));
     }
     rt.external_wait_begin();
     let _end = ExternalEnd(rt);
