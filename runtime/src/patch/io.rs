@@ -797,7 +797,7 @@ pub unsafe extern "C" fn accept4(
             bits |= NONBLOCK;
         }
         if let Some(l) = fdtab::lookup(fd) {
-            bits |= l.bits & (RCVTIMEO | SNDTIMEO);
+            bits |= l.bits & (RCVTIMEO | SNDTIMEO | INET);
             if !l.has(STREAM) {
                 bits &= !STREAM;
             }
