@@ -5,6 +5,8 @@
 //! Every test calls `patch_all()` (idempotent, process-wide); the
 //! unpatched behaviour is shown inside `monkey::blocking`.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -17,22 +19,6 @@ fn patched() {
     monkey::patch_all();
     // This thread gets its hub now, so `cooperates_here` below is true.
     spawn(|| ()).join().unwrap();
-}
-
-/// A 10 ms heartbeat greenlet: returns a handle whose result is its
-/// ticks, and a flag to stop it.
-fn heartbeat() -> (verdant::JoinHandle<u32>, std::rc::Rc<std::cell::Cell<bool>>) {
-    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
-    let s = stop.clone();
-    let h = spawn(move || {
-        let mut ticks = 0;
-        while !s.get() {
-            sleep(Duration::from_millis(10));
-            ticks += 1;
-        }
-        ticks
-    });
-    (h, stop)
 }
 
 #[test]
@@ -63,7 +49,7 @@ fn std_sleep_cooperates_and_blocking_sections_do_not() {
 fn libc_sleeps_cooperate() {
     patched();
     let t = Instant::now();
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let a = spawn(|| {
         // SAFETY: plain libc calls.
         unsafe {
@@ -252,7 +238,7 @@ fn so_rcvtimeo_is_honoured_while_others_run() {
     patched();
     let l = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let g = spawn(move || {
         let s = TcpStream::connect(addr).unwrap();
         let _peer = l.accept().unwrap();
@@ -291,7 +277,7 @@ fn full_listener() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
 fn connect_timeout_works_as_std_expects() {
     patched();
     let (_l, addr) = full_listener();
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let t = Instant::now();
     let tries: Vec<_> = (0..6)
         .map(|_| {
@@ -390,7 +376,7 @@ fn udp_and_poll_cooperate() {
     let a = UdpSocket::bind("127.0.0.1:0").unwrap();
     let b = UdpSocket::bind("127.0.0.1:0").unwrap();
     let a_addr = a.local_addr().unwrap();
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let rx = spawn(move || {
         let mut buf = [0u8; 16];
         let (n, from) = a.recv_from(&mut buf).unwrap();

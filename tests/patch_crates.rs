@@ -6,31 +6,16 @@
 //! 1 s took 10.04 s on one hub, a heartbeat greenlet got no tick during a
 //! call, and with the server on the same hub the program deadlocked.
 
-use std::cell::Cell;
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use verdant::net::TcpListener;
-use verdant::{joinall, sleep, spawn, with_timeout, JoinHandle};
+use verdant::{joinall, sleep, spawn, with_timeout};
 
 fn patched() {
     verdant::monkey::patch_all();
-}
-
-/// A 10 ms heartbeat: its result is the number of ticks until `stop`.
-fn heartbeat() -> (JoinHandle<u32>, Rc<Cell<bool>>) {
-    let stop = Rc::new(Cell::new(false));
-    let s = stop.clone();
-    let h = spawn(move || {
-        let mut ticks = 0;
-        while !s.get() {
-            sleep(Duration::from_millis(10));
-            ticks += 1;
-        }
-        ticks
-    });
-    (h, stop)
 }
 
 /// Serves HTTP/1.1 on `l`: each connection's one request is answered
@@ -67,7 +52,7 @@ fn serve_http(l: TcpListener, conns: usize, delay: Duration) {
 /// 10 `ureq` GETs from 10 greenlets, with a heartbeat: returns the total
 /// time and the heartbeat's ticks.
 fn ten_gets(addr: std::net::SocketAddr) -> (Duration, u32) {
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let t = Instant::now();
     let hs: Vec<_> = (0..10)
         .map(|i| {
@@ -152,7 +137,7 @@ fn tungstenite_over_std_streams_on_one_hub() {
 #[test]
 fn command_output_from_ten_greenlets_overlaps() {
     patched();
-    let (hb, stop) = heartbeat();
+    let (hb, stop) = common::heartbeat();
     let t = Instant::now();
     let hs: Vec<_> = (0..10)
         .map(|i| {

@@ -154,3 +154,19 @@ pub fn hog_descriptors() -> Vec<std::fs::File> {
         }
     }
 }
+
+/// A 10 ms heartbeat greenlet: its result is the number of ticks it made
+/// until the flag was set (the patch tests: the hub kept running).
+pub fn heartbeat() -> (verdant::JoinHandle<u32>, std::rc::Rc<std::cell::Cell<bool>>) {
+    let stop = std::rc::Rc::new(std::cell::Cell::new(false));
+    let s = stop.clone();
+    let h = verdant::spawn(move || {
+        let mut ticks = 0;
+        while !s.get() {
+            verdant::sleep(std::time::Duration::from_millis(10));
+            ticks += 1;
+        }
+        ticks
+    });
+    (h, stop)
+}

@@ -320,22 +320,17 @@ fn chk_fail() -> ! {
 /// As for libc's `recv`.
 #[no_mangle]
 pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    let route = if flags & libc::MSG_DONTWAIT != 0 {
-        None
-    } else {
-        route(fd)
-    };
-    let Some((rt, st)) = route else {
-        // SAFETY: (pass-through)
-        return unsafe { real::recv()(fd, buf, n, flags) };
-    };
-    if flags & libc::MSG_WAITALL != 0 && st.has(STREAM) {
-        return recv_all(rt, fd, st, buf, n, flags);
+    // SAFETY: (pass-through) `recv` is `recvfrom` without an address.
+    unsafe {
+        recvfrom(
+            fd,
+            buf,
+            n,
+            flags,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
     }
-    // SAFETY: (pass-through)
-    stream_op(rt, fd, st, Direction::Read, peeking(flags, n), || unsafe {
-        real::recv()(fd, buf, n, flags | libc::MSG_DONTWAIT)
-    })
 }
 
 /// `recv` with `MSG_WAITALL` on a stream: fills the buffer, unless the
@@ -439,7 +434,7 @@ pub unsafe extern "C" fn recvfrom(
         return recv_all(rt, fd, st, buf, n, flags);
     }
     // SAFETY: (pass-through)
-    sock_op(rt, fd, st, Direction::Read, || unsafe {
+    stream_op(rt, fd, st, Direction::Read, peeking(flags, n), || unsafe {
         real::recvfrom()(fd, buf, n, flags | libc::MSG_DONTWAIT, addr, len)
     })
 }
@@ -564,32 +559,8 @@ pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssiz
 /// As for libc's `send`.
 #[no_mangle]
 pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    let route = if flags & libc::MSG_DONTWAIT != 0 {
-        None
-    } else {
-        route(fd)
-    };
-    let Some((rt, st)) = route else {
-        // SAFETY: (pass-through)
-        return unsafe { real::send()(fd, buf, n, flags) };
-    };
-    send_all(
-        || n,
-        st,
-        |done| {
-            stream_op(rt, fd, st, Direction::Write, n - done, || {
-                // SAFETY: (pass-through) the rest of the caller's buffer.
-                unsafe {
-                    real::send()(
-                        fd,
-                        buf.cast::<u8>().add(done).cast(),
-                        n - done,
-                        flags | libc::MSG_DONTWAIT,
-                    )
-                }
-            })
-        },
-    )
+    // SAFETY: (pass-through) `send` is `sendto` without an address.
+    unsafe { sendto(fd, buf, n, flags, std::ptr::null(), 0) }
 }
 
 /// `sendto(2)`.
