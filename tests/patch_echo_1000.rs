@@ -198,7 +198,7 @@ fn std_echo_server_serves_1000_clients_on_one_thread() {
     if strace {
         let text = std::fs::read_to_string(&trace).unwrap();
         let _ = std::fs::remove_file(&trace);
-        let (calls, longest, blocking, eagain) = audit(&text, tid);
+        let (calls, longest, blocking, eagain, long_data) = audit(&text, tid);
         eprintln!(
             "hub thread: {calls} system calls traced, the longest (epoll_wait aside) {:.2} ms",
             longest * 1e3
@@ -214,9 +214,15 @@ fn std_echo_server_serves_1000_clients_on_one_thread() {
             "calls that can block, on the hub thread:\n{}",
             blocking.join("\n")
         );
-        // And none did: a blocked call would last at least a client's
-        // pause (30 ms); a busy two-core host preempts a call for a few ms.
-        assert!(longest < 0.015, "a call took {:.1} ms", longest * 1e3);
+        // And none did. A data call that blocked would wait out a client's
+        // pause (30 ms), and then thousands would; a host that preempts
+        // the server (or stalls an mmap) stretches the odd call instead.
+        assert!(
+            long_data.len() <= 5,
+            "{} data calls took over 25 ms:\n{}",
+            long_data.len(),
+            long_data.join("\n")
+        );
         // A read that came back short proved the socket drained, so the
         // next read waited without first trying (the same rule as
         // verdant's own sockets): past each connection's first read (which
@@ -237,12 +243,13 @@ fn std_echo_server_serves_1000_clients_on_one_thread() {
 /// a receive or send without `MSG_DONTWAIT`; a `read`, `write` or `accept4`
 /// not directly after a zero-timeout `poll` of the same descriptor that
 /// found it ready; a `poll` with a timeout; a sleep or a child wait.
-fn audit(text: &str, tid: u32) -> (usize, f64, Vec<String>, usize) {
+fn audit(text: &str, tid: u32) -> (usize, f64, Vec<String>, usize, Vec<String>) {
     let prefix = format!("{tid} ");
     let mut calls = 0;
     let mut longest = 0.0f64;
     let mut blocking = Vec::new();
     let mut eagain = 0;
+    let mut long_data = Vec::new();
     let mut longest_line = String::new();
     let mut started = false;
     let mut ready_fd: Option<String> = None;
@@ -270,6 +277,23 @@ fn audit(text: &str, tid: u32) -> (usize, f64, Vec<String>, usize) {
         if secs > longest {
             longest = secs;
             longest_line = l.to_owned();
+        }
+        // (A resumed line carries the time: checked here, before it is
+        // skipped below.)
+        let data = matches!(
+            name,
+            "read"
+                | "write"
+                | "readv"
+                | "writev"
+                | "recvfrom"
+                | "sendto"
+                | "recvmsg"
+                | "sendmsg"
+                | "accept4"
+        );
+        if data && secs > 0.025 {
+            long_data.push(l.to_owned());
         }
         if resumed {
             continue;
@@ -313,5 +337,5 @@ fn audit(text: &str, tid: u32) -> (usize, f64, Vec<String>, usize) {
     if longest > 0.005 {
         eprintln!("the longest: {longest_line}");
     }
-    (calls, longest, blocking, eagain)
+    (calls, longest, blocking, eagain, long_data)
 }
