@@ -68,7 +68,7 @@ pub mod prelude {
 ///
 /// Two ways, both from here:
 ///
-/// * **[`patch_all`]**, for code you did not write: after it, the blocking
+/// * **[`patch_all`](crate::monkey::patch_all)**, for code you did not write: after it, the blocking
 ///   libc calls that std, Rust crates and C libraries make inside a
 ///   greenlet (socket reads and writes, `connect`, `poll`, sleeps,
 ///   `waitpid`, `getaddrinfo`…) park only that greenlet. See
