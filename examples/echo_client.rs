@@ -56,12 +56,19 @@ fn main() {
     let (mut addr, mut conns, mut msgs) = (None, 500usize, 100usize);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let mut value = || args.next().unwrap_or_else(|| panic!("{a} needs a value"));
-        match a.as_str() {
-            "--addr" => addr = Some(value().parse().expect("--addr HOST:PORT")),
-            "--conns" => conns = value().parse().expect("--conns N"),
-            "--msgs" => msgs = value().parse().expect("--msgs N"),
-            other => panic!("unknown argument {other:?}"),
+        let v = args.next();
+        let ok = match (a.as_str(), v.as_deref()) {
+            ("--addr", Some(v)) => v.parse().map(|x| addr = Some(x)).is_ok(),
+            ("--conns", Some(v)) => v.parse().map(|x| conns = x).is_ok(),
+            ("--msgs", Some(v)) => v.parse().map(|x| msgs = x).is_ok(),
+            _ => false,
+        };
+        if !ok {
+            eprintln!(
+                "usage: echo_client [--addr HOST:PORT] [--conns N] [--msgs N] (got {a:?} {:?})",
+                v.unwrap_or_default()
+            );
+            std::process::exit(2);
         }
     }
     let addr = addr.unwrap_or_else(local_server);

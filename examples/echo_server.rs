@@ -35,15 +35,20 @@ fn server(addr: &str) -> std::io::Result<()> {
     }
 }
 
+fn usage(arg: &str) -> ! {
+    eprintln!("usage: echo_server [--addr HOST] [--port PORT] (got {arg:?})");
+    std::process::exit(2);
+}
+
 fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match a.as_str() {
-            "--addr" => host = args.next().expect("--addr needs a value"),
-            "--port" => port = args.next().expect("--port needs a value"),
-            other => panic!("unknown argument {other:?} (use --addr HOST --port PORT)"),
+        match (a.as_str(), args.next()) {
+            ("--addr", Some(v)) => host = v,
+            ("--port", Some(v)) => port = v,
+            _ => usage(&a),
         }
     }
     if let Err(e) = server(&format!("{host}:{port}")) {

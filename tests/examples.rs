@@ -246,6 +246,23 @@ fn monkey_std_patch_all_makes_std_sleep_cooperate() {
     assert!(took < Duration::from_millis(3800), "{took:?}");
 }
 
+/// Examples are what people copy: a bad argument gets a usage line and
+/// exit status 2, not a panic.
+#[test]
+fn echo_examples_reject_bad_arguments_with_usage() {
+    for (name, args) in [
+        ("echo_server", &["--bogus"][..]),
+        ("echo_server", &["--port"][..]),
+        ("echo_client", &["--conns", "many"][..]),
+        ("echo_client", &["--addr"][..]),
+    ] {
+        let (status, _, stderr) = run_status(name, args);
+        assert_eq!(status.code(), Some(2), "{name} {args:?}: {stderr}");
+        assert!(stderr.starts_with(&format!("usage: {name}")), "{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 #[test]
 fn monkey_std_unpatched_runs_in_sequence() {
     let (lines, took) = run("monkey_std", &["1", "--unpatched"]);
