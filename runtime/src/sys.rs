@@ -33,7 +33,8 @@ impl Sentinel for *mut libc::c_void {
 }
 
 /// `Ok(ret)`, or the `errno` error when `ret` is the failure sentinel.
-/// Read `errno` right after the call: `cvt(unsafe { libc::f(..) })`.
+/// Read `errno` right after the call: pass the libc call itself, as in
+/// `cvt(libc::f(..))` written inside the caller's unsafe block.
 ///
 /// # Errors
 ///
