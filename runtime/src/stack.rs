@@ -12,16 +12,39 @@
 //! ```
 //!
 //! * **Guards without extra mappings.** Linux 6.13 added `MADV_GUARD_INSTALL`:
-//!   the guard pages are page-table markers, so the stack stays one mapping and
-//!   adjacent stacks merge into one VMA. A million guarded stacks then fit under
+//!   the guard pages are page-table markers, so a slab of stacks stays one
+//!   mapping and adjacent slabs merge into one VMA. A million guarded stacks then fit under
 //!   the default `vm.max_map_count` of 65,530. On older kernels the guard is an
 //!   `mprotect(PROT_NONE)` region, which costs a second mapping per stack; when
 //!   the map count runs out, allocation fails with an [`io::Error`] of kind
 //!   `OutOfMemory` that names `vm.max_map_count` (never a panic or abort).
-//! * **Caching.** A finished greenlet's stack goes back to its hub's cache
-//!   (through `Coroutine::into_stack`, so a stack is never reused while a
-//!   coroutine could still live on it). The cache keeps up to
-//!   [`DEFAULT_STACK_CACHE`] stacks per thread; beyond that they are unmapped.
+//! * **Many stacks per mapping.** A hub carves its stacks from *slabs*: one
+//!   `mmap` reserves up to 64 stacks side by side (4 at first, doubling),
+//!   each with its guard below it. Where the kernel takes
+//!   `process_madvise(PIDFD_SELF, …)` with any advice (Linux 6.15), all of a
+//!   slab's guards go in with one call, and the top page of each stack (where
+//!   its first frames go) is committed with another (`MADV_POPULATE_WRITE`),
+//!   cheaper than a page fault per stack. A fresh greenlet then costs no
+//!   system call of its own: 10,000 greenlets that each sleep once and
+//!   finish make 177 `mmap`, 538 `process_madvise` and 166 `munmap` calls
+//!   in all (`strace -c` of the `sleeps` bench's child), where one stack per
+//!   mapping made 10,000 of each of `mmap`, `madvise` and `munmap`.
+//!   Elsewhere each guard is a `madvise` (or an `mprotect`) of its own.
+//!   [`COMPAT_ENV`] selects the older kernels' paths.
+//! * **Caching and giving memory back.** A finished greenlet's stack goes
+//!   back to its hub's pool (through `Coroutine::into_stack`, so a stack is
+//!   never reused while a coroutine could still live on it). The pool's
+//!   cache keeps up to [`DEFAULT_STACK_CACHE`] stacks per thread, scrubbed
+//!   and resident, for the next spawns. Past that, stacks wait as they are
+//!   until a batch of them (256, or 8 MiB used) has its memory released in
+//!   one call (`MADV_DONTNEED`), and at the latest until the hub next waits
+//!   for timers or IO; they are then kept, as address space only, for reuse
+//!   before any fresh slot. So the pool's resident memory is bounded by the
+//!   cache and one batch. When more than 4,096 such released stacks pile up
+//!   (after a burst), slabs none of whose stacks is in use are unmapped, and
+//!   [`Hub::set_stack_cache_capacity`](crate::Hub::set_stack_cache_capacity)
+//!   unmaps every such slab at once. [`Hub::stack_stats`](crate::Hub::stack_stats)
+//!   shows what the pool holds.
 //! * **Scrubbing.** A cached stack still holds the previous greenlet's data
 //!   (keys, request bodies). Before reuse the runtime zeroes the part the
 //!   previous greenlet used, from the lowest stack address seen at any of its
@@ -42,7 +65,9 @@
 //!   again (`VALGRIND_MAKE_MEM_UNDEFINED`); without that every reuse of a
 //!   stack reported invalid writes and CI's memcheck step could not pass.
 
+use std::cell::Cell;
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 
@@ -150,8 +175,91 @@ pub(crate) fn round_size(size: usize) -> io::Result<usize> {
     Ok(size.max(MIN_STACK_SIZE).div_ceil(page) * page)
 }
 
-/// One greenlet stack. Unmapped on drop.
+/// The slabs a pool has mapped and not yet unmapped, and their bytes.
+#[derive(Debug, Default)]
+struct Tally {
+    slabs: Cell<usize>,
+    bytes: Cell<usize>,
+}
+
+/// One reservation holding `slots` stacks side by side, each `stride`
+/// bytes: its guard, then its usable part. Unmapped when the last of its
+/// stacks (and the pool's claim on its uncarved slots) is dropped.
+#[derive(Debug)]
+struct Slab {
+    lo: usize,
+    len: usize,
+    stride: usize,
+    slots: usize,
+    /// Whether every slot's guard is in place (`MADV_GUARD_INSTALL`, all at
+    /// once); else each slot's is made as it is carved (`mprotect`).
+    guarded: bool,
+    /// The pool's count of slabs (`None`: a stack of its own, `Stack::new`).
+    tally: Option<Rc<Tally>>,
+    /// Slots holding no memory: uncarved, or released by the pool (cold).
+    /// When it equals `slots`, the whole slab can go back to the kernel.
+    idle: Cell<usize>,
+}
+
+impl Slab {
+    /// Reserves `slots` stacks of `stride` bytes; no guard is made yet.
+    fn map(stride: usize, slots: usize) -> io::Result<Slab> {
+        let len = stride * slots;
+        // SAFETY: an anonymous private mapping at a kernel-chosen address; no
+        // existing memory is affected.
+        let p = cvt(unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        })
+        .map_err(|e| map_error(e, "map"))?;
+        Ok(Slab {
+            lo: p as usize,
+            len,
+            stride,
+            slots,
+            guarded: false,
+            tally: None,
+            idle: Cell::new(slots),
+        })
+    }
+
+    /// The guard range of slot `i`: the start of its stride.
+    fn guard_of(&self, i: usize, guard: usize) -> (usize, usize) {
+        let lo = self.lo + i * self.stride;
+        (lo, lo + guard)
+    }
+
+    fn all_idle(&self) -> bool {
+        self.idle.get() == self.slots
+    }
+}
+
+impl Drop for Slab {
+    fn drop(&mut self) {
+        if let Some(t) = &self.tally {
+            t.slabs.set(t.slabs.get() - 1);
+            t.bytes.set(t.bytes.get() - self.len);
+        }
+        // SAFETY: the mapping is ours, and no stack of it is alive: each
+        // holds the slab (`Rc`), and a stack is dropped only after its
+        // coroutine finished (into_stack) or was dropped, so nothing runs on
+        // any of them.
+        let r = cvt(unsafe { libc::munmap(self.lo as *mut libc::c_void, self.len) });
+        // Unmapping our own whole mapping cannot fail; if it did, the
+        // memory would only leak.
+        debug_assert!(r.is_ok(), "munmap of a stack slab: {r:?}");
+    }
+}
+
+/// One greenlet stack: a slot of a [`Slab`].
 pub(crate) struct Stack {
+    slab: Rc<Slab>,
     map_lo: usize,
     map_len: usize,
     guard: usize,
@@ -185,36 +293,29 @@ fn map_error(err: io::Error, what: &str) -> io::Error {
 }
 
 impl Stack {
-    /// Maps a new stack with `usable` bytes (already rounded by `round_size`).
+    /// Maps a stack of its own with `usable` bytes (already rounded by
+    /// `round_size`): a slab of one slot. The pool carves its stacks from
+    /// larger slabs instead (`StackCache::get`).
     pub(crate) fn new(usable: usize) -> io::Result<Stack> {
-        let guard = GUARD.max(page_size());
-        let map_len = usable + guard;
-        // SAFETY: an anonymous private mapping at a kernel-chosen address; no
-        // existing memory is affected.
-        let p = cvt(unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        })
-        .map_err(|e| map_error(e, "map"))?;
-        let map_lo = p as usize;
-        if let Err(e) = install_guard(map_lo, guard) {
-            // SAFETY: we own this fresh mapping and nothing else refers to it.
-            let r = cvt(unsafe { libc::munmap(p, map_len) });
-            debug_assert!(r.is_ok(), "munmap of a fresh stack mapping: {r:?}");
-            return Err(map_error(e, "guard"));
-        }
-        Ok(Stack {
+        let guard = guard_size();
+        let slab = Rc::new(Slab::map(usable + guard, 1)?);
+        install_guards(&[slab.guard_of(0, guard)], &mut Vec::new())
+            .map_err(|e| map_error(e, "guard"))?;
+        Ok(Stack::carve(slab, 0, guard))
+    }
+
+    /// Slot `i` of `slab`, whose guard is already installed.
+    fn carve(slab: Rc<Slab>, i: usize, guard: usize) -> Stack {
+        let map_lo = slab.lo + i * slab.stride;
+        let map_len = slab.stride;
+        slab.idle.set(slab.idle.get() - 1);
+        Stack {
+            slab,
             map_lo,
             map_len,
             guard,
-            _valgrind: ValgrindStackRegistration::new((map_lo + guard) as *mut u8, usable),
-        })
+            _valgrind: ValgrindStackRegistration::new((map_lo + guard) as *mut u8, map_len - guard),
+        }
     }
 
     /// Highest address (exclusive): where the stack starts growing down.
@@ -357,35 +458,130 @@ pub(crate) fn used_depth(lo: usize, top: usize) -> Option<usize> {
     Some(0)
 }
 
-fn install_guard(map_lo: usize, guard: usize) -> io::Result<()> {
-    let mode = GUARD_MODE.load(Ordering::Relaxed);
-    if mode != MODE_MPROTECT {
-        // SAFETY: the range is the start of a mapping we just made.
-        let r =
-            cvt(unsafe { libc::madvise(map_lo as *mut libc::c_void, guard, MADV_GUARD_INSTALL) });
-        let Err(err) = r else {
-            GUARD_MODE.store(MODE_GUARD_INSTALL, Ordering::Relaxed);
-            return Ok(());
-        };
-        if err.raw_os_error() != Some(libc::EINVAL) || mode == MODE_GUARD_INSTALL {
-            return Err(err);
-        }
-        // EINVAL on first use: the kernel predates MADV_GUARD_INSTALL.
-        GUARD_MODE.store(MODE_MPROTECT, Ordering::Relaxed);
-    }
-    // SAFETY: as above; PROT_NONE on our own fresh mapping.
-    cvt(unsafe { libc::mprotect(map_lo as *mut libc::c_void, guard, libc::PROT_NONE) }).map(drop)
+/// The environment variable that makes stacks as on a kernel before 6.13:
+/// `VERDANT_STACK_COMPAT=1` gives `mprotect` guards (one extra mapping per
+/// stack) and a `madvise` call per range instead of batches. It is read
+/// once, when the process makes its first stack. It exists so that the
+/// fallback paths are tested on new kernels, and to rule them in or out
+/// when a stack problem is reported.
+pub const COMPAT_ENV: &str = "VERDANT_STACK_COMPAT";
+
+fn compat_requested() -> bool {
+    std::env::var_os(COMPAT_ENV).is_some_and(|v| !v.is_empty() && v != "0")
 }
 
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // SAFETY: the mapping is ours; the stack is dropped only after its
-        // coroutine finished (into_stack) or was dropped, so nothing runs on it.
-        let r = cvt(unsafe { libc::munmap(self.map_lo as *mut libc::c_void, self.map_len) });
-        // Unmapping our own whole mapping cannot fail; if it did, the
-        // memory would only leak.
-        debug_assert!(r.is_ok(), "munmap of a greenlet stack: {r:?}");
+/// Size of the guard region below each stack: [`GUARD`], at least a page.
+fn guard_size() -> usize {
+    GUARD.max(page_size())
+}
+
+/// Makes each `[lo, hi)` of `ranges` (the start of a stack's stride, in a
+/// mapping of ours that nothing runs on) a guard region: with
+/// `MADV_GUARD_INSTALL` where the kernel has it, in as few calls as it
+/// allows (`advise_all`), else with `mprotect(PROT_NONE)`, one call and one
+/// extra mapping each. The first call finds out which (`GUARD_MODE`).
+fn install_guards(ranges: &[(usize, usize)], iov: &mut Vec<libc::iovec>) -> io::Result<()> {
+    let Some(&(lo, hi)) = ranges.first() else {
+        return Ok(());
+    };
+    let mut mode = GUARD_MODE.load(Ordering::Relaxed);
+    if mode == MODE_UNKNOWN && compat_requested() {
+        // As on a kernel before 6.13 (see `COMPAT_ENV`).
+        BATCH_MODE.store(BATCH_NO, Ordering::Relaxed);
+        mode = MODE_MPROTECT;
+        GUARD_MODE.store(mode, Ordering::Relaxed);
     }
+    if mode == MODE_UNKNOWN {
+        // SAFETY: the range is the start of a mapping of ours that nothing
+        // runs on (this function's contract).
+        let r = cvt(unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, MADV_GUARD_INSTALL) });
+        mode = match r {
+            Ok(_) => MODE_GUARD_INSTALL,
+            // EINVAL on first use: the kernel predates MADV_GUARD_INSTALL.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => MODE_MPROTECT,
+            Err(e) => return Err(e),
+        };
+        GUARD_MODE.store(mode, Ordering::Relaxed);
+    }
+    if mode == MODE_GUARD_INSTALL {
+        return advise_all(ranges, MADV_GUARD_INSTALL, iov);
+    }
+    for &(lo, hi) in ranges {
+        // SAFETY: as above; PROT_NONE on a range of our own mapping.
+        cvt(unsafe { libc::mprotect(lo as *mut libc::c_void, hi - lo, libc::PROT_NONE) })?;
+    }
+    Ok(())
+}
+
+/// `process_madvise(2)`'s name for the calling process (`PIDFD_SELF`,
+/// Linux 6.15): no descriptor to open or to keep.
+const PIDFD_SELF: libc::c_long = -10000;
+
+/// The most ranges one `process_madvise` call takes (`UIO_MAXIOV`).
+const IOV_MAX: usize = 1024;
+
+const BATCH_UNKNOWN: u8 = 0;
+const BATCH_YES: u8 = 1;
+const BATCH_NO: u8 = 2;
+/// Whether `process_madvise(PIDFD_SELF, …)` takes any advice here: Linux
+/// 6.13 opened it to every advice on the caller's own memory, 6.15 added
+/// `PIDFD_SELF`. Older kernels, and sandboxes that filter the call, answer
+/// with an error, and each range then gets a `madvise` of its own.
+static BATCH_MODE: AtomicU8 = AtomicU8::new(BATCH_UNKNOWN);
+
+/// Applies `advice` to every `[lo, hi)` of `ranges`, ranges of our own
+/// stack mappings that no coroutine runs on: up to [`IOV_MAX`] ranges per
+/// `process_madvise` call where the kernel takes it, else a `madvise` each.
+/// `iov` is scratch space the caller keeps (no allocation per call).
+fn advise_all(
+    ranges: &[(usize, usize)],
+    advice: libc::c_int,
+    iov: &mut Vec<libc::iovec>,
+) -> io::Result<()> {
+    let mut rest = ranges;
+    // Valgrind does not know the call (it would warn and fail it).
+    if BATCH_MODE.load(Ordering::Relaxed) != BATCH_NO && !running_on_valgrind() {
+        while !rest.is_empty() {
+            let (chunk, tail) = rest.split_at(rest.len().min(IOV_MAX));
+            iov.clear();
+            iov.extend(chunk.iter().map(|&(lo, hi)| libc::iovec {
+                iov_base: lo as *mut libc::c_void,
+                iov_len: hi - lo,
+            }));
+            let total: usize = chunk.iter().map(|&(lo, hi)| hi - lo).sum();
+            // SAFETY: `iov` holds `iov.len()` ranges of our own mappings
+            // (this function's contract); the kernel only reads the array.
+            let r = unsafe {
+                libc::syscall(
+                    libc::SYS_process_madvise,
+                    PIDFD_SELF,
+                    iov.as_ptr(),
+                    iov.len(),
+                    advice as libc::c_long,
+                    0 as libc::c_long,
+                )
+            };
+            if r >= 0 && r as usize == total {
+                BATCH_MODE.store(BATCH_YES, Ordering::Relaxed);
+                rest = tail;
+                continue;
+            }
+            if r < 0 && BATCH_MODE.load(Ordering::Relaxed) == BATCH_UNKNOWN {
+                // The first call failed: no batching here (an older kernel,
+                // or a filter); every call from now on goes range by range.
+                BATCH_MODE.store(BATCH_NO, Ordering::Relaxed);
+            }
+            // A failure or a partial answer: this chunk range by range (the
+            // advice is idempotent), which reports the error, if any.
+            break;
+        }
+    }
+    for &(lo, hi) in rest {
+        // SAFETY: a range of our own stack mappings (this function's
+        // contract).
+        cvt(unsafe { libc::madvise(lo as *mut libc::c_void, hi - lo, advice) })?;
+    }
+    Ok(())
 }
 
 // `base` is the top of a mapping of `usable + guard` bytes whose lowest
@@ -402,62 +598,346 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 }
 
-/// A hub's free stacks, by usable size.
+/// Most slots in one slab.
+const SLAB_SLOTS: usize = 64;
+
+/// Most bytes in one slab: large stacks come fewer to a slab.
+const SLAB_BYTES: usize = 32 << 20;
+
+/// Stacks past the cache wait for their memory to be released together:
+/// at most this many ...
+const RELEASE_BATCH: usize = 256;
+
+/// ... or this many bytes of them in use (the part below the deepest
+/// switch point is counted at one page).
+const RELEASE_BYTES: usize = 8 << 20;
+
+/// Released stacks (address space only, no memory) kept for reuse; past
+/// this many, slabs all of whose stacks are released are unmapped.
+const COLD_KEEP: usize = 4096;
+
+/// What a hub's stack pool holds (see [`Hub::stack_stats`](crate::Hub::stack_stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StackStats {
+    /// Stacks in the cache: scrubbed and resident, for the next spawns
+    /// ([`Hub::cached_stacks`](crate::Hub::cached_stacks)).
+    pub cached: usize,
+    /// Stacks past the cache whose memory is released with the next batch,
+    /// or when the hub next goes idle.
+    pub pending: usize,
+    /// Released stacks: address space only, reused before fresh slots.
+    pub released: usize,
+    /// Memory mappings (slabs) the stacks are carved from, and their bytes.
+    pub slabs: usize,
+    /// Bytes of address space the slabs reserve (committed only as used).
+    pub reserved: usize,
+}
+
+/// The free stacks of one usable size.
+#[derive(Debug, Default)]
+struct Class {
+    usable: usize,
+    /// Scrubbed and resident: the cache proper.
+    warm: Vec<Stack>,
+    /// Past the cache, resident and not yet scrubbed, with their low water:
+    /// their memory is released with the next batch.
+    dirty: Vec<(Stack, usize)>,
+    /// Released: zero, and holding no memory.
+    cold: Vec<Stack>,
+    /// The slab new stacks are carved from, and its next slot.
+    carving: Option<(Rc<Slab>, usize)>,
+    /// Slabs made so far: each new one is twice as large, up to [`SLAB_SLOTS`].
+    slabs: u32,
+}
+
+/// A hub's free stacks, by usable size, and the slabs they are carved from.
+///
+/// A stack goes through four states: carved from a slab (a fresh slot, which
+/// holds no memory), in use by a greenlet, then back here either scrubbed in
+/// the cache (up to its capacity, for the next spawn to reuse at once) or,
+/// past the capacity, *dirty*: kept as it is until a batch of them has its
+/// memory released in one call, after which they are *cold* (zero, no
+/// memory, reused before any fresh slot). A batch is released when it
+/// reaches [`RELEASE_BATCH`] stacks or [`RELEASE_BYTES`] in use, and whenever
+/// the hub is about to block ([`StackCache::release`]); the resident memory
+/// the pool holds is therefore bounded by its capacity and one batch.
+/// Cold stacks past [`COLD_KEEP`] give their address space back too: slabs
+/// all of whose slots are cold are unmapped.
 #[derive(Debug)]
 pub(crate) struct StackCache {
-    free: Vec<(usize, Vec<Stack>)>,
+    classes: Vec<Class>,
+    /// Warm stacks in all classes, and the most there may be.
     len: usize,
     capacity: usize,
+    /// Dirty stacks in all classes, and the bytes they have used.
+    dirty: usize,
+    dirty_bytes: usize,
+    /// Cold stacks in all classes, and the count that triggers a trim.
+    cold: usize,
+    trim_at: usize,
+    /// The slabs mapped and not yet unmapped.
+    tally: Rc<Tally>,
+    /// Scratch for batched system calls.
+    ranges: Vec<(usize, usize)>,
+    iov: Vec<libc::iovec>,
 }
 
 impl StackCache {
     pub(crate) fn new() -> StackCache {
         StackCache {
-            free: Vec::new(),
+            classes: Vec::new(),
             len: 0,
             capacity: DEFAULT_STACK_CACHE,
+            dirty: 0,
+            dirty_bytes: 0,
+            cold: 0,
+            trim_at: 2 * COLD_KEEP,
+            tally: Rc::default(),
+            ranges: Vec::new(),
+            iov: Vec::new(),
         }
     }
 
+    /// Sets the cache's capacity: warm stacks beyond it, and every dirty
+    /// one, are released at once, and every slab left without a stack in
+    /// use is unmapped.
     pub(crate) fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity;
-        while self.len > capacity {
-            let Some((_, v)) = self.free.iter_mut().find(|(_, v)| !v.is_empty()) else {
-                break;
-            };
-            v.pop();
-            self.len -= 1;
+        for c in &mut self.classes {
+            while self.len > capacity {
+                let Some(s) = c.warm.pop() else { break };
+                self.len -= 1;
+                let low = s.top();
+                c.dirty.push((s, low));
+                self.dirty += 1;
+            }
+        }
+        self.release();
+        self.trim(0);
+    }
+
+    /// What the pool holds.
+    pub(crate) fn stats(&self) -> StackStats {
+        StackStats {
+            cached: self.len,
+            pending: self.dirty,
+            released: self.cold,
+            slabs: self.tally.slabs.get(),
+            reserved: self.tally.bytes.get(),
         }
     }
 
+    /// Warm stacks: scrubbed, resident, ready for the next spawn.
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// A clean stack of `usable` bytes (rounded), from the cache or new.
-    pub(crate) fn get(&mut self, usable: usize) -> io::Result<Stack> {
-        if let Some((_, v)) = self.free.iter_mut().find(|(s, _)| *s == usable) {
-            if let Some(s) = v.pop() {
-                self.len -= 1;
-                return Ok(s);
+    fn class(&mut self, usable: usize) -> &mut Class {
+        let i = match self.classes.iter().position(|c| c.usable == usable) {
+            Some(i) => i,
+            None => {
+                self.classes.push(Class {
+                    usable,
+                    ..Class::default()
+                });
+                self.classes.len() - 1
             }
-        }
-        Stack::new(usable)
+        };
+        &mut self.classes[i]
     }
 
-    /// Takes back a stack whose coroutine has finished; scrubs it first.
-    pub(crate) fn put(&mut self, mut stack: Stack, low_water: usize) {
-        if self.len >= self.capacity {
-            return; // dropped: unmapped
+    /// A clean stack of `usable` bytes (rounded): warm, else dirty (scrubbed
+    /// now), else cold, else a fresh slot.
+    pub(crate) fn get(&mut self, usable: usize) -> io::Result<Stack> {
+        let c = self.class(usable);
+        if let Some(s) = c.warm.pop() {
+            self.len -= 1;
+            return Ok(s);
         }
-        stack.scrub(low_water);
-        let usable = stack.usable();
-        self.len += 1;
-        match self.free.iter_mut().find(|(s, _)| *s == usable) {
-            Some((_, v)) => v.push(stack),
-            None => self.free.push((usable, vec![stack])),
+        if let Some((mut s, low)) = c.dirty.pop() {
+            s.scrub(low);
+            self.dirty -= 1;
+            self.dirty_bytes = self.dirty_bytes.saturating_sub(used_bytes(&s, low));
+            return Ok(s);
+        }
+        if let Some(s) = c.cold.pop() {
+            s.slab.idle.set(s.slab.idle.get() - 1);
+            self.cold -= 1;
+            return Ok(s);
+        }
+        self.carve(usable)
+    }
+
+    /// A fresh slot of the class's slab, or of a new slab.
+    fn carve(&mut self, usable: usize) -> io::Result<Stack> {
+        let guard = guard_size();
+        let StackCache {
+            classes,
+            ranges,
+            iov,
+            tally,
+            ..
+        } = self;
+        let c = classes
+            .iter_mut()
+            .find(|c| c.usable == usable)
+            .expect("the class exists (get made it)");
+        if let Some((slab, next)) = &mut c.carving {
+            if *next < slab.slots {
+                let i = *next;
+                if !slab.guarded {
+                    // mprotect guards: one mapping more per stack, made as
+                    // the stack is carved, so the map count grows only with
+                    // the stacks in use.
+                    install_guards(&[slab.guard_of(i, guard)], iov)
+                        .map_err(|e| map_error(e, "guard"))?;
+                }
+                *next += 1;
+                return Ok(Stack::carve(slab.clone(), i, guard));
+            }
+        }
+        let stride = usable + guard;
+        let mut slots = (4usize << c.slabs.min(8))
+            .min(SLAB_SLOTS)
+            .min((SLAB_BYTES / stride).max(1));
+        let mut slab = loop {
+            match Slab::map(stride, slots) {
+                Ok(slab) => break slab,
+                // Short of address space: a smaller slab may still fit.
+                Err(_) if slots > 1 => slots /= 2,
+                Err(e) => return Err(e),
+            }
+        };
+        // The first slot's guard (which also finds out how guards are
+        // made), then, with MADV_GUARD_INSTALL, all the others in one call.
+        // (Slab::drop unmaps the slab if either fails.)
+        install_guards(&[slab.guard_of(0, guard)], iov).map_err(|e| map_error(e, "guard"))?;
+        if GUARD_MODE.load(Ordering::Relaxed) == MODE_GUARD_INSTALL {
+            ranges.clear();
+            ranges.extend((1..slots).map(|i| slab.guard_of(i, guard)));
+            install_guards(ranges, iov).map_err(|e| map_error(e, "guard"))?;
+            slab.guarded = true;
+        }
+        prefault_tops(&slab, ranges, iov);
+        tally.slabs.set(tally.slabs.get() + 1);
+        tally.bytes.set(tally.bytes.get() + slab.len);
+        slab.tally = Some(tally.clone());
+        let slab = Rc::new(slab);
+        c.slabs += 1;
+        c.carving = Some((slab.clone(), 1));
+        Ok(Stack::carve(slab, 0, guard))
+    }
+
+    /// Takes back a stack whose coroutine has finished: into the cache
+    /// (scrubbed) while it has room and the stack was not used deeply, else
+    /// onto the dirty list.
+    pub(crate) fn put(&mut self, mut stack: Stack, low_water: usize) {
+        let used = used_bytes(&stack, low_water);
+        if self.len < self.capacity && used <= DEEP_SCRUB {
+            stack.scrub(low_water);
+            self.len += 1;
+            self.class(stack.usable()).warm.push(stack);
+            return;
+        }
+        self.dirty += 1;
+        self.dirty_bytes += used;
+        self.class(stack.usable()).dirty.push((stack, low_water));
+        if self.dirty >= RELEASE_BATCH || self.dirty_bytes >= RELEASE_BYTES {
+            self.release();
         }
     }
+
+    /// Releases the memory of every dirty stack, in as few system calls as
+    /// the kernel allows; they become cold. The hub calls it before it
+    /// blocks, so dirty stacks never wait long.
+    pub(crate) fn release(&mut self) {
+        if self.dirty == 0 {
+            return;
+        }
+        self.ranges.clear();
+        for c in &self.classes {
+            self.ranges
+                .extend(c.dirty.iter().map(|(s, _)| (s.usable_lo(), s.top())));
+        }
+        let released = advise_all(&self.ranges, libc::MADV_DONTNEED, &mut self.iov).is_ok();
+        for c in &mut self.classes {
+            for (mut s, low) in c.dirty.drain(..) {
+                if !released {
+                    // Refused (it should not be, on our own private
+                    // mappings): the memory stays, but the data goes.
+                    s.scrub(low);
+                }
+                s.slab.idle.set(s.slab.idle.get() + 1);
+                c.cold.push(s);
+            }
+        }
+        self.cold += self.dirty;
+        self.dirty = 0;
+        self.dirty_bytes = 0;
+        if self.cold > self.trim_at {
+            self.trim(COLD_KEEP);
+        }
+    }
+
+    /// Whether any stack waits for [`release`](Self::release).
+    pub(crate) fn has_dirty(&self) -> bool {
+        self.dirty > 0
+    }
+
+    /// Unmaps slabs none of whose slots holds a stack in use or cached,
+    /// while more than `keep` cold stacks remain.
+    fn trim(&mut self, keep: usize) {
+        for c in &mut self.classes {
+            if self.cold <= keep {
+                break;
+            }
+            if c.carving.as_ref().is_some_and(|(slab, _)| slab.all_idle()) {
+                c.carving = None;
+            }
+            let before = c.cold.len();
+            let mut over = self.cold - keep;
+            c.cold.retain(|s| {
+                if over > 0 && s.slab.all_idle() {
+                    over -= 1;
+                    false // the slab is unmapped with its last stack
+                } else {
+                    true
+                }
+            });
+            self.cold -= before - c.cold.len();
+        }
+        // Slabs only partly idle cannot go: wait until the cold list has
+        // doubled before looking again, so the scans stay linear in all.
+        self.trim_at = (2 * COLD_KEEP).max(2 * self.cold);
+    }
+}
+
+/// `MADV_POPULATE_WRITE` (Linux 5.14).
+const MADV_POPULATE_WRITE: libc::c_int = 23;
+
+/// Commits the top page of each of `slab`'s slots, where a greenlet's first
+/// frames go, in one batched call: cheaper than a page fault per stack on
+/// first use. Only where calls are batched (else it would cost as much as
+/// the faults it saves); a failure only means the faults happen instead.
+fn prefault_tops(slab: &Slab, ranges: &mut Vec<(usize, usize)>, iov: &mut Vec<libc::iovec>) {
+    if BATCH_MODE.load(Ordering::Relaxed) != BATCH_YES {
+        return;
+    }
+    let page = page_size();
+    ranges.clear();
+    ranges.extend((1..=slab.slots).map(|i| {
+        let top = slab.lo + i * slab.stride;
+        (top - page, top)
+    }));
+    let _ = advise_all(ranges, MADV_POPULATE_WRITE, iov);
+}
+
+/// The bytes a greenlet used of `stack`, down to its lowest switch point
+/// (`low_water`) and one page more.
+fn used_bytes(stack: &Stack, low_water: usize) -> usize {
+    (stack.top() - low_water.clamp(stack.usable_lo(), stack.top()) + page_size())
+        .min(stack.usable())
 }
 
 #[cfg(test)]
@@ -510,5 +990,132 @@ mod tests {
         cache.put(b, a_top); // over capacity: unmapped
         assert_eq!(cache.len(), 1);
         assert_eq!(cache.get(DEFAULT_STACK_SIZE).unwrap().top(), a_top);
+    }
+
+    /// Whether the page holding `addr` is mapped and resident, not
+    /// resident, or not mapped at all (`None`).
+    fn resident(addr: usize) -> Option<bool> {
+        let page = addr & !(page_size() - 1);
+        let mut v = 0u8;
+        // SAFETY: mincore only reads the page tables of one page and writes
+        // one byte into `v`.
+        let r = unsafe { libc::mincore(page as *mut libc::c_void, page_size(), &mut v) };
+        (r == 0).then_some(v & 1 == 1)
+    }
+
+    #[test]
+    fn stacks_are_carved_side_by_side_from_one_slab() {
+        let mut cache = StackCache::new();
+        let a = cache.get(MIN_STACK_SIZE).unwrap();
+        let b = cache.get(MIN_STACK_SIZE).unwrap();
+        let c = cache.get(MIN_STACK_SIZE).unwrap();
+        let stride = MIN_STACK_SIZE + guard_size();
+        assert_eq!(b.top() - a.top(), stride);
+        assert_eq!(c.top() - b.top(), stride);
+        assert!(Rc::ptr_eq(&a.slab, &c.slab));
+        // Each has its own guard, right below its usable part.
+        assert_eq!(b.guard_range(), (a.top(), a.top() + guard_size()));
+    }
+
+    #[test]
+    fn stacks_past_the_cache_come_back_clean_dirty_or_released() {
+        let mut cache = StackCache::new();
+        cache.set_capacity(0);
+        let s = cache.get(DEFAULT_STACK_SIZE).unwrap();
+        let top = s.top();
+        let secret = top - 1024;
+        // SAFETY: inside the usable part of a stack we own, nothing runs on it.
+        unsafe { (secret as *mut u64).write(0x5EC2_E7ED) };
+        cache.put(s, top - 512);
+        assert_eq!(cache.len(), 0, "no room in the cache: the stack is dirty");
+        assert!(cache.has_dirty());
+        // Taken back before its batch was released: scrubbed on the way out.
+        let s = cache.get(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(s.top(), top);
+        // SAFETY: as above.
+        assert_eq!(unsafe { (secret as *const u64).read() }, 0);
+        // SAFETY: as above.
+        unsafe { (secret as *mut u64).write(0x5EC2_E7ED) };
+        cache.put(s, top - 512);
+        cache.release();
+        assert!(!cache.has_dirty());
+        assert_eq!(resident(secret), Some(false), "released: no memory held");
+        let s = cache.get(DEFAULT_STACK_SIZE).unwrap();
+        assert_eq!(
+            s.top(),
+            top,
+            "a released stack is reused before a fresh slot"
+        );
+        // SAFETY: as above.
+        assert_eq!(unsafe { (secret as *const u64).read() }, 0);
+    }
+
+    #[test]
+    fn a_batch_of_dirty_stacks_is_released_in_one_go() {
+        let mut cache = StackCache::new();
+        cache.set_capacity(0);
+        let stacks: Vec<Stack> = (0..RELEASE_BATCH)
+            .map(|_| cache.get(MIN_STACK_SIZE).unwrap())
+            .collect();
+        let tops: Vec<usize> = stacks.iter().map(Stack::top).collect();
+        for s in stacks {
+            let top = s.top();
+            // SAFETY: the top word of a stack we own; nothing runs on it.
+            unsafe { ((top - 8) as *mut u64).write(1) };
+            cache.put(s, top - 64);
+        }
+        // The last put reached the batch size: all released.
+        assert!(!cache.has_dirty());
+        for top in tops {
+            assert_eq!(resident(top - 8), Some(false));
+        }
+    }
+
+    #[test]
+    fn a_deeply_used_stack_skips_the_cache() {
+        let mut cache = StackCache::new();
+        let s = cache.get(DEFAULT_STACK_SIZE).unwrap();
+        let lo = s.usable_lo();
+        cache.put(s, lo + 128);
+        assert_eq!(cache.len(), 0, "too deep for a memset: released instead");
+        assert!(cache.has_dirty());
+    }
+
+    #[test]
+    fn idle_slabs_are_unmapped_when_the_cache_is_emptied() {
+        let mut cache = StackCache::new();
+        let stacks: Vec<Stack> = (0..10)
+            .map(|_| cache.get(MIN_STACK_SIZE).unwrap())
+            .collect();
+        // (Whether the address is still mapped cannot tell: another test's
+        // thread may map something there as soon as it is free.)
+        let slabs: Vec<std::rc::Weak<Slab>> =
+            stacks.iter().map(|s| Rc::downgrade(&s.slab)).collect();
+        for s in stacks {
+            let low = s.top();
+            cache.put(s, low);
+        }
+        assert_eq!(cache.len(), 10);
+        cache.set_capacity(0);
+        assert_eq!(cache.len(), 0);
+        for slab in slabs {
+            assert!(slab.upgrade().is_none(), "a slab outlived its stacks");
+        }
+    }
+
+    #[test]
+    fn a_slab_stays_mapped_while_one_of_its_stacks_is_in_use() {
+        let mut cache = StackCache::new();
+        let a = cache.get(MIN_STACK_SIZE).unwrap();
+        let b = cache.get(MIN_STACK_SIZE).unwrap();
+        let top = a.top();
+        cache.put(a, top);
+        cache.set_capacity(0);
+        assert_eq!(resident(top - 8), Some(false), "released, still mapped");
+        let slab = Rc::downgrade(&b.slab);
+        drop(cache);
+        assert!(slab.upgrade().is_some(), "unmapped under a stack in use");
+        drop(b);
+        assert!(slab.upgrade().is_none(), "not unmapped with its last stack");
     }
 }

@@ -440,6 +440,14 @@ impl Runtime {
         }
     }
 
+    /// Releases the memory of the stacks waiting for it (see `StackCache`).
+    fn release_stacks(&self) {
+        let mut stacks = self.stacks.borrow_mut();
+        if stacks.has_dirty() {
+            stacks.release();
+        }
+    }
+
     /// This hub's inbox for other threads, once one was installed.
     pub(crate) fn inbox(&self) -> Option<&Rc<dyn Inbox>> {
         self.inbox.get()
@@ -745,8 +753,9 @@ impl Hub {
     }
 
     /// Sets how many free stacks the hub keeps for reuse (default
-    /// [`DEFAULT_STACK_CACHE`](crate::stack::DEFAULT_STACK_CACHE));
-    /// extra ones are unmapped at once.
+    /// [`DEFAULT_STACK_CACHE`](crate::stack::DEFAULT_STACK_CACHE)). Extra
+    /// ones give their memory back at once, and every stack mapping left
+    /// without a stack in use is unmapped (see [`stack_stats`](Self::stack_stats)).
     ///
     /// # Examples
     ///
@@ -757,6 +766,34 @@ impl Hub {
     /// ```
     pub fn set_stack_cache_capacity(&self, n: usize) {
         rt().stacks.borrow_mut().set_capacity(n);
+    }
+
+    /// What this hub's stack pool holds: the cache, the stacks whose memory
+    /// is about to be released, the released ones kept for reuse, and the
+    /// mappings they are all carved from.
+    ///
+    /// Finished greenlets' stacks go to the cache (up to
+    /// [`set_stack_cache_capacity`](Self::set_stack_cache_capacity)); past
+    /// it, their memory goes back to the kernel in batches, and at the
+    /// latest when the hub next waits for timers or IO.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{spawn, joinall, sleep, Hub};
+    /// let hub = Hub::current();
+    /// hub.set_stack_cache_capacity(2);
+    /// let hs: Vec<_> = (0..10).map(|_| spawn(|| ())).collect();
+    /// joinall(&hs).unwrap();
+    /// assert_eq!(hub.stack_stats().cached, 2);
+    /// sleep(std::time::Duration::from_millis(1)); // the hub waits: released
+    /// let stats = hub.stack_stats();
+    /// assert_eq!(stats.pending, 0);
+    /// assert!(stats.released >= 8);
+    /// assert!(stats.slabs >= 1 && stats.reserved > 0);
+    /// ```
+    pub fn stack_stats(&self) -> crate::stack::StackStats {
+        rt().stacks.borrow().stats()
     }
 
     /// Free stacks now held for reuse.

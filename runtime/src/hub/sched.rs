@@ -476,6 +476,9 @@ impl Runtime {
             return false;
         }
         let timeout = next.map(|d| d.saturating_duration_since(now));
+        // About to block: a good moment to give back the memory of the
+        // stacks that finished since (no greenlet waits for it).
+        self.release_stacks();
         self.poll_io(timeout);
         let now = Instant::now();
         // Time spent blocked is not greenlets' work (see `next_check_in`).

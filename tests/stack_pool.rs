@@ -1,0 +1,315 @@
+//! The stack pool at scale: stacks carved many to a mapping, memory given
+//! back in batches and when the hub goes idle, address space given back when
+//! the cache is emptied, and the fallback for kernels before 6.13
+//! (`VERDANT_STACK_COMPAT=1`: `mprotect` guards, one `madvise` per range).
+//!
+//! Each case measures process-wide figures (resident memory, mappings,
+//! system calls), so it runs in a child process of its own (see
+//! `common::run_child`), away from the other tests' threads.
+
+use std::hint::black_box;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, Output};
+use std::rc::Rc;
+
+use verdant::stack::{guard_kind, GuardKind, COMPAT_ENV};
+use verdant::sync::Event;
+use verdant::{joinall, killall, sleep, yield_now, Builder, Hub};
+
+mod common;
+use common::{child_case, run_child};
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+fn rss_mib() -> u64 {
+    status_kib("VmRSS:") / 1024
+}
+
+fn maps_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .expect("read /proc/self/maps")
+        .lines()
+        .count()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[track_caller]
+fn assert_child_ok(out: &Output) {
+    assert!(out.status.success(), "child failed: {}", text(out));
+}
+
+/// Touches `N` bytes of the running greenlet's stack.
+#[inline(never)]
+fn use_stack<const N: usize>() -> u8 {
+    let mut buf = [0u8; N];
+    black_box(&mut buf);
+    buf[N / 2]
+}
+
+/// Parks `n` greenlets that each used about `depth` bytes of stack on an
+/// event, then lets them all finish.
+fn park_then_finish(n: usize, touch: fn() -> u8) -> (u64, u64) {
+    let ev = Rc::new(Event::new());
+    let rss0 = rss_mib();
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            let ev = ev.clone();
+            verdant::spawn(move || {
+                black_box(touch());
+                ev.wait().unwrap();
+            })
+        })
+        .collect();
+    yield_now();
+    let parked = rss_mib().saturating_sub(rss0);
+    ev.set();
+    joinall(&hs).unwrap();
+    drop(hs);
+    (rss0, parked)
+}
+
+/// Finished greenlets' stacks give their memory back: past the cache, in
+/// batches while the hub is busy, and all of it once the hub goes idle.
+#[test]
+fn finished_stacks_give_their_memory_back() {
+    if child_case().as_deref() == Some("release") {
+        let n = 8_000;
+        let (rss0, parked) = park_then_finish(n, use_stack::<{ 16 * 1024 }>);
+        // 8,000 × (16 KiB used + the first page) ≈ 150 MiB.
+        assert!(parked >= 100, "parked greenlets hold only {parked} MiB");
+        // Busy (no idle moment yet): what is held past the cache is at most
+        // a batch.
+        let busy = rss_mib().saturating_sub(rss0);
+        let before = Hub::current().stack_stats();
+        sleep(std::time::Duration::from_millis(1)); // the hub goes idle
+        let after = Hub::current().stack_stats();
+        let idle = rss_mib().saturating_sub(rss0);
+        println!("parked={parked} MiB busy={busy} MiB idle={idle} MiB {before:?} {after:?}");
+        // 8,000 - 1,024 cached = 27 batches of 256, and 64 left over.
+        assert_eq!(before.pending, 64, "{before:?}");
+        assert_eq!(after.pending, 0, "not released when the hub went idle");
+        assert_eq!(after.cached, verdant::stack::DEFAULT_STACK_CACHE);
+        // The cache keeps 1,024 scrubbed stacks of about 20 KiB each.
+        let cache = (verdant::stack::DEFAULT_STACK_CACHE * 20 / 1024) as u64;
+        assert!(busy <= cache + 16, "busy: {busy} MiB still held");
+        assert!(idle <= cache + 8, "idle: {idle} MiB still held");
+        return;
+    }
+    assert_child_ok(&run_child(
+        "finished_stacks_give_their_memory_back",
+        "release",
+        &[],
+    ));
+}
+
+/// Emptying the cache gives the address space back too; so does the
+/// hub's own bound on released stacks, 4,096 of them, after a burst.
+#[test]
+fn emptying_the_cache_unmaps_the_slabs() {
+    if child_case().as_deref() == Some("trim") {
+        let hub = Hub::current();
+        let vm0 = status_kib("VmSize:");
+        let hs: Vec<_> = (0..10_000)
+            .map(|_| verdant::spawn(|| sleep(std::time::Duration::from_secs(3600))))
+            .collect();
+        yield_now();
+        let vm_peak = status_kib("VmSize:") - vm0;
+        killall(&hs);
+        drop(hs);
+        sleep(std::time::Duration::from_millis(1));
+        let vm_idle = status_kib("VmSize:") - vm0;
+        hub.set_stack_cache_capacity(0);
+        let vm_empty = status_kib("VmSize:").saturating_sub(vm0);
+        let stats = hub.stack_stats();
+        assert_eq!(
+            (stats.cached, stats.pending, stats.slabs),
+            (0, 0, 0),
+            "{stats:?}"
+        );
+        println!("VmSize growth: peak={vm_peak} KiB idle={vm_idle} KiB empty={vm_empty} KiB");
+        // 10,000 stacks of 256 KiB + 16 KiB guard: 2.6 GiB reserved.
+        assert!(vm_peak >= 2_500_000, "peak {vm_peak} KiB");
+        // Idle: the cache (1,024 stacks) and at most 8,192 released ones,
+        // the slabs left whole.
+        assert!(vm_idle < vm_peak, "nothing unmapped after the burst");
+        // Emptied: only slabs still holding some other stack remain (none).
+        assert!(vm_empty <= 64 * 1024, "still {vm_empty} KiB reserved");
+        return;
+    }
+    assert_child_ok(&run_child(
+        "emptying_the_cache_unmaps_the_slabs",
+        "trim",
+        &[],
+    ));
+}
+
+fn have_strace() -> bool {
+    Command::new("strace")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs child `case` of `test` under `strace -c -f`, returns the calls per
+/// system call name.
+fn syscall_counts(test: &str, case: &str, env: &[(&str, &str)]) -> Vec<(String, u64)> {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new("strace")
+        .args([
+            "-f",
+            "-c",
+            "-U",
+            "name,calls",
+            "-e",
+            "trace=%memory,process_madvise",
+        ])
+        .arg(exe)
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(common::CHILD_ENV, case)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run strace");
+    assert_child_ok(&out);
+    // strace -c writes its table to stderr: name, calls.
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (name, calls) = (w.next()?, w.next()?.parse().ok()?);
+            Some((name.to_owned(), calls))
+        })
+        .collect()
+}
+
+fn calls(table: &[(String, u64)], name: &str) -> u64 {
+    table.iter().find(|(n, _)| n == name).map_or(0, |(_, c)| *c)
+}
+
+/// The child both strace cases trace: 10,000 greenlets spawned, parked and
+/// finished, twice.
+fn ten_thousand_twice() {
+    for _ in 0..2 {
+        let (_, parked) = park_then_finish(10_000, use_stack::<64>);
+        assert!(parked >= 30, "{parked} MiB for 10,000 parked greenlets");
+        sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// 10,000 fresh stacks cost a few hundred system calls, not 30,000: one
+/// mapping per slab of up to 64 stacks, the guards and releases of many
+/// stacks per call.
+#[test]
+fn spawning_many_costs_few_system_calls() {
+    if child_case().as_deref() == Some("count") {
+        assert_eq!(guard_kind(), GuardKind::GuardInstall);
+        ten_thousand_twice();
+        return;
+    }
+    if guard_kind() != GuardKind::GuardInstall {
+        // The per-stack fallback is the next test's subject.
+        println!("kernel before 6.13: no batched guards to count");
+        return;
+    }
+    assert!(
+        have_strace(),
+        "strace is needed (CI installs it: .ci/run); apt-get install strace"
+    );
+    let t = syscall_counts("spawning_many_costs_few_system_calls", "count", &[]);
+    println!("{t:?}");
+    let (mmap, madvise, batched) = (
+        calls(&t, "mmap"),
+        calls(&t, "madvise"),
+        calls(&t, "process_madvise"),
+    );
+    // 10,000 stacks: 157 slabs of 64 (the first few smaller), plus the
+    // test harness's and malloc's own mappings.
+    assert!(mmap <= 400, "{mmap} mmap calls: {t:?}");
+    assert!(madvise <= 200, "{madvise} madvise calls: {t:?}");
+    // Guards and prefaults per slab, releases per batch of 256.
+    assert!(
+        (100..=1_500).contains(&batched),
+        "{batched} process_madvise calls: {t:?}"
+    );
+}
+
+/// `VERDANT_STACK_COMPAT=1`: guards by `mprotect` (one mapping more per
+/// live stack), a system call per range, and the same results.
+#[test]
+fn the_pre_6_13_fallback_works_the_same() {
+    match child_case().as_deref() {
+        Some("compat") => {
+            assert_eq!(guard_kind(), GuardKind::Mprotect);
+            let maps0 = maps_count();
+            let hs: Vec<_> = (0..2_000)
+                .map(|_| verdant::spawn(|| sleep(std::time::Duration::from_secs(3600))))
+                .collect();
+            yield_now();
+            let grown = maps_count() - maps0;
+            println!("maps grown by {grown} for 2,000 stacks");
+            assert!(
+                (2_000..=4_100).contains(&grown),
+                "{grown} more mappings for 2,000 guarded stacks"
+            );
+            killall(&hs);
+            drop(hs);
+            Hub::current().set_stack_cache_capacity(0);
+            let left = maps_count().saturating_sub(maps0);
+            assert!(left <= 16, "{left} mappings left after emptying the cache");
+            ten_thousand_twice();
+            return;
+        }
+        Some("compat_overflow") => {
+            assert_eq!(guard_kind(), GuardKind::Mprotect);
+            // A few stacks first, so the deep one is carved from a slab.
+            let hs: Vec<_> = (0..5).map(|_| verdant::spawn(yield_now)).collect();
+            joinall(&hs).unwrap();
+            let h = Builder::new()
+                .name("deep")
+                .stack_size(64 * 1024)
+                .spawn(use_stack::<{ 1 << 20 }>)
+                .unwrap();
+            let _ = h.join();
+            std::process::exit(3);
+        }
+        _ => {}
+    }
+    let env = [(COMPAT_ENV, "1")];
+    assert_child_ok(&run_child(
+        "the_pre_6_13_fallback_works_the_same",
+        "compat",
+        &env,
+    ));
+    let out = run_child(
+        "the_pre_6_13_fallback_works_the_same",
+        "compat_overflow",
+        &env,
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("greenlet 'deep' has overflowed its stack"),
+        "{}",
+        text(&out)
+    );
+    if have_strace() {
+        let t = syscall_counts("the_pre_6_13_fallback_works_the_same", "compat", &env);
+        assert_eq!(calls(&t, "process_madvise"), 0, "{t:?}");
+        // One guard per stack carved.
+        assert!(calls(&t, "mprotect") >= 10_000, "{t:?}");
+    }
+}
