@@ -7,7 +7,7 @@
 //!   |  ... untouched pages ...  |   never committed: cost no memory
 //!   +---------------------------+ <- usable_lo
 //!   |  guard (GUARD bytes)      |   MADV_GUARD_INSTALL, or PROT_NONE
-//!   +---------------------------+ <- map_lo (corosensei's `limit`)
+//!   +---------------------------+ <- the slot's start (corosensei's `limit`)
 //!   low addresses
 //! ```
 //!
@@ -257,12 +257,13 @@ impl Drop for Slab {
     }
 }
 
-/// One greenlet stack: a slot of a [`Slab`].
+/// One greenlet stack: a slot of a [`Slab`]. Four words, as small as a
+/// stack of its own mapping was: it sits inside every greenlet's record,
+/// next to the fields each switch reads.
 pub(crate) struct Stack {
     slab: Rc<Slab>,
-    map_lo: usize,
-    map_len: usize,
-    guard: usize,
+    usable_lo: usize,
+    top: usize,
     _valgrind: ValgrindStackRegistration,
 }
 
@@ -306,36 +307,35 @@ impl Stack {
 
     /// Slot `i` of `slab`, whose guard is already installed.
     fn carve(slab: Rc<Slab>, i: usize, guard: usize) -> Stack {
-        let map_lo = slab.lo + i * slab.stride;
-        let map_len = slab.stride;
+        let (guard_lo, usable_lo) = slab.guard_of(i, guard);
+        let top = guard_lo + slab.stride;
         slab.idle.set(slab.idle.get() - 1);
         Stack {
             slab,
-            map_lo,
-            map_len,
-            guard,
-            _valgrind: ValgrindStackRegistration::new((map_lo + guard) as *mut u8, map_len - guard),
+            usable_lo,
+            top,
+            _valgrind: ValgrindStackRegistration::new(usable_lo as *mut u8, top - usable_lo),
         }
     }
 
     /// Highest address (exclusive): where the stack starts growing down.
     pub(crate) fn top(&self) -> usize {
-        self.map_lo + self.map_len
+        self.top
     }
 
     /// Lowest usable address (the guard lies just below).
     pub(crate) fn usable_lo(&self) -> usize {
-        self.map_lo + self.guard
+        self.usable_lo
     }
 
     /// The guard region `[lo, hi)`.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
-        (self.map_lo, self.map_lo + self.guard)
+        (self.top - self.slab.stride, self.usable_lo)
     }
 
     /// Usable bytes.
     pub(crate) fn usable(&self) -> usize {
-        self.map_len - self.guard
+        self.top - self.usable_lo
     }
 
     /// Erases what the previous greenlet left: see the module docs.
@@ -591,8 +591,10 @@ fn advise_all(
     Ok(())
 }
 
-// `base` is the top of a mapping of `usable + guard` bytes whose lowest
-// `guard` bytes are a guard region (MADV_GUARD_INSTALL or PROT_NONE).
+// `base` is the top of a slot of a slab (`stride` bytes, ours until the
+// slab is unmapped, which the `Rc` in the stack prevents) whose lowest
+// bytes, down to `limit`, are a guard region (MADV_GUARD_INSTALL or
+// PROT_NONE, installed before the slot is handed out).
 // SAFETY: so an overflow faults; usable >= MIN_STACK_SIZE > corosensei's
 // minimum; page alignment satisfies STACK_ALIGNMENT.
 unsafe impl corosensei::stack::Stack for Stack {
@@ -601,7 +603,7 @@ unsafe impl corosensei::stack::Stack for Stack {
     }
 
     fn limit(&self) -> StackPointer {
-        StackPointer::new(self.map_lo).expect("stack limit is non-zero")
+        StackPointer::new(self.top - self.slab.stride).expect("stack limit is non-zero")
     }
 }
 
