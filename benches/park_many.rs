@@ -4,8 +4,10 @@
 //!
 //! `cargo bench --bench park_many` (add `-- --quick` for 100,000 only, and
 //! `-- --stack-size BYTES` to park them on stacks of another size than the
-//! default). Target: 1,000,000 succeed at the default `vm.max_map_count`,
-//! ≤ 4.5 KiB each.
+//! default). Targets: 1,000,000 succeed at the default `vm.max_map_count`,
+//! ≤ 4.5 KiB each, spawned and parked in ≤ 3 s; teardown (killing them all)
+//! in ≤ 2 s is out of reach while a kill unwinds the greenlet's stack: one
+//! `catch_unwind(|| resume_unwind(..))` alone costs about 4 µs here.
 //!
 //! The page-table column is the kernel memory a larger *virtual* stack costs:
 //! RSS counts only touched pages, but every 2 MiB of address space holding a
