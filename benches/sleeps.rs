@@ -23,6 +23,9 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::median;
+
 /// The generator every runtime uses: xorshift64, one step per task.
 fn durations(n: usize, seed: u64) -> Vec<Duration> {
     let mut x = seed | 1;
@@ -323,17 +326,12 @@ fn run_child(kind: &str, n: usize, seed: u64, go: Option<&std::path::Path>) -> O
 /// How long a child may run before it counts as hung.
 const CHILD_LIMIT: Duration = Duration::from_secs(30);
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    let m = v.len() / 2;
-    if v.len() % 2 == 1 {
-        v[m]
-    } else {
-        (v[m - 1] + v[m]) / 2.0
-    }
+/// The next argument as a positive count, else the usage line.
+fn positive(args: &mut impl Iterator<Item = String>) -> usize {
+    args.next()
+        .and_then(|v| v.parse().ok())
+        .filter(|&v| v > 0)
+        .unwrap_or_else(|| usage())
 }
 
 fn usage() -> ! {
@@ -366,20 +364,8 @@ fn main() {
                 }
                 return;
             }
-            "--n" => {
-                n = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| v > 0)
-                    .unwrap_or_else(|| usage())
-            }
-            "--rounds" => {
-                rounds = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&v| v > 0)
-                    .unwrap_or_else(|| usage())
-            }
+            "--n" => n = positive(&mut args),
+            "--rounds" => rounds = positive(&mut args),
             // cargo bench passes --bench to every bench binary.
             "--bench" => {}
             _ => usage(),
@@ -467,15 +453,15 @@ fn main() {
         if runs.is_empty() {
             continue;
         }
-        let med = |f: fn(&Run) -> f64| median(runs.iter().map(f).collect());
+        let med = |f: fn(&Run) -> f64| median(&mut runs.iter().map(f).collect::<Vec<_>>());
         // Paired: verdant's run and this runtime's run of the same round.
         let ratio = |f: fn(&Run) -> f64| {
             median(
-                all[0]
+                &mut all[0]
                     .iter()
                     .zip(&all[k])
                     .filter_map(|(v, p)| Some(f(v.as_ref()?) / f(p.as_ref()?)))
-                    .collect(),
+                    .collect::<Vec<_>>(),
             )
         };
         println!(

@@ -246,10 +246,9 @@ impl Drop for Slab {
             t.slabs.set(t.slabs.get() - 1);
             t.bytes.set(t.bytes.get() - self.len);
         }
-        // SAFETY: the mapping is ours, and no stack of it is alive: each
-        // holds the slab (`Rc`), and a stack is dropped only after its
-        // coroutine finished (into_stack) or was dropped, so nothing runs on
-        // any of them.
+        // The mapping is ours, and each of its stacks holds the slab (`Rc`),
+        // so none is alive; a stack is dropped only after its coroutine.
+        // SAFETY: nothing runs on, or refers to, any part of the mapping.
         let r = cvt(unsafe { libc::munmap(self.lo as *mut libc::c_void, self.len) });
         // Unmapping our own whole mapping cannot fail; if it did, the
         // memory would only leak.
