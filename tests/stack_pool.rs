@@ -118,6 +118,86 @@ fn finished_stacks_give_their_memory_back() {
     ));
 }
 
+/// Past the first cacheful, a greenlet of a burst gets its stack's memory
+/// when it first runs, not when it is spawned: when its greenlets each
+/// finish without waiting, the burst runs on the cache's stacks, where a
+/// stack committed at spawn would have made 20,000 resident stacks at once.
+#[test]
+fn a_burst_of_spawns_commits_memory_only_for_greenlets_alive_at_once() {
+    if child_case().as_deref() == Some("burst") {
+        let hub = Hub::current();
+        let hwm0 = status_kib("VmHWM:");
+        let n = 20_000;
+        let hs: Vec<_> = (0..n)
+            .map(|_| verdant::spawn(use_stack::<{ 16 * 1024 }>))
+            .collect();
+        // Spawned, none run: only address space is reserved.
+        let stats = hub.stack_stats();
+        assert_eq!((stats.cached, stats.pending), (0, 0), "{stats:?}");
+        assert!(stats.reserved >= n * 256 * 1024, "{stats:?}");
+        joinall(&hs).unwrap();
+        drop(hs);
+        let stats = hub.stack_stats();
+        let grew = (status_kib("VmHWM:") - hwm0) / 1024;
+        println!("peak grew {grew} MiB, {stats:?}");
+        // The first 1,024 (the cache's capacity) got a stack each at
+        // spawn; each later one started on a stack left in the cache.
+        assert_eq!(
+            (stats.cached, stats.pending),
+            (verdant::stack::DEFAULT_STACK_CACHE, 0),
+            "{stats:?}"
+        );
+        // Committed at spawn: 20,000 × 20 KiB ≈ 400 MiB at the peak. Here:
+        // 1,024 × 20 KiB, and the greenlets' records and handles.
+        assert!(grew <= 48, "peak resident memory grew by {grew} MiB");
+        return;
+    }
+    assert_child_ok(&run_child(
+        "a_burst_of_spawns_commits_memory_only_for_greenlets_alive_at_once",
+        "burst",
+        &[],
+    ));
+}
+
+/// A greenlet whose stack was reserved at spawn but that starts on another
+/// one (left resident by a greenlet that finished first) still has its
+/// overflow reported by name: its guard range is that of the stack it runs
+/// on.
+#[test]
+fn a_greenlet_started_on_a_stack_it_was_not_spawned_with_reports_its_overflow() {
+    if child_case().as_deref() == Some("swapped") {
+        // No cache: every spawn without a free resident stack is deferred.
+        Hub::current().set_stack_cache_capacity(0);
+        // All spawned while the pool has no resident stack: each reserves
+        // one, side by side. `first` finishes and leaves its stack resident
+        // (pending release), which `deep` then starts on; the eight between them die
+        // unstarted, so `deep`'s own reservation lies 2 MiB above the stack
+        // it runs on (farther than the overflow handler's reach below a
+        // guard).
+        let first = verdant::spawn(|| ());
+        let between: Vec<_> = (0..8).map(|_| verdant::spawn(|| ())).collect();
+        let deep = Builder::new()
+            .name("deep")
+            .spawn(use_stack::<{ 1 << 20 }>)
+            .unwrap();
+        killall(&between);
+        first.join().unwrap();
+        let _ = deep.join();
+        std::process::exit(3);
+    }
+    let out = run_child(
+        "a_greenlet_started_on_a_stack_it_was_not_spawned_with_reports_its_overflow",
+        "swapped",
+        &[],
+    );
+    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("greenlet 'deep' has overflowed its stack"),
+        "{}",
+        text(&out)
+    );
+}
+
 /// Emptying the cache gives the address space back too; so does the
 /// hub's own bound on released stacks, 4,096 of them, after a burst.
 #[test]

@@ -22,15 +22,24 @@
 //!   `mmap` reserves up to 64 stacks side by side (4 at first, doubling),
 //!   each with its guard below it. Where the kernel takes
 //!   `process_madvise(PIDFD_SELF, …)` with any advice (Linux 6.15), all of a
-//!   slab's guards go in with one call, and the top page of each stack (where
-//!   its first frames go) is committed with another (`MADV_POPULATE_WRITE`),
-//!   cheaper than a page fault per stack. A fresh greenlet then costs no
+//!   slab's guards go in with one call. A fresh greenlet then costs no
 //!   system call of its own: 10,000 greenlets that each sleep once and
 //!   finish make 177 `mmap`, 538 `process_madvise` and 166 `munmap` calls
 //!   in all (`strace -c` of the `sleeps` bench's child), where one stack per
 //!   mapping made 10,000 of each of `mmap`, `madvise` and `munmap`.
 //!   Elsewhere each guard is a `madvise` (or an `mprotect`) of its own.
 //!   [`COMPAT_ENV`] selects the older kernels' paths.
+//! * **Memory when a greenlet first runs.** A spawn takes a stack from the
+//!   cache when one is there (resident, its first frame written at once).
+//!   Otherwise it reserves one (address space: a released stack or a fresh
+//!   slot, so that running out is still the spawn's error). In a burst
+//!   (more greenlets waiting to run than the cache keeps stacks for) the
+//!   greenlet's coroutine is then made when it first runs, on a cached
+//!   stack if a greenlet that finished meanwhile left one (the reservation
+//!   goes back at no cost), else on the reserved stack, whose top page the
+//!   first frame faults in. A burst of 100,000 spawns whose greenlets come
+//!   and go thus commits memory for those alive at once, not for all: the
+//!   `sleeps` bench's peak went from 441 to about 160 MiB.
 //! * **Caching and giving memory back.** A finished greenlet's stack goes
 //!   back to its hub's pool (through `Coroutine::into_stack`, so a stack is
 //!   never reused while a coroutine could still live on it). The pool's
@@ -736,6 +745,11 @@ impl StackCache {
         }
     }
 
+    /// The most warm stacks the cache keeps.
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
     /// Warm stacks: scrubbed, resident, ready for the next spawn.
     pub(crate) fn len(&self) -> usize {
         self.len
@@ -755,26 +769,63 @@ impl StackCache {
         &mut self.classes[i]
     }
 
-    /// A clean stack of `usable` bytes (rounded): warm, else dirty (scrubbed
-    /// now), else cold, else a fresh slot.
+    /// A clean stack of `usable` bytes (rounded): resident if one is free
+    /// (see [`take_resident`](Self::take_resident)), else a reserved one
+    /// (see [`reserve`](Self::reserve)).
+    #[cfg(test)]
     pub(crate) fn get(&mut self, usable: usize) -> io::Result<Stack> {
+        match self.take_resident(usable) {
+            Some(s) => Ok(s),
+            None => self.reserve(usable),
+        }
+    }
+
+    /// A clean stack of `usable` bytes whose top is already in memory: a
+    /// warm one, else a dirty one (scrubbed now, a memset of the part its
+    /// last greenlet used: cheaper than the page fault a cold stack takes).
+    #[inline]
+    pub(crate) fn take_resident(&mut self, usable: usize) -> Option<Stack> {
         let c = self.class(usable);
         if let Some(s) = c.warm.pop() {
             self.len -= 1;
-            return Ok(s);
+            return Some(s);
         }
-        if let Some((mut s, low)) = c.dirty.pop() {
-            s.scrub(low);
-            self.dirty -= 1;
-            self.dirty_bytes = self.dirty_bytes.saturating_sub(used_bytes(&s, low));
-            return Ok(s);
-        }
+        let (mut s, low) = c.dirty.pop()?;
+        s.scrub(low);
+        self.dirty -= 1;
+        self.dirty_bytes = self.dirty_bytes.saturating_sub(used_bytes(&s, low));
+        Some(s)
+    }
+
+    /// A stack of `usable` bytes that holds no memory yet: a released one,
+    /// else a fresh slot. Its pages are committed by the first touch. A
+    /// reservation that was not used goes back with
+    /// [`unreserve`](Self::unreserve).
+    ///
+    /// # Errors
+    ///
+    /// `OutOfMemory` when no slab can be mapped or guarded (address space,
+    /// `vm.max_map_count`).
+    pub(crate) fn reserve(&mut self, usable: usize) -> io::Result<Stack> {
+        let c = self.class(usable);
         if let Some(s) = c.cold.pop() {
             s.slab.idle.set(s.slab.idle.get() - 1);
             self.cold -= 1;
             return Ok(s);
         }
         self.carve(usable)
+    }
+
+    /// Takes back a stack from [`reserve`](Self::reserve) that was never
+    /// run on (so it is still zero and holds no memory): it is released at
+    /// no cost.
+    pub(crate) fn unreserve(&mut self, stack: Stack) {
+        stack.slab.idle.set(stack.slab.idle.get() + 1);
+        self.class(stack.usable()).cold.push(stack);
+        self.cold += 1;
+        if self.cold > self.trim_at {
+            self.trim(COLD_KEEP);
+        }
     }
 
     /// A fresh slot of the class's slab, or of a new slab.
@@ -832,7 +883,6 @@ impl StackCache {
             install_guards(ranges, iov).map_err(|e| map_error(e, "guard"))?;
             slab.guarded = true;
         }
-        prefault_tops(&slab, ranges, iov);
         tally.slabs.set(tally.slabs.get() + 1);
         tally.bytes.set(tally.bytes.get() + slab.len);
         slab.tally = Some(tally.clone());
@@ -924,26 +974,6 @@ impl StackCache {
         // doubled before looking again, so the scans stay linear in all.
         self.trim_at = (2 * COLD_KEEP).max(2 * self.cold);
     }
-}
-
-/// `MADV_POPULATE_WRITE` (Linux 5.14).
-const MADV_POPULATE_WRITE: libc::c_int = 23;
-
-/// Commits the top page of each of `slab`'s slots, where a greenlet's first
-/// frames go, in one batched call: cheaper than a page fault per stack on
-/// first use. Only where calls are batched (else it would cost as much as
-/// the faults it saves); a failure only means the faults happen instead.
-fn prefault_tops(slab: &Slab, ranges: &mut Vec<(usize, usize)>, iov: &mut Vec<libc::iovec>) {
-    if BATCH_MODE.load(Ordering::Relaxed) != BATCH_YES {
-        return;
-    }
-    let page = page_size();
-    ranges.clear();
-    ranges.extend((1..=slab.slots).map(|i| {
-        let top = slab.lo + i * slab.stride;
-        (top - page, top)
-    }));
-    let _ = advise_all(ranges, MADV_POPULATE_WRITE, iov);
 }
 
 /// The bytes a greenlet used of `stack`, down to its lowest switch point

@@ -430,8 +430,20 @@ impl Runtime {
         self.stack_size.get()
     }
 
-    fn take_stack(&self, usable: usize) -> io::Result<Stack> {
-        self.stacks.borrow_mut().get(usable)
+    /// A free stack already in memory, if the pool has one.
+    #[inline]
+    fn take_resident_stack(&self, usable: usize) -> Option<Stack> {
+        self.stacks.borrow_mut().take_resident(usable)
+    }
+
+    /// A stack that holds no memory yet (see `StackCache::reserve`), and
+    /// whether the greenlet it is for should start on it only if no
+    /// resident stack is free by then: when more greenlets wait to run
+    /// than the cache keeps stacks for (see `switch::create`).
+    fn reserve_stack(&self, usable: usize) -> io::Result<(Stack, bool)> {
+        let mut stacks = self.stacks.borrow_mut();
+        let defer = self.ready_len() >= stacks.capacity();
+        Ok((stacks.reserve(usable)?, defer))
     }
 
     fn recycle_stack(&self, stack: Stack, low_water: usize) {
@@ -780,10 +792,11 @@ impl Hub {
     /// # Examples
     ///
     /// ```
-    /// use verdant_runtime::{spawn, joinall, sleep, Hub};
+    /// use verdant_runtime::{spawn, joinall, sleep, yield_now, Hub};
     /// let hub = Hub::current();
     /// hub.set_stack_cache_capacity(2);
-    /// let hs: Vec<_> = (0..10).map(|_| spawn(|| ())).collect();
+    /// // Ten alive at once (each yields once): ten stacks in use.
+    /// let hs: Vec<_> = (0..10).map(|_| spawn(yield_now)).collect();
     /// joinall(&hs).unwrap();
     /// assert_eq!(hub.stack_stats().cached, 2);
     /// sleep(std::time::Duration::from_millis(1)); // the hub waits: released

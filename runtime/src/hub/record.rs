@@ -31,6 +31,14 @@ use crate::value::{Exit, Payload, Value};
 pub(super) type Co = Coroutine<(), (), (), Stack>;
 pub(super) type Y = Yielder<(), ()>;
 
+/// The start of a greenlet whose coroutine is made on its first run: a
+/// stack reserved for it (address space only) and the function that makes
+/// the coroutine on the stack it is given.
+pub(super) struct Deferred {
+    pub(super) stack: Stack,
+    pub(super) make: Box<dyn FnOnce(Stack) -> Co>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
     Unstarted,
@@ -54,8 +62,14 @@ pub(crate) struct Inner {
     /// reported there), not switched to its parent, the hub.
     pub(super) task: bool,
     pub(super) state: Cell<State>,
-    /// The coroutine; `None` while it runs (taken by the root loop) and once dead.
+    /// The coroutine; `None` while it runs (taken by the root loop), once
+    /// dead, and before the first run of a greenlet made without a resident
+    /// stack (see `deferred`).
     pub(super) co: UnsafeCell<Option<Co>>,
+    /// An unstarted greenlet made when the pool had no resident stack: its
+    /// function and a reserved stack, the coroutine made on its first run
+    /// (see `switch::create`).
+    pub(super) deferred: UnsafeCell<Option<Box<Deferred>>>,
     /// Set when the coroutine starts; valid while it is alive.
     pub(super) yielder: Cell<*const Y>,
     /// Lowest stack address seen at a switch: how much of the stack to scrub.
@@ -140,6 +154,7 @@ impl Inner {
             task: false,
             state: Cell::new(state),
             co: UnsafeCell::new(None),
+            deferred: UnsafeCell::new(None),
             yielder: Cell::new(ptr::null()),
             low_water: Cell::new(usize::MAX),
             parent: RefCell::new(parent),

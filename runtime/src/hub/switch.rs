@@ -32,7 +32,7 @@ use std::rc::Rc;
 use corosensei::CoroutineResult;
 
 use super::info::Waiting;
-use super::record::{Co, Inner, Kind, Outcome, State, Y};
+use super::record::{Co, Deferred, Inner, Kind, Outcome, State, Y};
 use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
@@ -222,8 +222,10 @@ impl Runtime {
             // release path cannot run for `target` (we hold a handle).
             // SAFETY: (one runner) and a running greenlet is never resumed
             // again (a switch to the current greenlet returns early).
-            let co = unsafe { (*inner.co.get()).as_mut() }
-                .expect("verdant: a live greenlet always has its coroutine");
+            let co = match unsafe { (*inner.co.get()).as_mut() } {
+                Some(co) => co,
+                None => self.make_deferred(inner),
+            };
             if self.hooks.get() != 0 {
                 self.on_switch(inner);
             }
@@ -357,10 +359,52 @@ impl Runtime {
             co.force_unwind(); // drops the never-run function
             self.recycle_stack(co.into_stack(), g.inner.low_water.get());
         }
+        // SAFETY: as above.
+        if let Some(d) = unsafe { (*g.inner.deferred.get()).take() } {
+            let Deferred { stack, make } = *d;
+            drop(make); // the never-run function
+            self.unreserve_stack(stack);
+        }
         let to_parent = g.inner.completion.record(Err(payload), g.inner.task);
         self.notify_links(&g);
         self.post(to_parent);
         g.inner.parent().unwrap_or_else(|| self.main.clone())
+    }
+
+    /// Makes the coroutine of an unstarted greenlet that was created without
+    /// a resident stack (see `create`), on a resident stack if the pool has
+    /// one by now (a greenlet that finished since left it), else on the
+    /// stack reserved for it. Returns the coroutine, now in its slot.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::mut_from_ref)] // the slot is an UnsafeCell: (one runner)
+    fn make_deferred<'a>(&self, inner: &'a Inner) -> &'a mut Co {
+        // SAFETY: (one runner) only the root loop starts a greenlet, and
+        // this one is unstarted, so nothing else uses its slots.
+        let d = unsafe { (*inner.deferred.get()).take() }
+            .expect("verdant: a live greenlet always has its coroutine");
+        let Deferred { stack, make } = *d;
+        let stack = match self.take_resident_stack(stack.usable()) {
+            Some(resident) => {
+                self.unreserve_stack(stack);
+                resident
+            }
+            None => stack,
+        };
+        // SAFETY: the fault record is written only while its greenlet does
+        // not run (the overflow handler reads it while it does).
+        let fi = unsafe { &mut *inner.fault.get() };
+        (fi.guard_lo, fi.guard_hi) = stack.guard_range();
+        inner.low_water.set(stack.top());
+        // SAFETY: (one runner) as above.
+        unsafe { (*inner.co.get()).insert(make(stack)) }
+    }
+
+    /// Gives back a stack reserved for a greenlet that never ran on it.
+    fn unreserve_stack(&self, stack: stack::Stack) {
+        if !self.shutting_down.get() {
+            self.stacks.borrow_mut().unreserve(stack);
+        }
     }
 
     // The overflow handler finds the running greenlet's guard range through
@@ -428,6 +472,29 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     // SAFETY: (one runner) the greenlet is neither running nor dead, so the
     // root loop is not resuming it and nothing else borrows its coroutine
     // slot.
+    // SAFETY: as above.
+    if let Some(d) = unsafe { (*inner.deferred.get()).take() } {
+        // Unstarted, with no coroutine yet: its function is dropped as the
+        // eager path's `force_unwind` drops it, as the current greenlet and
+        // unable to switch.
+        let Deferred { stack, make } = *d;
+        inner.dying.set(true);
+        let prev = try_rt(|rt| rt.swap_current(inner));
+        inner.state.set(State::Running);
+        drop(make);
+        inner.state.set(State::Dead);
+        if let Some(prev) = prev {
+            try_rt(|rt| rt.restore_current(prev));
+        }
+        inner.completion.mark(Outcome::Killed);
+        try_rt(|rt| {
+            rt.unlist(inner);
+            rt.unreserve_stack(stack);
+            rt.notify_links(g);
+        });
+        return;
+    }
+    // SAFETY: as above.
     let Some(mut co) = (unsafe { (*inner.co.get()).take() }) else {
         return;
     };
@@ -512,7 +579,20 @@ where
     F: FnOnce(Value) -> Value + 'static,
 {
     let usable = stack::round_size(stack_size.unwrap_or_else(|| rt.default_stack_size()))?;
-    let stack = rt.take_stack(usable)?;
+    // With a resident stack free, the coroutine is made now, its first
+    // frame written on it. Without one, a stack is reserved (address space,
+    // so that running out of it is still this call's error). While fewer
+    // greenlets wait to run than the cache keeps stacks for, the coroutine
+    // is made on it now too: the stacks of so few would stay resident in
+    // the cache anyway, and a deferred start costs an allocation. Past
+    // that (a burst), the coroutine is made when the greenlet first runs,
+    // by which time one of the greenlets that finish meanwhile may have
+    // left a resident stack: a burst of spawns then commits memory only
+    // for the greenlets alive at once, not for every one spawned.
+    let (stack, deferred) = match rt.take_resident_stack(usable) {
+        Some(s) => (s, false),
+        None => rt.reserve_stack(usable)?,
+    };
     let born = rt.last_check.get();
     let mut inner = Inner::new(
         rt.next_id(),
@@ -537,7 +617,7 @@ where
         inner.set_name(n);
     }
     let record: *const Inner = Rc::as_ptr(&inner);
-    let co = Co::with_stack(stack, move |y: &Y, ()| {
+    let body = move |y: &Y, ()| {
         // SAFETY: (one runner) the root loop holds a handle to the record
         // while the coroutine runs, and the record owns the coroutine, so
         // the record outlives every run of this closure.
@@ -559,10 +639,16 @@ where
             (exit, _) => exit,
         };
         try_rt(|rt| rt.mail_exit.set(Some(exit)));
-    });
-    // SAFETY: (one runner) the record was just made; nothing else can see
-    // its slot yet.
-    unsafe { *inner.co.get() = Some(co) };
+    };
+    if deferred {
+        let make = Box::new(move |stack| Co::with_stack(stack, body));
+        // SAFETY: (one runner) the record was just made; nothing else can
+        // see its slots yet.
+        unsafe { *inner.deferred.get() = Some(Box::new(Deferred { stack, make })) };
+    } else {
+        // SAFETY: as above.
+        unsafe { *inner.co.get() = Some(Co::with_stack(stack, body)) };
+    }
     rt.list(&inner);
     Ok(Greenlet { inner })
 }
