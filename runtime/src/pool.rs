@@ -14,6 +14,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Duration;
@@ -82,21 +83,31 @@ impl GroupInner {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        match self.try_spawn_with(builder, f) {
+            Ok(h) => h,
+            Err(e) => panic!("verdant: failed to spawn a greenlet: {e}"),
+        }
+    }
+
+    /// Spawns `f` as a member, or says why no greenlet could be made.
+    #[track_caller]
+    fn try_spawn_with<F, T>(self: &Rc<Self>, builder: Builder, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
         let key = self.next.get();
         self.next.set(key + 1);
         let leave = Leave {
             group: self.clone(),
             key,
         };
-        let h = match builder.spawn(move || {
+        let h = builder.spawn(move || {
             let _leave = leave;
             f()
-        }) {
-            Ok(h) => h,
-            Err(e) => panic!("verdant: failed to spawn a greenlet: {e}"),
-        };
+        })?;
         self.members.borrow_mut().insert(key, h.greenlet().clone());
-        h
+        Ok(h)
     }
 
     fn len(&self) -> usize {
@@ -228,6 +239,34 @@ impl Group {
         T: 'static,
     {
         self.inner.spawn_with(builder, f)
+    }
+
+    /// Spawns `f` into the group with `builder`'s name and stack size, or
+    /// returns why no greenlet could be made, where
+    /// [`spawn_with`](Group::spawn_with) panics: for a loop that must keep
+    /// going when one spawn fails, such as a server's accept loop.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Builder::spawn`]: `OutOfMemory` when no stack can be
+    /// mapped, `InvalidInput` for a stack size over
+    /// [`MAX_STACK_SIZE`](crate::stack::MAX_STACK_SIZE).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::{Builder, Group};
+    /// let g = Group::new();
+    /// let h = g.try_spawn_with(Builder::new(), || 7).unwrap();
+    /// assert_eq!(h.join().unwrap(), 7);
+    /// ```
+    #[track_caller]
+    pub fn try_spawn_with<F, T>(&self, builder: Builder, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.inner.try_spawn_with(builder, f)
     }
 
     /// Members still running.
