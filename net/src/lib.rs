@@ -10,6 +10,10 @@
 //! * [`TcpStream::recv_buf`] and [`UnixStream::recv_buf`]: gevent's
 //!   `data = conn.recv(n)`, in a buffer taken from a per-thread cache only
 //!   once data has arrived ([`RecvBuf`], see [below](#recv_buf-and-recvbuf)).
+//! * [`StreamServer`]: gevent's `StreamServer`: an accept loop that runs a
+//!   handler per connection in a greenlet of its own, with `TCP_NODELAY`,
+//!   a connection bound, timeouts, `SO_REUSEPORT` for a server per hub, and
+//!   a graceful [`stop`](StreamServer::stop).
 //! * [`UdpSocket`]: see [UDP](#udp).
 //! * [`UnixListener`], [`UnixStream`], [`UnixDatagram`]: Unix-domain sockets
 //!   shaped like `std::os::unix::net`, see
@@ -266,6 +270,7 @@
 mod buf;
 mod dns;
 pub mod monkey;
+mod server;
 mod socket;
 mod tcp;
 mod udp;
@@ -273,6 +278,7 @@ mod unix;
 
 pub use buf::RecvBuf;
 pub use dns::{lookup_host, Resolve};
+pub use server::{StreamServer, StreamServerBuilder, DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS};
 pub use tcp::{Incoming, PartialWrite, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -1,0 +1,719 @@
+//! [`StreamServer`]: gevent's `StreamServer(addr, handle)`: a listener, an
+//! accept loop, and a greenlet per connection running `handle(conn, peer)`,
+//! with the defaults a production server wants and a graceful stop.
+//!
+//! The plain form of a server is a loop over `accept` that spawns a
+//! greenlet per connection, and it stays a fine way to write one:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use verdant_net::TcpListener;
+//!
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//! let server = verdant_runtime::spawn(move || {
+//!     let (mut conn, _peer) = listener.accept().unwrap(); // in a loop
+//!     verdant_runtime::spawn(move || {
+//!         let mut buf = [0u8; 1024];
+//!         let n = conn.read(&mut buf).unwrap();
+//!         conn.write_all(&buf[..n]).unwrap();
+//!     });
+//! });
+//! let mut c = verdant_net::TcpStream::connect(addr).unwrap();
+//! c.write_all(b"hi").unwrap();
+//! let mut reply = [0u8; 2];
+//! c.read_exact(&mut reply).unwrap();
+//! assert_eq!(&reply, b"hi");
+//! server.join().unwrap();
+//! ```
+//!
+//! `StreamServer` is that loop, plus what the loop leaves out:
+//!
+//! * **`TCP_NODELAY` on every accepted connection**, as Go does: a server
+//!   that answers a request with a small write must not wait for the
+//!   client's delayed ACK (Nagle's algorithm against delayed ACKs cost the
+//!   seed's echo server 40 ms per round trip).
+//! * **A bound on connections** ([`max_connections`](StreamServerBuilder::max_connections),
+//!   default [`DEFAULT_MAX_CONNECTIONS`]): at the bound the loop stops
+//!   accepting until a handler returns, so the kernel's backlog holds the
+//!   rest (gevent's `spawn=Pool(n)`).
+//! * **Timeouts on accepted connections** ([`read_timeout`](StreamServerBuilder::read_timeout),
+//!   [`write_timeout`](StreamServerBuilder::write_timeout); none by
+//!   default, as in std and Go): an idle or stalled client then fails its
+//!   handler's read or write with `WouldBlock` instead of holding a
+//!   greenlet forever.
+//! * **A loop that does not die**: a connection whose greenlet cannot be
+//!   made (no stack could be mapped) is refused (closed) with a line on
+//!   stderr, and an accept error (descriptors exhausted) is logged and
+//!   retried after a pause; the server keeps serving either way.
+//! * **A graceful stop**: [`stop(grace)`](StreamServer::stop) closes the
+//!   listener, waits up to `grace` for the handlers, then kills the rest
+//!   (their destructors run) and says how many it killed.
+//! * **Many hubs**: with [`reuse_port`](StreamServerBuilder::reuse_port),
+//!   each hub thread binds a server of its own to the same address
+//!   (`SO_REUSEPORT`) and the kernel spreads the connections between them.
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use verdant_runtime::sync::{Event, Semaphore};
+use verdant_runtime::{Builder, Group, JoinHandle};
+
+use crate::dns::{each_addr, Resolve};
+use crate::{TcpListener, TcpStream};
+
+/// The default bound on a server's connections at once
+/// ([`StreamServerBuilder::max_connections`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// The default length of the kernel's queue of connections not yet
+/// accepted (`listen`'s backlog; Linux caps it at `net.core.somaxconn`).
+pub const DEFAULT_BACKLOG: u32 = 1024;
+
+/// The longest pause after a failed `accept` (it doubles from 5 ms).
+const MAX_ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+
+type Handler = dyn Fn(TcpStream, SocketAddr);
+
+/// A TCP server: accepts connections and runs a handler for each in a
+/// greenlet of its own (gevent's `StreamServer`). See the
+/// [module docs](self) for what it adds to a plain accept loop.
+///
+/// It belongs to the hub of the thread that made it, like the sockets it
+/// serves. To use every core, make one per hub thread with
+/// [`reuse_port`](StreamServerBuilder::reuse_port).
+///
+/// # Examples
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+/// use verdant_net::{StreamServer, TcpStream};
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _peer| {
+///     let mut buf = [0u8; 1024];
+///     while let Ok(n @ 1..) = conn.read(&mut buf) {
+///         if conn.write_all(&buf[..n].to_ascii_uppercase()).is_err() {
+///             break;
+///         }
+///     }
+/// })
+/// .unwrap();
+/// server.start().unwrap();
+/// let mut c = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+/// c.write_all(b"hello").unwrap();
+/// let mut reply = [0u8; 5];
+/// c.read_exact(&mut reply).unwrap();
+/// assert_eq!(&reply, b"HELLO");
+/// drop(c); // the handler reads the end of the stream and returns
+/// assert_eq!(server.stop(Duration::from_secs(1)), 0); // none had to be killed
+/// ```
+pub struct StreamServer {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    /// Taken (and closed) by `stop`; the accept loop holds a clone while
+    /// it waits, so no borrow of the cell is held across a wait.
+    listener: RefCell<Option<Rc<TcpListener>>>,
+    addr: SocketAddr,
+    handler: Rc<Handler>,
+    config: StreamServerBuilder,
+    handlers: Group,
+    slots: Rc<Semaphore>,
+    acceptor: RefCell<Option<JoinHandle<()>>>,
+    stopped: Cell<bool>,
+    refused: Cell<u64>,
+    /// Set when the accept loop has ended, however it ended.
+    done: Event,
+}
+
+/// Options of a [`StreamServer`], then [`bind`](StreamServerBuilder::bind)
+/// or [`listener`](StreamServerBuilder::listener) to make it.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_net::StreamServer;
+///
+/// let server = StreamServer::builder()
+///     .max_connections(100)
+///     .read_timeout(Some(Duration::from_secs(30)))
+///     .bind("127.0.0.1:0", |_conn, _peer| {})
+///     .unwrap();
+/// assert_ne!(server.local_addr().unwrap().port(), 0);
+/// ```
+#[derive(Clone)]
+pub struct StreamServerBuilder {
+    nodelay: bool,
+    max_connections: usize,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    reuse_port: bool,
+    backlog: u32,
+    greenlets: Builder,
+}
+
+impl fmt::Debug for StreamServerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServerBuilder")
+            .field("nodelay", &self.nodelay)
+            .field("max_connections", &self.max_connections)
+            .field("read_timeout", &self.read_timeout)
+            .field("write_timeout", &self.write_timeout)
+            .field("reuse_port", &self.reuse_port)
+            .field("backlog", &self.backlog)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for StreamServerBuilder {
+    fn default() -> Self {
+        StreamServerBuilder {
+            nodelay: true,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            read_timeout: None,
+            write_timeout: None,
+            reuse_port: false,
+            backlog: DEFAULT_BACKLOG,
+            greenlets: Builder::new().name("connection"),
+        }
+    }
+}
+
+impl StreamServerBuilder {
+    /// The defaults: `TCP_NODELAY` on, at most [`DEFAULT_MAX_CONNECTIONS`]
+    /// at once, no timeouts, no `SO_REUSEPORT`, a backlog of
+    /// [`DEFAULT_BACKLOG`], handler greenlets named `connection` on the
+    /// hub's default stack size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServerBuilder::new().nodelay(false);
+    /// ```
+    pub fn new() -> StreamServerBuilder {
+        StreamServerBuilder::default()
+    }
+
+    /// Whether accepted connections get `TCP_NODELAY` (default: yes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServer::builder().nodelay(false);
+    /// ```
+    pub fn nodelay(mut self, on: bool) -> StreamServerBuilder {
+        self.nodelay = on;
+        self
+    }
+
+    /// The most connections handled at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]). At the bound the server stops
+    /// accepting until a handler returns; the kernel queues the newcomers
+    /// meanwhile (up to the backlog).
+    ///
+    /// # Panics
+    ///
+    /// When `n` is 0 (nothing could ever be served).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServer::builder().max_connections(64);
+    /// ```
+    pub fn max_connections(mut self, n: usize) -> StreamServerBuilder {
+        assert!(n > 0, "verdant: a server needs room for one connection");
+        self.max_connections = n;
+        self
+    }
+
+    /// The read timeout of every accepted connection (default none): a
+    /// handler's read that waits longer fails with `WouldBlock`, which
+    /// ends an idle client's connection in the usual handler loop.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _b = verdant_net::StreamServer::builder().read_timeout(Some(Duration::from_secs(60)));
+    /// ```
+    pub fn read_timeout(mut self, timeout: Option<Duration>) -> StreamServerBuilder {
+        self.read_timeout = timeout;
+        self
+    }
+
+    /// The write timeout of every accepted connection (default none): a
+    /// client that never reads cannot hold its handler's `write_all`
+    /// forever.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let _b = verdant_net::StreamServer::builder().write_timeout(Some(Duration::from_secs(10)));
+    /// ```
+    pub fn write_timeout(mut self, timeout: Option<Duration>) -> StreamServerBuilder {
+        self.write_timeout = timeout;
+        self
+    }
+
+    /// Binds with `SO_REUSEPORT` (default no), so that a server on each
+    /// hub thread can bind the same address and the kernel spreads new
+    /// connections over them.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_net::StreamServer;
+    /// let a = StreamServer::builder().reuse_port(true).bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// let addr = a.local_addr().unwrap();
+    /// // A second server on the same port (on another hub, typically).
+    /// let b = StreamServer::builder().reuse_port(true).bind(addr, |_, _| {}).unwrap();
+    /// assert_eq!(b.local_addr().unwrap(), addr);
+    /// ```
+    pub fn reuse_port(mut self, on: bool) -> StreamServerBuilder {
+        self.reuse_port = on;
+        self
+    }
+
+    /// The kernel's queue of connections not yet accepted (default
+    /// [`DEFAULT_BACKLOG`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServer::builder().backlog(4096);
+    /// ```
+    pub fn backlog(mut self, n: u32) -> StreamServerBuilder {
+        self.backlog = n;
+        self
+    }
+
+    /// The name and stack size of the handler greenlets.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_runtime::Builder;
+    /// let _b = verdant_net::StreamServer::builder()
+    ///     .greenlets(Builder::new().name("http").stack_size(64 * 1024));
+    /// ```
+    pub fn greenlets(mut self, builder: Builder) -> StreamServerBuilder {
+        self.greenlets = builder;
+        self
+    }
+
+    /// Binds a listener to `addr` (the first of its addresses that binds,
+    /// with `SO_REUSEADDR`) and makes the server; it serves once
+    /// [`start`](StreamServer::start)ed.
+    ///
+    /// # Errors
+    ///
+    /// As for [`TcpListener::bind`] (`AddrInUse`, a name that does not
+    /// resolve…).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::builder().bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// assert!(!s.is_serving());
+    /// ```
+    pub fn bind<A, H>(self, addr: A, handler: H) -> io::Result<StreamServer>
+    where
+        A: Resolve,
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let (reuse_port, backlog) = (self.reuse_port, self.backlog);
+        let std = each_addr(addr, |a| bind_std(a, reuse_port, backlog))?;
+        Ok(self.listener(TcpListener::from_std(std)?, handler))
+    }
+
+    /// Makes the server on a listener of the caller's (for example one
+    /// made from a `std` listener handed over from another thread).
+    ///
+    /// # Panics
+    ///
+    /// When the listener has no local address (it always has, once bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let addr = l.local_addr().unwrap();
+    /// let s = verdant_net::StreamServer::builder().listener(l, |_, _| {});
+    /// assert_eq!(s.local_addr().unwrap(), addr);
+    /// ```
+    pub fn listener<H>(self, listener: TcpListener, handler: H) -> StreamServer
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let addr = listener
+            .local_addr()
+            .expect("verdant: a bound listener has a local address");
+        StreamServer {
+            inner: Rc::new(Inner {
+                listener: RefCell::new(Some(Rc::new(listener))),
+                addr,
+                handler: Rc::new(handler),
+                handlers: Group::new(),
+                slots: Rc::new(Semaphore::new(self.max_connections)),
+                config: self,
+                acceptor: RefCell::new(None),
+                stopped: Cell::new(false),
+                refused: Cell::new(0),
+                done: Event::new(),
+            }),
+        }
+    }
+}
+
+/// A listening socket for `addr`: `SO_REUSEADDR` (as std's `bind`), and
+/// `SO_REUSEPORT` when asked.
+fn bind_std(
+    addr: &SocketAddr,
+    reuse_port: bool,
+    backlog: u32,
+) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if reuse_port {
+        s.set_reuse_port(true)?;
+    }
+    s.bind(&(*addr).into())?;
+    s.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(s.into())
+}
+
+impl StreamServer {
+    /// A server on `addr` with the default options (see
+    /// [`StreamServerBuilder::new`]); `handler` runs in a greenlet of its
+    /// own for each connection, which is closed when the handler returns
+    /// (unless it kept the stream).
+    ///
+    /// # Errors
+    ///
+    /// As for [`StreamServerBuilder::bind`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_conn, _peer| {}).unwrap();
+    /// assert!(s.local_addr().unwrap().ip().is_loopback());
+    /// ```
+    pub fn bind<A, H>(addr: A, handler: H) -> io::Result<StreamServer>
+    where
+        A: Resolve,
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        StreamServerBuilder::new().bind(addr, handler)
+    }
+
+    /// The options, to change before [`bind`](StreamServerBuilder::bind).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServer::builder().max_connections(10);
+    /// ```
+    pub fn builder() -> StreamServerBuilder {
+        StreamServerBuilder::new()
+    }
+
+    /// The address it listens on (with the port the system picked for 0).
+    ///
+    /// # Errors
+    ///
+    /// None today; the `Result` is std's shape for `local_addr`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// assert_ne!(s.local_addr().unwrap().port(), 0);
+    /// ```
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.inner.addr)
+    }
+
+    /// Starts accepting, in a greenlet named `accept` (gevent's `start`):
+    /// returns at once.
+    ///
+    /// # Errors
+    ///
+    /// `AlreadyExists` if it was started before; `NotConnected` once it
+    /// was stopped; as for [`Builder::spawn`] if the accept greenlet
+    /// cannot be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// s.start().unwrap();
+    /// assert!(s.is_serving());
+    /// assert_eq!(s.start().unwrap_err().kind(), std::io::ErrorKind::AlreadyExists);
+    /// ```
+    pub fn start(&self) -> io::Result<()> {
+        let inner = &self.inner;
+        if inner.stopped.get() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "the server was stopped",
+            ));
+        }
+        if inner.acceptor.borrow().is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the server is already started",
+            ));
+        }
+        let me = inner.clone();
+        let h = Builder::new()
+            .name("accept")
+            .spawn(move || me.accept_loop())?;
+        *inner.acceptor.borrow_mut() = Some(h);
+        Ok(())
+    }
+
+    /// Starts it if it was not, then waits until it is stopped (gevent's
+    /// `serve_forever`): call [`stop`](Self::stop) from another greenlet,
+    /// or from a signal handler's greenlet.
+    ///
+    /// # Errors
+    ///
+    /// As for [`start`](Self::start) (but not `AlreadyExists`); the wait's
+    /// error as `Other` (a `LoopExit` cannot happen while it listens).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::rc::Rc;
+    /// use std::time::Duration;
+    /// let s = Rc::new(verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap());
+    /// let s2 = s.clone();
+    /// verdant_runtime::spawn(move || {
+    ///     verdant_runtime::sleep(Duration::from_millis(10));
+    ///     s2.stop(Duration::ZERO);
+    /// });
+    /// s.serve_forever().unwrap(); // returns once stopped
+    /// ```
+    pub fn serve_forever(&self) -> io::Result<()> {
+        match self.start() {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        self.inner
+            .done
+            .wait()
+            .map_err(|e| io::Error::other(format!("waiting for the accept loop: {e}")))
+    }
+
+    /// Stops it (gevent's `stop(timeout)`): closes the listener at once
+    /// (new connections are refused by the kernel), waits up to `grace` for
+    /// the handlers still running, then kills the rest, running their
+    /// destructors. Returns how many were killed. Stopping again returns 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use verdant_net::{StreamServer, TcpStream};
+    /// let s = StreamServer::bind("127.0.0.1:0", |_conn, _peer| {
+    ///     verdant_runtime::sleep(Duration::from_secs(3600)); // never done
+    /// })
+    /// .unwrap();
+    /// s.start().unwrap();
+    /// let _c = TcpStream::connect(s.local_addr().unwrap()).unwrap();
+    /// while s.connections() == 0 {
+    ///     verdant_runtime::yield_now();
+    /// }
+    /// assert_eq!(s.stop(Duration::from_millis(10)), 1);
+    /// assert_eq!(s.connections(), 0);
+    /// ```
+    pub fn stop(&self, grace: Duration) -> usize {
+        let inner = &self.inner;
+        if inner.stopped.replace(true) {
+            return 0;
+        }
+        let listener = inner.listener.borrow_mut().take();
+        if let Some(l) = listener {
+            l.close(); // wakes the accept loop, which sees `stopped`
+        }
+        // The loop may wait for a connection slot rather than in accept.
+        let acceptor = inner.acceptor.borrow_mut().take();
+        if let Some(h) = acceptor {
+            h.kill();
+        }
+        if inner.handlers.join_timeout(grace).is_ok() {
+            return 0;
+        }
+        let left = inner.handlers.len();
+        inner.handlers.kill();
+        left
+    }
+
+    /// Connections being handled now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// assert_eq!(s.connections(), 0);
+    /// ```
+    pub fn connections(&self) -> usize {
+        self.inner.handlers.len()
+    }
+
+    /// Connections refused so far because their greenlet could not be made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// assert_eq!(s.refused(), 0);
+    /// ```
+    pub fn refused(&self) -> u64 {
+        self.inner.refused.get()
+    }
+
+    /// Whether it was started and not stopped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+    /// assert!(!s.is_serving());
+    /// s.start().unwrap();
+    /// assert!(s.is_serving());
+    /// s.stop(std::time::Duration::ZERO);
+    /// assert!(!s.is_serving());
+    /// ```
+    pub fn is_serving(&self) -> bool {
+        !self.inner.stopped.get() && self.inner.acceptor.borrow().is_some()
+    }
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("addr", &self.inner.addr)
+            .field("serving", &self.is_serving())
+            .field("connections", &self.connections())
+            .finish()
+    }
+}
+
+impl Drop for StreamServer {
+    /// Stops accepting and closes the listener; handlers still running go
+    /// on to their end (use [`stop`](StreamServer::stop) to bound that).
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        inner.stopped.set(true);
+        let listener = inner.listener.borrow_mut().take();
+        if let Some(l) = listener {
+            l.close();
+        }
+        let acceptor = inner.acceptor.borrow_mut().take();
+        if let Some(h) = acceptor {
+            h.kill_nowait();
+        }
+    }
+}
+
+/// Gives a connection slot back when its handler ends, however it ends.
+struct Slot(Rc<Semaphore>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+/// Sets the accept loop's `done` event when it ends, also by a kill.
+struct Done(Rc<Inner>);
+
+impl Drop for Done {
+    fn drop(&mut self) {
+        self.0.done.set();
+    }
+}
+
+impl Inner {
+    fn accept_loop(self: Rc<Self>) {
+        let _done = Done(self.clone());
+        let mut pause = Duration::ZERO;
+        loop {
+            // A slot first: at the bound, stop accepting (the kernel queues).
+            match self.slots.acquire() {
+                Ok(permit) => permit.forget(),
+                Err(_) => return,
+            }
+            let slot = Slot(self.slots.clone());
+            let listener = self.listener.borrow().clone();
+            let Some(listener) = listener else { return };
+            let accepted = listener.accept();
+            drop(listener);
+            if self.stopped.get() {
+                return;
+            }
+            let (conn, peer) = match accepted {
+                Ok(c) => {
+                    pause = Duration::ZERO;
+                    c
+                }
+                Err(e) => {
+                    // The listener already backs off on EMFILE and skips
+                    // aborted handshakes; anything else is logged, and the
+                    // loop pauses (5 ms, doubling up to 1 s) and goes on.
+                    drop(slot);
+                    pause = (pause * 2).clamp(Duration::from_millis(5), MAX_ACCEPT_PAUSE);
+                    eprintln!(
+                        "verdant: StreamServer on {}: accept failed: {e}; retrying in {pause:?}",
+                        self.addr
+                    );
+                    verdant_runtime::sleep(pause);
+                    continue;
+                }
+            };
+            self.configure(&conn);
+            let handler = self.handler.clone();
+            let spawned = self
+                .handlers
+                .try_spawn_with(self.config.greenlets.clone(), move || {
+                    let _slot = slot;
+                    handler(conn, peer);
+                });
+            if let Err(e) = spawned {
+                // The closure (the connection and its slot) was dropped:
+                // the client sees the connection closed.
+                self.refused.set(self.refused.get() + 1);
+                eprintln!(
+                    "verdant: StreamServer on {}: refused a connection from {peer}: {e}",
+                    self.addr
+                );
+            }
+        }
+    }
+
+    fn configure(&self, conn: &TcpStream) {
+        let c = &self.config;
+        // Failures here (a connection already reset) surface at its first
+        // read or write instead.
+        if c.nodelay {
+            let _ = conn.set_nodelay(true);
+        }
+        if c.read_timeout.is_some() {
+            let _ = conn.set_read_timeout(c.read_timeout);
+        }
+        if c.write_timeout.is_some() {
+            let _ = conn.set_write_timeout(c.write_timeout);
+        }
+    }
+}
