@@ -64,6 +64,7 @@ mod blocking;
 mod fault;
 mod greenlet;
 mod hub;
+pub mod hubs;
 pub mod io;
 mod local;
 pub mod monitor;
@@ -92,6 +93,7 @@ pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::{
     GreenletInfo, Hub, RunInfo, RunState, Stuck, TraceEvent, TraceFn, TraceKind, Waiting,
 };
+pub use hubs::Hubs;
 pub use local::GreenletLocal;
 pub use pool::{scope, Group, Pool, Scope, ScopeError};
 pub use remote::{PostError, Remote};

@@ -407,7 +407,7 @@ impl Runtime {
     }
 
     /// The live records, oldest first.
-    fn live_records(&self) -> Vec<&Inner> {
+    pub(super) fn live_records(&self) -> Vec<&Inner> {
         let live = self.live.borrow();
         // SAFETY: (listed) every address in `live` names a live record; the
         // references do not outlive this call's caller, which runs nothing

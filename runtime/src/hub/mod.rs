@@ -522,6 +522,40 @@ impl Runtime {
     }
 }
 
+/// Unwinds every greenlet of this thread's hub (their destructors run, as
+/// for a kill) and returns how many there were: for the end of a hub
+/// thread's work, where the thread's own teardown would unwind them
+/// silently. Called from the thread's main code.
+pub(crate) fn unwind_all() -> usize {
+    let rt = rt();
+    debug_assert!(
+        rt.current_record().kind == Kind::Main,
+        "unwind_all from main"
+    );
+    let mut n = 0;
+    // Unwinding one may wake or spawn others (its destructors run): go
+    // round until none is left, as the thread's teardown does.
+    for _ in 0..64 {
+        let found: Vec<Greenlet> = rt
+            .live_records()
+            .into_iter()
+            // SAFETY: (listed) a listed record is alive while it is listed,
+            // and the list is read before anything runs.
+            .map(|r| unsafe { Greenlet::from_borrowed_ptr(r) })
+            .collect();
+        if found.is_empty() {
+            break;
+        }
+        for g in &found {
+            if !g.is_dead() {
+                n += 1;
+                unwind_now(g);
+            }
+        }
+    }
+    n
+}
+
 /// The running greenlet's id.
 pub(crate) fn current_id() -> u64 {
     rt().current_id()
