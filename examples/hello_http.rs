@@ -1,10 +1,12 @@
 //! A minimal HTTP/1.1 keep-alive server, for benchmarking (`wrk`, `oha`,
 //! `ab -k`): one greenlet per connection, requests parsed with `httparse`.
 //!
-//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0]`
+//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0] [--threads 1]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
-//! serves until killed, printing nothing else. Its answers:
+//! serves, on a `StreamServer` per hub thread (`--threads`), until SIGINT or
+//! SIGTERM, printing nothing else; a stop gives open connections 5 s to
+//! finish. Its answers:
 //!
 //! * `GET /` (or `HEAD /`) → `200 OK`, `Content-Length: 13`, body
 //!   `Hello, world!`; other methods on `/` → `405`.
@@ -24,9 +26,14 @@
 //! allocation.
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use verdant::net::{TcpListener, TcpStream};
+use verdant::net::{StreamServer, TcpListener, TcpStream};
+use verdant::Hubs;
+
+/// How long a stop (SIGINT, SIGTERM) waits for open connections.
+const GRACE: Duration = Duration::from_secs(5);
 
 /// The largest request head (request line and headers) accepted.
 const MAX_HEAD: usize = 8 * 1024;
@@ -238,35 +245,60 @@ fn serve(mut conn: TcpStream) -> io::Result<()> {
     }
 }
 
-fn server(addr: &str) -> io::Result<()> {
-    let listener = TcpListener::bind(addr)?;
-    println!("listening on {}", listener.local_addr()?);
+fn server(addr: &str, threads: usize) -> io::Result<()> {
+    // A StreamServer per hub thread on one port (SO_REUSEPORT when there
+    // are several), bound here first so that port 0's pick is printed
+    // before any thread starts.
+    let opts = StreamServer::builder().reuse_port(threads > 1);
+    let first = opts.bind_std(addr)?;
+    let addr = first.local_addr()?;
+    println!("listening on {addr}");
     io::stdout().flush()?;
-    loop {
-        let (conn, _peer) = listener.accept()?;
-        verdant::spawn(move || {
-            // Errors only end that connection (a reset, a broken pipe).
-            let _ = serve(conn);
-        });
+    let first = Mutex::new(Some(first));
+    let exits =
+        Hubs::new()
+            .threads(threads)
+            .stop_on_signals(true)
+            .run(move |hub| -> io::Result<()> {
+                // Errors only end that connection (a reset, a broken pipe).
+                let handler = |conn, _peer| drop(serve(conn));
+                let taken = first.lock().map(|mut f| f.take()).unwrap_or(None);
+                let server = match taken {
+                    Some(l) => opts.clone().listener(TcpListener::from_std(l)?, handler),
+                    None => opts.clone().bind(addr, handler)?,
+                };
+                server.start()?;
+                hub.wait_stop();
+                server.stop(GRACE);
+                Ok(())
+            })?;
+    for e in exits {
+        e.result
+            .map_err(|_| io::Error::other("a hub thread panicked"))??;
     }
+    Ok(())
 }
 
 fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
+    let mut threads = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let value = args.next();
         match (a.as_str(), value) {
             ("--addr", Some(v)) => host = v,
             ("--port", Some(v)) => port = v,
+            ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
+                threads = v.parse().unwrap_or(1);
+            }
             _ => {
-                eprintln!("hello_http: bad arguments (use --addr HOST --port PORT)");
+                eprintln!("hello_http: bad arguments (use --addr HOST --port PORT --threads N)");
                 std::process::exit(2);
             }
         }
     }
-    if let Err(e) = server(&format!("{host}:{port}")) {
+    if let Err(e) = server(&format!("{host}:{port}"), threads) {
         eprintln!("hello_http: {e}");
         std::process::exit(1);
     }

@@ -2,7 +2,7 @@
 //! output of the greenlet and gevent programs they port). `cargo test`
 //! builds the examples next to the test binary, in
 //! `target/<profile>/examples/`.
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -253,6 +253,8 @@ fn echo_examples_reject_bad_arguments_with_usage() {
     for (name, args) in [
         ("echo_server", &["--bogus"][..]),
         ("echo_server", &["--port"][..]),
+        ("echo_server", &["--threads", "0"][..]),
+        ("echo_server", &["--buf", "lots"][..]),
         ("echo_client", &["--conns", "many"][..]),
         ("echo_client", &["--addr"][..]),
     ] {
@@ -261,6 +263,54 @@ fn echo_examples_reject_bad_arguments_with_usage() {
         assert!(stderr.starts_with(&format!("usage: {name}")), "{stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+/// With `--threads 2` both hubs serve the port; SIGTERM stops the server:
+/// an open connection gets the 5 s grace, then is cut off, and the process
+/// exits with status 0 and says so.
+#[test]
+fn echo_server_on_two_hubs_stops_gracefully_on_sigterm() {
+    let (mut server, addr) =
+        start_server_with("echo_server", &["--threads", "2", "--buf", "16384"]);
+    for _ in 0..20 {
+        let mut c = connect(&addr);
+        c.write_all(b"hello").unwrap();
+        let mut reply = [0u8; 5];
+        c.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"HELLO");
+    }
+    let mut open = connect(&addr);
+    open.write_all(b"x").unwrap();
+    let mut one = [0u8; 1];
+    open.read_exact(&mut one).unwrap();
+    let pid = server.0.id() as libc::pid_t;
+    // SAFETY: signals our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let t = Instant::now();
+    // Still served during the grace, then closed.
+    open.write_all(b"y").unwrap();
+    open.read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"Y");
+    let mut rest = Vec::new();
+    open.read_to_end(&mut rest).unwrap();
+    let took = t.elapsed();
+    assert!(took >= Duration::from_secs(4), "cut off after {took:?}");
+    let status = server.0.wait().unwrap();
+    let mut stderr = String::new();
+    server
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{status:?} {stderr}");
+    assert!(
+        stderr.contains("stopped (1 connections cut off"),
+        "{stderr}"
+    );
+    // New connections are refused once it is gone.
+    assert!(std::net::TcpStream::connect(&addr).is_err());
 }
 
 #[test]
@@ -388,10 +438,17 @@ fn crawler_reports_failed_fetches() {
 /// Starts a server example on port 0; returns it (killed when dropped) and
 /// the address from its `listening on` line.
 fn start_server(name: &str) -> (Reap, String) {
+    start_server_with(name, &[])
+}
+
+/// [`start_server`] with more arguments.
+fn start_server_with(name: &str, extra: &[&str]) -> (Reap, String) {
     use std::io::BufRead;
     let mut server = Reap(
         Command::new(example(name))
             .args(["--addr", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap(),

@@ -329,9 +329,39 @@ impl StreamServerBuilder {
         A: Resolve,
         H: Fn(TcpStream, SocketAddr) + 'static,
     {
-        let (reuse_port, backlog) = (self.reuse_port, self.backlog);
-        let std = each_addr(addr, |a| bind_std(a, reuse_port, backlog))?;
+        let std = self.bind_std(addr)?;
         Ok(self.listener(TcpListener::from_std(std)?, handler))
+    }
+
+    /// Binds a `std` listener to `addr` with these options, without making
+    /// a server: it is `Send`, so a program can bind on its main thread
+    /// (to learn the port that 0 picked, and fail early) and hand the
+    /// listener to a hub thread, which makes the server on it with
+    /// [`listener`](Self::listener) after `TcpListener::from_std`; with
+    /// [`reuse_port`](Self::reuse_port), the other hubs then bind the same
+    /// address.
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Self::bind).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use verdant_net::{StreamServer, TcpListener};
+    /// let opts = StreamServer::builder().reuse_port(true);
+    /// let std_listener = opts.bind_std("127.0.0.1:0").unwrap();
+    /// let addr = std_listener.local_addr().unwrap();
+    /// let handle = std::thread::spawn(move || {
+    ///     // On another thread (a hub of its own): adopt it.
+    ///     let l = TcpListener::from_std(std_listener).unwrap();
+    ///     let s = StreamServer::builder().listener(l, |_, _| {});
+    ///     s.local_addr().unwrap()
+    /// });
+    /// assert_eq!(handle.join().unwrap(), addr);
+    /// ```
+    pub fn bind_std<A: Resolve>(&self, addr: A) -> io::Result<std::net::TcpListener> {
+        each_addr(addr, |a| bind_std(a, self.reuse_port, self.backlog))
     }
 
     /// Makes the server on a listener of the caller's (for example one
