@@ -60,6 +60,37 @@
 //! server.join().unwrap();
 //! ```
 //!
+//! # Threads
+//!
+//! A socket belongs to the hub of the thread that made it: its readiness is
+//! watched by that hub's reactor, and the greenlets waiting on it are that
+//! hub's. So every socket type is `!Send` and `!Sync`, and moving one into
+//! `std::thread::spawn` fails to compile with "`*mut ()` cannot be sent
+//! between threads safely" (the marker in its registration). To move a
+//! socket to another hub, hand over the plain socket instead:
+//! `into_std()` (or `OwnedFd::from`) here, send it, `from_std()` (or
+//! `From<OwnedFd>`) on the other hub's thread, through
+//! [`Remote::post`](verdant_runtime::Remote::post) or any channel. Only the
+//! handle moves; a greenlet never does. To use every core with a server,
+//! run a [`StreamServer`] per hub with `reuse_port` (see
+//! [`verdant_runtime::hubs`]).
+//!
+//! ```compile_fail
+//! let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! std::thread::spawn(move || l.accept()); // `*mut ()` cannot be sent
+//! ```
+//!
+//! ```
+//! let l = verdant_net::TcpListener::bind("127.0.0.1:0").unwrap();
+//! let std_listener = l.into_std(); // plain data: Send
+//! std::thread::spawn(move || {
+//!     let l = verdant_net::TcpListener::from_std(std_listener).unwrap();
+//!     assert!(l.local_addr().is_ok()); // this thread's hub watches it now
+//! })
+//! .join()
+//! .unwrap();
+//! ```
+//!
 //! # Timeouts
 //!
 //! A socket's read and write timeouts (`set_read_timeout`,

@@ -516,8 +516,23 @@ macro_rules! common_methods {
         from_std: $from_std:literal,
         try_clone: $try_clone:literal,
         local_addr: $local_addr:literal,
-        take_error: $take_error:literal $(,)?
+        take_error: $take_error:literal,
+        into_std: $into_std:literal $(,)?
     ) => {
+        /// Deregisters the socket from this hub and hands back the std
+        /// socket, still in non-blocking mode (`set_nonblocking(false)`
+        /// makes it blocking again). The std socket is `Send`: this is how
+        /// a socket moves to another hub's thread, to be adopted there with
+        /// `from_std` (see [Threads](crate#threads)). Data already queued
+        /// in the kernel stays queued.
+        ///
+        /// # Examples
+        ///
+        #[doc = concat!("```\n", $into_std, "\n```")]
+        pub fn into_std(self) -> $Std {
+            self.sock.into_std()
+        }
+
         /// Wraps a std socket: switches it to non-blocking mode (verdant's
         /// sockets always are, underneath) and registers it with this
         /// thread's hub.

@@ -35,6 +35,10 @@ use crate::socket::{self, deadline, Socket};
 /// assert_eq!(reply, "HELLO");
 /// server.join().unwrap();
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct TcpListener {
     sock: Socket<std::net::TcpListener>,
 }
@@ -65,6 +69,10 @@ pub struct TcpListener {
 /// peer.write_all(b"pong").unwrap();
 /// assert_eq!(&reader.join().unwrap(), b"pong");
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct TcpStream {
     sock: Socket<std::net::TcpStream>,
 }
@@ -120,6 +128,14 @@ assert_ne!(addr.port(), 0); // port 0 picked a free one",
         take_error: "\
 let l = verdant_net::TcpListener::bind(\"127.0.0.1:0\").unwrap();
 assert!(l.take_error().unwrap().is_none());",
+        into_std: "let l = verdant_net::TcpListener::bind(\"127.0.0.1:0\").unwrap();
+let addr = l.local_addr().unwrap();
+let std_listener = l.into_std(); // Send: off to another hub's thread
+let t = std::thread::spawn(move || {
+    let l = verdant_net::TcpListener::from_std(std_listener).unwrap();
+    l.local_addr().unwrap()
+});
+assert_eq!(t.join().unwrap(), addr);",
     }
 
     socket::accept_methods! {
@@ -287,6 +303,20 @@ verdant_runtime::sleep(Duration::from_millis(20));
 let err = s.take_error().unwrap().expect(\"the reset is pending\");
 assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
 assert!(s.take_error().unwrap().is_none()); // taken",
+        into_std: "use std::io::{Read, Write};
+let l = verdant_net::TcpListener::bind(\"127.0.0.1:0\").unwrap();
+let mut c = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+let (conn, _) = l.accept().unwrap();
+let std_conn = conn.into_std();
+// Served by another thread's hub.
+let t = std::thread::spawn(move || {
+    let mut conn = verdant_net::TcpStream::from_std(std_conn).unwrap();
+    conn.write_all(b\"from another hub\").unwrap();
+});
+let mut got = String::new();
+c.read_to_string(&mut got).unwrap();
+assert_eq!(got, \"from another hub\");
+t.join().unwrap();",
     }
 
     socket::peer_addr!(

@@ -28,6 +28,10 @@ use crate::socket::{self, Socket};
 /// assert_eq!(data, b"ping");
 /// assert_eq!(from, a.local_addr().unwrap());
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct UdpSocket {
     sock: Socket<std::net::UdpSocket>,
 }
@@ -87,6 +91,10 @@ verdant_runtime::sleep(Duration::from_millis(20));
 let err = s.take_error().unwrap().expect(\"the refusal is pending\");
 assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused);
 assert!(s.take_error().unwrap().is_none()); // taken",
+        into_std: "let s = verdant_net::UdpSocket::bind(\"127.0.0.1:0\").unwrap();
+let addr = s.local_addr().unwrap();
+let std_socket = s.into_std();
+assert_eq!(std_socket.local_addr().unwrap(), addr);",
     }
 
     /// Receives one datagram; returns its length and sender. A datagram

@@ -44,6 +44,10 @@ const SEND_TO_RETRY_MAX: Duration = Duration::from_millis(20);
 /// server.join().unwrap();
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct UnixListener {
     sock: Socket<std::os::unix::net::UnixListener>,
 }
@@ -67,6 +71,10 @@ pub struct UnixListener {
 /// drop(a); // EOF for the reader
 /// assert_eq!(reader.join().unwrap(), "over the socket");
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct UnixStream {
     sock: Socket<std::os::unix::net::UnixStream>,
 }
@@ -93,6 +101,10 @@ pub struct UnixStream {
 /// assert_eq!(receiver.join().unwrap(), (b"ping".to_vec(), true));
 /// std::fs::remove_dir_all(&dir).unwrap();
 /// ```
+///
+/// It belongs to this thread's hub (`!Send`): to move it to another
+/// hub, hand over [`into_std`](Self::into_std) (see
+/// [Threads](crate#threads)).
 pub struct UnixDatagram {
     sock: Socket<std::os::unix::net::UnixDatagram>,
 }
@@ -185,6 +197,13 @@ assert_eq!(l.local_addr().unwrap().as_pathname(), Some(path.as_path()));
 # std::fs::create_dir_all(&dir).unwrap();
 let l = verdant_net::UnixListener::bind(dir.join(\"sock\")).unwrap();
 assert!(l.take_error().unwrap().is_none());
+# std::fs::remove_dir_all(&dir).unwrap();",
+        into_std: "# let dir = std::env::temp_dir().join(format!(\"verdant-doc-into-{}\", std::process::id()));
+# std::fs::create_dir_all(&dir).unwrap();
+# let path = dir.join(\"sock\");
+let l = verdant_net::UnixListener::bind(&path).unwrap();
+let std_listener = l.into_std();
+assert_eq!(std_listener.local_addr().unwrap().as_pathname(), Some(path.as_path()));
 # std::fs::remove_dir_all(&dir).unwrap();",
     }
 
@@ -387,6 +406,17 @@ drop(b);
 let err = a.take_error().unwrap().expect(\"the reset is pending\");
 assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
 assert!(a.take_error().unwrap().is_none()); // taken",
+        into_std: "use std::io::{Read, Write};
+let (a, b) = verdant_net::UnixStream::pair().unwrap();
+let std_b = b.into_std();
+let t = std::thread::spawn(move || {
+    let mut b = verdant_net::UnixStream::from_std(std_b).unwrap();
+    b.write_all(b\"hi\").unwrap();
+});
+let mut got = [0u8; 2];
+(&a).read_exact(&mut got).unwrap();
+assert_eq!(&got, b\"hi\");
+t.join().unwrap();",
     }
 
     socket::peer_addr!(
@@ -599,6 +629,12 @@ assert!(tx.local_addr().unwrap().is_unnamed());
 # std::fs::remove_dir_all(&dir).unwrap();",
         take_error: "let s = verdant_net::UnixDatagram::unbound().unwrap();
     assert!(s.take_error().unwrap().is_none());",
+        into_std: "let (a, b) = verdant_net::UnixDatagram::pair().unwrap();
+let std_b = b.into_std();
+a.send(b\"x\").unwrap();
+let mut buf = [0u8; 1];
+std_b.set_nonblocking(false).unwrap();
+assert_eq!(std_b.recv(&mut buf).unwrap(), 1);",
     }
 
     /// Sets the default peer to the socket bound at `path`: `send` and
