@@ -39,3 +39,29 @@ fn a_burst_gets_a_thread_per_job_even_with_idle_threads_around() {
     let peak = burst(30, 100);
     assert!(peak >= 25, "only {peak} of 30 jobs ran at once");
 }
+
+/// `join_thread` waits for an OS thread without blocking the hub, and gives
+/// the thread's panic payload back as std's `join` does.
+#[test]
+fn join_thread_waits_cooperatively_and_returns_the_panic() {
+    let t = std::thread::spawn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        "done"
+    });
+    let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+    let k = ticks.clone();
+    let ticker = verdant::spawn(move || loop {
+        k.set(k.get() + 1);
+        verdant::sleep(std::time::Duration::from_millis(5));
+    });
+    assert_eq!(verdant::join_thread(t).unwrap(), "done");
+    assert!(
+        ticks.get() >= 3,
+        "the hub was blocked: {} ticks",
+        ticks.get()
+    );
+    ticker.kill();
+    let t = std::thread::spawn(|| -> u8 { panic!("thread failed") });
+    let payload = verdant::join_thread(t).unwrap_err();
+    assert_eq!(payload.downcast_ref::<&str>(), Some(&"thread failed"));
+}

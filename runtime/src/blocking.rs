@@ -402,6 +402,45 @@ impl<T> Drop for RemoteWaitGuard<'_, T> {
     }
 }
 
+/// Waits cooperatively for an OS thread to finish, as
+/// `std::thread::JoinHandle::join` does without blocking the hub: the
+/// calling greenlet parks and the hub runs the others meanwhile. The wait
+/// itself occupies a thread of the blocking pool (a std `JoinHandle` offers
+/// no other way to learn that its thread ended); a thread that signals its
+/// end itself can instead set a [`RemoteRef`](crate::RemoteRef) of an
+/// `Event` or an `AsyncResult`.
+///
+/// # Errors
+///
+/// The thread's panic payload, as std's `join` gives it; a wait cancelled
+/// because the calling greenlet is unwinding gives its `JoinError` as the
+/// payload.
+///
+/// # Panics
+///
+/// Raises a kill delivered while waiting.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let t = std::thread::spawn(|| {
+///     std::thread::sleep(Duration::from_millis(20));
+///     6 * 7
+/// });
+/// let ticker = verdant_runtime::spawn(|| verdant_runtime::yield_now()); // runs meanwhile
+/// assert_eq!(verdant_runtime::join_thread(t).unwrap(), 42);
+/// assert!(ticker.is_finished());
+/// ```
+pub fn join_thread<T: Send + 'static>(
+    handle: std::thread::JoinHandle<T>,
+) -> std::thread::Result<T> {
+    match spawn_blocking(move || handle.join()).join() {
+        Ok(result) => result,
+        Err(e) => Err(Box::new(e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -86,7 +86,7 @@ mod value;
 mod wait;
 
 pub use blocking::{
-    blocking_threads, set_blocking_threads, spawn_blocking, BlockingHandle,
+    blocking_threads, join_thread, set_blocking_threads, spawn_blocking, BlockingHandle,
     DEFAULT_BLOCKING_THREADS,
 };
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
