@@ -306,3 +306,49 @@ fn a_connection_whose_greenlet_cannot_be_made_is_refused_and_serving_goes_on() {
         "{stderr}"
     );
 }
+
+/// Out of descriptors, the accept loop waits (the listener backs off) and
+/// serves the queued connections once descriptors are free again: it never
+/// ends or panics.
+#[test]
+fn out_of_descriptors_the_server_waits_and_then_serves() {
+    if child_case().as_deref() == Some("emfile") {
+        common::set_nofile(Some(256));
+        let server = StreamServer::bind("127.0.0.1:0", |conn, _| echo(conn)).unwrap();
+        server.start().unwrap();
+        let addr = server.local_addr().unwrap();
+        sleep(Duration::from_millis(1)); // the accept loop waits in accept
+                                         // Five clients connect (the kernel's backlog completes them) before
+                                         // the process runs out of descriptors.
+        let clients: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        let hog = common::hog_descriptors();
+        sleep(Duration::from_millis(100)); // accept fails with EMFILE meanwhile
+        assert!(server.is_serving());
+        assert_eq!(server.connections(), 0);
+        drop(hog);
+        let t = std::thread::spawn(move || {
+            for mut c in clients {
+                c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                c.write_all(b"back").unwrap();
+                let mut reply = [0u8; 4];
+                c.read_exact(&mut reply).unwrap();
+                assert_eq!(&reply, b"back");
+            }
+        });
+        verdant::join_thread(t).unwrap();
+        assert!(server.is_serving());
+        println!("child ok");
+        return;
+    }
+    let out = run_child(
+        "out_of_descriptors_the_server_waits_and_then_serves",
+        "emfile",
+        &[],
+    );
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("child ok"),
+        "{out:?}"
+    );
+}
