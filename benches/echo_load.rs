@@ -22,7 +22,8 @@
 //! budget off, and each adds its on/off ratio to the summary;
 //! `std-patched` is the same echo server written with plain
 //! `std::net::TcpListener`/`TcpStream`, run after `monkey::patch_all()`, and
-//! adds its ratio to `verdant`: what patching costs), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
+//! adds its ratio to `verdant`: what patching costs; `verdant-nagle` is
+//! `verdant` without `TCP_NODELAY`, std's default, and adds its ratio too), `--buf BYTES` (the servers' read buffer or `recv_buf` size,
 //! default 16384).
 //!
 //! **The client.** One thread drives every connection with mio
@@ -485,6 +486,9 @@ fn main() {
             }
             if let Some(r) = ratio("verdant", "verdant-nobudget") {
                 monitored.push((conns, size, "verdant / verdant-nobudget", r));
+            }
+            if let Some(r) = ratio("verdant-nagle", "verdant") {
+                monitored.push((conns, size, "verdant-nagle / verdant", r));
             }
             if let Some(r) = ratio("std-patched", "verdant") {
                 monitored.push((conns, size, "std-patched / verdant", r));

@@ -255,6 +255,9 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
     let result = match kind.as_str() {
         "verdant" => serve_verdant(addr, buf),
+        // TCP_NODELAY left off (std's default): what Nagle's algorithm
+        // costs this echo, for the default of `TcpStream`.
+        "verdant-nagle" => serve_verdant_with(addr, buf, false),
         "verdant-nobudget" => {
             // The cooperative budget off: what the budget costs, in one run.
             verdant::Hub::current().set_budget(None);
@@ -307,11 +310,16 @@ fn echo<S: Read + Write>(conn: &mut S, buf: &mut [u8]) {
 /// verdant: one greenlet per connection on the main thread's hub (the
 /// echo_server example's loop with `read`, with `TCP_NODELAY`).
 fn serve_verdant(addr: SocketAddr, buf: Buf) -> io::Result<()> {
+    serve_verdant_with(addr, buf, true)
+}
+
+/// [`serve_verdant`], with `TCP_NODELAY` on or off.
+fn serve_verdant_with(addr: SocketAddr, buf: Buf, nodelay: bool) -> io::Result<()> {
     let listener = verdant::net::TcpListener::bind(addr)?;
     announce(listener.local_addr()?)?;
     loop {
         let (mut conn, _) = listener.accept()?;
-        let _ = conn.set_nodelay(true);
+        let _ = conn.set_nodelay(nodelay);
         verdant::spawn(move || match buf {
             Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
             Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
