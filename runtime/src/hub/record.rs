@@ -31,12 +31,26 @@ use crate::value::{Exit, Payload, Value};
 pub(super) type Co = Coroutine<(), (), (), Stack>;
 pub(super) type Y = Yielder<(), ()>;
 
-/// The start of a greenlet whose coroutine is made on its first run: a
-/// stack reserved for it (address space only) and the function that makes
-/// the coroutine on the stack it is given.
-pub(super) struct Deferred {
-    pub(super) stack: Stack,
-    pub(super) make: Box<dyn FnOnce(Stack) -> Co>,
+/// A greenlet's coroutine slot.
+pub(super) enum CoSlot {
+    /// None: dead (or main's and the hub's records, which have no coroutine).
+    Empty,
+    /// The coroutine, made (its first frame is on its stack).
+    Live(Co),
+    /// Unstarted, made when the pool had no resident stack: the stack
+    /// reserved for it (address space only) and the function that makes
+    /// the coroutine on the stack it is given, at its first run (see
+    /// `switch::create`). Kept in the slot the coroutine will take, so a
+    /// deferred start costs one allocation (the function) and no record
+    /// space.
+    Deferred(Stack, Box<dyn FnOnce(Stack) -> Co>),
+}
+
+impl CoSlot {
+    /// Takes the slot's content, leaving it empty.
+    pub(super) fn take(&mut self) -> CoSlot {
+        std::mem::replace(self, CoSlot::Empty)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,14 +76,8 @@ pub(crate) struct Inner {
     /// reported there), not switched to its parent, the hub.
     pub(super) task: bool,
     pub(super) state: Cell<State>,
-    /// The coroutine; `None` while it runs (taken by the root loop), once
-    /// dead, and before the first run of a greenlet made without a resident
-    /// stack (see `deferred`).
-    pub(super) co: UnsafeCell<Option<Co>>,
-    /// An unstarted greenlet made when the pool had no resident stack: its
-    /// function and a reserved stack, the coroutine made on its first run
-    /// (see `switch::create`).
-    pub(super) deferred: UnsafeCell<Option<Box<Deferred>>>,
+    /// The coroutine (see [`CoSlot`]).
+    pub(super) co: UnsafeCell<CoSlot>,
     /// Set when the coroutine starts; valid while it is alive.
     pub(super) yielder: Cell<*const Y>,
     /// Lowest stack address seen at a switch: how much of the stack to scrub.
@@ -153,8 +161,7 @@ impl Inner {
             kind,
             task: false,
             state: Cell::new(state),
-            co: UnsafeCell::new(None),
-            deferred: UnsafeCell::new(None),
+            co: UnsafeCell::new(CoSlot::Empty),
             yielder: Cell::new(ptr::null()),
             low_water: Cell::new(usize::MAX),
             parent: RefCell::new(parent),

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use corosensei::CoroutineResult;
 
 use super::info::Waiting;
-use super::record::{Co, Deferred, Inner, Kind, Outcome, State, Y};
+use super::record::{Co, CoSlot, Inner, Kind, Outcome, State, Y};
 use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
@@ -222,9 +222,9 @@ impl Runtime {
             // release path cannot run for `target` (we hold a handle).
             // SAFETY: (one runner) and a running greenlet is never resumed
             // again (a switch to the current greenlet returns early).
-            let co = match unsafe { (*inner.co.get()).as_mut() } {
-                Some(co) => co,
-                None => self.make_deferred(inner),
+            let co = match unsafe { &mut *inner.co.get() } {
+                CoSlot::Live(co) => co,
+                _ => self.make_deferred(inner),
             };
             if self.hooks.get() != 0 {
                 self.on_switch(inner);
@@ -330,7 +330,9 @@ impl Runtime {
         self.unlist(inner);
         // SAFETY: (one runner) only the root loop touches a live greenlet's
         // coroutine, and this one has just finished.
-        let co = unsafe { (*inner.co.get()).take() }.expect("finished coroutine");
+        let CoSlot::Live(co) = (unsafe { (*inner.co.get()).take() }) else {
+            unreachable!("a finished greenlet's coroutine is live")
+        };
         self.recycle_stack(co.into_stack(), inner.low_water.get());
         let exit = self
             .mail_exit
@@ -355,15 +357,16 @@ impl Runtime {
         let co = unsafe { (*g.inner.co.get()).take() };
         g.inner.state.set(State::Dead);
         self.unlist(&g.inner);
-        if let Some(mut co) = co {
-            co.force_unwind(); // drops the never-run function
-            self.recycle_stack(co.into_stack(), g.inner.low_water.get());
-        }
-        // SAFETY: as above.
-        if let Some(d) = unsafe { (*g.inner.deferred.get()).take() } {
-            let Deferred { stack, make } = *d;
-            drop(make); // the never-run function
-            self.unreserve_stack(stack);
+        match co {
+            CoSlot::Live(mut co) => {
+                co.force_unwind(); // drops the never-run function
+                self.recycle_stack(co.into_stack(), g.inner.low_water.get());
+            }
+            CoSlot::Deferred(stack, make) => {
+                drop(make); // the never-run function
+                self.unreserve_stack(stack);
+            }
+            CoSlot::Empty => {}
         }
         let to_parent = g.inner.completion.record(Err(payload), g.inner.task);
         self.notify_links(&g);
@@ -381,9 +384,10 @@ impl Runtime {
     fn make_deferred<'a>(&self, inner: &'a Inner) -> &'a mut Co {
         // SAFETY: (one runner) only the root loop starts a greenlet, and
         // this one is unstarted, so nothing else uses its slots.
-        let d = unsafe { (*inner.deferred.get()).take() }
-            .expect("verdant: a live greenlet always has its coroutine");
-        let Deferred { stack, make } = *d;
+        let slot = unsafe { &mut *inner.co.get() };
+        let CoSlot::Deferred(stack, make) = slot.take() else {
+            unreachable!("verdant: a live greenlet always has its coroutine")
+        };
         let stack = match self.take_resident_stack(stack.usable()) {
             Some(resident) => {
                 self.unreserve_stack(stack);
@@ -396,8 +400,11 @@ impl Runtime {
         let fi = unsafe { &mut *inner.fault.get() };
         (fi.guard_lo, fi.guard_hi) = stack.guard_range();
         inner.low_water.set(stack.top());
-        // SAFETY: (one runner) as above.
-        unsafe { (*inner.co.get()).insert(make(stack)) }
+        *slot = CoSlot::Live(make(stack));
+        let CoSlot::Live(co) = slot else {
+            unreachable!("just stored")
+        };
+        co
     }
 
     /// Gives back a stack reserved for a greenlet that never ran on it.
@@ -472,31 +479,29 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     // SAFETY: (one runner) the greenlet is neither running nor dead, so the
     // root loop is not resuming it and nothing else borrows its coroutine
     // slot.
-    // SAFETY: as above.
-    if let Some(d) = unsafe { (*inner.deferred.get()).take() } {
-        // Unstarted, with no coroutine yet: its function is dropped as the
-        // eager path's `force_unwind` drops it, as the current greenlet and
-        // unable to switch.
-        let Deferred { stack, make } = *d;
-        inner.dying.set(true);
-        let prev = try_rt(|rt| rt.swap_current(inner));
-        inner.state.set(State::Running);
-        drop(make);
-        inner.state.set(State::Dead);
-        if let Some(prev) = prev {
-            try_rt(|rt| rt.restore_current(prev));
+    let mut co = match unsafe { (*inner.co.get()).take() } {
+        CoSlot::Live(co) => co,
+        CoSlot::Empty => return,
+        CoSlot::Deferred(stack, make) => {
+            // Unstarted, with no coroutine yet: its function is dropped as
+            // the eager path's `force_unwind` drops it, as the current
+            // greenlet and unable to switch.
+            inner.dying.set(true);
+            let prev = try_rt(|rt| rt.swap_current(inner));
+            inner.state.set(State::Running);
+            drop(make);
+            inner.state.set(State::Dead);
+            if let Some(prev) = prev {
+                try_rt(|rt| rt.restore_current(prev));
+            }
+            inner.completion.mark(Outcome::Killed);
+            try_rt(|rt| {
+                rt.unlist(inner);
+                rt.unreserve_stack(stack);
+                rt.notify_links(g);
+            });
+            return;
         }
-        inner.completion.mark(Outcome::Killed);
-        try_rt(|rt| {
-            rt.unlist(inner);
-            rt.unreserve_stack(stack);
-            rt.notify_links(g);
-        });
-        return;
-    }
-    // SAFETY: as above.
-    let Some(mut co) = (unsafe { (*inner.co.get()).take() }) else {
-        return;
     };
     inner.dying.set(true);
     if inner.quiet.get() && inner.has_run() {
@@ -640,15 +645,14 @@ where
         };
         try_rt(|rt| rt.mail_exit.set(Some(exit)));
     };
-    if deferred {
-        let make = Box::new(move |stack| Co::with_stack(stack, body));
-        // SAFETY: (one runner) the record was just made; nothing else can
-        // see its slots yet.
-        unsafe { *inner.deferred.get() = Some(Box::new(Deferred { stack, make })) };
+    let slot = if deferred {
+        CoSlot::Deferred(stack, Box::new(move |stack| Co::with_stack(stack, body)))
     } else {
-        // SAFETY: as above.
-        unsafe { *inner.co.get() = Some(Co::with_stack(stack, body)) };
-    }
+        CoSlot::Live(Co::with_stack(stack, body))
+    };
+    // SAFETY: (one runner) the record was just made; nothing else can see
+    // its slot yet.
+    unsafe { *inner.co.get() = slot };
     rt.list(&inner);
     Ok(Greenlet { inner })
 }
