@@ -550,6 +550,10 @@ impl StreamServer {
     /// the handlers still running, then kills the rest, running their
     /// destructors. Returns how many were killed. Stopping again returns 0.
     ///
+    /// Call it from outside the server's handlers: a handler that stops its
+    /// own server is one of the handlers it waits for, and is killed with
+    /// the rest when the grace ends.
+    ///
     /// # Examples
     ///
     /// ```
