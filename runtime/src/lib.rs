@@ -56,6 +56,7 @@
 //! task                                     (spawn, JoinHandle, kill)
 //! sync, blocking                           (wait lists, primitives; the blocking pool)
 //! wait, pool, remote_ref, monitor          (iwait/joinall, Pool/Group, cross-thread refs, the monitor)
+//! hubs                                     (N hub threads, stopped together)
 //! patch                                    (patch_all: the libc functions, cooperative)
 //! ```
 #![warn(missing_docs)]
