@@ -240,6 +240,22 @@ fn quantile(sorted: &[Duration], q: f64) -> Duration {
 #[test]
 fn timer_fires_on_time_behind_bulk_transfers() {
     let _alone = ALONE.lock().unwrap_or_else(|e| e.into_inner());
+    // Up to three attempts: a timing comparison on a shared 2-core host
+    // (debug build, other test binaries' leftovers) can lose one by noise,
+    // as CI did (p90 6.2 ms on against 4.4 off, once in five runs); a budget
+    // that does not help loses all three.
+    for attempt in 1..=3 {
+        match budget_attempt() {
+            Ok(()) => return,
+            Err(e) if attempt < 3 => println!("attempt {attempt}: {e}; again"),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// One measurement of the budget's effect: `Err` with the figures when the
+/// budget did not make the timers' lateness smaller.
+fn budget_attempt() -> Result<(), String> {
     // Budget on and off in turns, so that both see the same host.
     let (mut on, mut off) = (Vec::new(), Vec::new());
     for _ in 0..2 {
@@ -263,12 +279,15 @@ fn timer_fires_on_time_behind_bulk_transfers() {
     // not asserted: a busy host moves the p99 of both by milliseconds).
     let (p50_on, p50_off) = (quantile(&on, 0.5), quantile(&off, 0.5));
     let (p90_on, p90_off) = (quantile(&on, 0.9), quantile(&off, 0.9));
-    assert!(
-        p50_on < p50_off,
-        "p50: {p50_on:?} with the budget, {p50_off:?} without"
-    );
-    assert!(
-        p90_on.as_secs_f64() < 0.85 * p90_off.as_secs_f64(),
-        "p90: {p90_on:?} with the budget, {p90_off:?} without"
-    );
+    if p50_on >= p50_off {
+        return Err(format!(
+            "p50: {p50_on:?} with the budget, {p50_off:?} without"
+        ));
+    }
+    if p90_on.as_secs_f64() >= 0.85 * p90_off.as_secs_f64() {
+        return Err(format!(
+            "p90: {p90_on:?} with the budget, {p90_off:?} without"
+        ));
+    }
+    Ok(())
 }
