@@ -2,13 +2,14 @@
 //! reads, exactly like the gevent original, on a `StreamServer` (one per
 //! hub thread with `--threads N`).
 //!
-//! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--buf 1024]`
+//! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--buf 1024] [--spread reuseport]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves until SIGINT or SIGTERM, when it stops accepting, gives the
 //! connections still open 5 s to finish, and exits. `--buf` is the most
 //! each `recv` reads (the seed's 1,024; 16,384 moves large messages in
-//! fewer calls).
+//! fewer calls). `--spread rr` hands the connections to the hubs from one
+//! acceptor in turn instead of a listener per hub (`SO_REUSEPORT`).
 //!
 //! The seed's plain form, without the server helper, is an accept loop:
 //!
@@ -19,10 +20,9 @@
 //!     verdant::spawn(move || talk(conn, 1024));
 //! }
 //! ```
-use std::sync::Mutex;
 use std::time::Duration;
 
-use verdant::net::{StreamServer, TcpListener, TcpStream};
+use verdant::net::{Spread, StreamServer, TcpStream};
 use verdant::Hubs;
 
 /// How long a stop waits for open connections before cutting them off.
@@ -46,25 +46,16 @@ fn talk(conn: TcpStream, buf: usize) {
     // conn closes here, as in the seed's `finally: conn.close()`.
 }
 
-fn server(addr: &str, threads: usize, buf: usize) -> std::io::Result<()> {
-    // TCP_NODELAY on every connection (the server's default), and with
-    // several hubs one listener each on the same port (SO_REUSEPORT).
-    let opts = StreamServer::builder().reuse_port(threads > 1);
-    // Bound here, so that a bad address fails before any thread starts
-    // and port 0's pick is known; the first hub adopts this listener, the
-    // others bind the same port.
-    let first = opts.bind_std(addr)?;
-    let addr = first.local_addr()?;
-    println!("listening on {addr}");
-    let first = Mutex::new(Some(first));
+fn server(addr: &str, threads: usize, buf: usize, spread: Spread) -> std::io::Result<()> {
+    // TCP_NODELAY on every connection (the server's default). Bound here,
+    // so that a bad address fails before any thread starts and port 0's
+    // pick is known; with several hubs, the connections are spread over
+    // them as `--spread` says (a listener each, or one acceptor).
+    let listener = StreamServer::builder().spread(spread).bind_hubs(addr)?;
+    println!("listening on {}", listener.local_addr());
     let exits = Hubs::new().threads(threads).stop_on_signals(true).run(
         move |hub| -> std::io::Result<usize> {
-            let handler = move |conn, _peer| talk(conn, buf);
-            let taken = first.lock().map(|mut f| f.take()).unwrap_or(None);
-            let server = match taken {
-                Some(l) => opts.clone().listener(TcpListener::from_std(l)?, handler),
-                None => opts.clone().bind(addr, handler)?,
-            };
+            let server = listener.server(hub, move |conn, _peer| talk(conn, buf))?;
             server.start()?;
             hub.wait_stop();
             Ok(server.stop(GRACE))
@@ -84,7 +75,7 @@ fn server(addr: &str, threads: usize, buf: usize) -> std::io::Result<()> {
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "usage: echo_server [--addr HOST] [--port PORT] [--threads N] [--buf BYTES] (got {arg:?})"
+        "usage: echo_server [--addr HOST] [--port PORT] [--threads N] [--buf BYTES] [--spread reuseport|rr] (got {arg:?})"
     );
     std::process::exit(2);
 }
@@ -93,6 +84,7 @@ fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
     let (mut threads, mut buf) = (1usize, 1024usize);
+    let mut spread = Spread::ReusePort;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match (a.as_str(), args.next()) {
@@ -106,10 +98,15 @@ fn main() {
                 Ok(n) if n > 0 => buf = n,
                 _ => usage(&v),
             },
+            ("--spread", Some(v)) => match v.as_str() {
+                "reuseport" => spread = Spread::ReusePort,
+                "rr" => spread = Spread::RoundRobin,
+                _ => usage(&v),
+            },
             _ => usage(&a),
         }
     }
-    if let Err(e) = server(&format!("{host}:{port}"), threads, buf) {
+    if let Err(e) = server(&format!("{host}:{port}"), threads, buf, spread) {
         eprintln!("echo_server: {e}");
         std::process::exit(1);
     }

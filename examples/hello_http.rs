@@ -1,7 +1,7 @@
 //! A minimal HTTP/1.1 keep-alive server, for benchmarking (`wrk`, `oha`,
 //! `ab -k`): one greenlet per connection, requests parsed with `httparse`.
 //!
-//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0] [--threads 1]`
+//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--spread reuseport|rr]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves, on a `StreamServer` per hub thread (`--threads`), until SIGINT or
@@ -26,10 +26,9 @@
 //! allocation.
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use verdant::net::{StreamServer, TcpListener, TcpStream};
+use verdant::net::{Spread, StreamServer, TcpStream};
 use verdant::Hubs;
 
 /// How long a stop (SIGINT, SIGTERM) waits for open connections.
@@ -245,28 +244,20 @@ fn serve(mut conn: TcpStream) -> io::Result<()> {
     }
 }
 
-fn server(addr: &str, threads: usize) -> io::Result<()> {
-    // A StreamServer per hub thread on one port (SO_REUSEPORT when there
-    // are several), bound here first so that port 0's pick is printed
-    // before any thread starts.
-    let opts = StreamServer::builder().reuse_port(threads > 1);
-    let first = opts.bind_std(addr)?;
-    let addr = first.local_addr()?;
-    println!("listening on {addr}");
+fn server(addr: &str, threads: usize, spread: Spread) -> io::Result<()> {
+    // A StreamServer per hub thread, bound here first so that port 0's
+    // pick is printed before any thread starts; `--spread` says how the
+    // connections reach the hubs (a listener each, or one acceptor).
+    let listener = StreamServer::builder().spread(spread).bind_hubs(addr)?;
+    println!("listening on {}", listener.local_addr());
     io::stdout().flush()?;
-    let first = Mutex::new(Some(first));
     let exits =
         Hubs::new()
             .threads(threads)
             .stop_on_signals(true)
             .run(move |hub| -> io::Result<()> {
                 // Errors only end that connection (a reset, a broken pipe).
-                let handler = |conn, _peer| drop(serve(conn));
-                let taken = first.lock().map(|mut f| f.take()).unwrap_or(None);
-                let server = match taken {
-                    Some(l) => opts.clone().listener(TcpListener::from_std(l)?, handler),
-                    None => opts.clone().bind(addr, handler)?,
-                };
+                let server = listener.server(hub, |conn, _peer| drop(serve(conn)))?;
                 server.start()?;
                 hub.wait_stop();
                 server.stop(GRACE);
@@ -283,6 +274,7 @@ fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
     let mut threads = 1usize;
+    let mut spread = Spread::ReusePort;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let value = args.next();
@@ -292,13 +284,15 @@ fn main() {
             ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
                 threads = v.parse().unwrap_or(1);
             }
+            ("--spread", Some(v)) if v == "reuseport" => spread = Spread::ReusePort,
+            ("--spread", Some(v)) if v == "rr" => spread = Spread::RoundRobin,
             _ => {
-                eprintln!("hello_http: bad arguments (use --addr HOST --port PORT --threads N)");
+                eprintln!("usage: hello_http [--addr HOST] [--port PORT] [--threads N] [--spread reuseport|rr]");
                 std::process::exit(2);
             }
         }
     }
-    if let Err(e) = server(&format!("{host}:{port}"), threads) {
+    if let Err(e) = server(&format!("{host}:{port}"), threads, spread) {
         eprintln!("hello_http: {e}");
         std::process::exit(1);
     }

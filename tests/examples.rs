@@ -255,6 +255,9 @@ fn echo_examples_reject_bad_arguments_with_usage() {
         ("echo_server", &["--port"][..]),
         ("echo_server", &["--threads", "0"][..]),
         ("echo_server", &["--buf", "lots"][..]),
+        ("echo_server", &["--spread", "sideways"][..]),
+        ("hello_http", &["--threads", "none"][..]),
+        ("hello_http", &["--spread", "sideways"][..]),
         ("echo_client", &["--conns", "many"][..]),
         ("echo_client", &["--addr"][..]),
     ] {
@@ -642,6 +645,37 @@ fn hello_http_keep_alive_pipelining_and_errors() {
     assert_eq!((resp.0, resp.2.as_slice()), (200, &b"Hello, world!"[..]));
     assert_eq!(header(&resp, "connection"), Some("close"));
     assert_closed(&mut r);
+}
+
+/// `--threads 2`, both ways of spreading connections (`--spread rr`, one
+/// acceptor handing connections over; `reuseport`, a listener per hub):
+/// every keep-alive connection is answered, and SIGTERM ends the process
+/// with status 0. (Which hub served what is `tests/net_server_hubs.rs`'s
+/// business.)
+#[test]
+fn hello_http_on_two_hubs_serves_every_connection_either_way() {
+    use std::io::{BufReader, Write};
+    for spread in ["rr", "reuseport"] {
+        let (mut server, addr) =
+            start_server_with("hello_http", &["--threads", "2", "--spread", spread]);
+        let mut open = Vec::new();
+        for _ in 0..8 {
+            let mut s = connect(&addr);
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            for _ in 0..3 {
+                s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+                let resp = read_response(&mut r, false).unwrap();
+                assert_eq!((resp.0, resp.2.as_slice()), (200, &b"Hello, world!"[..]));
+            }
+            open.push(s);
+        }
+        drop(open);
+        let pid = server.0.id() as libc::pid_t;
+        // SAFETY: signals our own child.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        let status = server.0.wait().unwrap();
+        assert!(status.success(), "{spread}: {status:?}");
+    }
 }
 
 #[test]

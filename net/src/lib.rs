@@ -322,7 +322,10 @@ mod unix;
 
 pub use buf::RecvBuf;
 pub use dns::{lookup_host, Resolve};
-pub use server::{StreamServer, StreamServerBuilder, DEFAULT_BACKLOG, DEFAULT_MAX_CONNECTIONS};
+pub use server::{
+    HubsListener, Spread, StreamServer, StreamServerBuilder, DEFAULT_BACKLOG,
+    DEFAULT_MAX_CONNECTIONS,
+};
 pub use tcp::{Incoming, PartialWrite, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};

@@ -49,19 +49,63 @@
 //! * **A graceful stop**: [`stop(grace)`](StreamServer::stop) closes the
 //!   listener, waits up to `grace` for the handlers, then kills the rest
 //!   (their destructors run) and says how many it killed.
-//! * **Many hubs**: with [`reuse_port`](StreamServerBuilder::reuse_port),
-//!   each hub thread binds a server of its own to the same address
-//!   (`SO_REUSEPORT`) and the kernel spreads the connections between them.
+//! * **Many hubs**: [`bind_hubs`](StreamServerBuilder::bind_hubs) binds
+//!   once, before the hub threads start, and gives each hub of a
+//!   [`Hubs`](verdant_runtime::Hubs) run a server of its own
+//!   ([`HubsListener::server`]). The connections are spread over the hubs
+//!   in one of two ways ([`Spread`]): a listener per hub on the same port
+//!   (`SO_REUSEPORT`, the kernel picks), or one acceptor on hub 0 handing
+//!   them to the hubs in turn.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use std::time::Duration;
+//! use verdant_net::{StreamServer, TcpStream};
+//! use verdant_runtime::Hubs;
+//!
+//! let listener = StreamServer::builder().bind_hubs("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr();
+//! let hubs = Hubs::new().threads(2);
+//! let stopper = hubs.stopper();
+//! let client = std::thread::spawn(move || {
+//!     let mut c = std::net::TcpStream::connect(addr).unwrap();
+//!     c.write_all(b"ping").unwrap();
+//!     let mut reply = [0u8; 4];
+//!     c.read_exact(&mut reply).unwrap();
+//!     stopper.stop();
+//!     reply
+//! });
+//! let exits = hubs
+//!     .run(move |hub| -> std::io::Result<usize> {
+//!         // On each hub thread: its own server, its own handler.
+//!         let server = listener.server(hub, |mut conn: TcpStream, _peer| {
+//!             let mut buf = [0u8; 64];
+//!             while let Ok(n @ 1..) = conn.read(&mut buf) {
+//!                 let _ = conn.write_all(&buf[..n]);
+//!             }
+//!         })?;
+//!         server.start()?;
+//!         hub.wait_stop();
+//!         Ok(server.stop(Duration::from_secs(1)))
+//!     })
+//!     .unwrap();
+//! assert_eq!(&client.join().unwrap(), b"ping");
+//! assert!(exits.iter().all(|e| e.result.as_ref().unwrap().is_ok()));
+//! ```
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use verdant_runtime::hubs::HubContext;
+use verdant_runtime::sync::channel::{self, Receiver, Sender};
 use verdant_runtime::sync::{Event, Semaphore};
-use verdant_runtime::{Builder, Group, JoinHandle};
+use verdant_runtime::{Builder, Group, JoinHandle, RemoteSender};
 
 use crate::dns::{each_addr, Resolve};
 use crate::{TcpListener, TcpStream};
@@ -118,19 +162,48 @@ pub struct StreamServer {
 
 struct Inner {
     /// Taken (and closed) by `stop`; the accept loop holds a clone while
-    /// it waits, so no borrow of the cell is held across a wait.
+    /// it waits, so no borrow of the cell is held across a wait. `None`
+    /// from the start on a round-robin hub other than the acceptor's.
     listener: RefCell<Option<Rc<TcpListener>>>,
+    /// Round-robin ([`Spread::RoundRobin`]): the hubs' shared turn, this
+    /// hub's index in it, and the connections handed to this hub.
+    share: Option<RrMember>,
     addr: SocketAddr,
     handler: Rc<Handler>,
     config: StreamServerBuilder,
     handlers: Group,
     slots: Rc<Semaphore>,
-    acceptor: RefCell<Option<JoinHandle<()>>>,
+    /// The accept loop, and in round-robin mode the inbox loop.
+    loops: RefCell<Vec<JoinHandle<()>>>,
     stopped: Cell<bool>,
     refused: Cell<u64>,
-    /// Set when the accept loop has ended, however it ended.
+    /// Set when a loop of the server has ended, however it ended.
     done: Event,
 }
+
+/// One hub's part in a round-robin [`HubsListener`].
+struct RrMember {
+    shared: Arc<RoundRobin>,
+    index: usize,
+    /// This hub's end of its inbox; the acceptor (on hub 0) sends to it
+    /// through `shared`, or through `local` when it is itself the target.
+    inbox: RefCell<Option<Rc<Receiver<Handoff>>>>,
+    local: Sender<Handoff>,
+    /// Connections handed to this hub and not yet finished (shared with
+    /// the entry in `shared`, which the acceptor reads).
+    load: Arc<AtomicUsize>,
+}
+
+/// What the accept loop got: a connection to serve here, or (round-robin)
+/// one to hand to a hub.
+enum Accepted {
+    Here(TcpStream, SocketAddr),
+    Away(Handoff),
+}
+
+/// A connection on its way to a hub: the std stream, registered nowhere,
+/// and the peer.
+type Handoff = (std::net::TcpStream, SocketAddr);
 
 /// Options of a [`StreamServer`], then [`bind`](StreamServerBuilder::bind)
 /// or [`listener`](StreamServerBuilder::listener) to make it.
@@ -157,6 +230,42 @@ pub struct StreamServerBuilder {
     reuse_port: bool,
     backlog: u32,
     greenlets: Builder,
+    spread: Spread,
+}
+
+/// How a server on several hubs ([`StreamServerBuilder::bind_hubs`])
+/// spreads its connections over them.
+///
+/// * **[`ReusePort`](Spread::ReusePort)** (the default): a listener per
+///   hub, all on the same port with `SO_REUSEPORT`; the kernel hashes each
+///   new connection to one of them. Nothing crosses threads, so it costs
+///   nothing per connection and scales with the hubs; but the hash ignores
+///   load (a few long connections can land on one hub while another
+///   idles), and connections waiting in the queue of a listener that
+///   closes are reset, so stop all hubs together.
+/// * **[`RoundRobin`](Spread::RoundRobin)**: one listener, on hub 0,
+///   whose accept loop hands each connection to the next hub in turn
+///   (skipping a hub at its [`max_connections`](StreamServerBuilder::max_connections)),
+///   through a cross-thread queue. It balances a few connections exactly
+///   and never gives a full hub more, at the price of a hand-off per
+///   connection and one thread doing every `accept`: better for long-lived
+///   connections (chat, proxies, WebSockets) than for a flood of short
+///   ones.
+///
+/// # Examples
+///
+/// ```
+/// use verdant_net::{Spread, StreamServer};
+/// let _b = StreamServer::builder().spread(Spread::RoundRobin);
+/// assert_eq!(Spread::default(), Spread::ReusePort);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Spread {
+    /// A listener per hub, `SO_REUSEPORT`: the kernel spreads.
+    #[default]
+    ReusePort,
+    /// One acceptor, on hub 0, hands connections to the hubs in turn.
+    RoundRobin,
 }
 
 impl fmt::Debug for StreamServerBuilder {
@@ -168,6 +277,7 @@ impl fmt::Debug for StreamServerBuilder {
             .field("write_timeout", &self.write_timeout)
             .field("reuse_port", &self.reuse_port)
             .field("backlog", &self.backlog)
+            .field("spread", &self.spread)
             .finish_non_exhaustive()
     }
 }
@@ -182,6 +292,7 @@ impl Default for StreamServerBuilder {
             reuse_port: false,
             backlog: DEFAULT_BACKLOG,
             greenlets: Builder::new().name("connection"),
+            spread: Spread::ReusePort,
         }
     }
 }
@@ -309,6 +420,50 @@ impl StreamServerBuilder {
         self
     }
 
+    /// How [`bind_hubs`](Self::bind_hubs) spreads connections over the
+    /// hubs (default [`Spread::ReusePort`]; see [`Spread`] for when each is
+    /// better). A server on one hub ignores it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let _b = verdant_net::StreamServer::builder().spread(verdant_net::Spread::RoundRobin);
+    /// ```
+    pub fn spread(mut self, spread: Spread) -> StreamServerBuilder {
+        self.spread = spread;
+        self
+    }
+
+    /// Binds `addr` for a server on every hub of a
+    /// [`Hubs`](verdant_runtime::Hubs) run: call it before the run (a bad
+    /// address fails here, and the port that 0 picked is known), then
+    /// [`HubsListener::server`] on each hub thread. The connections are
+    /// spread as [`spread`](Self::spread) says; with
+    /// [`Spread::ReusePort`] the listener gets `SO_REUSEPORT` whatever
+    /// [`reuse_port`](Self::reuse_port) says.
+    ///
+    /// # Errors
+    ///
+    /// As for [`bind`](Self::bind).
+    ///
+    /// # Examples
+    ///
+    /// See the [module docs](self).
+    pub fn bind_hubs<A: Resolve>(mut self, addr: A) -> io::Result<HubsListener> {
+        if self.spread == Spread::ReusePort {
+            self.reuse_port = true;
+        }
+        let first = self.bind_std(addr)?;
+        let addr = first.local_addr()?;
+        let round_robin = (self.spread == Spread::RoundRobin).then(Arc::default);
+        Ok(HubsListener {
+            addr,
+            config: self,
+            first: Mutex::new(Some(first)),
+            round_robin,
+        })
+    }
+
     /// Binds a listener to `addr` (the first of its addresses that binds,
     /// with `SO_REUSEADDR`) and makes the server; it serves once
     /// [`start`](StreamServer::start)ed.
@@ -386,19 +541,202 @@ impl StreamServerBuilder {
         let addr = listener
             .local_addr()
             .expect("verdant: a bound listener has a local address");
+        self.make(Some(listener), None, addr, Rc::new(handler))
+    }
+
+    fn make(
+        self,
+        listener: Option<TcpListener>,
+        share: Option<RrMember>,
+        addr: SocketAddr,
+        handler: Rc<Handler>,
+    ) -> StreamServer {
         StreamServer {
             inner: Rc::new(Inner {
-                listener: RefCell::new(Some(Rc::new(listener))),
+                listener: RefCell::new(listener.map(Rc::new)),
+                share,
                 addr,
-                handler: Rc::new(handler),
+                handler,
                 handlers: Group::new(),
                 slots: Rc::new(Semaphore::new(self.max_connections)),
                 config: self,
-                acceptor: RefCell::new(None),
+                loops: RefCell::new(Vec::new()),
                 stopped: Cell::new(false),
                 refused: Cell::new(0),
                 done: Event::new(),
             }),
+        }
+    }
+}
+
+/// A server's address bound once for every hub of a
+/// [`Hubs`](verdant_runtime::Hubs) run, from
+/// [`StreamServerBuilder::bind_hubs`]: `Send + Sync`, so the run's closure
+/// can hold it, and each hub makes its own [`StreamServer`] from it with
+/// [`server`](Self::server). See the [module docs](self) for an example.
+pub struct HubsListener {
+    addr: SocketAddr,
+    config: StreamServerBuilder,
+    /// The listener bound by `bind_hubs`, until hub 0 adopts it.
+    first: Mutex<Option<std::net::TcpListener>>,
+    /// `Some` for [`Spread::RoundRobin`].
+    round_robin: Option<Arc<RoundRobin>>,
+}
+
+/// The hubs a round-robin acceptor hands connections to, by hub index.
+#[derive(Default)]
+struct RoundRobin {
+    hubs: Mutex<Vec<Option<RrTarget>>>,
+    /// The index the next turn starts at.
+    turn: AtomicUsize,
+}
+
+struct RrTarget {
+    inbox: RemoteSender<Handoff>,
+    load: Arc<AtomicUsize>,
+    max: usize,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl fmt::Debug for HubsListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HubsListener")
+            .field("addr", &self.addr)
+            .field("spread", &self.config.spread)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubsListener {
+    /// The address the servers listen on (with the port that 0 picked).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let l = verdant_net::StreamServer::builder().bind_hubs("127.0.0.1:0").unwrap();
+    /// assert_ne!(l.local_addr().port(), 0);
+    /// ```
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// This hub's server (not yet started), running `handler` for the
+    /// connections that come to this hub. Call it once on each hub thread
+    /// of the run, from the closure given to
+    /// [`Hubs::run`](verdant_runtime::Hubs::run).
+    ///
+    /// With [`Spread::ReusePort`], hub 0 adopts the listener that
+    /// [`bind_hubs`](StreamServerBuilder::bind_hubs) bound and the other
+    /// hubs bind the same address. With [`Spread::RoundRobin`], hub 0's
+    /// server holds the one listener and hands connections out; the other
+    /// hubs' servers take theirs from it (so hub 0's must be started for
+    /// any hub to get one). [`stop`](StreamServer::stop) on any hub's
+    /// server stops that server; stop them all at once (after
+    /// [`HubContext::wait_stop`], say).
+    ///
+    /// # Errors
+    ///
+    /// What binding reports (`SO_REUSEPORT` on a hub other than 0), or
+    /// adopting the listener.
+    ///
+    /// # Examples
+    ///
+    /// See the [module docs](self).
+    pub fn server<H>(&self, hub: &HubContext, handler: H) -> io::Result<StreamServer>
+    where
+        H: Fn(TcpStream, SocketAddr) + 'static,
+    {
+        let index = hub.index();
+        let config = self.config.clone();
+        let handler: Rc<Handler> = Rc::new(handler);
+        let first = if index == 0 {
+            lock(&self.first).take()
+        } else {
+            None
+        };
+        let Some(rr) = &self.round_robin else {
+            let listener = match first {
+                Some(l) => l,
+                None => config.bind_std(self.addr)?,
+            };
+            let listener = TcpListener::from_std(listener)?;
+            return Ok(config.make(Some(listener), None, self.addr, handler));
+        };
+        let listener = match first {
+            Some(l) => Some(TcpListener::from_std(l)?),
+            None if index == 0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    "verdant: hub 0 already made its round-robin server",
+                ))
+            }
+            None => None,
+        };
+        let (local, inbox) = channel::unbounded();
+        let load = Arc::new(AtomicUsize::new(0));
+        {
+            let mut hubs = lock(&rr.hubs);
+            if hubs.len() <= index {
+                hubs.resize_with(index + 1, || None);
+            }
+            hubs[index] = Some(RrTarget {
+                inbox: local.remote(),
+                load: load.clone(),
+                max: config.max_connections,
+            });
+        }
+        let share = RrMember {
+            shared: rr.clone(),
+            index,
+            inbox: RefCell::new(Some(Rc::new(inbox))),
+            local,
+            load,
+        };
+        Ok(config.make(listener, Some(share), self.addr, handler))
+    }
+}
+
+impl RoundRobin {
+    /// Hands `conn` to the next hub in turn with room for it: through
+    /// `me.local` when that is the acceptor's own hub. `Err(conn)` when no
+    /// hub has room now.
+    fn dispatch(&self, me: &RrMember, conn: Handoff) -> Result<(), Handoff> {
+        let mut hubs = lock(&self.hubs);
+        let n = hubs.len();
+        let start = self.turn.fetch_add(1, Ordering::Relaxed);
+        let mut conn = conn;
+        for k in 0..n {
+            let i = (start + k) % n;
+            let Some(t) = &hubs[i] else { continue };
+            if t.load.load(Ordering::Acquire) >= t.max {
+                continue;
+            }
+            t.load.fetch_add(1, Ordering::AcqRel);
+            let sent = if i == me.index {
+                me.local.send(conn).map_err(|e| e.into_inner())
+            } else {
+                t.inbox.send(conn).map_err(|e| e.into_inner())
+            };
+            match sent {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    // That hub's server is gone: never again.
+                    t.load.fetch_sub(1, Ordering::AcqRel);
+                    hubs[i] = None;
+                    conn = back;
+                }
+            }
+        }
+        Err(conn)
+    }
+
+    /// Takes hub `index` out of the turn (its server stopped).
+    fn leave(&self, index: usize) {
+        if let Some(t) = lock(&self.hubs).get_mut(index) {
+            *t = None;
         }
     }
 }
@@ -497,17 +835,37 @@ impl StreamServer {
                 "the server was stopped",
             ));
         }
-        if inner.acceptor.borrow().is_some() {
+        if !inner.loops.borrow().is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::AlreadyExists,
                 "the server is already started",
             ));
         }
-        let me = inner.clone();
-        let h = Builder::new()
-            .name("accept")
-            .spawn(move || me.accept_loop())?;
-        *inner.acceptor.borrow_mut() = Some(h);
+        let mut loops = Vec::with_capacity(2);
+        if inner.share.is_some() {
+            let me = inner.clone();
+            loops.push(
+                Builder::new()
+                    .name("inbox")
+                    .spawn(move || me.inbox_loop())?,
+            );
+        }
+        if inner.listener.borrow().is_some() {
+            let me = inner.clone();
+            let started = Builder::new()
+                .name("accept")
+                .spawn(move || me.accept_loop());
+            match started {
+                Ok(h) => loops.push(h),
+                Err(e) => {
+                    for h in loops {
+                        h.kill_nowait();
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        *inner.loops.borrow_mut() = loops;
         Ok(())
     }
 
@@ -576,13 +934,11 @@ impl StreamServer {
         if inner.stopped.replace(true) {
             return 0;
         }
-        let listener = inner.listener.borrow_mut().take();
-        if let Some(l) = listener {
-            l.close(); // wakes the accept loop, which sees `stopped`
-        }
-        // The loop may wait for a connection slot rather than in accept.
-        let acceptor = inner.acceptor.borrow_mut().take();
-        if let Some(h) = acceptor {
+        inner.close();
+        // The accept loop may wait for a connection slot rather than in
+        // accept; the inbox loop waits in its channel.
+        let loops = std::mem::take(&mut *inner.loops.borrow_mut());
+        for h in loops {
             h.kill();
         }
         if inner.handlers.join_timeout(grace).is_ok() {
@@ -630,7 +986,7 @@ impl StreamServer {
     /// assert!(!s.is_serving());
     /// ```
     pub fn is_serving(&self) -> bool {
-        !self.inner.stopped.get() && self.inner.acceptor.borrow().is_some()
+        !self.inner.stopped.get() && !self.inner.loops.borrow().is_empty()
     }
 }
 
@@ -650,23 +1006,30 @@ impl Drop for StreamServer {
     fn drop(&mut self) {
         let inner = &self.inner;
         inner.stopped.set(true);
-        let listener = inner.listener.borrow_mut().take();
-        if let Some(l) = listener {
-            l.close();
-        }
-        let acceptor = inner.acceptor.borrow_mut().take();
-        if let Some(h) = acceptor {
+        inner.close();
+        let loops = std::mem::take(&mut *inner.loops.borrow_mut());
+        for h in loops {
             h.kill_nowait();
         }
     }
 }
 
-/// Gives a connection slot back when its handler ends, however it ends.
-struct Slot(Rc<Semaphore>);
+/// Gives a connection's room back when its handler ends, however it ends:
+/// a slot of the hub's own bound, or (round-robin) a unit of the load the
+/// acceptor reads.
+enum Slot {
+    Own(Rc<Semaphore>),
+    Shared(Arc<AtomicUsize>),
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.release();
+        match self {
+            Slot::Own(sem) => sem.release(),
+            Slot::Shared(load) => {
+                load.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
     }
 }
 
@@ -680,24 +1043,48 @@ impl Drop for Done {
 }
 
 impl Inner {
+    /// Closes the listener (which wakes the accept loop: it sees
+    /// `stopped`) and leaves the round-robin turn.
+    fn close(&self) {
+        let listener = self.listener.borrow_mut().take();
+        if let Some(l) = listener {
+            l.close();
+        }
+        if let Some(rr) = &self.share {
+            rr.shared.leave(rr.index);
+            // Connections queued for this hub are closed with the inbox.
+            drop(rr.inbox.borrow_mut().take());
+        }
+    }
+
     fn accept_loop(self: Rc<Self>) {
         let _done = Done(self.clone());
         let mut pause = Duration::ZERO;
         loop {
-            // A slot first: at the bound, stop accepting (the kernel queues).
-            match self.slots.acquire() {
-                Ok(permit) => permit.forget(),
-                Err(_) => return,
-            }
-            let slot = Slot(self.slots.clone());
+            // Round-robin: the hubs' loads bound the connections instead,
+            // and each hub's inbox loop spawns the handlers.
+            let slot = if self.share.is_none() {
+                // A slot first: at the bound, stop accepting (the kernel
+                // queues).
+                match self.slots.acquire() {
+                    Ok(permit) => permit.forget(),
+                    Err(_) => return,
+                }
+                Some(Slot::Own(self.slots.clone()))
+            } else {
+                None
+            };
             let listener = self.listener.borrow().clone();
             let Some(listener) = listener else { return };
-            let accepted = listener.accept();
+            let accepted = match &self.share {
+                None => listener.accept().map(|(c, p)| Accepted::Here(c, p)),
+                Some(_) => listener.accept_std().map(Accepted::Away),
+            };
             drop(listener);
             if self.stopped.get() {
                 return;
             }
-            let (conn, peer) = match accepted {
+            let accepted = match accepted {
                 Ok(c) => {
                     pause = Duration::ZERO;
                     c
@@ -716,23 +1103,71 @@ impl Inner {
                     continue;
                 }
             };
-            self.configure(&conn);
-            let handler = self.handler.clone();
-            let spawned = self
-                .handlers
-                .try_spawn_with(self.config.greenlets.clone(), move || {
-                    let _slot = slot;
-                    handler(conn, peer);
-                });
-            if let Err(e) = spawned {
-                // The closure (the connection and its slot) was dropped:
-                // the client sees the connection closed.
-                self.refused.set(self.refused.get() + 1);
-                eprintln!(
-                    "verdant: StreamServer on {}: refused a connection from {peer}: {e}",
-                    self.addr
-                );
+            match (accepted, slot) {
+                (Accepted::Here(conn, peer), Some(slot)) => self.serve(conn, peer, slot),
+                (Accepted::Away(handoff), _) => self.hand_off(handoff),
+                (Accepted::Here(..), None) => unreachable!("a slot is taken unless round-robin"),
             }
+        }
+    }
+
+    /// The round-robin acceptor's turn: gives `conn` to the next hub with
+    /// room, waiting (1 ms at a time) while every hub is at its bound.
+    fn hand_off(&self, conn: Handoff) {
+        let Some(me) = &self.share else { return };
+        let mut conn = conn;
+        loop {
+            match me.shared.dispatch(me, conn) {
+                Ok(()) => return,
+                Err(back) if !self.stopped.get() => {
+                    conn = back;
+                    verdant_runtime::sleep(Duration::from_millis(1));
+                }
+                Err(_) => return, // stopping: the connection is closed
+            }
+        }
+    }
+
+    /// Round-robin: serves the connections the acceptor handed this hub.
+    fn inbox_loop(self: Rc<Self>) {
+        let _done = Done(self.clone());
+        let Some(me) = &self.share else { return };
+        let inbox = me.inbox.borrow().clone();
+        let Some(inbox) = inbox else { return };
+        while let Ok((std, peer)) = inbox.recv() {
+            // Counted in `load` by the acceptor; given back when done.
+            let slot = Slot::Shared(me.load.clone());
+            match TcpStream::from_std(std) {
+                Ok(conn) => self.serve(conn, peer, slot),
+                Err(e) => {
+                    self.refused.set(self.refused.get() + 1);
+                    eprintln!(
+                        "verdant: StreamServer on {}: refused a connection from {peer}: {e}",
+                        self.addr
+                    );
+                }
+            }
+        }
+    }
+
+    /// Spawns the handler for `conn`; the greenlet holds `slot`.
+    fn serve(&self, conn: TcpStream, peer: SocketAddr, slot: Slot) {
+        self.configure(&conn);
+        let handler = self.handler.clone();
+        let spawned = self
+            .handlers
+            .try_spawn_with(self.config.greenlets.clone(), move || {
+                let _slot = slot;
+                handler(conn, peer);
+            });
+        if let Err(e) = spawned {
+            // The closure (the connection and its slot) was dropped: the
+            // client sees the connection closed.
+            self.refused.set(self.refused.get() + 1);
+            eprintln!(
+                "verdant: StreamServer on {}: refused a connection from {peer}: {e}",
+                self.addr
+            );
         }
     }
 

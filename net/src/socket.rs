@@ -248,10 +248,20 @@ impl<S: StdSocket> Socket<S> {
         &self,
         accept: impl Fn(&S) -> io::Result<(T, A)>,
     ) -> io::Result<(Socket<T>, A)> {
+        let (s, addr) = self.accept_std(accept)?;
+        Ok((Socket::from_std(s)?, addr))
+    }
+
+    /// [`accept`](Self::accept) without the wrapping: the std socket,
+    /// registered nowhere yet, for a hand-off to another hub.
+    pub(crate) fn accept_std<T, A>(
+        &self,
+        accept: impl Fn(&S) -> io::Result<(T, A)>,
+    ) -> io::Result<(T, A)> {
         let mut backoff = ACCEPT_RETRY_MIN;
         loop {
             match self.reg.io(Direction::Read, None, || accept(&self.inner)) {
-                Ok((s, addr)) => return Ok((Socket::from_std(s)?, addr)),
+                Ok(accepted) => return Ok(accepted),
                 Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => continue,
                 Err(e) if is_resource_exhaustion(&e) => {
                     verdant_runtime::sleep(backoff);

@@ -99,6 +99,13 @@ impl TcpListener {
         TcpListener::from_std(each_addr(addr, |a| std::net::TcpListener::bind(*a))?)
     }
 
+    /// [`accept`](Self::accept), but the connection comes back as a std
+    /// stream (non-blocking, registered with no hub): what a round-robin
+    /// acceptor hands to another hub without registering it here first.
+    pub(crate) fn accept_std(&self) -> io::Result<(std::net::TcpStream, SocketAddr)> {
+        self.sock.accept_std(|l| l.accept())
+    }
+
     socket::common_methods! {
         std: std::net::TcpListener,
         addr: SocketAddr,
