@@ -60,52 +60,14 @@
 //! **Targets** (read the ratios; nothing is asserted): server CPU per
 //! request verdant / mio ≤ 1.15, and verdant below both tokio and may. The
 //! summary gives both verdant rows against every other server.
-use std::io::{self, Read, Write};
-use std::time::{Duration, Instant};
-
-use hdrhistogram::Histogram;
-use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use std::time::Duration;
 
 mod common;
-use common::{median, proc_cpu, proc_sched_ns, Buf, Server};
+use common::client::{run_cell, Cell, Plan, Proto};
+use common::{median, proc_cpu, Buf, Server};
 
 /// The servers each verdant row is compared with, in summary order.
 const OTHERS: [&str; 4] = ["mio", "tokio", "tokio-pool", "may"];
-
-/// Distinct message patterns (each request uses the next one).
-const PATTERNS: usize = 26;
-
-/// What one cell measured for one server.
-#[derive(Clone, Debug)]
-struct Cell {
-    reqs: u64,
-    secs: f64,
-    p50_us: f64,
-    p99_us: f64,
-    srv_cpu: Duration,
-    srv_sched_ns: Option<u64>,
-    cli_cpu: Duration,
-}
-
-impl Cell {
-    fn rps(&self) -> f64 {
-        self.reqs as f64 / self.secs
-    }
-    fn srv_us_per_req(&self) -> f64 {
-        self.srv_cpu.as_secs_f64() * 1e6 / self.reqs as f64
-    }
-    fn sched_us_per_req(&self) -> f64 {
-        self.srv_sched_ns
-            .map_or(f64::NAN, |ns| ns as f64 / 1e3 / self.reqs as f64)
-    }
-    fn srv_pct(&self) -> f64 {
-        self.srv_cpu.as_secs_f64() / self.secs * 100.0
-    }
-    fn cli_pct(&self) -> f64 {
-        self.cli_cpu.as_secs_f64() / self.secs * 100.0
-    }
-}
 
 /// One server's CPU per request relative to another's, over repetitions.
 #[derive(Clone, Copy, Debug)]
@@ -125,220 +87,6 @@ impl Ratio {
             high: v.last().copied().unwrap_or(f64::NAN),
         }
     }
-}
-
-/// One client connection's state.
-struct Conn {
-    stream: TcpStream,
-    /// Which pattern the current request uses.
-    pat: usize,
-    wrote: usize,
-    got: usize,
-    reply: Vec<u8>,
-    started: Instant,
-    /// A request is in flight.
-    busy: bool,
-    /// WRITABLE is registered.
-    writable: bool,
-}
-
-struct Load<'a> {
-    msgs: &'a [Vec<u8>],
-    expect: &'a [Vec<u8>],
-    size: usize,
-}
-
-impl Load<'_> {
-    /// Starts the next request on `c` and sends what the socket takes.
-    fn start(&self, c: &mut Conn) -> io::Result<()> {
-        c.pat = (c.pat + 1) % PATTERNS;
-        c.wrote = 0;
-        c.got = 0;
-        c.busy = true;
-        c.started = Instant::now();
-        self.send(c)
-    }
-
-    /// Makes all the progress possible on `c`. Returns `Some(latency)` when
-    /// a round trip completed (and was checked).
-    fn progress(&self, c: &mut Conn, id: usize) -> io::Result<Option<Duration>> {
-        if !c.busy {
-            return Ok(None);
-        }
-        self.send(c)?;
-        while c.got < self.size {
-            match c.stream.read(&mut c.reply[c.got..]) {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        format!("connection {id}: server closed mid-reply"),
-                    ))
-                }
-                Ok(n) => c.got += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if c.got < self.size {
-            return Ok(None);
-        }
-        let expect = &self.expect[c.pat];
-        if c.reply != *expect {
-            let at = c.reply.iter().zip(expect).position(|(a, b)| a != b);
-            return Err(io::Error::other(format!(
-                "connection {id}: wrong echo (first bad byte at {at:?} of {})",
-                self.size
-            )));
-        }
-        c.busy = false;
-        Ok(Some(c.started.elapsed()))
-    }
-
-    /// Sends as much of the current request as the socket takes now.
-    fn send(&self, c: &mut Conn) -> io::Result<()> {
-        let msg = &self.msgs[c.pat];
-        while c.wrote < self.size {
-            match c.stream.write(&msg[c.wrote..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => c.wrote += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-}
-
-fn set_interest(poll: &Poll, c: &mut Conn, i: usize, size: usize) -> io::Result<()> {
-    let want = c.busy && c.wrote < size;
-    common::want_writable(poll, &mut c.stream, Token(i), &mut c.writable, want)
-}
-
-/// Runs one cell against `server`: `conns` connections, `size`-byte
-/// messages, `warmup` then `measure`.
-fn run_cell(
-    server: &Server,
-    conns: usize,
-    size: usize,
-    warmup: Duration,
-    measure: Duration,
-) -> io::Result<Cell> {
-    let msgs: Vec<Vec<u8>> = (0..PATTERNS)
-        .map(|p| (0..size).map(|i| b'a' + ((i + p) % 26) as u8).collect())
-        .collect();
-    let expect: Vec<Vec<u8>> = msgs.iter().map(|m| m.to_ascii_uppercase()).collect();
-    let load = Load {
-        msgs: &msgs,
-        expect: &expect,
-        size,
-    };
-
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut cs = Vec::with_capacity(conns);
-    for i in 0..conns {
-        let s = std::net::TcpStream::connect(server.addr)?;
-        s.set_nodelay(true)?;
-        s.set_nonblocking(true)?;
-        let mut stream = TcpStream::from_std(s);
-        poll.registry()
-            .register(&mut stream, Token(i), Interest::READABLE)?;
-        cs.push(Conn {
-            stream,
-            pat: i % PATTERNS,
-            wrote: 0,
-            got: 0,
-            reply: vec![0; size],
-            started: Instant::now(),
-            busy: false,
-            writable: false,
-        });
-    }
-    for (i, c) in cs.iter_mut().enumerate() {
-        load.start(c)?;
-        set_interest(&poll, c, i, size)?;
-    }
-
-    let pid = server.pid();
-    let me = std::process::id();
-    // 1 ns to 60 s at 3 significant digits.
-    let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("histogram");
-    let t0 = Instant::now();
-    let measure_from = t0 + warmup;
-    let measure_to = measure_from + measure;
-    let mut measuring = false;
-    let mut stopping = false;
-    let mut reqs = 0u64;
-    let mut in_flight = conns;
-    let (mut srv0, mut sched0, mut cli0) = (Duration::ZERO, None, Duration::ZERO);
-    let mut cell = None;
-    let drain_deadline = measure_to + Duration::from_secs(10);
-    loop {
-        let now = Instant::now();
-        if !measuring && !stopping && now >= measure_from {
-            measuring = true;
-            srv0 = proc_cpu(pid);
-            sched0 = proc_sched_ns(pid);
-            cli0 = proc_cpu(me);
-            reqs = 0;
-        }
-        if measuring && now >= measure_to {
-            measuring = false;
-            stopping = true;
-            let srv_cpu = proc_cpu(pid) - srv0;
-            let srv_sched_ns = proc_sched_ns(pid).zip(sched0).map(|(b, a)| b - a);
-            let cli_cpu = proc_cpu(me) - cli0;
-            let secs = (now - measure_from).as_secs_f64();
-            cell = Some(Cell {
-                reqs,
-                secs,
-                p50_us: hist.value_at_quantile(0.5) as f64 / 1e3,
-                p99_us: hist.value_at_quantile(0.99) as f64 / 1e3,
-                srv_cpu,
-                srv_sched_ns,
-                cli_cpu,
-            });
-        }
-        if stopping && in_flight == 0 {
-            break;
-        }
-        if now >= drain_deadline {
-            return Err(io::Error::other(format!(
-                "{}: {in_flight} replies still missing 10 s after the cell ended",
-                server.name
-            )));
-        }
-        match poll.poll(&mut events, Some(Duration::from_millis(50))) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            r => r?,
-        }
-        for ev in events.iter() {
-            let i = ev.token().0;
-            let c = &mut cs[i];
-            if let Some(lat) = load.progress(c, i)? {
-                if measuring {
-                    reqs += 1;
-                    hist.saturating_record(lat.as_nanos() as u64);
-                }
-                if stopping {
-                    in_flight -= 1;
-                } else {
-                    load.start(c)?;
-                }
-            }
-            set_interest(&poll, c, i, size)?;
-        }
-    }
-    let cell = cell.expect("measured");
-    if cell.reqs == 0 {
-        return Err(io::Error::other(format!(
-            "{}: no round trip completed",
-            server.name
-        )));
-    }
-    Ok(cell)
 }
 
 fn list<T: std::str::FromStr>(s: &str) -> Vec<T>
@@ -430,10 +178,21 @@ fn main() {
             for rep in 0..reps {
                 for k in 0..servers.len() {
                     let s = (k + rep) % servers.len();
-                    let cell =
-                        run_cell(&servers[s], conns, size, warmup, measure).unwrap_or_else(|e| {
-                            panic!("{} conns={conns} size={size}: {e}", servers[s].name)
-                        });
+                    let plan = Plan {
+                        name: servers[s].name.clone(),
+                        addr: servers[s].addr,
+                        pid: servers[s].pid(),
+                        conns,
+                        proto: Proto::Echo(size),
+                        // One client thread (this one, pinned above).
+                        threads: 1,
+                        cpus: Vec::new(),
+                        warmup,
+                        measure,
+                    };
+                    let cell = run_cell(&plan).unwrap_or_else(|e| {
+                        panic!("{} conns={conns} size={size}: {e}", servers[s].name)
+                    });
                     results[s].push(cell);
                     // Let the closed connections settle before the next server.
                     std::thread::sleep(Duration::from_millis(50));

@@ -19,101 +19,14 @@
 //! the server's CPU time per request (`/proc/<pid>/stat`), and the ratios
 //! verdant / hyper. With `--reps R` the runs alternate and medians are
 //! printed. Without `wrk` on `PATH` it prints a skip line and exits 0.
-use std::convert::Infallible;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 mod common;
-use common::{median, proc_cpu, Server};
-
-/// The hyper server: tokio current-thread, HTTP/1.1 keep-alive.
-fn serve_hyper(addr: SocketAddr) -> io::Result<()> {
-    use http_body_util::Full;
-    use hyper::body::{Bytes, Incoming};
-    use hyper::{Request, Response, StatusCode};
-
-    async fn hello(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-        let ok = req.uri().path() == "/";
-        let (status, body): (StatusCode, &'static [u8]) = if ok {
-            (StatusCode::OK, b"Hello, world!")
-        } else {
-            (StatusCode::NOT_FOUND, b"Not Found\n")
-        };
-        Ok(Response::builder()
-            .status(status)
-            .header("server", "hyper")
-            .header("content-type", "text/plain")
-            .body(Full::new(Bytes::from_static(body)))
-            .expect("valid response"))
-    }
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        common::announce(listener.local_addr()?)?;
-        loop {
-            let (conn, _) = listener.accept().await?;
-            let _ = conn.set_nodelay(true);
-            let io = hyper_util::rt::TokioIo::new(conn);
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .serve_connection(io, hyper::service::service_fn(hello))
-                    .await;
-            });
-        }
-    })
-}
-
-/// `name` on `PATH`, if there.
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// Builds `examples/hello_http.rs` (release) and returns its path.
-fn build_example() -> io::Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--release",
-            "-p",
-            "verdant",
-            "--example",
-            "hello_http",
-        ])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .stdout(Stdio::null())
-        .status()?;
-    if !status.success() {
-        return Err(io::Error::other(format!(
-            "cargo build --example hello_http: {status}"
-        )));
-    }
-    // This bench is <target>/release/deps/hello_http-HASH; the example is
-    // <target>/release/examples/hello_http.
-    let exe = std::env::current_exe()?;
-    let release = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .ok_or_else(|| io::Error::other("unexpected bench path"))?;
-    let path = release.join("examples").join("hello_http");
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(io::Error::other(format!("{} not found", path.display())))
-    }
-}
+use common::wrk::{run_wrk, which, Run};
+use common::{median, Server};
 
 /// One `GET /` on a fresh connection; checks the status line and the body.
 fn check(addr: SocketAddr) -> io::Result<()> {
@@ -129,79 +42,8 @@ fn check(addr: SocketAddr) -> io::Result<()> {
     }
 }
 
-/// What one wrk run reported, plus the server's CPU time.
-#[derive(Clone, Debug, Default)]
-struct Run {
-    rps: f64,
-    reqs: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    errors: String,
-    srv_cpu: Duration,
-}
-
-/// Parses a wrk latency such as `85.00us`, `1.20ms` or `2.01s` into ms.
-fn parse_ms(s: &str) -> f64 {
-    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
-    let v: f64 = num.parse().unwrap_or(f64::NAN);
-    match unit {
-        "us" => v / 1e3,
-        "ms" => v,
-        "s" => v * 1e3,
-        "m" => v * 60e3,
-        _ => f64::NAN,
-    }
-}
-
-fn run_wrk(wrk: &PathBuf, server: &Server, conns: usize, secs: u64) -> io::Result<Run> {
-    let cpu0 = proc_cpu(server.pid());
-    let out = Command::new(wrk)
-        .args([
-            "-t1".to_string(),
-            format!("-c{conns}"),
-            format!("-d{secs}s"),
-            "--latency".to_string(),
-            format!("http://{}/", server.addr),
-        ])
-        .stdin(Stdio::null())
-        .output()?;
-    let srv_cpu = proc_cpu(server.pid()) - cpu0;
-    let text = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "wrk failed ({}): {text}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    let mut run = Run {
-        srv_cpu,
-        ..Run::default()
-    };
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        match f.as_slice() {
-            ["Requests/sec:", v] => run.rps = v.parse().unwrap_or(f64::NAN),
-            ["50%", v] => run.p50_ms = parse_ms(v),
-            ["99%", v] => run.p99_ms = parse_ms(v),
-            [n, "requests", "in", ..] => run.reqs = n.parse().unwrap_or(f64::NAN),
-            ["Socket", "errors:", rest @ ..] => run.errors = rest.join(" "),
-            ["Non-2xx", "or", "3xx", "responses:", n] => {
-                run.errors = format!("{} non-2xx: {n}", run.errors)
-            }
-            _ => {}
-        }
-    }
-    if run.reqs.is_nan() || run.reqs == 0.0 {
-        return Err(io::Error::other(format!(
-            "no requests in wrk output: {text}"
-        )));
-    }
-    Ok(run)
-}
-
 fn main() {
-    common::serve_if_asked(&|kind, addr| (kind == "hyper").then(|| serve_hyper(addr)));
+    common::serve_if_asked(&|_, _| None);
 
     let quick = common::has_flag("--quick");
     let secs: u64 = common::arg_value("--secs")
@@ -218,7 +60,7 @@ fn main() {
     };
     common::raise_nofile();
     println!("hello_http: {}", common::pin_client());
-    let example = match build_example() {
+    let example = match common::http::build_example("hello_http") {
         Ok(p) => p,
         Err(e) => {
             println!("hello_http: SKIPPED: could not build examples/hello_http.rs: {e}");
@@ -254,7 +96,7 @@ fn main() {
     for rep in 0..reps {
         for k in 0..2 {
             let s = (k + rep) % 2;
-            let r = run_wrk(&wrk, &servers[s], conns, secs)
+            let r = run_wrk(&wrk, &servers[s], 1, conns, secs, Vec::new())
                 .unwrap_or_else(|e| panic!("{}: {e}", servers[s].name));
             runs[s].push(r);
         }

@@ -10,13 +10,18 @@
 //! one worker) and sets `TCP_NODELAY` on every accepted connection.
 #![allow(dead_code)] // each bench uses a different part of this module
 
+pub mod client;
+pub mod http;
 pub mod micro;
+pub mod wrk;
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::Duration;
+
+use verdant::net::Spread;
 
 /// The CPU the servers are pinned to.
 pub const SERVER_CPU: usize = 0;
@@ -83,16 +88,38 @@ pub fn raise_nofile() -> libc::rlim_t {
 /// now on) to `cpu`. Async-signal-safe (one system call): usable in
 /// `pre_exec`.
 pub fn pin_to_cpu(cpu: usize) -> io::Result<()> {
+    pin_to_cpus(&[cpu])
+}
+
+/// [`pin_to_cpu`] for a set of CPUs (any of them). Async-signal-safe.
+pub fn pin_to_cpus(cpus: &[usize]) -> io::Result<()> {
     // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and
     // sched_setaffinity only read/write that set.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
         if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
             return Err(io::Error::last_os_error());
         }
     }
     Ok(())
+}
+
+/// Parses a CPU list such as `0-3,8,10-11`.
+pub fn parse_cpus(s: &str) -> Vec<usize> {
+    let mut v = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (usize, usize) = (a.parse().expect("CPU"), b.parse().expect("CPU"));
+                v.extend(a..=b);
+            }
+            None => v.push(part.parse().expect("CPU")),
+        }
+    }
+    v
 }
 
 /// Whether this machine has at least two online CPUs to pin client and
@@ -184,12 +211,24 @@ impl Server {
     /// two CPUs) and waits for its `listening on ADDR` line.
     pub fn start(name: &str, program: &std::path::Path, args: &[String]) -> io::Result<Server> {
         let mut cmd = Command::new(program);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped());
-        if have_two_cpus() {
+        cmd.args(args);
+        let cpus = if have_two_cpus() {
+            vec![SERVER_CPU]
+        } else {
+            Vec::new()
+        };
+        Server::start_cmd(name, cmd, cpus)
+    }
+
+    /// Starts `cmd` pinned to `cpus` (not pinned when empty) and waits for
+    /// its `listening on ADDR` line.
+    pub fn start_cmd(name: &str, mut cmd: Command, cpus: Vec<usize>) -> io::Result<Server> {
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        if !cpus.is_empty() {
             // SAFETY: the closure only makes one system call
             // (sched_setaffinity), which is async-signal-safe.
             unsafe {
-                cmd.pre_exec(|| pin_to_cpu(SERVER_CPU));
+                cmd.pre_exec(move || pin_to_cpus(&cpus));
             }
         }
         let mut child = cmd.spawn()?;
@@ -251,6 +290,8 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
     };
     let port = value("--port").unwrap_or_else(|| "0".into());
     let buf = Buf::parse(&value("--buf").unwrap_or_else(|| "stack1k".into()));
+    // The multi-threaded servers' thread count (the others ignore it).
+    let threads: usize = value("--threads").map_or(1, |t| t.parse().expect("--threads N"));
     raise_nofile();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("--port PORT");
     let result = match kind.as_str() {
@@ -275,7 +316,14 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
         "mio" => serve_mio(addr, buf.len()),
         "tokio" => serve_tokio(addr, buf),
         "tokio-pool" => serve_tokio_pool(addr, buf.len()),
-        "may" => serve_may(addr, buf),
+        "may" => serve_may(addr, buf, 1),
+        "verdant-hubs" => serve_verdant_hubs(addr, buf, threads, Spread::ReusePort),
+        "verdant-rr" => serve_verdant_hubs(addr, buf, threads, Spread::RoundRobin),
+        "tokio-mt" => serve_tokio_mt(addr, buf, threads),
+        "may-mt" => serve_may(addr, buf, threads),
+        "hyper" => http::serve_hyper(addr, None),
+        "hyper-mt" => http::serve_hyper(addr, Some(threads)),
+        "may-http" => http::serve_may_http(addr, threads),
         other => extra(other, addr).unwrap_or_else(|| panic!("unknown server kind {other:?}")),
     };
     if let Err(e) = result {
@@ -368,10 +416,63 @@ fn serve_verdant_recv(addr: SocketAddr, max: usize) -> io::Result<()> {
     }
 }
 
-/// may: one coroutine per connection, one worker thread (pinned with the
-/// whole process; may's own pinning is turned off).
-fn serve_may(addr: SocketAddr, buf: Buf) -> io::Result<()> {
-    may::config().set_workers(1).set_worker_pin(false);
+/// verdant on `threads` hubs (`verdant::Hubs`), a `StreamServer` each,
+/// the connections spread as `spread` says; the handler is
+/// [`serve_verdant`]'s loop.
+fn serve_verdant_hubs(
+    addr: SocketAddr,
+    buf: Buf,
+    threads: usize,
+    spread: Spread,
+) -> io::Result<()> {
+    let listener = verdant::net::StreamServer::builder()
+        .spread(spread)
+        .bind_hubs(addr)?;
+    announce(listener.local_addr())?;
+    let exits = verdant::Hubs::new()
+        .threads(threads)
+        .run(move |hub| -> io::Result<()> {
+            let server = listener.server(hub, move |mut conn, _| match buf {
+                Buf::Stack1K => echo(&mut conn, &mut [0u8; 1024]),
+                Buf::Heap(n) => echo(&mut conn, &mut vec![0u8; n]),
+            })?;
+            server.start()?;
+            hub.wait_stop(); // killed with the process
+            Ok(())
+        })?;
+    for e in exits {
+        e.result.map_err(|_| io::Error::other("a hub panicked"))??;
+    }
+    Ok(())
+}
+
+/// tokio's multi-thread runtime with `threads` workers: one task per
+/// connection, [`serve_tokio`]'s loop.
+fn serve_tokio_mt(addr: SocketAddr, buf: Buf, threads: usize) -> io::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_io()
+        .build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        announce(listener.local_addr()?)?;
+        loop {
+            let (mut conn, _) = listener.accept().await?;
+            let _ = conn.set_nodelay(true);
+            tokio::spawn(async move {
+                match buf {
+                    Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
+                    Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
+                }
+            });
+        }
+    })
+}
+
+/// may: one coroutine per connection, `workers` worker threads (pinned
+/// with the whole process; may's own pinning is turned off).
+fn serve_may(addr: SocketAddr, buf: Buf, workers: usize) -> io::Result<()> {
+    may::config().set_workers(workers).set_worker_pin(false);
     let listener = may::net::TcpListener::bind(addr)?;
     announce(listener.local_addr()?)?;
     fn accept_loop(listener: may::net::TcpListener, buf: Buf) -> io::Result<()> {
@@ -398,27 +499,27 @@ fn serve_may(addr: SocketAddr, buf: Buf) -> io::Result<()> {
 
 /// tokio's current-thread runtime: one task per connection.
 fn serve_tokio(addr: SocketAddr, buf: Buf) -> io::Result<()> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    async fn echo_async(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) {
-        loop {
-            let n = match conn.read(buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            buf[..n].make_ascii_uppercase();
-            if conn.write_all(&buf[..n]).await.is_err() {
-                break;
-            }
-        }
-    }
-
     serve_tokio_with(addr, move |mut conn| async move {
         match buf {
             Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
             Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
         }
     })
+}
+
+/// The echo loop for a tokio stream.
+async fn echo_async(conn: &mut tokio::net::TcpStream, buf: &mut [u8]) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let n = match conn.read(buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        buf[..n].make_ascii_uppercase();
+        if conn.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
 }
 
 /// A tokio current-thread server on `addr` that runs `task(conn)` as one
