@@ -16,6 +16,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::{Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -292,11 +293,18 @@ struct Share {
 /// Runs one cell (see the module docs).
 pub fn run_cell(plan: &Plan) -> io::Result<Cell> {
     let threads = plan.threads.clamp(1, plan.conns.max(1));
-    let t0 = Instant::now();
-    let measure_from = t0 + plan.warmup;
-    let measure_to = measure_from + plan.measure;
     // Connection i goes to thread i % threads.
     let share = |t: usize| (t..plan.conns).step_by(threads).collect::<Vec<_>>();
+    // The clock starts once every thread has connected all its
+    // connections (the first thread past the barrier reads it).
+    let connected = Barrier::new(threads);
+    let t0 = OnceLock::new();
+    let start = Start {
+        connected: &connected,
+        t0: &t0,
+        warmup: plan.warmup,
+        measure: plan.measure,
+    };
     let mut cell = None;
     let shares = std::thread::scope(|s| {
         let others: Vec<_> = (1..threads)
@@ -307,11 +315,11 @@ pub fn run_cell(plan: &Plan) -> io::Result<Cell> {
                     if let Some(cpu) = cpu {
                         let _ = super::pin_to_cpu(cpu);
                     }
-                    drive(plan, &ids, measure_from, measure_to, None)
+                    drive(plan, &ids, start, None)
                 })
             })
             .collect();
-        let mine = drive(plan, &share(0), measure_from, measure_to, Some(&mut cell));
+        let mine = drive(plan, &share(0), start, Some(&mut cell));
         let mut all = vec![mine];
         for h in others {
             all.push(
@@ -341,20 +349,14 @@ pub fn run_cell(plan: &Plan) -> io::Result<Cell> {
     Ok(cell)
 }
 
-/// One client thread: connections `ids`, until `measure_to` and then
-/// until every reply is in. Thread 0 (`cell` given) samples the CPU times
-/// at `measure_from` and `measure_to` into `cell`.
-fn drive(
+/// Connects `ids` and registers them with `poll`, in `cs`.
+fn connect_all(
     plan: &Plan,
     ids: &[usize],
-    measure_from: Instant,
-    measure_to: Instant,
-    mut cell: Option<&mut Option<Cell>>,
-) -> io::Result<Share> {
-    let load = Load::new(plan.proto);
-    let mut poll = Poll::new()?;
-    let mut events = Events::with_capacity(1024);
-    let mut cs = Vec::with_capacity(ids.len());
+    poll: &Poll,
+    load: &Load,
+    cs: &mut Vec<Conn>,
+) -> io::Result<()> {
     for (i, &id) in ids.iter().enumerate() {
         let s = std::net::TcpStream::connect(plan.addr)?;
         s.set_nodelay(true)?;
@@ -373,6 +375,48 @@ fn drive(
             writable: false,
         });
     }
+    Ok(())
+}
+
+/// When the client threads start measuring: all together, once each has
+/// connected.
+#[derive(Clone, Copy)]
+struct Start<'a> {
+    connected: &'a Barrier,
+    t0: &'a OnceLock<Instant>,
+    warmup: Duration,
+    measure: Duration,
+}
+
+impl Start<'_> {
+    /// Waits for the other threads; returns when to start and stop
+    /// measuring.
+    fn wait(&self) -> (Instant, Instant) {
+        self.connected.wait();
+        let t0 = *self.t0.get_or_init(Instant::now);
+        let from = t0 + self.warmup;
+        (from, from + self.measure)
+    }
+}
+
+/// One client thread: connections `ids`, until the measurement ends and
+/// then until every reply is in. Thread 0 (`cell` given) samples the CPU
+/// times at the measurement's edges into `cell`.
+fn drive(
+    plan: &Plan,
+    ids: &[usize],
+    start: Start<'_>,
+    mut cell: Option<&mut Option<Cell>>,
+) -> io::Result<Share> {
+    let load = Load::new(plan.proto);
+    let mut poll = Poll::new()?;
+    let mut events = Events::with_capacity(1024);
+    let mut cs = Vec::with_capacity(ids.len());
+    // A failed connect must still reach the barrier, or the other threads
+    // would wait forever.
+    let connected = connect_all(plan, ids, &poll, &load, &mut cs);
+    let (measure_from, measure_to) = start.wait();
+    connected?;
     for (i, c) in cs.iter_mut().enumerate() {
         load.start(c)?;
         load.set_interest(&poll, c, i)?;
