@@ -50,10 +50,11 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::sync::Event;
+use crate::sys::{set_signal_handler, SignalRelay};
 use crate::RemoteRef;
 
 /// Starts N hub threads that each run the same closure (see the
@@ -402,8 +403,9 @@ impl Stopper {
     }
 }
 
-/// The write end of the signal pipe (-1 until the watcher thread starts).
-static SIGNAL_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The stop signals' relay: the handler writes a byte, the relay's thread
+/// requests the stop.
+static STOP_RELAY: SignalRelay = SignalRelay::new();
 
 /// The stop the signals request, while a run watches them.
 static WATCHED: Mutex<Option<Arc<StopState>>> = Mutex::new(None);
@@ -418,7 +420,7 @@ struct SignalWatch;
 
 impl SignalWatch {
     fn install(stop: &Arc<StopState>) -> io::Result<SignalWatch> {
-        start_signal_thread()?;
+        STOP_RELAY.start("verdant-signals", on_stop_relayed)?;
         {
             let mut watched = lock(&WATCHED);
             if watched.is_some() {
@@ -432,25 +434,15 @@ impl SignalWatch {
         let mut previous = lock(&PREVIOUS);
         previous.clear();
         for sig in STOP_SIGNALS {
-            // SAFETY: a zeroed sigaction is a valid value to fill in.
-            let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-            sa.sa_sigaction = on_stop_signal as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            // SAFETY: a zeroed sigaction is valid for the old action.
-            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
-            // SAFETY: `sa` is fully initialised, `old` is writable.
-            let r = unsafe {
-                libc::sigemptyset(&mut sa.sa_mask);
-                libc::sigaction(sig, &sa, &mut old)
-            };
-            if r != 0 {
-                let e = io::Error::last_os_error();
-                drop(previous);
-                restore_signals();
-                *lock(&WATCHED) = None;
-                return Err(e);
+            match set_signal_handler(sig, on_stop_signal) {
+                Ok(old) => previous.push((sig, old)),
+                Err(e) => {
+                    drop(previous);
+                    restore_signals();
+                    *lock(&WATCHED) = None;
+                    return Err(e);
+                }
             }
-            previous.push((sig, old));
         }
         Ok(SignalWatch)
     }
@@ -473,56 +465,15 @@ fn restore_signals() {
 
 /// The handler: one `write(2)`, which is async-signal-safe.
 extern "C" fn on_stop_signal(_sig: libc::c_int) {
-    // SAFETY: errno is this thread's; saved and restored around the call.
-    let errno = unsafe { *libc::__errno_location() };
-    let fd = SIGNAL_PIPE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // By the raw system call (the libc name may be patched); a full
-        // pipe (a stop already pending) fails harmlessly with EAGAIN.
-        crate::sys::raw_write(fd, &[1]);
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    STOP_RELAY.notify();
 }
 
-fn start_signal_thread() -> io::Result<()> {
-    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    let r = STARTED.get_or_init(|| {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) } != 0 {
-            return Err(io::Error::last_os_error().to_string());
-        }
-        let [read, write] = fds;
-        // The reader blocks: clear its O_NONBLOCK.
-        // SAFETY: a plain fcntl call on our own descriptor.
-        unsafe { libc::fcntl(read, libc::F_SETFL, 0) };
-        SIGNAL_PIPE.store(write, Ordering::Relaxed);
-        std::thread::Builder::new()
-            .name("verdant-signals".to_owned())
-            .spawn(move || signal_loop(read))
-            .map(drop)
-            .map_err(|e| e.to_string())
-    });
-    r.clone().map_err(io::Error::other)
-}
-
-fn signal_loop(read: libc::c_int) {
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: reads into a live local buffer of the given length.
-        let n = unsafe { libc::read(read, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        // The first signal asks for the stop; the next one acts as before.
-        restore_signals();
-        let watched = lock(&WATCHED).clone();
-        if let Some(stop) = watched {
-            stop.request();
-        }
+/// On the relay's thread: the first signal asks for the stop, and puts
+/// the previous actions back so that the next one acts as before.
+fn on_stop_relayed() {
+    restore_signals();
+    let watched = lock(&WATCHED).clone();
+    if let Some(stop) = watched {
+        stop.request();
     }
 }

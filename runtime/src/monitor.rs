@@ -43,13 +43,13 @@ use std::io;
 use std::mem::MaybeUninit;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::hub::{self, Beat};
 use crate::remote::{self, QuietRemote};
-use crate::sys::cvt;
+use crate::sys::{cvt, set_signal_handler, SignalRelay};
 
 /// What a report sends: see [`Monitor::report`].
 type ReportFn = Arc<dyn Fn(&Blocked) + Send + Sync>;
@@ -679,9 +679,9 @@ fn take_sample(tid: libc::pid_t) -> Option<(Option<hub::Snapshot>, Vec<usize>)> 
 
 // ---- The run-info dump on a signal ----
 
-/// The dump's pipe: the signal handler writes a byte, the dump thread
-/// reads it. `-1` until [`dump_on_signal`] made it.
-static DUMP_PIPE: AtomicI32 = AtomicI32::new(-1);
+/// The dump signal's relay: the handler writes a byte, the relay's thread
+/// posts the dumps.
+static DUMP: SignalRelay = SignalRelay::new();
 
 /// The hubs to dump, by a handle that does not keep them from `LoopExit`.
 static DUMPED: Mutex<Vec<QuietRemote>> = Mutex::new(Vec::new());
@@ -724,7 +724,7 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
             format!("verdant: signal {signal} cannot carry the run-info dump"),
         ));
     }
-    start_dump_thread()?;
+    DUMP.start("verdant-dump", dump_all)?;
     let me = remote::quiet_remote()?;
     {
         let mut hubs = lock(&DUMPED);
@@ -732,67 +732,25 @@ pub fn dump_on_signal(signal: libc::c_int) -> io::Result<()> {
             hubs.push(me);
         }
     }
-    // SAFETY: a zeroed sigaction is a valid value to fill in.
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = on_dump_signal as *const () as usize;
-    sa.sa_flags = libc::SA_RESTART;
-    // SAFETY: `sa` is fully initialised; the old action is not wanted.
-    cvt(unsafe {
-        libc::sigemptyset(&mut sa.sa_mask);
-        libc::sigaction(signal, &sa, ptr::null_mut())
-    })?;
+    set_signal_handler(signal, on_dump_signal)?;
     Ok(())
 }
 
 /// The dump signal's handler: one `write(2)`, which is async-signal-safe.
 extern "C" fn on_dump_signal(_sig: libc::c_int) {
-    // SAFETY: errno is this thread's; saved and restored around the call.
-    let errno = unsafe { *libc::__errno_location() };
-    let fd = DUMP_PIPE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        // One byte to our own pipe, by the raw system call (the libc name
-        // may be patched); a full pipe (a dump already pending) fails
-        // harmlessly with EAGAIN.
-        crate::sys::raw_write(fd, &[1]);
-    }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    DUMP.notify();
 }
 
-fn start_dump_thread() -> io::Result<()> {
-    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
-    once(&STARTED, || {
-        let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two descriptors.
-        cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })?;
-        let [read, write] = fds;
-        // The reader blocks: clear its O_NONBLOCK.
-        // SAFETY: a plain fcntl call on our own descriptor.
-        cvt(unsafe { libc::fcntl(read, libc::F_SETFL, 0) })?;
-        DUMP_PIPE.store(write, Ordering::Relaxed);
-        spawn_named("verdant-dump", move || dump_loop(read))
-    })
-}
-
-fn dump_loop(read: libc::c_int) {
-    let mut buf = [0u8; 64];
-    loop {
-        // SAFETY: reads into a live local buffer of the given length.
-        let n = unsafe { libc::read(read, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            return;
-        }
-        let mut hubs = lock(&DUMPED);
-        hubs.retain(|h| {
-            // Gone (its thread exited): dropped from the list.
-            h.is_alive()
-                && h.post("run-info dump", || {
-                    eprintln!("{}", crate::Hub::current().run_info());
-                })
-                .is_ok()
-        });
-    }
+/// On the relay's thread, after a dump signal: a dump greenlet posted to
+/// each registered hub.
+fn dump_all() {
+    let mut hubs = lock(&DUMPED);
+    hubs.retain(|h| {
+        // Gone (its thread exited): dropped from the list.
+        h.is_alive()
+            && h.post("run-info dump", || {
+                eprintln!("{}", crate::Hub::current().run_info());
+            })
+            .is_ok()
+    });
 }

@@ -6,6 +6,8 @@
 //! (unmapping our own mapping in a destructor), asserted in debug builds.
 
 use std::io;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
 
 /// A libc return value with a failure sentinel.
 pub(crate) trait Sentinel: Copy {
@@ -57,9 +59,150 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
     unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) as isize }
 }
 
+/// A signal → byte → thread relay. A signal handler may do almost nothing
+/// (only async-signal-safe calls: no lock, no allocation), so it only
+/// [`notify`](SignalRelay::notify)s: one byte to a pipe. A thread of the
+/// relay's own, started by [`start`](SignalRelay::start), reads the bytes
+/// and runs the relay's callback, where anything may be done. Signals that
+/// arrive while the callback runs are coalesced into one more call (the
+/// bytes are read in batches; a full pipe drops the byte).
+pub(crate) struct SignalRelay {
+    /// The pipe's write end; -1 until started.
+    write: AtomicI32,
+    started: OnceLock<Result<(), String>>,
+}
+
+impl SignalRelay {
+    /// A relay not started yet (for a `static`).
+    pub(crate) const fn new() -> SignalRelay {
+        SignalRelay {
+            write: AtomicI32::new(-1),
+            started: OnceLock::new(),
+        }
+    }
+
+    /// Makes the pipe and starts the thread `name`, which calls
+    /// `on_signal` after each batch of notifications. Once: later calls
+    /// return the first one's result and ignore their arguments.
+    ///
+    /// # Errors
+    ///
+    /// What `pipe2`, `fcntl` or the thread's start reported.
+    pub(crate) fn start(&'static self, name: &str, on_signal: fn()) -> io::Result<()> {
+        self.started
+            .get_or_init(|| {
+                let mut fds = [0; 2];
+                // SAFETY: `fds` has room for the two descriptors.
+                cvt(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC | libc::O_NONBLOCK) })
+                    .map_err(|e| e.to_string())?;
+                let [read, write] = fds;
+                // The reader blocks: clear its O_NONBLOCK.
+                // SAFETY: a plain fcntl call on our own descriptor.
+                cvt(unsafe { libc::fcntl(read, libc::F_SETFL, 0) }).map_err(|e| e.to_string())?;
+                self.write.store(write, Ordering::Relaxed);
+                std::thread::Builder::new()
+                    .name(name.to_owned())
+                    .spawn(move || relay_loop(read, on_signal))
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(io::Error::other)
+    }
+
+    /// From a signal handler: one byte to the relay's pipe, by the raw
+    /// system call (async-signal-safe; `errno` is left as it was). Does
+    /// nothing before [`start`](Self::start); a full pipe (a batch already
+    /// pending) drops the byte.
+    pub(crate) fn notify(&self) {
+        // SAFETY: errno is this thread's; saved and restored around the call.
+        let errno = unsafe { *libc::__errno_location() };
+        let fd = self.write.load(Ordering::Relaxed);
+        if fd >= 0 {
+            raw_write(fd, &[1]);
+        }
+        // SAFETY: as above.
+        unsafe { *libc::__errno_location() = errno };
+    }
+}
+
+/// The relay's thread: reads batches of bytes, calls `on_signal` per batch.
+fn relay_loop(read: libc::c_int, on_signal: fn()) {
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: reads into a live local buffer of the given length.
+        let n = unsafe { libc::read(read, buf.as_mut_ptr().cast(), buf.len()) };
+        if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if n <= 0 {
+            return;
+        }
+        on_signal();
+    }
+}
+
+/// Installs `handler` for `signal` (`SA_RESTART`, nothing masked) and
+/// returns the action it replaced.
+///
+/// # Errors
+///
+/// What `sigaction` reports (`EINVAL` for a signal that cannot be caught).
+pub(crate) fn set_signal_handler(
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) -> io::Result<libc::sigaction> {
+    // SAFETY: a zeroed sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as *const () as usize;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: a zeroed sigaction is valid for the old action.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: `sa` is fully initialised, `old` is writable.
+    cvt(unsafe {
+        libc::sigemptyset(&mut sa.sa_mask);
+        libc::sigaction(signal, &sa, &mut old)
+    })?;
+    Ok(old)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relayed_signal_runs_the_callback_on_the_relay_thread() {
+        use std::sync::atomic::AtomicUsize;
+        use std::sync::Mutex;
+        static RELAY: SignalRelay = SignalRelay::new();
+        static CALLS: AtomicUsize = AtomicUsize::new(0);
+        static THREAD: Mutex<Option<String>> = Mutex::new(None);
+        extern "C" fn handler(_: libc::c_int) {
+            RELAY.notify();
+        }
+        fn relayed() {
+            *THREAD.lock().unwrap() = std::thread::current().name().map(str::to_owned);
+            CALLS.fetch_add(1, Ordering::SeqCst);
+        }
+        // Before the start, a notification goes nowhere (and must not crash).
+        RELAY.notify();
+        RELAY.start("relay-test", relayed).unwrap();
+        let old = set_signal_handler(libc::SIGWINCH, handler).unwrap();
+        // SAFETY: raise sends the signal to this thread; the handler above
+        // only writes to a pipe.
+        assert_eq!(unsafe { libc::raise(libc::SIGWINCH) }, 0);
+        let t = std::time::Instant::now();
+        while CALLS.load(Ordering::SeqCst) == 0 {
+            assert!(
+                t.elapsed() < std::time::Duration::from_secs(10),
+                "never relayed"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(THREAD.lock().unwrap().as_deref(), Some("relay-test"));
+        // SAFETY: puts back the action set_signal_handler replaced.
+        unsafe { libc::sigaction(libc::SIGWINCH, &old, std::ptr::null_mut()) };
+    }
 
     #[test]
     fn failures_carry_errno_and_successes_their_value() {
