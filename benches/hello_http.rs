@@ -96,7 +96,7 @@ fn main() {
     for rep in 0..reps {
         for k in 0..2 {
             let s = (k + rep) % 2;
-            let r = run_wrk(&wrk, &servers[s], 1, conns, secs, Vec::new())
+            let r = run_wrk(&wrk, &servers[s], 1, conns, secs, Vec::new(), false)
                 .unwrap_or_else(|e| panic!("{}: {e}", servers[s].name));
             runs[s].push(r);
         }

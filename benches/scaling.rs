@@ -32,6 +32,9 @@
 //! 100,1000) from the closed-loop client of `echo_load`, spread over
 //! `--client-threads` threads (default 2), or for HTTP `wrk` with as many
 //! threads when `--http-client wrk` (the default when `wrk` is on `PATH`).
+//! With wrk, `HTTP close` cells (`--churn-conns`, default 100; `''` for
+//! none) send `Connection: close`: a new connection per request, the load
+//! where one round-robin acceptor does every `accept`.
 //! `--server-cpus LIST` pins a THREADS-thread server to the first THREADS
 //! CPUs of LIST, `--client-cpus LIST` the client; by default nothing is
 //! pinned (on a 2-core machine client and servers share both cores: the
@@ -278,13 +281,16 @@ fn unknown(kind: &str) -> io::Error {
 struct Load {
     proto: Proto,
     conns: usize,
+    /// HTTP with `Connection: close`: a new connection per request (wrk).
+    close: bool,
 }
 
 impl Load {
     fn label(&self) -> String {
-        match self.proto {
-            Proto::Echo(size) => format!("echo {size} B"),
-            Proto::Http => "HTTP GET /".to_owned(),
+        match (self.proto, self.close) {
+            (Proto::Echo(size), _) => format!("echo {size} B"),
+            (Proto::Http, false) => "HTTP GET /".to_owned(),
+            (Proto::Http, true) => "HTTP close".to_owned(),
         }
     }
 }
@@ -299,6 +305,9 @@ struct Opts {
 }
 
 fn measure(server: &Server, load: Load, opts: &Opts, tools: &Tools) -> io::Result<Cell> {
+    if load.close && (!opts.use_wrk || tools.wrk.is_none()) {
+        return Err(io::Error::other("a connection per request needs wrk"));
+    }
     if let (Proto::Http, true, Some(wrk)) = (load.proto, opts.use_wrk, &tools.wrk) {
         let secs = opts.measure.as_secs().max(1);
         let r = run_wrk(
@@ -308,6 +317,7 @@ fn measure(server: &Server, load: Load, opts: &Opts, tools: &Tools) -> io::Resul
             load.conns,
             secs,
             opts.client_cpus.clone(),
+            load.close,
         )?;
         if !r.errors.is_empty() {
             return Err(io::Error::other(format!("wrk errors: {}", r.errors)));
@@ -364,6 +374,13 @@ fn main() {
     let conns: Vec<usize> = arg_value("--conns").map_or(vec![100, 1000], |s| list(&s));
     let sizes: Vec<usize> = arg_value("--sizes").map_or(vec![64, 16384], |s| list(&s));
     let http_conns: Vec<usize> = arg_value("--http-conns").map_or(vec![100, 1000], |s| list(&s));
+    let churn_conns: Vec<usize> = arg_value("--churn-conns").map_or(vec![100], |s| {
+        if s.is_empty() {
+            Vec::new()
+        } else {
+            list(&s)
+        }
+    });
     let buf: usize = arg_value("--buf").map_or(16384, |s| s.parse().expect("--buf BYTES"));
     let specs: Vec<Spec> = arg_value("--servers")
         .unwrap_or_else(|| "verdant:1,verdant:2,verdant-rr:2,tokio:2,go:2,may:2".into())
@@ -468,6 +485,7 @@ fn main() {
                 loads.push(Load {
                     proto: Proto::Echo(size),
                     conns: c,
+                    close: false,
                 });
             }
         }
@@ -477,7 +495,19 @@ fn main() {
             loads.push(Load {
                 proto: Proto::Http,
                 conns: c,
+                close: false,
             });
+        }
+        if use_wrk {
+            for &c in &churn_conns {
+                loads.push(Load {
+                    proto: Proto::Http,
+                    conns: c,
+                    close: true,
+                });
+            }
+        } else if !churn_conns.is_empty() {
+            println!("scaling: HTTP close cells skipped: they need wrk");
         }
     }
 

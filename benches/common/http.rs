@@ -60,6 +60,9 @@ pub fn serve_hyper(addr: SocketAddr, threads: Option<usize>) -> io::Result<()> {
 /// The answer of [`serve_may_http`] to every request.
 const MAY_HELLO: &[u8] =
     b"HTTP/1.1 200 OK\r\nServer: may\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
+/// The same, to a request that says `Connection: close`.
+const MAY_HELLO_CLOSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nServer: may\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!";
 
 /// may with `workers` worker threads, a coroutine per connection running a
 /// minimal HTTP/1.1 keep-alive loop (httparse; pipelined requests answered
@@ -88,7 +91,8 @@ pub fn serve_may_http(addr: SocketAddr, workers: usize) -> io::Result<()> {
 }
 
 /// Answers every complete request head in the buffer, reads more, until
-/// the peer closes or sends what is not HTTP.
+/// the peer closes, sends what is not HTTP, or asks for `Connection:
+/// close` (answered, then closed).
 fn http_loop<S: Read + Write>(conn: &mut S) {
     let mut buf = vec![0u8; 8192];
     let mut have = 0;
@@ -106,6 +110,15 @@ fn http_loop<S: Read + Write>(conn: &mut S) {
             match req.parse(&buf[at..have]) {
                 Ok(httparse::Status::Complete(len)) => {
                     at += len;
+                    let close = req.headers.iter().any(|h| {
+                        h.name.eq_ignore_ascii_case("connection")
+                            && h.value.eq_ignore_ascii_case(b"close")
+                    });
+                    if close {
+                        out.extend_from_slice(MAY_HELLO_CLOSE);
+                        let _ = conn.write_all(&out);
+                        return;
+                    }
                     out.extend_from_slice(MAY_HELLO);
                 }
                 Ok(httparse::Status::Partial) => break,

@@ -49,7 +49,8 @@ fn parse_ms(s: &str) -> f64 {
 }
 
 /// Runs `wrk -tTHREADS -cCONNS -dSECSs --latency` against `server`
-/// (pinned to `cpus` unless empty) and reads its report.
+/// (pinned to `cpus` unless empty) and reads its report. With `close`,
+/// every request says `Connection: close`: a new connection per request.
 pub fn run_wrk(
     wrk: &Path,
     server: &Server,
@@ -57,6 +58,7 @@ pub fn run_wrk(
     conns: usize,
     secs: u64,
     cpus: Vec<usize>,
+    close: bool,
 ) -> io::Result<Run> {
     let cpu0 = proc_cpu(server.pid());
     let mut cmd = Command::new(wrk);
@@ -75,6 +77,11 @@ pub fn run_wrk(
             "--latency".to_string(),
             format!("http://{}/", server.addr),
         ])
+        .args(if close {
+            &["-H", "Connection: close"][..]
+        } else {
+            &[]
+        })
         .stdin(Stdio::null())
         .output()?;
     let srv_cpu = proc_cpu(server.pid()) - cpu0;
