@@ -314,7 +314,7 @@
 mod buf;
 mod dns;
 pub mod monkey;
-mod server;
+pub mod server;
 mod socket;
 mod tcp;
 mod udp;

@@ -16,9 +16,13 @@
 //!   with [`Remote::post`](crate::Remote::post), and adopt it there with
 //!   `from_std`. The acceptor chooses the hub (round-robin, least loaded).
 //!
+//! `verdant_net::StreamServerBuilder::bind_hubs` does either for a server
+//! (its `Spread` option), binding once before the run and giving each hub
+//! its own `StreamServer`.
+//!
 //! Sockets, channels and events are `!Send` (they belong to their hub);
 //! what crosses threads is a [`Remote`](crate::Remote), a
-//! [`RemoteRef`](crate::RemoteRef) (set an `Event` or an `AsyncResult` of
+//! [`RemoteRef`] (set an `Event` or an `AsyncResult` of
 //! another hub), a [`RemoteSender`](crate::RemoteSender) (send on another
 //! hub's channel), a [`Stopper`], or plain `Send` data.
 //!
