@@ -2,7 +2,8 @@
 //! reads, exactly like the gevent original, on a `StreamServer` (one per
 //! hub thread with `--threads N`).
 //!
-//! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--buf 1024] [--spread reuseport]`
+//! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--buf 1024] [--spread reuseport]
+//! [--idle-timeout SECS] [--write-timeout 10] [--max-connections 10000]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves until SIGINT or SIGTERM, when it stops accepting, gives the
@@ -10,6 +11,13 @@
 //! each `recv` reads (the seed's 1,024; 16,384 moves large messages in
 //! fewer calls). `--spread rr` hands the connections to the hubs from one
 //! acceptor in turn instead of a listener per hub (`SO_REUSEPORT`).
+//!
+//! Hostile or broken clients: `--idle-timeout` closes a connection silent
+//! that long (none by default, as in the seed); an echo the client does not
+//! read within `--write-timeout` (10 s) ends the connection, so a client
+//! that sends and never reads cannot hold a greenlet forever; at most
+//! `--max-connections` (10,000) per hub at once, the kernel queueing the
+//! rest.
 //!
 //! The seed's plain form, without the server helper, is an accept loop:
 //!
@@ -46,12 +54,31 @@ fn talk(conn: TcpStream, buf: usize) {
     // conn closes here, as in the seed's `finally: conn.close()`.
 }
 
-fn server(addr: &str, threads: usize, buf: usize, spread: Spread) -> std::io::Result<()> {
+/// How the server treats its connections (the command line's options).
+struct Options {
+    threads: usize,
+    buf: usize,
+    spread: Spread,
+    /// Close a connection silent this long (default: never, as the seed).
+    idle: Option<Duration>,
+    /// Close a connection whose echo is not read this long (a client that
+    /// sends and never reads would otherwise hold its greenlet forever).
+    write: Duration,
+    max_connections: usize,
+}
+
+fn server(addr: &str, o: Options) -> std::io::Result<()> {
+    let (threads, buf) = (o.threads, o.buf);
     // TCP_NODELAY on every connection (the server's default). Bound here,
     // so that a bad address fails before any thread starts and port 0's
     // pick is known; with several hubs, the connections are spread over
     // them as `--spread` says (a listener each, or one acceptor).
-    let listener = StreamServer::builder().spread(spread).bind_hubs(addr)?;
+    let listener = StreamServer::builder()
+        .spread(o.spread)
+        .read_timeout(o.idle)
+        .write_timeout(Some(o.write))
+        .max_connections(o.max_connections)
+        .bind_hubs(addr)?;
     println!("listening on {}", listener.local_addr());
     let exits = Hubs::new().threads(threads).stop_on_signals(true).run(
         move |hub| -> std::io::Result<usize> {
@@ -75,7 +102,8 @@ fn server(addr: &str, threads: usize, buf: usize, spread: Spread) -> std::io::Re
 
 fn usage(arg: &str) -> ! {
     eprintln!(
-        "usage: echo_server [--addr HOST] [--port PORT] [--threads N] [--buf BYTES] [--spread reuseport|rr] (got {arg:?})"
+        "usage: echo_server [--addr HOST] [--port PORT] [--threads N] [--buf BYTES] [--spread reuseport|rr] \
+         [--idle-timeout SECS] [--write-timeout SECS] [--max-connections N] (got {arg:?})"
     );
     std::process::exit(2);
 }
@@ -83,30 +111,41 @@ fn usage(arg: &str) -> ! {
 fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
-    let (mut threads, mut buf) = (1usize, 1024usize);
-    let mut spread = Spread::ReusePort;
+    let mut o = Options {
+        threads: 1,
+        buf: 1024,
+        spread: Spread::ReusePort,
+        idle: None,
+        write: Duration::from_secs(10),
+        max_connections: 10_000,
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        match (a.as_str(), args.next()) {
-            ("--addr", Some(v)) => host = v,
-            ("--port", Some(v)) => port = v,
-            ("--threads", Some(v)) => match v.parse() {
-                Ok(n) if n > 0 => threads = n,
-                _ => usage(&v),
-            },
-            ("--buf", Some(v)) => match v.parse() {
-                Ok(n) if n > 0 => buf = n,
-                _ => usage(&v),
-            },
-            ("--spread", Some(v)) => match v.as_str() {
-                "reuseport" => spread = Spread::ReusePort,
-                "rr" => spread = Spread::RoundRobin,
+        let Some(v) = args.next() else { usage(&a) };
+        let count = || v.parse::<usize>().ok().filter(|&n| n > 0);
+        let secs = || {
+            v.parse::<f64>()
+                .ok()
+                .filter(|s| *s > 0.0 && s.is_finite())
+                .map(Duration::from_secs_f64)
+        };
+        match a.as_str() {
+            "--addr" => host = v,
+            "--port" => port = v,
+            "--threads" => o.threads = count().unwrap_or_else(|| usage(&v)),
+            "--buf" => o.buf = count().unwrap_or_else(|| usage(&v)),
+            "--max-connections" => o.max_connections = count().unwrap_or_else(|| usage(&v)),
+            "--idle-timeout" => o.idle = Some(secs().unwrap_or_else(|| usage(&v))),
+            "--write-timeout" => o.write = secs().unwrap_or_else(|| usage(&v)),
+            "--spread" => match v.as_str() {
+                "reuseport" => o.spread = Spread::ReusePort,
+                "rr" => o.spread = Spread::RoundRobin,
                 _ => usage(&v),
             },
             _ => usage(&a),
         }
     }
-    if let Err(e) = server(&format!("{host}:{port}"), threads, buf, spread) {
+    if let Err(e) = server(&format!("{host}:{port}"), o) {
         eprintln!("echo_server: {e}");
         std::process::exit(1);
     }

@@ -1,7 +1,8 @@
 //! A minimal HTTP/1.1 keep-alive server, for benchmarking (`wrk`, `oha`,
 //! `ab -k`): one greenlet per connection, requests parsed with `httparse`.
 //!
-//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--spread reuseport|rr]`
+//! `cargo run --release --example hello_http -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--spread reuseport|rr]
+//! [--header-timeout 10] [--idle-timeout 60] [--write-timeout 10] [--max-connections 10000]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves, on a `StreamServer` per hub thread (`--threads`), until SIGINT or
@@ -15,6 +16,20 @@
 //!   connection is closed; a request head over 8 KiB (or with more than 64
 //!   header lines) → `431`, then closed; `Transfer-Encoding` → `501`, then
 //!   closed.
+//!
+//! **Limits**, for clients that are slow or hostile (timeouts in seconds,
+//! fractions allowed):
+//!
+//! * a request head must arrive whole within `--header-timeout` (10 s) of
+//!   its first byte, or the client gets `408 Request Timeout` and the
+//!   connection is closed: a client sending a byte every few seconds
+//!   ("slowloris") holds a connection that long, no longer;
+//! * a connection with no request under way is closed after
+//!   `--idle-timeout` (60 s) of silence;
+//! * a response that the client does not read within `--write-timeout`
+//!   (10 s) ends the connection (a client that sends and never reads);
+//! * at most `--max-connections` (10,000) per hub at once; the kernel
+//!   queues the rest.
 //!
 //! Connections are kept alive (HTTP/1.1) unless the request says
 //! `Connection: close`; an HTTP/1.0 request closes the connection unless it
@@ -52,6 +67,7 @@ const NOT_FOUND_CLOSE: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nCo
 const NOT_ALLOWED_KEEP: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n\r\n";
 const NOT_ALLOWED_KEEP_10: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
 const NOT_ALLOWED_CLOSE: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n";
 const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
@@ -175,9 +191,40 @@ fn linger_close(mut conn: TcpStream) {
     }
 }
 
+/// The per-connection time limits (see the module docs).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    header: Duration,
+    idle: Duration,
+    write: Duration,
+    max_connections: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            header: Duration::from_secs(10),
+            idle: Duration::from_secs(60),
+            write: Duration::from_secs(10),
+            max_connections: 10_000,
+        }
+    }
+}
+
+/// Whether `e` is a read or write timeout (`WouldBlock` or `TimedOut`, as
+/// std's timeouts report them).
+fn timed_out(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
+}
+
 /// Serves one connection until it closes, fails, or must be closed.
-fn serve(mut conn: TcpStream) -> io::Result<()> {
+fn serve(mut conn: TcpStream, limits: Limits) -> io::Result<()> {
     conn.set_nodelay(true)?;
+    // When the request head under way must be complete (None: none is).
+    let mut head_due: Option<Instant> = None;
     let mut buf = vec![0u8; MAX_HEAD].into_boxed_slice();
     let mut out: Vec<u8> = Vec::with_capacity(4 * 1024);
     let (mut start, mut end) = (0usize, 0usize); // unparsed bytes: buf[start..end]
@@ -201,6 +248,7 @@ fn serve(mut conn: TcpStream) -> io::Result<()> {
             let a = match req.parse(&buf[start..end]) {
                 Ok(httparse::Status::Complete(n)) => {
                     start += n;
+                    head_due = None; // a pipelined next head gets its own clock
                     answer(&req)
                 }
                 Ok(httparse::Status::Partial) => break, // read more
@@ -236,19 +284,51 @@ fn serve(mut conn: TcpStream) -> io::Result<()> {
             linger_close(conn);
             return Ok(());
         }
-        let n = conn.read(&mut buf[end..])?;
+        // A head under way has until its deadline; between requests (or
+        // in a body) each read may wait the idle timeout.
+        let head = start < end && skip == 0;
+        let wait = if head {
+            let due = *head_due.get_or_insert_with(|| Instant::now() + limits.header);
+            due.saturating_duration_since(Instant::now())
+        } else {
+            head_due = None;
+            limits.idle
+        };
+        if wait.is_zero() {
+            conn.write_all(TIMED_OUT)?;
+            linger_close(conn);
+            return Ok(());
+        }
+        conn.set_read_timeout(Some(wait))?;
+        let n = match conn.read(&mut buf[end..]) {
+            Ok(n) => n,
+            Err(e) if timed_out(&e) && head => {
+                conn.write_all(TIMED_OUT)?;
+                linger_close(conn);
+                return Ok(());
+            }
+            Err(e) => return Err(e), // idle too long, or the connection failed
+        };
         if n == 0 {
             return Ok(()); // the client is done
+        }
+        if start == end && skip == 0 {
+            // The first bytes of a new request head: its clock starts.
+            head_due = Some(Instant::now() + limits.header);
         }
         end += n;
     }
 }
 
-fn server(addr: &str, threads: usize, spread: Spread) -> io::Result<()> {
+fn server(addr: &str, threads: usize, spread: Spread, limits: Limits) -> io::Result<()> {
     // A StreamServer per hub thread, bound here first so that port 0's
     // pick is printed before any thread starts; `--spread` says how the
     // connections reach the hubs (a listener each, or one acceptor).
-    let listener = StreamServer::builder().spread(spread).bind_hubs(addr)?;
+    let listener = StreamServer::builder()
+        .spread(spread)
+        .write_timeout(Some(limits.write))
+        .max_connections(limits.max_connections)
+        .bind_hubs(addr)?;
     println!("listening on {}", listener.local_addr());
     io::stdout().flush()?;
     let exits =
@@ -257,7 +337,7 @@ fn server(addr: &str, threads: usize, spread: Spread) -> io::Result<()> {
             .stop_on_signals(true)
             .run(move |hub| -> io::Result<()> {
                 // Errors only end that connection (a reset, a broken pipe).
-                let server = listener.server(hub, |conn, _peer| drop(serve(conn)))?;
+                let server = listener.server(hub, move |conn, _peer| drop(serve(conn, limits)))?;
                 server.start()?;
                 hub.wait_stop();
                 server.stop(GRACE);
@@ -270,29 +350,44 @@ fn server(addr: &str, threads: usize, spread: Spread) -> io::Result<()> {
     Ok(())
 }
 
+/// Seconds (fractions allowed) as a positive duration.
+fn secs(v: &str) -> Option<Duration> {
+    let s: f64 = v.parse().ok()?;
+    (s > 0.0 && s.is_finite()).then(|| Duration::from_secs_f64(s))
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: hello_http [--addr HOST] [--port PORT] [--threads N] [--spread reuseport|rr] \
+         [--header-timeout SECS] [--idle-timeout SECS] [--write-timeout SECS] [--max-connections N]"
+    );
+    std::process::exit(2);
+}
+
 fn main() {
     let mut host = String::from("127.0.0.1");
     let mut port = String::from("0");
     let mut threads = 1usize;
     let mut spread = Spread::ReusePort;
+    let mut limits = Limits::default();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        let value = args.next();
-        match (a.as_str(), value) {
-            ("--addr", Some(v)) => host = v,
-            ("--port", Some(v)) => port = v,
-            ("--threads", Some(v)) if v.parse::<usize>().is_ok_and(|n| n > 0) => {
-                threads = v.parse().unwrap_or(1);
-            }
-            ("--spread", Some(v)) if v == "reuseport" => spread = Spread::ReusePort,
-            ("--spread", Some(v)) if v == "rr" => spread = Spread::RoundRobin,
-            _ => {
-                eprintln!("usage: hello_http [--addr HOST] [--port PORT] [--threads N] [--spread reuseport|rr]");
-                std::process::exit(2);
-            }
+        let Some(v) = args.next() else { usage() };
+        let count = || v.parse::<usize>().ok().filter(|&n| n > 0);
+        match a.as_str() {
+            "--addr" => host = v,
+            "--port" => port = v,
+            "--threads" => threads = count().unwrap_or_else(|| usage()),
+            "--max-connections" => limits.max_connections = count().unwrap_or_else(|| usage()),
+            "--spread" if v == "reuseport" => spread = Spread::ReusePort,
+            "--spread" if v == "rr" => spread = Spread::RoundRobin,
+            "--header-timeout" => limits.header = secs(&v).unwrap_or_else(|| usage()),
+            "--idle-timeout" => limits.idle = secs(&v).unwrap_or_else(|| usage()),
+            "--write-timeout" => limits.write = secs(&v).unwrap_or_else(|| usage()),
+            _ => usage(),
         }
     }
-    if let Err(e) = server(&format!("{host}:{port}"), threads, spread) {
+    if let Err(e) = server(&format!("{host}:{port}"), threads, spread, limits) {
         eprintln!("hello_http: {e}");
         std::process::exit(1);
     }
