@@ -3,9 +3,11 @@
 //! builds the examples next to the test binary, in
 //! `target/<profile>/examples/`.
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+mod common;
+use common::example::{example, start_server_with, Reap};
 
 /// No example run by these tests takes longer than this; one that does has
 /// hung, and fails its test instead of stalling the suite.
@@ -46,18 +48,6 @@ fn output_within_limit(cmd: &mut Command) -> Output {
         stdout: out.join().unwrap(),
         stderr: err.join().unwrap(),
     }
-}
-
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "example {name} was not built at {}",
-        path.display()
-    );
-    path
 }
 
 /// Runs an example; returns its stdout lines and how long it took.
@@ -129,16 +119,6 @@ fn eat_play_takes_the_longest_sleep_not_the_sum() {
         took < Duration::from_millis(4500),
         "about 3 s, not 5: {took:?}"
     );
-}
-
-/// Kills the child when dropped, so a failed assertion leaves no server.
-struct Reap(std::process::Child);
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -442,30 +422,6 @@ fn crawler_reports_failed_fetches() {
 /// the address from its `listening on` line.
 fn start_server(name: &str) -> (Reap, String) {
     start_server_with(name, &[])
-}
-
-/// [`start_server`] with more arguments.
-fn start_server_with(name: &str, extra: &[&str]) -> (Reap, String) {
-    use std::io::BufRead;
-    let mut server = Reap(
-        Command::new(example(name))
-            .args(["--addr", "127.0.0.1", "--port", "0"])
-            .args(extra)
-            .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("{name}: unexpected first line {first:?}"))
-        .to_owned();
-    (server, addr)
 }
 
 /// A std connection with a generous read timeout, so a broken server fails

@@ -5,6 +5,8 @@
 // Shared by several test binaries, each of which uses only some of it.
 #![allow(dead_code)]
 
+pub mod example;
+
 use std::process::{Command, Output};
 
 /// The variable that turns a test function into its child scenario.
