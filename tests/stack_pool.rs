@@ -393,3 +393,79 @@ fn the_pre_6_13_fallback_works_the_same() {
         assert!(calls(&t, "mprotect") >= 10_000, "{t:?}");
     }
 }
+
+/// `VERDANT_STACK_COMPAT=1` at the `vm.max_map_count` ceiling (65,530
+/// here): every guarded stack is a mapping more, so spawning stops at about
+/// 32,700 greenlets, with an error that says why, never a panic; a
+/// `StreamServer` refuses the connections it cannot give a greenlet (a log
+/// line each), and serves again once greenlets have ended.
+#[test]
+fn at_the_map_count_ceiling_spawn_fails_with_an_error_and_a_server_refuses() {
+    use std::io::{Read, Write};
+    use verdant::net::{StreamServer, TcpStream};
+    if child_case().as_deref() == Some("ceiling") {
+        assert_eq!(guard_kind(), GuardKind::Mprotect);
+        let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _| {
+            let _ = conn.write_all(b"hi");
+        })
+        .unwrap();
+        server.start().unwrap();
+        let addr = server.local_addr().unwrap();
+        yield_now(); // the accept loop waits in accept
+        let mut parked = Vec::new();
+        let err = loop {
+            match Builder::new().spawn(|| sleep(std::time::Duration::from_secs(3600))) {
+                Ok(h) => parked.push(h),
+                Err(e) => break e,
+            }
+            assert!(parked.len() < 100_000, "no ceiling met");
+            if parked.len() % 1024 == 0 {
+                yield_now(); // let them start (and take their stacks)
+            }
+        };
+        println!(
+            "ceiling: {} greenlets, then {err} ({:?}); {} mappings",
+            parked.len(),
+            err.kind(),
+            maps_count()
+        );
+        assert!(
+            (20_000..=40_000).contains(&parked.len()),
+            "{} greenlets",
+            parked.len()
+        );
+        assert!(err.to_string().contains("max_map_count"), "{err}");
+        // The server cannot make a greenlet for a new connection: refused.
+        let mut c = TcpStream::connect(addr).unwrap();
+        let mut buf = [0u8; 2];
+        match c.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!("expected the connection closed, got {other:?}"),
+        }
+        assert!(server.refused() >= 1);
+        assert!(server.is_serving());
+        // Room again: served.
+        killall(&parked[..2_000]);
+        drop(parked.drain(..2_000));
+        let mut c = TcpStream::connect(addr).unwrap();
+        c.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+        killall(&parked);
+        return;
+    }
+    let out = run_child(
+        "at_the_map_count_ceiling_spawn_fails_with_an_error_and_a_server_refuses",
+        "ceiling",
+        &[(COMPAT_ENV, "1")],
+    );
+    assert_child_ok(&out);
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refused a connection from 127.0.0.1:"),
+        "{}",
+        text(&out)
+    );
+    assert!(!stderr.contains("panicked"), "{}", text(&out));
+}
