@@ -23,12 +23,13 @@
 pub use verdant_net as net;
 
 pub use verdant_runtime::{
-    blocking_threads, greenlet_local, hubs, io, iwait, join_thread, joinall, killall, monitor,
-    scope, select, set_blocking_threads, sleep, spawn, spawn_blocking, spawn_later, stack, sync,
-    wait_all, wait_any, with_deadline, with_timeout, yield_now, BlockingHandle, Builder, Elapsed,
-    Greenlet, GreenletExit, GreenletLocal, Group, Hub, Hubs, IWait, JoinAll, JoinAllError,
-    JoinError, JoinErrorKind, JoinHandle, ParentError, Pool, PostError, Remote, RemoteRef,
-    RemoteSender, Scope, ScopeError, Value, Waitable, DEFAULT_BLOCKING_THREADS,
+    blocking_threads, greenlet_local, hubs, io, iwait, join_thread, joinall, killall,
+    killall_timeout, monitor, scope, select, set_blocking_threads, sleep, spawn, spawn_blocking,
+    spawn_later, stack, sync, wait_all, wait_any, with_deadline, with_timeout, yield_now,
+    BlockingHandle, Builder, Elapsed, Greenlet, GreenletExit, GreenletLocal, Group, Hub, Hubs,
+    IWait, JoinAll, JoinAllError, JoinError, JoinErrorKind, JoinHandle, ParentError, Pool,
+    PostError, Remote, RemoteRef, RemoteSender, Scope, ScopeError, Value, Waitable,
+    DEFAULT_BLOCKING_THREADS,
 };
 pub use verdant_runtime::{
     GreenletInfo, RunInfo, RunState, Stuck, TraceEvent, TraceFn, TraceKind, Waiting,

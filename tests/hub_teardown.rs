@@ -63,3 +63,40 @@ fn a_greenlet_dropped_after_its_runtime_is_leaked_not_resumed() {
         "the greenlet ran again after its runtime was gone"
     );
 }
+
+/// PAN-7 at teardown: a greenlet that catches its `GreenletExit` in a loop
+/// (and waits again each time) cannot hold the thread's exit: after 100
+/// catches it is leaked, with a warning on stderr, and the thread ends.
+/// Destructors that ran before the loop ran; the thread's other greenlets
+/// are unwound as usual.
+#[test]
+fn a_greenlet_that_keeps_catching_its_exit_at_thread_exit_is_leaked_with_a_warning() {
+    use std::panic::catch_unwind;
+    let other_dropped = Arc::new(AtomicBool::new(false));
+    let o = other_dropped.clone();
+    let catches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = catches.clone();
+    let t = std::time::Instant::now();
+    std::thread::spawn(move || {
+        verdant::spawn(move || loop {
+            let _ = catch_unwind(|| verdant::sleep(Duration::from_secs(3600)));
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        let flag = Flag(o);
+        verdant::spawn(move || {
+            let _flag = flag;
+            verdant::sleep(Duration::from_secs(3600));
+        });
+        verdant::sleep(Duration::ZERO); // both start and park
+    })
+    .join()
+    .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // The first unwind, then 100 more raised at its waits; the last one
+    // it catches is not raised again: it is suspended for good.
+    assert_eq!(catches.load(Ordering::SeqCst), 101);
+    assert!(
+        other_dropped.load(Ordering::SeqCst),
+        "the other was unwound"
+    );
+}

@@ -620,3 +620,48 @@ fn pan6_panicking_flag_isolated() {
         assert_eq!(*m.lock().unwrap(), 2);
     }
 }
+
+/// PAN-7: a greenlet that catches its kill in a loop cannot freeze the hub.
+/// The kill is raised again at its every wait, each time after the other
+/// greenlets have had a turn, so a ticker keeps ticking; `kill_timeout`
+/// and `killall_timeout` give up at their timeouts and say it is alive;
+/// once it stops catching, it ends.
+#[test]
+fn a_greenlet_catching_its_kill_in_a_loop_yields_and_kill_timeout_gives_up() {
+    use std::cell::Cell;
+    use std::panic::catch_unwind;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+    let caught = Rc::new(Cell::new(0u64));
+    let give_in = Rc::new(Cell::new(false));
+    let (c, g) = (caught.clone(), give_in.clone());
+    let stubborn = verdant::spawn(move || {
+        while !g.get() {
+            let _ = catch_unwind(|| verdant::sleep(Duration::from_secs(3600)));
+            c.set(c.get() + 1);
+        }
+    });
+    verdant::yield_now();
+    let ticks = Rc::new(Cell::new(0));
+    let t2 = ticks.clone();
+    let ticker = verdant::spawn(move || {
+        for _ in 0..20 {
+            verdant::sleep(Duration::from_millis(1));
+            t2.set(t2.get() + 1);
+        }
+    });
+    let t = Instant::now();
+    assert!(!stubborn.kill_timeout(Duration::from_millis(100)));
+    let took = t.elapsed();
+    assert!(took >= Duration::from_millis(100), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(caught.get() > 1, "caught {} times", caught.get());
+    ticker.join().unwrap();
+    assert_eq!(ticks.get(), 20);
+    assert_eq!(
+        verdant::killall_timeout([&stubborn], Duration::from_millis(10)),
+        1
+    );
+    give_in.set(true);
+    stubborn.join().unwrap(); // it returned after catching: a success, as in gevent
+}

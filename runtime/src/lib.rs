@@ -104,5 +104,6 @@ pub use time::{sleep, yield_now};
 pub use timeout::{with_deadline, with_timeout, Elapsed};
 pub use value::Value;
 pub use wait::{
-    iwait, joinall, killall, wait_all, wait_any, IWait, JoinAll, JoinAllError, Waitable,
+    iwait, joinall, killall, killall_timeout, wait_all, wait_any, IWait, JoinAll, JoinAllError,
+    Waitable,
 };

@@ -679,8 +679,11 @@ impl<T: 'static> JoinHandle<T> {
     /// started never runs. Killing a finished greenlet does nothing; killing
     /// the current one unwinds it at once.
     ///
-    /// If the greenlet catches the kill, every later hub wait it makes raises
-    /// it again.
+    /// If the greenlet catches the kill, every later hub wait it makes
+    /// raises it again, after letting the other greenlets run once: one
+    /// that catches its kill in a loop keeps yielding and never dies, so
+    /// this waits forever for it; [`kill_timeout`](Self::kill_timeout)
+    /// gives up after a while.
     ///
     /// # Examples
     ///
@@ -693,6 +696,25 @@ impl<T: 'static> JoinHandle<T> {
     /// ```
     pub fn kill(&self) {
         kill(&self.greenlet, true);
+    }
+
+    /// Kills the greenlet (as [`kill`](Self::kill)) and waits at most
+    /// `timeout` for it to die (gevent's `kill(timeout=...)`); returns
+    /// whether it is dead. A greenlet that catches its kill in a loop is
+    /// still alive then: it is raised again at its every wait, and it
+    /// yields to the others each time.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let h = verdant_runtime::spawn(|| verdant_runtime::sleep(Duration::from_secs(60)));
+    /// verdant_runtime::sleep(Duration::ZERO);
+    /// assert!(h.kill_timeout(Duration::from_secs(1)));
+    /// ```
+    pub fn kill_timeout(&self, timeout: Duration) -> bool {
+        kill(&self.greenlet, false);
+        wait_dead(&self.greenlet, Some(deadline_after(timeout))).unwrap_or(false)
     }
 
     /// Delivers the kill without waiting for the greenlet to die (gevent's

@@ -655,6 +655,36 @@ where
     }
 }
 
+/// Kills every greenlet in `handles` and waits at most `timeout` for all
+/// of them to die (gevent's `killall(timeout=...)`); returns how many are
+/// still alive then (greenlets that catch their kill, see
+/// [`JoinHandle::kill_timeout`](crate::JoinHandle::kill_timeout)).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use verdant_runtime::{killall_timeout, sleep, spawn};
+/// let hs: Vec<_> = (0..3).map(|_| spawn(|| sleep(Duration::from_secs(60)))).collect();
+/// sleep(Duration::ZERO);
+/// assert_eq!(killall_timeout(&hs, Duration::from_secs(1)), 0);
+/// ```
+pub fn killall_timeout<I>(handles: I, timeout: Duration) -> usize
+where
+    I: IntoIterator,
+    I::Item: AsRef<Greenlet>,
+{
+    let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
+    for g in &gs {
+        kill(g, false);
+    }
+    let deadline = crate::timer::deadline_after(timeout);
+    for g in &gs {
+        let _ = wait_dead(g, Some(deadline));
+    }
+    gs.iter().filter(|g| !g.is_dead()).count()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

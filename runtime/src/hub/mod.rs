@@ -208,6 +208,9 @@ pub(crate) struct Runtime {
     mail_target: Cell<*const Inner>,
     /// A finished greenlet's exit, left by its root for the root loop.
     mail_exit: Cell<Option<Exit>>,
+    /// How often the greenlet being dropped now (`unwind_now`, one at a
+    /// time) has caught its `GreenletExit` and tried to wait again.
+    dying_catches: Cell<u32>,
 }
 
 /// What other threads send a hub: the cross-thread channel (see
@@ -417,6 +420,7 @@ impl Runtime {
             mail_full: Cell::new(false),
             mail_target: Cell::new(std::ptr::null()),
             mail_exit: Cell::new(None),
+            dying_catches: Cell::new(0),
         }
     }
 

@@ -77,12 +77,22 @@ fn begin_wait_refused(inner: &Inner) -> Result<(), Refused> {
         }
         return Err(Refused);
     }
-    if inner.killed.get() || inner.dying.get() {
-        // A kill (or drop) that the greenlet caught is raised again.
+    if inner.dying.get() {
+        // A drop that the greenlet caught is raised again, at once: the
+        // hub is tearing it down (and gives up on it if it keeps catching).
+        super::switch::dying_caught(rt(), inner);
+    }
+    if inner.killed.get() {
+        // A kill that the greenlet caught is raised again, after one turn
+        // of the others: a greenlet that catches its kill in a loop must
+        // not freeze the hub (it yields at every turn of its loop instead,
+        // and its killer's `kill_timeout` can give up).
+        rt().one_turn();
         resume_unwind(Box::new(GreenletExit));
     }
     if inner.timeout_fired.get() != 0 {
         // So is an expired `with_timeout` scope the greenlet is still in.
+        rt().one_turn();
         raise_scope_again(inner.timeout_fired.get());
     }
     Ok(())
@@ -255,6 +265,15 @@ impl Runtime {
         {
             return;
         }
+        self.one_turn();
+    }
+
+    /// Lets every other ready greenlet run once, without the checks of
+    /// `begin_wait` (for the callers that have made them: a quiet section,
+    /// a caught kill about to be raised again). A throw received meanwhile
+    /// is raised.
+    fn one_turn(&self) {
+        let inner = self.current_record();
         let seq = inner.wait_seq.get() + 1;
         inner.wait_seq.set(seq);
         inner.woken.set(false);

@@ -536,8 +536,26 @@ pub(crate) fn unwind_now(g: &Greenlet) {
         // switch it attempts meanwhile is refused. The mailbox is not
         // touched: it may hold a value in transit to another greenlet.
         // Its root catches the unwind and leaves an exit: discard it.
-        let r = co.resume(());
-        debug_assert!(matches!(r, CoroutineResult::Return(())));
+        try_rt(|rt| rt.dying_catches.set(0));
+        if let CoroutineResult::Yield(()) = co.resume(()) {
+            // It caught its exit over and over (`dying_caught`): it can
+            // neither finish nor run on, so it is leaked as it stands.
+            eprintln!(
+                "verdant: greenlet '{}' caught its GreenletExit {DYING_CATCH_LIMIT} times while being dropped; \
+                 it is leaked, stack and all, and its remaining destructors do not run",
+                inner.display_name()
+            );
+            try_rt(|rt| drop(rt.mail_exit.take()));
+            inner.state.set(State::Dead);
+            leak(co);
+            inner.completion.mark(Outcome::Killed);
+            try_rt(|rt| rt.unlist(inner));
+            if let Some(prev) = prev {
+                try_rt(|rt| rt.restore_current(prev));
+            }
+            try_rt(|rt| rt.notify_links(g));
+            return;
+        }
     } else {
         co.force_unwind(); // drops the never-run function
     }
@@ -765,8 +783,36 @@ fn refuse_switch(rt: &Runtime) -> Option<Value> {
     let cur = rt.current_record();
     if !std::thread::panicking() && cur.has_run() {
         // Being dropped, and it caught the GreenletExit: raise it again.
-        panic::resume_unwind(Box::new(GreenletExit));
+        dying_caught(rt, cur);
     }
     // Mid-unwind, or an unstarted greenlet's function being dropped.
     None
+}
+
+/// How many times a greenlet being dropped may catch its `GreenletExit`
+/// and try to wait again before it is given up on (leaked).
+pub(crate) const DYING_CATCH_LIMIT: u32 = 100;
+
+/// A greenlet being dropped (`unwind_now`) caught its `GreenletExit` and
+/// tries to wait: raises it again, up to [`DYING_CATCH_LIMIT`] times; then
+/// hands control back to `unwind_now` for good (a suspension it never
+/// resumes), which leaks the greenlet: one that catches its exit in a loop
+/// would otherwise hold the thread's teardown forever.
+#[cold]
+#[inline(never)]
+pub(crate) fn dying_caught(rt: &Runtime, cur: &Inner) -> ! {
+    let n = rt.dying_catches.get() + 1;
+    rt.dying_catches.set(n);
+    if n <= DYING_CATCH_LIMIT {
+        panic::resume_unwind(Box::new(GreenletExit));
+    }
+    let y = cur.yielder.get();
+    debug_assert!(!y.is_null());
+    loop {
+        // SAFETY: (current) `cur` is running, so its coroutine is alive and
+        // we are on its stack; `yielder` was set when it started. It was
+        // resumed by `unwind_now`, which receives this suspension and
+        // never resumes the coroutine again.
+        unsafe { (*y).suspend(()) };
+    }
 }
