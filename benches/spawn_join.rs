@@ -2,6 +2,8 @@
 //! current-thread runtime and may with one worker, in one run.
 //!
 //! `cargo bench --bench spawn_join`. Target: verdant ≤ 300 ns per greenlet.
+//! `verdant_yield_16k_deep` against `verdant_yield_shallow` is the cost of
+//! scrubbing 16 KiB of a stack before its reuse (SEC-1).
 #![allow(missing_docs)] // criterion_group! generates an undocumented `pub fn`
 
 use std::time::Duration;
@@ -15,6 +17,14 @@ fn spawn_join(c: &mut Criterion) {
     let mut group = c.benchmark_group("spawn_join_per_task");
     group.throughput(Throughput::Elements(BATCH));
     group.bench_function("verdant", |b| b.iter_custom(micro::verdant_spawn_join));
+    // The scrub's cost per stack reuse: the same with a yield each, at a
+    // depth of 16 bytes and of 16 KiB (zeroed before the stack's reuse).
+    group.bench_function("verdant_yield_shallow", |b| {
+        b.iter_custom(micro::verdant_spawn_yield_join::<16>)
+    });
+    group.bench_function("verdant_yield_16k_deep", |b| {
+        b.iter_custom(micro::verdant_spawn_yield_join::<{ 16 * 1024 }>)
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();

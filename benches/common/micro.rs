@@ -86,6 +86,31 @@ pub fn verdant_spawn_join(batches: u64) -> Duration {
     t.elapsed()
 }
 
+/// [`verdant_spawn_join`] with greenlets that each switch once (a yield)
+/// with `DEPTH` bytes of stack in use: the stack is scrubbed from that
+/// depth before its next reuse, so `DEPTH` 16 KiB against 0 gives the
+/// scrub's cost per reuse.
+pub fn verdant_spawn_yield_join<const DEPTH: usize>(batches: u64) -> Duration {
+    #[inline(never)]
+    fn deep<const DEPTH: usize>(i: u64) -> u64 {
+        let buf = [i as u8; DEPTH];
+        black_box(&buf);
+        verdant::yield_now();
+        black_box(&buf);
+        i
+    }
+    let t = Instant::now();
+    for _ in 0..batches {
+        let hs: Vec<_> = (0..BATCH)
+            .map(|i| verdant::spawn(move || deep::<DEPTH>(i)))
+            .collect();
+        for h in hs {
+            black_box(h.join().unwrap());
+        }
+    }
+    t.elapsed()
+}
+
 /// [`verdant_spawn_join`] with tokio tasks on `rt`.
 pub fn tokio_spawn_join(rt: &tokio::runtime::Runtime, batches: u64) -> Duration {
     rt.block_on(async move {
