@@ -12,6 +12,22 @@ use verdant::{sleep, spawn, spawn_blocking, Hub, JoinErrorKind, JoinHandle};
 /// Generous bound for "promptly" on a loaded 2-core CI box.
 const SLACK: Duration = Duration::from_millis(500);
 
+/// THR-1, the other half: the handles made to cross threads are `Send +
+/// Sync` (the `!Send` half is the `compile_fail` examples in the runtime's
+/// and the net crate's sources).
+#[test]
+fn the_cross_thread_handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<verdant::Remote>();
+    send_sync::<verdant::RemoteRef<verdant::sync::Event>>();
+    send_sync::<verdant::RemoteSender<Vec<u8>>>();
+    send_sync::<verdant::hubs::Stopper>();
+    send_sync::<verdant::net::HubsListener>();
+    send::<verdant::PostError>(); // hands back a `Send` closure
+    send_sync::<verdant::net::StreamServerBuilder>();
+}
+
 #[test]
 fn blocking_call_does_not_stall_the_hub() {
     let ticks = Rc::new(Cell::new(0u32));

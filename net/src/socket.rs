@@ -1028,6 +1028,33 @@ pub(crate) use {
     sockopt, stream_io, timeouts,
 };
 
+/// The socket types belong to their hub and cannot cross threads: each
+/// example must fail to compile with `E0277` (not `Send`). The way across
+/// is `into_std()` (see [Threads](crate#threads)).
+///
+/// ```compile_fail,E0277
+/// let s = verdant_net::UdpSocket::bind("127.0.0.1:0").unwrap();
+/// std::thread::spawn(move || drop(s));
+/// ```
+///
+/// ```compile_fail,E0277
+/// let (a, _b) = verdant_net::UnixStream::pair().unwrap();
+/// std::thread::spawn(move || drop(a));
+/// ```
+///
+/// ```compile_fail,E0277
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let s = verdant_net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+/// std::thread::spawn(move || drop(s));
+/// ```
+///
+/// ```compile_fail,E0277
+/// let s = verdant_net::StreamServer::bind("127.0.0.1:0", |_, _| {}).unwrap();
+/// std::thread::spawn(move || drop(s));
+/// ```
+#[allow(dead_code)]
+const NOT_SEND: () = ();
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -466,6 +466,63 @@ impl Hub {
     }
 }
 
+/// What belongs to a hub cannot cross threads: each example below must
+/// fail to compile with `E0277` (not `Send`), the compiler's guard against
+/// a greenlet, a wait list or a channel end being touched from another
+/// thread. The `Send` ways across are [`Remote`], `RemoteRef` and
+/// `RemoteSender` (checked to be `Send + Sync` in `tests/remote.rs`).
+///
+/// A join handle:
+///
+/// ```compile_fail,E0277
+/// let h = verdant_runtime::spawn(|| ());
+/// std::thread::spawn(move || drop(h));
+/// ```
+///
+/// An event:
+///
+/// ```compile_fail,E0277
+/// let e = verdant_runtime::sync::Event::new();
+/// std::thread::spawn(move || e.set());
+/// ```
+///
+/// A channel's sending end:
+///
+/// ```compile_fail,E0277
+/// let (tx, _rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+/// std::thread::spawn(move || drop(tx));
+/// ```
+///
+/// A channel's receiving end:
+///
+/// ```compile_fail,E0277
+/// let (_tx, rx) = verdant_runtime::sync::channel::unbounded::<u8>();
+/// std::thread::spawn(move || drop(rx));
+/// ```
+///
+/// A queue:
+///
+/// ```compile_fail,E0277
+/// let q = verdant_runtime::sync::Queue::<u8>::new();
+/// std::thread::spawn(move || drop(q));
+/// ```
+///
+/// A lock:
+///
+/// ```compile_fail,E0277
+/// let l = verdant_runtime::sync::Lock::new(0u8);
+/// std::thread::spawn(move || drop(l));
+/// ```
+///
+/// The hub:
+///
+/// ```compile_fail,E0277
+/// let hub = verdant_runtime::Hub::current();
+/// std::thread::spawn(move || drop(hub));
+/// ```
+#[allow(dead_code)]
+const NOT_SEND: () = ();
+
 #[cfg(test)]
 mod tests {
     use super::*;
