@@ -111,6 +111,10 @@ fn check_overflow_report(out: &Output) -> Result<(), String> {
 
 /// Runs `runs` children of `test`/`case` and requires every one to report
 /// the overflow.
+/// How many times each crash case runs in its child: the reliability
+/// plan's 10/10 (a handler that works only most of the time is caught).
+const RUNS: usize = 10;
+
 fn assert_overflow_runs(test: &str, case: &str, runs: usize) {
     let mut ok = 0;
     let mut failures = Vec::new();
@@ -136,7 +140,7 @@ fn stk1_overflow_names_greenlet_main_hub() {
     if child_case().as_deref() == Some("stk1_main") {
         overflow_in_deep_greenlet(deep_recursion);
     }
-    assert_overflow_runs("stk1_overflow_names_greenlet_main_hub", "stk1_main", 10);
+    assert_overflow_runs("stk1_overflow_names_greenlet_main_hub", "stk1_main", RUNS);
 }
 
 /// STK-1 on the hub of a `std::thread` spawned by the program.
@@ -154,7 +158,7 @@ fn stk1_overflow_names_greenlet_std_thread_hub() {
     assert_overflow_runs(
         "stk1_overflow_names_greenlet_std_thread_hub",
         "stk1_thread",
-        3,
+        RUNS,
     );
 }
 
@@ -166,7 +170,7 @@ fn stk2_big_frame_hits_guard() {
     if child_case().as_deref() == Some("stk2") {
         overflow_in_deep_greenlet(deep_big_frame);
     }
-    assert_overflow_runs("stk2_big_frame_hits_guard", "stk2", 3);
+    assert_overflow_runs("stk2_big_frame_hits_guard", "stk2", RUNS);
 }
 
 // ---------------------------------------------------------------- STK-3 ---
@@ -190,7 +194,7 @@ fn stk3_real_segv_not_misreported() {
         println!("UNEXPECTED: the null read returned: ok={}", r.is_ok());
         std::process::exit(3);
     }
-    for run in 0..3 {
+    for run in 0..RUNS {
         let out = run_child("stk3_real_segv_not_misreported", "stk3_segv", &[]);
         let err = stderr_of(&out);
         assert_eq!(
@@ -218,7 +222,7 @@ fn stk3_main_stack_overflow_still_std() {
         println!("UNEXPECTED: recursion returned {r}");
         std::process::exit(3);
     }
-    for run in 0..3 {
+    for run in 0..RUNS {
         let out = run_child(TEST, "stk3_main", &[]);
         let err = stderr_of(&out);
         assert_eq!(
@@ -277,7 +281,7 @@ fn stk4_hub_thread_has_altstack() {
         println!("UNEXPECTED: the pthread ended");
         std::process::exit(3);
     }
-    for run in 0..3 {
+    for run in 0..RUNS {
         let out = run_child("stk4_hub_thread_has_altstack", "stk4", &[]);
         if let Err(e) = check_overflow_report(&out) {
             panic!("run {run}: {e}");
@@ -321,7 +325,7 @@ fn stk5_panic_backtrace_small_stack() {
         return;
     }
     for mode in ["1", "full"] {
-        for run in 0..3 {
+        for run in 0..RUNS {
             let out = run_child(TEST, "stk5", &[("RUST_BACKTRACE", mode)]);
             let err = stderr_of(&out);
             assert!(
