@@ -42,6 +42,30 @@
 //! * Thread-locals are shared by every greenlet of a thread
 //!   ([`greenlet_local!`] gives each greenlet its own).
 //!
+//! # When things go wrong
+//!
+//! * A greenlet that panics: its [`JoinError`] holds the message and its
+//!   name, and stderr gets a line naming it before the panic hook's
+//!   report (verdant wraps the hook installed when the first hub starts,
+//!   and runs it on a side stack). A hook the program installs *later*
+//!   replaces that wrapper: it runs for greenlet panics on the greenlet's
+//!   own stack, without the naming line.
+//! * A kill unwinds the greenlet (destructors run). One that catches its
+//!   kill in a loop yields at each turn; [`JoinHandle::kill_timeout`] gives
+//!   up on it. At a thread's exit it is raised again 100 times, then the
+//!   greenlet is leaked with a warning.
+//! * A destructor that panics while a greenlet unwinds (a kill, a panic)
+//!   aborts the process, as it would on a thread ("panic in a destructor
+//!   during cleanup"), after the line naming the greenlet.
+//! * `std::process::exit` in a greenlet exits at once: nothing is unwound.
+//! * A stack overflow prints the greenlet's name and aborts (see [`stack`]).
+//!   A `SIGSEGV` handler the program installs before the first hub is kept
+//!   and chained to for other faults; one installed *after* replaces
+//!   verdant's, and then gets the overflow itself (on the alternate signal
+//!   stack verdant gave each hub thread) instead of verdant's report.
+//!
+//! `tests/outcomes.rs` checks each of these in a child process.
+//!
 //! # Layers
 //!
 //! The modules form layers, each using only those below it (a test,
