@@ -18,6 +18,9 @@ pub(crate) type TimerKey = (Instant, u64);
 pub(crate) struct Timers<E> {
     map: BTreeMap<TimerKey, E>,
     seq: u64,
+    /// Seeded scheduling: the state of a xorshift source whose numbers
+    /// order timers with equal deadlines (0: in the order they were set).
+    tie: u64,
 }
 
 impl<E> Default for Timers<E> {
@@ -25,6 +28,7 @@ impl<E> Default for Timers<E> {
         Timers {
             map: BTreeMap::new(),
             seq: 0,
+            tie: 0,
         }
     }
 }
@@ -32,9 +36,27 @@ impl<E> Default for Timers<E> {
 impl<E> Timers<E> {
     pub(crate) fn insert(&mut self, deadline: Instant, entry: E) -> TimerKey {
         self.seq += 1;
-        let key = (deadline, self.seq);
+        let order = if self.tie == 0 {
+            self.seq
+        } else {
+            // A random high half orders equal deadlines; the sequence in
+            // the low half keeps every key unique.
+            let mut x = self.tie;
+            x ^= x >> 12;
+            x ^= x << 25;
+            x ^= x >> 27;
+            self.tie = x;
+            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) & !0xffff_ffff) | (self.seq & 0xffff_ffff)
+        };
+        let key = (deadline, order);
         self.map.insert(key, entry);
         key
+    }
+
+    /// Orders timers with equal deadlines by a source seeded with `state`
+    /// (non-zero), or, with `None`, in the order they are set.
+    pub(crate) fn set_tie_seed(&mut self, state: Option<u64>) {
+        self.tie = state.unwrap_or(0);
     }
 
     pub(crate) fn remove(&mut self, key: &TimerKey) -> Option<E> {

@@ -189,6 +189,11 @@ pub(crate) struct Runtime {
     check_every: Cell<u32>,
     last_check: Cell<Instant>,
     event_interval: Cell<u32>,
+    /// Seeded scheduling (`Hub::set_schedule_seed`): the state of the
+    /// random source that picks among the ready greenlets, and the seed it
+    /// started from; 0 and `None` when off.
+    sched_rng: Cell<u64>,
+    sched_seed: Cell<Option<u64>>,
     stack_size: Cell<usize>,
     stacks: RefCell<StackCache>,
     next_id: Cell<u64>,
@@ -261,6 +266,13 @@ impl Drop for ShutdownGuard {
     }
 }
 
+/// `VERDANT_SEED`, read once per process: the schedule seed every hub
+/// starts with (see `Hub::set_schedule_seed`).
+fn env_seed() -> Option<u64> {
+    static SEED: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| std::env::var("VERDANT_SEED").ok()?.trim().parse().ok())
+}
+
 /// Makes this thread's runtime (on first use) and runs `f` with it.
 ///
 /// # Panics
@@ -273,6 +285,9 @@ fn with_rt_slow<R>(f: impl FnOnce(&Runtime) -> R) -> R {
             rt.shutdown_registered.set(true);
             SHUTDOWN.with(|_| {});
             RT_PTR.with(|p| p.set(rt as *const Runtime));
+            if let Some(seed) = env_seed() {
+                rt.set_schedule_seed(Some(seed));
+            }
         }
         f(rt)
     })
@@ -407,6 +422,8 @@ impl Runtime {
             budget_limit: Cell::new(sched::BUDGET),
             yields: Cell::new(0),
             check_every: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
+            sched_rng: Cell::new(0),
+            sched_seed: Cell::new(None),
             last_check: Cell::new(Instant::now()),
             event_interval: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
@@ -800,6 +817,65 @@ impl Hub {
         // Restart the countdown, so a shorter interval is not delayed by
         // what is left of the longer one.
         rt.ticks.set(rt.ticks.get().min(n));
+    }
+
+    /// Seeded scheduling, for tests (Go's `synctest`, tokio's loom and
+    /// turmoil have the same aim): with `Some(seed)`, each time the hub
+    /// picks the next greenlet to run it takes one of the ready greenlets at
+    /// random, drawn from `seed`, instead of the oldest, and timers with
+    /// equal deadlines fire in a seeded order instead of the order they
+    /// were set. The same seed makes the same choices, so a schedule that
+    /// broke a test replays exactly, as long as the test's own events (IO,
+    /// the clock) come in the same order. `None` (the default) restores
+    /// first-in, first-out.
+    ///
+    /// A hub reads the environment variable `VERDANT_SEED` when it starts
+    /// (a decimal `u64`): set it to replay a seed a test printed.
+    ///
+    /// Seeded, the hub checks timers and IO at every switch (the fast path
+    /// of the scheduler is off): slower, and meant for tests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// use verdant_runtime::{joinall, spawn, yield_now, Hub};
+    ///
+    /// fn order(seed: Option<u64>) -> Vec<u32> {
+    ///     Hub::current().set_schedule_seed(seed);
+    ///     let log = Rc::new(RefCell::new(Vec::new()));
+    ///     let hs: Vec<_> = (0..4)
+    ///         .map(|i| {
+    ///             let log = log.clone();
+    ///             spawn(move || for _ in 0..3 { log.borrow_mut().push(i); yield_now(); })
+    ///         })
+    ///         .collect();
+    ///     joinall(&hs).unwrap();
+    ///     Hub::current().set_schedule_seed(None);
+    ///     let v = log.borrow().clone();
+    ///     v
+    /// }
+    /// assert_eq!(order(None), [0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3]); // round robin
+    /// assert_eq!(order(Some(42)), order(Some(42))); // replays
+    /// ```
+    pub fn set_schedule_seed(&self, seed: Option<u64>) {
+        rt().set_schedule_seed(seed);
+    }
+
+    /// The seed of seeded scheduling, if on (see
+    /// [`set_schedule_seed`](Self::set_schedule_seed)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let hub = verdant_runtime::Hub::current();
+    /// hub.set_schedule_seed(Some(7));
+    /// assert_eq!(hub.schedule_seed(), Some(7));
+    /// hub.set_schedule_seed(None);
+    /// ```
+    pub fn schedule_seed(&self) -> Option<u64> {
+        rt().sched_seed.get()
     }
 
     /// Sets how many free stacks the hub keeps for reuse (default

@@ -24,6 +24,16 @@ use crate::greenlet::Greenlet;
 use crate::timer::TimerKey;
 use crate::value::{Value, Wake};
 
+/// A seed as the non-zero state of a xorshift source.
+pub(super) fn seed_state(seed: u64) -> u64 {
+    let x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    if x == 0 {
+        1
+    } else {
+        x
+    }
+}
+
 /// `Hub::DEFAULT_EVENT_INTERVAL`.
 pub(super) const DEFAULT_EVENT_INTERVAL: u32 = 61;
 
@@ -206,6 +216,18 @@ impl ReadyQueue {
         Some(e)
     }
 
+    /// Takes entry `r % len` (seeded scheduling): it is swapped to the
+    /// front and taken from there.
+    fn pop_random(&mut self, r: u64, now: u64) -> Option<Ready> {
+        let i = (r % self.len().max(1) as u64) as usize;
+        if i > 0 {
+            if let (Some(first), Some(other)) = (self.first.as_mut(), self.rest.get_mut(i - 1)) {
+                std::mem::swap(first, other);
+            }
+        }
+        self.pop_front(now)
+    }
+
     pub(super) fn len(&self) -> usize {
         usize::from(self.first.is_some()) + self.rest.len()
     }
@@ -297,7 +319,12 @@ impl Runtime {
                 None => self.any_timed.set(false),
             }
         }
-        let entry = self.ready.borrow_mut().pop_front(self.popped.get());
+        let entry = if self.sched_rng.get() == 0 {
+            self.ready.borrow_mut().pop_front(self.popped.get())
+        } else {
+            let r = self.next_random();
+            self.ready.borrow_mut().pop_random(r, self.popped.get())
+        };
         match entry {
             Some(e) => {
                 self.popped.set(self.popped.get() + 1);
@@ -310,6 +337,28 @@ impl Runtime {
             // Nothing ahead of the timed ones any more.
             None => self.timed.borrow_mut().pop_front().map(|t| t.entry),
         }
+    }
+
+    /// Seeded scheduling on (`Some`) or off; see `Hub::set_schedule_seed`.
+    pub(super) fn set_schedule_seed(&self, seed: Option<u64>) {
+        self.sched_seed.set(seed);
+        self.sched_rng.set(seed.map_or(0, seed_state));
+        self.timers
+            .borrow_mut()
+            .set_tie_seed(seed.map(|s| seed_state(s.rotate_left(32))));
+        // The next pick goes through `pop_ready`.
+        self.ticks
+            .set(if seed.is_some() { 1 } else { self.ticks.get() });
+    }
+
+    /// The next number of the seeded source (xorshift64*).
+    fn next_random(&self) -> u64 {
+        let mut x = self.sched_rng.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.sched_rng.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
     /// Turns taken from the ready queue: entries popped, less the stale
@@ -493,6 +542,10 @@ impl Runtime {
     /// longer than [`CHECK_PERIOD`] in all (long turns: a timer or an IO
     /// event would otherwise wait for `event_interval` of them).
     fn next_check_in(&self, now: Instant) -> u32 {
+        if self.sched_rng.get() != 0 {
+            // Seeded: every pick goes through `pop_ready`.
+            return 1;
+        }
         let max = self.event_interval.get();
         let took = now.saturating_duration_since(self.last_check.replace(now));
         let n = self.check_every.get().min(max);
