@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
-use common::example::{example, start_server_with, Reap};
+use common::example::{example, start_server_io, start_server_with, Reap};
 
 /// No example run by these tests takes longer than this; one that does has
 /// hung, and fails its test instead of stalling the suite.
@@ -123,23 +123,7 @@ fn eat_play_takes_the_longest_sleep_not_the_sum() {
 
 #[test]
 fn echo_server_and_client_500_greenlets() {
-    use std::io::BufRead;
-    let mut server = Reap(
-        Command::new(example("echo_server"))
-            .args(["--addr", "127.0.0.1", "--port", "0"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut first = String::new();
-    std::io::BufReader::new(server.0.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let addr = first
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
+    let (_server, addr) = start_server_io("echo_server", &[], Stdio::inherit());
     let (lines, _) = run(
         "echo_client",
         &["--addr", &addr, "--conns", "500", "--msgs", "20"],

@@ -17,24 +17,13 @@
 //!   installed before, it is kept and chained to for faults that are not
 //!   a greenlet's overflow.
 
-use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
-use std::process::Output;
 use std::time::Duration;
 
 use verdant::{sleep, spawn, Builder};
 
 mod common;
-use common::{child_case, run_child};
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use common::{child_case, output_text, recurse, run_child};
 
 #[test]
 fn process_exit_from_a_greenlet_exits_at_once_with_its_code() {
@@ -50,9 +39,9 @@ fn process_exit_from_a_greenlet_exits_at_once_with_its_code() {
         "exit",
         &[],
     );
-    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(7), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panic"), "{}", text(&out));
+    assert!(!stderr.contains("panic"), "{}", output_text(&out));
 }
 
 /// Panics when dropped.
@@ -83,18 +72,23 @@ fn a_drop_that_panics_while_a_killed_greenlet_unwinds_aborts_with_rusts_message(
         "drop",
         &[],
     );
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}",
+        output_text(&out)
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("panic in greenlet 'dropper'"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
-    assert!(stderr.contains("drop panicked"), "{}", text(&out));
+    assert!(stderr.contains("drop panicked"), "{}", output_text(&out));
     assert!(
         stderr.contains("panic in a destructor during cleanup"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -121,24 +115,16 @@ fn a_panic_hook_installed_after_the_hub_started_runs_for_greenlet_panics() {
         "hook",
         &[],
     );
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("program hook: "), "{}", text(&out));
-    assert!(stderr.contains("boom"), "{}", text(&out));
+    assert!(stderr.contains("program hook: "), "{}", output_text(&out));
+    assert!(stderr.contains("boom"), "{}", output_text(&out));
     // The program's hook replaced verdant's wrapper: no naming line.
-    assert!(!stderr.contains("panic in greenlet"), "{}", text(&out));
-}
-
-/// Recurses without bound (512 bytes a frame, not a loop or tail call).
-#[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let mut frame = [0u8; 512];
-    frame[(depth % 512) as usize] = depth as u8;
-    black_box(&mut frame);
-    if black_box(depth) == u64::MAX {
-        return 0;
-    }
-    recurse(black_box(depth + 1)).wrapping_add(u64::from(frame[(depth % 7) as usize]))
+    assert!(
+        !stderr.contains("panic in greenlet"),
+        "{}",
+        output_text(&out)
+    );
 }
 
 extern "C" fn program_handler(_sig: libc::c_int) {
@@ -165,37 +151,26 @@ fn install_program_handler() {
 
 #[test]
 fn a_sigsegv_handler_installed_after_the_hub_started_gets_a_greenlet_overflow() {
-    match child_case().as_deref() {
-        Some("after") => {
+    if let Some(case) = child_case() {
+        if case == "after" {
             sleep(Duration::ZERO); // the hub (and verdant's handler) is up
-            install_program_handler();
-            let h = Builder::new()
-                .name("deep")
-                .stack_size(64 * 1024)
-                .spawn(|| recurse(0))
-                .unwrap();
-            let _ = h.join();
-            std::process::exit(3);
         }
-        Some("before") => {
-            install_program_handler();
-            let h = Builder::new()
-                .name("deep")
-                .stack_size(64 * 1024)
-                .spawn(|| recurse(0))
-                .unwrap();
-            let _ = h.join();
-            std::process::exit(3);
-        }
-        _ => {}
+        install_program_handler();
+        let h = Builder::new()
+            .name("deep")
+            .stack_size(64 * 1024)
+            .spawn(|| recurse(0))
+            .unwrap();
+        let _ = h.join();
+        std::process::exit(3);
     }
     let name = "a_sigsegv_handler_installed_after_the_hub_started_gets_a_greenlet_overflow";
     let after = run_child(name, "after", &[]);
-    assert_eq!(after.status.code(), Some(42), "{}", text(&after));
+    assert_eq!(after.status.code(), Some(42), "{}", output_text(&after));
     assert!(
         String::from_utf8_lossy(&after.stderr).contains("program handler"),
         "{}",
-        text(&after)
+        output_text(&after)
     );
     // Installed before the first hub: verdant's report comes first (and
     // ends the process), the program's handler is kept for other faults.
@@ -204,12 +179,12 @@ fn a_sigsegv_handler_installed_after_the_hub_started_gets_a_greenlet_overflow() 
         before.status.signal(),
         Some(libc::SIGABRT),
         "{}",
-        text(&before)
+        output_text(&before)
     );
     assert!(
         String::from_utf8_lossy(&before.stderr)
             .contains("greenlet 'deep' has overflowed its stack"),
         "{}",
-        text(&before)
+        output_text(&before)
     );
 }

@@ -19,28 +19,13 @@ use verdant::{sleep, spawn};
 
 mod common;
 use common::example::start_server_io;
-use common::set_nofile;
+use common::{fd_count, set_nofile, vm_rss_kib};
 
 fn env(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS")
-}
-
-fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .count()
 }
 
 /// The 16 bytes connection `id` sends in round `round`.
@@ -107,11 +92,11 @@ fn soak_10k_connections_echo_every_second_for_60s() {
     sleep(
         (start + Duration::from_secs(10.min(secs / 2))).saturating_duration_since(Instant::now()),
     );
-    let rss_early = rss_kib(pid);
+    let rss_early = vm_rss_kib(pid);
     for h in &hs {
         h.wait().unwrap();
     }
-    let rss_end = rss_kib(pid);
+    let rss_end = vm_rss_kib(pid);
     let took = start.elapsed();
     drop(hs);
     let t = Instant::now();

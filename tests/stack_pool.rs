@@ -17,7 +17,7 @@ use verdant::sync::Event;
 use verdant::{joinall, killall, sleep, yield_now, Builder, Hub};
 
 mod common;
-use common::{child_case, run_child};
+use common::{child_case, output_text, run_child};
 
 fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
@@ -40,18 +40,9 @@ fn maps_count() -> usize {
         .count()
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 #[track_caller]
 fn assert_child_ok(out: &Output) {
-    assert!(out.status.success(), "child failed: {}", text(out));
+    assert!(out.status.success(), "child failed: {}", output_text(out));
 }
 
 /// Touches `N` bytes of the running greenlet's stack.
@@ -190,11 +181,16 @@ fn a_greenlet_started_on_a_stack_it_was_not_spawned_with_reports_its_overflow() 
         "swapped",
         &[],
     );
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}",
+        output_text(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("greenlet 'deep' has overflowed its stack"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
 }
 
@@ -380,11 +376,16 @@ fn the_pre_6_13_fallback_works_the_same() {
         "compat_overflow",
         &env,
     );
-    assert_eq!(out.status.signal(), Some(libc::SIGABRT), "{}", text(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}",
+        output_text(&out)
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("greenlet 'deep' has overflowed its stack"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
     if have_strace() {
         let t = syscall_counts("the_pre_6_13_fallback_works_the_same", "compat", &env);
@@ -465,7 +466,7 @@ fn at_the_map_count_ceiling_spawn_fails_with_an_error_and_a_server_refuses() {
     assert!(
         stderr.contains("refused a connection from 127.0.0.1:"),
         "{}",
-        text(&out)
+        output_text(&out)
     );
-    assert!(!stderr.contains("panicked"), "{}", text(&out));
+    assert!(!stderr.contains("panicked"), "{}", output_text(&out));
 }

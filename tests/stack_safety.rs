@@ -23,7 +23,7 @@ use verdant_runtime::stack::{guard_kind, MIN_STACK_SIZE};
 use verdant_runtime::{killall, sleep, yield_now, Builder, Hub, JoinErrorKind};
 
 mod common;
-use common::{child_case, run_child};
+use common::{child_case, recurse, run_child};
 
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -31,20 +31,6 @@ fn stderr_of(out: &Output) -> String {
 
 fn stdout_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// Recurses without bound, 512 bytes of live local per frame, and uses the
-/// frame after the call so LLVM can turn it neither into a loop nor a tail
-/// call.
-#[inline(never)]
-fn recurse(depth: u64) -> u64 {
-    let mut frame = [0u8; 512];
-    frame[(depth % 512) as usize] = depth as u8;
-    black_box(&mut frame);
-    if black_box(depth) == u64::MAX {
-        return 0;
-    }
-    recurse(black_box(depth + 1)).wrapping_add(u64::from(frame[(depth % 7) as usize]))
 }
 
 /// One frame with a 1 MiB local: stack probes must touch the guard first.

@@ -31,15 +31,7 @@ pub fn serve_hyper(addr: SocketAddr, threads: Option<usize>) -> io::Result<()> {
             .expect("valid response"))
     }
 
-    let rt = match threads {
-        None => tokio::runtime::Builder::new_current_thread()
-            .enable_io()
-            .build()?,
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_io()
-            .build()?,
-    };
+    let rt = super::tokio_runtime(threads)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         super::announce(listener.local_addr()?)?;

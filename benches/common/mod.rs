@@ -449,22 +449,10 @@ fn serve_verdant_hubs(
 /// tokio's multi-thread runtime with `threads` workers: one task per
 /// connection, [`serve_tokio`]'s loop.
 fn serve_tokio_mt(addr: SocketAddr, buf: Buf, threads: usize) -> io::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads)
-        .enable_io()
-        .build()?;
-    rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        announce(listener.local_addr()?)?;
-        loop {
-            let (mut conn, _) = listener.accept().await?;
-            let _ = conn.set_nodelay(true);
-            tokio::spawn(async move {
-                match buf {
-                    Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
-                    Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
-                }
-            });
+    serve_tokio_on(addr, Some(threads), move |mut conn| async move {
+        match buf {
+            Buf::Stack1K => echo_async(&mut conn, &mut [0u8; 1024]).await,
+            Buf::Heap(n) => echo_async(&mut conn, &mut vec![0u8; n]).await,
         }
     })
 }
@@ -529,9 +517,31 @@ where
     F: Fn(tokio::net::TcpStream) -> Fut + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()?;
+    serve_tokio_on(addr, None, task)
+}
+
+/// tokio's current-thread runtime (`threads` `None`) or its multi-thread
+/// runtime with that many workers, IO enabled.
+pub fn tokio_runtime(threads: Option<usize>) -> io::Result<tokio::runtime::Runtime> {
+    match threads {
+        None => tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_io()
+            .build(),
+    }
+}
+
+/// [`serve_tokio_with`] on the current-thread runtime (`threads` `None`)
+/// or the multi-thread one with that many workers.
+fn serve_tokio_on<F, Fut>(addr: SocketAddr, threads: Option<usize>, task: F) -> io::Result<()>
+where
+    F: Fn(tokio::net::TcpStream) -> Fut + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let rt = tokio_runtime(threads)?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         announce(listener.local_addr()?)?;

@@ -646,13 +646,24 @@ where
     I: IntoIterator,
     I::Item: AsRef<Greenlet>,
 {
+    kill_and_wait(handles, None);
+}
+
+/// Kills every greenlet of `handles`, then waits for each to die until
+/// `deadline`; returns the greenlets.
+fn kill_and_wait<I>(handles: I, deadline: Option<Instant>) -> Vec<Greenlet>
+where
+    I: IntoIterator,
+    I::Item: AsRef<Greenlet>,
+{
     let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
     for g in &gs {
         kill(g, false);
     }
     for g in &gs {
-        let _ = wait_dead(g, None);
+        let _ = wait_dead(g, deadline);
     }
+    gs
 }
 
 /// Kills every greenlet in `handles` and waits at most `timeout` for all
@@ -674,14 +685,8 @@ where
     I: IntoIterator,
     I::Item: AsRef<Greenlet>,
 {
-    let gs: Vec<Greenlet> = handles.into_iter().map(|h| h.as_ref().clone()).collect();
-    for g in &gs {
-        kill(g, false);
-    }
     let deadline = crate::timer::deadline_after(timeout);
-    for g in &gs {
-        let _ = wait_dead(g, Some(deadline));
-    }
+    let gs = kill_and_wait(handles, Some(deadline));
     gs.iter().filter(|g| !g.is_dead()).count()
 }
 

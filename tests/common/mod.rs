@@ -172,3 +172,45 @@ pub fn heartbeat() -> (verdant::JoinHandle<u32>, std::rc::Rc<std::cell::Cell<boo
     });
     (h, stop)
 }
+
+/// A child's exit status, stdout and stderr, for assertion messages.
+pub fn output_text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Process `pid`'s resident memory in KiB (`VmRSS`).
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
+
+/// Process `pid`'s open descriptors.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+/// Recurses without bound, 512 bytes of live local per frame, and uses the
+/// frame after the call so LLVM can turn it neither into a loop nor a tail
+/// call: a stack overflow.
+#[inline(never)]
+pub fn recurse(depth: u64) -> u64 {
+    use std::hint::black_box;
+    let mut frame = [0u8; 512];
+    frame[(depth % 512) as usize] = depth as u8;
+    black_box(&mut frame);
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(black_box(depth + 1)).wrapping_add(u64::from(frame[(depth % 7) as usize]))
+}
