@@ -59,6 +59,25 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
     unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) as isize }
 }
 
+/// The next number of a xorshift64* source whose state is `state` (never
+/// 0): the seeded scheduler's and the timers' tie-breaking draws.
+pub(crate) fn xorshift(state: &mut u64) -> u64 {
+    let mut x = *state;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *state = x;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
+/// A seed as the non-zero state of a [`xorshift`] source.
+pub(crate) fn seed_state(seed: u64) -> u64 {
+    match seed ^ 0x9e37_79b9_7f4a_7c15 {
+        0 => 1,
+        x => x,
+    }
+}
+
 /// A signal → byte → thread relay. A signal handler may do almost nothing
 /// (only async-signal-safe calls: no lock, no allocation), so it only
 /// [`notify`](SignalRelay::notify)s: one byte to a pipe. A thread of the

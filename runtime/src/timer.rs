@@ -41,12 +41,7 @@ impl<E> Timers<E> {
         } else {
             // A random high half orders equal deadlines; the sequence in
             // the low half keeps every key unique.
-            let mut x = self.tie;
-            x ^= x >> 12;
-            x ^= x << 25;
-            x ^= x >> 27;
-            self.tie = x;
-            (x.wrapping_mul(0x2545_f491_4f6c_dd1d) & !0xffff_ffff) | (self.seq & 0xffff_ffff)
+            (crate::sys::xorshift(&mut self.tie) & !0xffff_ffff) | (self.seq & 0xffff_ffff)
         };
         let key = (deadline, order);
         self.map.insert(key, entry);

@@ -21,18 +21,9 @@ use std::time::{Duration, Instant};
 use super::park::WaitToken;
 use super::Runtime;
 use crate::greenlet::Greenlet;
+use crate::sys::{seed_state, xorshift};
 use crate::timer::TimerKey;
 use crate::value::{Value, Wake};
-
-/// A seed as the non-zero state of a xorshift source.
-pub(super) fn seed_state(seed: u64) -> u64 {
-    let x = seed ^ 0x9e37_79b9_7f4a_7c15;
-    if x == 0 {
-        1
-    } else {
-        x
-    }
-}
 
 /// `Hub::DEFAULT_EVENT_INTERVAL`.
 pub(super) const DEFAULT_EVENT_INTERVAL: u32 = 61;
@@ -346,19 +337,17 @@ impl Runtime {
         self.timers
             .borrow_mut()
             .set_tie_seed(seed.map(|s| seed_state(s.rotate_left(32))));
-        // The next pick goes through `pop_ready`.
-        self.ticks
-            .set(if seed.is_some() { 1 } else { self.ticks.get() });
+        if seed.is_some() {
+            self.ticks.set(1); // the next pick goes through `pop_ready`
+        }
     }
 
-    /// The next number of the seeded source (xorshift64*).
+    /// The next number of the seeded source.
     fn next_random(&self) -> u64 {
         let mut x = self.sched_rng.get();
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
+        let r = xorshift(&mut x);
         self.sched_rng.set(x);
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        r
     }
 
     /// Turns taken from the ready queue: entries popped, less the stale

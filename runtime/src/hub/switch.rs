@@ -808,11 +808,11 @@ pub(crate) fn dying_caught(rt: &Runtime, cur: &Inner) -> ! {
     }
     let y = cur.yielder.get();
     debug_assert!(!y.is_null());
+    // `unwind_now` resumed it, receives this suspension and never resumes
+    // the coroutine again (it leaks it).
     loop {
-        // SAFETY: (current) `cur` is running, so its coroutine is alive and
-        // we are on its stack; `yielder` was set when it started. It was
-        // resumed by `unwind_now`, which receives this suspension and
-        // never resumes the coroutine again.
+        // SAFETY: (current) `cur` runs, so its coroutine lives and we are
+        // on its stack; `yielder` was set when it started.
         unsafe { (*y).suspend(()) };
     }
 }
