@@ -22,6 +22,9 @@
 
 pub use verdant_net as net;
 
+// `with_timeout` and `with_deadline` are deprecated in a `panic = "abort"`
+// build only: re-exported as they are.
+#[allow(deprecated)]
 pub use verdant_runtime::{
     blocking_threads, greenlet_local, hubs, io, iwait, join_thread, joinall, killall,
     killall_timeout, monitor, scope, select, set_blocking_threads, sleep, spawn, spawn_blocking,
@@ -59,6 +62,7 @@ pub mod prelude {
         channel, AsyncResult, BoundedSemaphore, Condition, Event, JoinableQueue, LifoQueue, Lock,
         PriorityQueue, Queue, RLock, Semaphore,
     };
+    #[allow(deprecated)] // as at the root
     pub use verdant_runtime::{
         joinall, killall, sleep, spawn, spawn_blocking, spawn_later, with_deadline, with_timeout,
         yield_now, Builder, Greenlet, GreenletExit, Group, Hub, JoinAll, JoinHandle, Pool, Value,

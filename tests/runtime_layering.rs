@@ -224,7 +224,11 @@ fn root_items(src: &Path, files: &[(String, PathBuf)]) -> BTreeMap<String, Strin
     let lib = code_only(&fs::read_to_string(src.join("lib.rs")).unwrap());
     let mut items = BTreeMap::new();
     for stmt in lib.split(';') {
-        let Some(u) = stmt.trim().strip_prefix("pub use ") else {
+        let mut stmt = stmt.trim();
+        while let Some(rest) = stmt.strip_prefix("#[") {
+            stmt = rest[rest.find(']').map_or(rest.len(), |k| k + 1)..].trim(); // an attribute
+        }
+        let Some(u) = stmt.strip_prefix("pub use ") else {
             continue;
         };
         let module = ident_at(u).to_owned();

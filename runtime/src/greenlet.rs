@@ -342,6 +342,12 @@ impl Greenlet {
     /// An unstarted greenlet dies without running; a dead one passes the
     /// `GreenletExit` straight to its parent.
     ///
+    /// In a `panic = "abort"` build, which cannot unwind, a suspended
+    /// greenlet is abandoned instead (never run again, its stack leaked,
+    /// its destructors not run) and its parent gets the `GreenletExit`;
+    /// [`throw_panic`](Greenlet::throw_panic) with any other payload prints
+    /// why and aborts.
+    ///
     /// # Panics
     ///
     /// As for [`switch`](Greenlet::switch).

@@ -66,6 +66,41 @@
 //!
 //! `tests/outcomes.rs` checks each of these in a child process.
 //!
+//! # In a `panic = "abort"` build
+//!
+//! Such a build cannot unwind a stack, and a kill, an expired
+//! [`with_timeout`] scope and the drop of a suspended greenlet all end a
+//! greenlet by unwinding it. So there (Cargo sets `cfg(panic = "abort")`
+//! for every crate of the program):
+//!
+//! * Spawning, switching, every wait and its timed form, IO, servers and
+//!   a greenlet's panic behave as usual (the panic, after the line naming
+//!   the greenlet, aborts the process, as any panic there does).
+//! * [`JoinHandle::kill`] (and [`killall`], a `Pool`'s or a server's
+//!   kills) of an unstarted greenlet works as usual: it never runs. A
+//!   suspended greenlet is **abandoned** instead of unwound: it never runs
+//!   again, its stack is leaked, the destructors of its frames do not run
+//!   (a socket it owns stays open, a lock it holds stays held), and `join`
+//!   reports it killed. Nothing is handed to it afterwards: a value sent or
+//!   a lock released goes to the next waiter. One that was woken with a
+//!   value before the kill came runs on to its next wait, so the value is
+//!   not lost. A greenlet that kills itself is abandoned where it stands.
+//! * A suspended greenlet dropped (its last [`Greenlet`] handle gone) or
+//!   still parked when its thread ends is abandoned the same way.
+//! * The first abandonment prints one warning on stderr.
+//! * An expired [`with_timeout`] or [`with_deadline`] scope cannot end
+//!   without unwinding: the process says so on stderr and aborts. Both
+//!   functions are marked deprecated in such a build, so the compiler warns
+//!   first; the timed waits (`read_timeout`, `wait_timeout`,
+//!   `recv_timeout`, [`JoinHandle::wait_timeout`]) work as usual.
+//! * [`Greenlet::throw`] into a suspended greenlet abandons it, and its
+//!   parent gets the [`GreenletExit`]; [`Greenlet::throw_panic`] with any
+//!   other payload says so and aborts.
+//!
+//! CI runs `tests/panic_abort.rs`, a program built with `-C panic=abort`
+//! that checks each of these in a child process, and the example servers
+//! built that way against the hostile-client tests.
+//!
 //! # Layers
 //!
 //! The modules form layers, each using only those below it (a test,
@@ -125,6 +160,8 @@ pub use remote::{PostError, Remote};
 pub use remote_ref::{RemoteRef, RemoteSender};
 pub use task::{spawn, spawn_later, Builder, JoinError, JoinErrorKind, JoinHandle};
 pub use time::{sleep, yield_now};
+// Deprecated in a `panic = "abort"` build only (see above); re-exported as is.
+#[allow(deprecated)]
 pub use timeout::{with_deadline, with_timeout, Elapsed};
 pub use value::Value;
 pub use wait::{

@@ -102,10 +102,19 @@ impl GroupInner {
             group: self.clone(),
             key,
         };
-        let h = builder.spawn(move || {
-            let _leave = leave;
-            f()
-        })?;
+        let h = if crate::hub::UNWINDS {
+            builder.spawn(move || {
+                let _leave = leave;
+                f()
+            })?
+        } else {
+            // A kill abandons a greenlet instead of unwinding it (see
+            // `hub::abort`): its frames' guards never run, so it leaves
+            // the group when it ends, from the hub.
+            let h = builder.spawn(f)?;
+            crate::hub::link_drop(h.greenlet(), Box::new(leave));
+            h
+        };
         self.members.borrow_mut().insert(key, h.greenlet().clone());
         Ok(h)
     }

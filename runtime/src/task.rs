@@ -685,6 +685,12 @@ impl<T: 'static> JoinHandle<T> {
     /// this waits forever for it; [`kill_timeout`](Self::kill_timeout)
     /// gives up after a while.
     ///
+    /// # In a `panic = "abort"` build
+    ///
+    /// A suspended greenlet cannot unwind there: it is abandoned (never run
+    /// again, its stack leaked, its destructors not run) and reported
+    /// killed. See the crate documentation.
+    ///
     /// # Examples
     ///
     /// ```

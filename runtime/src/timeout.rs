@@ -54,6 +54,15 @@ impl std::error::Error for Elapsed {}
 ///
 /// Panics and kills inside `f` pass through unchanged.
 ///
+/// # In a `panic = "abort"` build
+///
+/// Ending the scope early needs the stack to unwind, which such a build
+/// cannot do: when the deadline passes while `f` waits, the process prints
+/// why and aborts. The function is marked deprecated in such a build, so
+/// the compiler says so first; use the timed forms of the waits instead
+/// (socket read and write timeouts, `wait_timeout`, `recv_timeout`,
+/// `JoinHandle::wait_timeout`). A scope whose closure ends in time works as usual.
+///
 /// # Examples
 ///
 /// ```
@@ -71,6 +80,12 @@ impl std::error::Error for Elapsed {}
 /// });
 /// assert!(outer.is_err());
 /// ```
+#[cfg_attr(
+    panic = "abort",
+    deprecated(
+        note = "a panic = \"abort\" build cannot unwind: an expired scope aborts the process; use a timed wait"
+    )
+)]
 pub fn with_timeout<T>(
     timeout: impl Into<Option<Duration>>,
     f: impl FnOnce() -> T,
@@ -84,6 +99,10 @@ pub fn with_timeout<T>(
 ///
 /// [`Elapsed`] if the deadline passed while `f` waited.
 ///
+/// # In a `panic = "abort"` build
+///
+/// As for [`with_timeout`]: an expiry aborts the process.
+///
 /// # Examples
 ///
 /// ```
@@ -93,6 +112,12 @@ pub fn with_timeout<T>(
 /// assert!(r.is_err());
 /// assert!(Instant::now() >= d);
 /// ```
+#[cfg_attr(
+    panic = "abort",
+    deprecated(
+        note = "a panic = \"abort\" build cannot unwind: an expired scope aborts the process; use a timed wait"
+    )
+)]
 pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
     scope(Some(deadline), f)
 }

@@ -5,14 +5,21 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// The built example `name` (cargo builds the examples for the tests).
+/// The built example `name`: cargo builds the examples for the tests, next
+/// to them; `VERDANT_EXAMPLES_DIR` names another directory of built
+/// examples (CI points it at the examples built with `-C panic=abort`).
 ///
 /// # Panics
 ///
 /// When it was not built.
 pub fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap().join("examples");
+    let dir = match std::env::var_os("VERDANT_EXAMPLES_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => {
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("examples")
+        }
+    };
     let path = dir.join(name);
     assert!(
         path.exists(),

@@ -106,6 +106,7 @@ use crate::stack::{self, Stack, StackCache};
 use crate::timer::Timers;
 use crate::value::{Exit, Value};
 
+mod abort;
 mod info;
 mod park;
 mod record;
@@ -114,9 +115,10 @@ mod switch;
 mod trace;
 mod watch;
 
+pub(crate) use abort::UNWINDS;
 pub(crate) use park::{
-    deliver_kill, link_joiner, link_relay, unlink_relay, unlink_stale, QuietEnd, Refused, Relay,
-    Relays, ScopeSignal, TimeoutScope, WaitToken,
+    deliver_kill, link_drop, link_joiner, link_relay, unlink_relay, unlink_stale, QuietEnd,
+    Refused, Relay, Relays, ScopeSignal, TimeoutScope, WaitToken,
 };
 pub(crate) use record::{panic_message, Inner, Kind, LocalSet, Outcome, State};
 pub(crate) use switch::{switch_value, throw_into, unwind_now};

@@ -5,14 +5,13 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::panic::resume_unwind;
 use std::rc::{Rc, Weak};
 use std::time::Instant;
 
 use super::info::Waiting;
-use super::record::{Inner, Link};
+use super::record::{Inner, Kind, Link};
 use super::sched::{Ready, TimerEntry, TAG_READY};
-use super::{rt, switch, Runtime};
+use super::{abort, rt, switch, Runtime};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::timer::{TimerGuard, TimerKey};
 use crate::value::{Input, Payload, Value, Wake};
@@ -83,12 +82,16 @@ fn begin_wait_refused(inner: &Inner) -> Result<(), Refused> {
         super::switch::dying_caught(rt(), inner);
     }
     if inner.killed.get() {
+        if !abort::UNWINDS {
+            // Killed after it was woken (see `deliver_kill`): it ends here.
+            abort::abandon_self(rt());
+        }
         // A kill that the greenlet caught is raised again, after one turn
         // of the others: a greenlet that catches its kill in a loop must
         // not freeze the hub (it yields at every turn of its loop instead,
         // and its killer's `kill_timeout` can give up).
         rt().one_turn();
-        resume_unwind(Box::new(GreenletExit));
+        abort::raise(Box::new(GreenletExit));
     }
     if inner.timeout_fired.get() != 0 {
         // So is an expired `with_timeout` scope the greenlet is still in.
@@ -126,7 +129,7 @@ fn park_unusual(cur: &Inner, v: Value) -> Result<Wake, Refused> {
             drop(p);
             Err(Refused)
         }
-        Input::Throw(p) => resume_unwind(p),
+        Input::Throw(p) => abort::raise(p),
         // Nor can it panic: the stray value is dropped, the wait ends.
         Input::Value(v) if cur.quiet.get() => {
             drop(v);
@@ -364,6 +367,7 @@ impl Runtime {
                         r.fire(i);
                     }
                 }
+                Link::Drop(x) => drop(x),
             }
         }
     }
@@ -462,12 +466,25 @@ pub(crate) fn deliver_kill(g: &Greenlet) -> bool {
         return false;
     }
     if g.is_current() {
-        resume_unwind(Box::new(GreenletExit));
+        if !abort::UNWINDS && g.inner.kind == Kind::Child {
+            abort::abandon_self(rt());
+        }
+        abort::raise(Box::new(GreenletExit));
     }
     if g.is_main() || g.is_hub() {
         panic!("verdant: the main greenlet and the hub cannot be killed");
     }
     g.inner.killed.set(true);
+    if !abort::UNWINDS
+        && g.inner.has_run()
+        && g.inner.woken.get()
+        && g.inner.waiting.get() != Waiting::Nothing
+    {
+        // Woken, and queued to run with what it was handed (a value, a
+        // lock): it cannot unwind to pass that on, so it runs, and is
+        // abandoned at its next wait (`begin_wait_refused`).
+        return true;
+    }
     rt().throw_later(g, Box::new(GreenletExit));
     true
 }
@@ -481,6 +498,17 @@ pub(crate) fn link_joiner(g: &Greenlet, token: WaitToken) {
         .push(Link::Wake(token));
 }
 
+/// Drops `x` when `g` ends (at once if it has), however it ends: for what a
+/// guard in its frames cannot be trusted with where a kill does not unwind
+/// them (see `abort`).
+pub(crate) fn link_drop(g: &Greenlet, x: Box<dyn std::any::Any>) {
+    if g.is_dead() {
+        drop(x);
+    } else {
+        g.inner.completion.links.borrow_mut().push(Link::Drop(x));
+    }
+}
+
 /// Drops the links of `g` whose waits are over (joiners that timed out or
 /// were killed, iwaits dropped), so that repeated waits on a long-lived
 /// greenlet leave nothing behind.
@@ -490,6 +518,7 @@ pub(crate) fn unlink_stale(g: &Greenlet) {
         let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
             Link::Wake(t) => t.is_current(),
             Link::Relay(w, _) => w.strong_count() > 0,
+            Link::Drop(_) => true,
         });
         *links = keep;
         stale
@@ -670,6 +699,9 @@ impl Runtime {
         let fired = &g.inner.timeout_fired;
         // The outermost expired scope wins (scopes nest, so it has the lowest
         // id): its signal passes through the inner ones.
+        if !abort::UNWINDS {
+            abort::scope_expired(g);
+        }
         if fired.get() == 0 || id < fired.get() {
             fired.set(id);
         }
@@ -679,5 +711,5 @@ impl Runtime {
 
 /// Raises an expired scope's signal again (a hub wait inside that scope).
 fn raise_scope_again(id: u64) -> ! {
-    resume_unwind(Box::new(ScopeSignal { scope: id }))
+    abort::raise(Box::new(ScopeSignal { scope: id }))
 }

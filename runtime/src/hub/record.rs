@@ -355,6 +355,9 @@ pub(super) enum Link {
     Wake(WaitToken),
     /// Report to an `iwait` (gone if the iwait was dropped).
     Relay(Weak<Relay>, usize),
+    /// Dropped when it ends: what must go whether or not its stack unwinds
+    /// (a group membership, in a `panic = "abort"` build).
+    Drop(Box<dyn std::any::Any>),
 }
 
 /// How a greenlet ended, recorded once by the core when it does (see

@@ -128,6 +128,11 @@ impl Ready {
         Ready::new(g, seq, TAG_THROW)
     }
 
+    /// Whether it throws the pending payload in.
+    fn is_throw(&self) -> bool {
+        self.tag & ((1 << TAG_BITS) - 1) == TAG_THROW
+    }
+
     fn seq(&self) -> u64 {
         self.tag >> TAG_BITS
     }
@@ -421,6 +426,9 @@ impl Runtime {
     fn take_entry(&self, e: Ready) -> Option<Greenlet> {
         if e.is_stale() {
             return None;
+        }
+        if !super::abort::UNWINDS && e.is_throw() && super::abort::take_throw(self, &e.g) {
+            return None; // abandoned instead (a `panic = "abort"` build)
         }
         self.budget.set(self.budget_limit.get());
         self.switches.set(self.switches.get() + 1);

@@ -33,7 +33,7 @@ use corosensei::CoroutineResult;
 
 use super::info::Waiting;
 use super::record::{Co, CoSlot, Inner, Kind, Outcome, State, Y};
-use super::{try_rt, Runtime, LOOP_EXIT_MESSAGE};
+use super::{abort, try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
 use crate::value::{Input, Value, Wake};
@@ -131,7 +131,7 @@ fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
 #[cold]
 #[inline(never)]
 fn dying_exit() -> ! {
-    panic::resume_unwind(Box::new(GreenletExit))
+    abort::raise(Box::new(GreenletExit))
 }
 
 /// Turns what a raw switch received into its return value.
@@ -151,7 +151,7 @@ fn receive_slow(value: Option<Value>) -> Value {
     };
     match v.into_input() {
         Input::Value(v) => v,
-        Input::Throw(p) => panic::resume_unwind(p),
+        Input::Throw(p) => abort::raise(p),
         Input::Wake(Wake::LoopExit) => {
             let stuck = try_rt(|rt| rt.stuck()).unwrap_or_default();
             panic!("{LOOP_EXIT_MESSAGE}; {stuck}")
@@ -476,6 +476,19 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     if inner.kind != Kind::Child || matches!(inner.state.get(), State::Running | State::Dead) {
         return;
     }
+    if inner.has_run() && (inner.quiet.get() || !abort::UNWINDS) {
+        // Parked inside a patched libc call: a foreign frame is on its
+        // stack, which no unwind may cross (see `Inner::quiet`); or the
+        // program cannot unwind at all (see `abort`). It can neither unwind
+        // nor run on, so it is abandoned: leaked, stack and all, its
+        // destructors not run, and completed as killed.
+        inner.dying.set(true);
+        let warn = !inner.quiet.get();
+        if try_rt(|rt| abort::abandon(Some(rt), g, warn)).is_none() {
+            abort::abandon(None, g, warn); // the runtime (and its list) is gone
+        }
+        return;
+    }
     // SAFETY: (one runner) the greenlet is neither running nor dead, so the
     // root loop is not resuming it and nothing else borrows its coroutine
     // slot.
@@ -504,20 +517,6 @@ pub(crate) fn unwind_now(g: &Greenlet) {
         }
     };
     inner.dying.set(true);
-    if inner.quiet.get() && inner.has_run() {
-        // Parked inside a patched libc call: a foreign frame is on its
-        // stack, which no unwind may cross (see `Inner::quiet`). It can
-        // neither unwind nor run on, so it is leaked, stack and all, its
-        // destructors not run, and completed as killed.
-        inner.state.set(State::Dead);
-        leak(co);
-        inner.completion.mark(Outcome::Killed);
-        try_rt(|rt| {
-            rt.unlist(inner);
-            rt.notify_links(g);
-        });
-        return;
-    }
     let prev = try_rt(|rt| rt.swap_current(inner));
     if prev.is_none() && inner.has_run() {
         // The runtime is gone (this is the thread's teardown, after the
@@ -572,6 +571,19 @@ pub(crate) fn unwind_now(g: &Greenlet) {
         rt.recycle_stack(stack, low);
         rt.notify_links(g);
     });
+}
+
+/// Leaks the coroutine in `inner`'s slot (see [`leak`]), if it has one.
+///
+/// # Safety
+///
+/// (one runner) `inner`'s greenlet is not running, so nothing else uses its
+/// slot.
+pub(super) unsafe fn leak_slot(inner: &Inner) {
+    // SAFETY: the caller's promise.
+    if let CoSlot::Live(co) = unsafe { (*inner.co.get()).take() } {
+        leak(co);
+    }
 }
 
 /// Leaks a coroutine that must never run again, stack and all (see the
@@ -710,6 +722,14 @@ pub(crate) fn switch_value<T: 'static>(target: &Greenlet, value: T) -> Value {
 
 /// `target.throw_panic(payload)` (see `Greenlet::throw_panic`).
 pub(crate) fn throw_into(target: &Greenlet, payload: crate::value::Payload) -> Value {
+    let payload = if abort::UNWINDS {
+        payload
+    } else {
+        match abort::throw_into(super::rt(), target, payload) {
+            Ok(v) => return v,
+            Err(p) => p,
+        }
+    };
     receive(switch_to(target, Value::thrown(payload)))
 }
 
