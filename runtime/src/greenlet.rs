@@ -117,7 +117,11 @@ impl std::error::Error for ParentError {}
 ///   every other greenlet.
 /// * **Cycles leak.** Handles are reference counted; a greenlet whose stack
 ///   holds the last handle to itself is never freed until its thread's hub
-///   shuts down.
+///   shuts down. A parent link is a handle too: a suspended greenlet whose
+///   frames hold a child it is the parent of (the default for a greenlet
+///   made there) stays alive through that child when its other handles go;
+///   drop the child, or [`set_parent`](Greenlet::set_parent) it elsewhere,
+///   to let it go.
 ///
 /// # Examples
 ///
