@@ -59,6 +59,16 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
     unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) as isize }
 }
 
+/// A number naming the calling thread while it lives: the address of a
+/// thread-local (no allocation, no system call). Two threads alive at once
+/// never share it; a thread that ended may pass it on to a new one.
+pub(crate) fn thread_token() -> usize {
+    thread_local! {
+        static TOKEN: u8 = const { 0 };
+    }
+    TOKEN.with(|t| t as *const u8 as usize)
+}
+
 /// The next number of a xorshift64* source whose state is `state` (never
 /// 0): the seeded scheduler's and the timers' tie-breaking draws.
 pub(crate) fn xorshift(state: &mut u64) -> u64 {

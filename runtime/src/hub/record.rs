@@ -126,6 +126,10 @@ pub(crate) struct Inner {
     pub(super) deadline: Cell<Option<Instant>>,
     /// Where it was spawned (`#[track_caller]` through every spawning API).
     pub(super) site: &'static Location<'static>,
+    /// The thread that made it (`sys::thread_token`), checked at every
+    /// resume in a debug build (THR-5, see `Inner::assert_owner`).
+    #[cfg(debug_assertions)]
+    owner: usize,
     /// About when it was made: the hub's last check of timers before that
     /// (`Runtime::last_check`), which costs no clock read at spawn.
     pub(super) born: Instant,
@@ -182,8 +186,29 @@ impl Inner {
             waiting: Cell::new(Waiting::Nothing),
             deadline: Cell::new(None),
             site: Location::caller(),
+            #[cfg(debug_assertions)]
+            owner: crate::sys::thread_token(),
             born,
             listed_at: Cell::new(NOT_LISTED),
+        }
+    }
+
+    /// Ends the process if this greenlet was made on another thread (a
+    /// debug build's check before every resume). Its handles are `!Send`,
+    /// so only an `unsafe` transfer gets one across; resuming it here would
+    /// run its frames against another thread's hub. Checked before anything
+    /// of it is touched, and fatal: unwinding out of the root loop would
+    /// leave both hubs inconsistent.
+    #[cfg(debug_assertions)]
+    pub(super) fn assert_owner(&self) {
+        if self.owner != crate::sys::thread_token() {
+            eprintln!(
+                "verdant: greenlet '{}' (id {}) was made on another thread and cannot run on this \
+                 one: greenlet handles are not Send (something moved one across with unsafe code)",
+                self.display_name(),
+                self.id
+            );
+            std::process::abort();
         }
     }
 

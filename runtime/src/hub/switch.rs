@@ -218,6 +218,8 @@ impl Runtime {
                 held = Some(next);
                 continue;
             }
+            #[cfg(debug_assertions)]
+            inner.assert_owner();
             // Only the root loop touches a live greenlet's coroutine: the
             // release path cannot run for `target` (we hold a handle).
             // SAFETY: (one runner) and a running greenlet is never resumed
