@@ -175,8 +175,8 @@ fn set_linger_zero(fd: RawFd) {
 // IO-1: std library/std/src/net/tcp/tests.rs, with greenlets
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // std smoke_test_ip4, as an echo.
-#[test]
 fn std_smoke_echo() {
     bounded(|| {
         let l = listener();
@@ -201,7 +201,6 @@ fn std_smoke_echo() {
 }
 
 // std read_eof_ip4: EOF after the peer drops, and again on the next read.
-#[test]
 fn std_read_eof() {
     bounded(|| {
         let l = listener();
@@ -217,7 +216,6 @@ fn std_read_eof() {
 
 // std write_close: writes after the peer closed end in BrokenPipe /
 // ConnectionReset / ConnectionAborted; the process survives.
-#[test]
 fn std_write_close() {
     bounded(|| {
         let l = listener();
@@ -231,7 +229,6 @@ fn std_write_close() {
 }
 
 // std multiple_connect_serial_ip4: 10 connections one after another.
-#[test]
 fn std_multiple_connect_serial() {
     bounded(|| {
         const MAX: u8 = 10;
@@ -255,7 +252,6 @@ fn std_multiple_connect_serial() {
 
 // std multiple_connect_interleaved_greedy_schedule: each client spawns the
 // next before connecting; a greenlet per accepted connection echoes.
-#[test]
 fn std_multiple_connect_interleaved() {
     bounded(|| {
         const MAX: usize = 10;
@@ -299,7 +295,6 @@ fn std_multiple_connect_interleaved() {
 }
 
 // std socket_and_peer_name.
-#[test]
 fn std_socket_and_peer_name() {
     let l = listener();
     let laddr = l.local_addr().unwrap();
@@ -313,7 +308,6 @@ fn std_socket_and_peer_name() {
 }
 
 // std partial_read: a read returns what has arrived, not a full buffer.
-#[test]
 fn std_partial_read() {
     bounded(|| {
         let l = listener();
@@ -337,7 +331,6 @@ fn std_partial_read() {
 // std read_vectored, stricter: std's test allows a read that fills only
 // the first non-empty buffer (`Read`'s default); verdant's is a real readv
 // and must scatter.
-#[test]
 fn std_read_vectored() {
     bounded(|| {
         let l = listener();
@@ -362,7 +355,6 @@ fn std_read_vectored() {
 
 // std write_vectored, stricter: verdant's gathers every buffer in one
 // sendmsg (`Write`'s default would send only `b`).
-#[test]
 fn std_write_vectored() {
     bounded(|| {
         let l = listener();
@@ -383,7 +375,6 @@ fn std_write_vectored() {
 // An empty write returns Ok(0) at once, as std's (and UnixStream's) do,
 // also on a full socket whose write readiness the reactor has cleared: it
 // must not wait for room it does not need.
-#[test]
 fn empty_write_on_a_full_socket_returns_at_once() {
     bounded(|| {
         let l = small_buffer_listener();
@@ -419,7 +410,6 @@ fn empty_write_on_a_full_socket_returns_at_once() {
 }
 
 // Both through a shared reference, as `Read`/`Write` for `&TcpStream`.
-#[test]
 fn vectored_through_shared_references() {
     bounded(|| {
         let l = listener();
@@ -443,7 +433,6 @@ fn vectored_through_shared_references() {
 // (were it taken as one, the next read would park for data that is already
 // there and the test would time out); a write past 1024 buffers sends the
 // first 1024 instead of failing with EMSGSIZE.
-#[test]
 fn vectored_past_uio_maxiov() {
     bounded(|| {
         let l = listener();
@@ -465,7 +454,6 @@ fn vectored_past_uio_maxiov() {
 }
 
 // std double_bind: the second bind of the same address fails.
-#[test]
 fn std_double_bind() {
     let l = listener();
     let addr = l.local_addr().unwrap();
@@ -474,7 +462,6 @@ fn std_double_bind() {
 }
 
 // std tcp_clone_smoke: read in one greenlet, write through a clone in another.
-#[test]
 fn std_tcp_clone_smoke() {
     bounded(|| {
         let l = listener();
@@ -512,7 +499,6 @@ fn std_tcp_clone_smoke() {
 }
 
 // std tcp_clone_two_read: two readers on two clones each get one byte.
-#[test]
 fn std_tcp_clone_two_read() {
     bounded(|| {
         let l = listener();
@@ -542,7 +528,6 @@ fn std_tcp_clone_two_read() {
 }
 
 // std tcp_clone_two_write: two writers on two clones, one reader.
-#[test]
 fn std_tcp_clone_two_write() {
     bounded(|| {
         let l = listener();
@@ -562,7 +547,6 @@ fn std_tcp_clone_two_write() {
 
 // std shutdown_smoke (also IO-9): after shutdown(Write), writing fails, the
 // peer sees EOF, and its reply is still readable.
-#[test]
 fn std_shutdown_smoke() {
     bounded(|| {
         let l = listener();
@@ -588,7 +572,6 @@ fn std_shutdown_smoke() {
 }
 
 // std close_readwrite_smoke.
-#[test]
 fn std_close_readwrite_smoke() {
     bounded(|| {
         let l = listener();
@@ -605,7 +588,6 @@ fn std_close_readwrite_smoke() {
 
 // std close_read_wakes_up: shutdown(Read) on one handle makes a read blocked
 // on a clone return Ok(0); also through an Rc sharing one registration.
-#[test]
 fn std_close_read_wakes_up() {
     bounded(|| {
         let l = listener();
@@ -629,7 +611,6 @@ fn std_close_read_wakes_up() {
 }
 
 // std connect_error, on a loopback port known to be closed: refused, fast.
-#[test]
 fn std_connect_refused_quickly() {
     bounded(|| {
         let addr = {
@@ -651,7 +632,6 @@ fn std_connect_refused_quickly() {
 }
 
 // std timeouts: the getters return what was set.
-#[test]
 fn std_timeouts_getters() {
     let l = listener();
     let (c, _s) = pair(&l);
@@ -670,7 +650,6 @@ fn std_timeouts_getters() {
 // std test_read_timeout, gevent test_recv_timeout: the timeout expires as
 // std's does on Linux (EAGAIN, kind WouldBlock), never early, and the hub
 // runs other greenlets meanwhile.
-#[test]
 fn std_read_timeout_expires() {
     let l = listener();
     let (mut c, _s) = pair(&l);
@@ -710,7 +689,6 @@ fn std_read_timeout_expires() {
 /// write to a full socket, and write_all (kind WouldBlock, the EAGAIN in
 /// its PartialWrite). verdant's own deadlines keep TimedOut:
 /// connect_timeout (see io10) and the reactor's waits.
-#[test]
 fn socket_timeouts_expire_as_std_does() {
     fn same(verdant: &io::Error, std: &io::Error) {
         assert_eq!(verdant.kind(), std.kind(), "{verdant:?} vs std {std:?}");
@@ -774,7 +752,6 @@ fn socket_timeouts_expire_as_std_does() {
 
 // std test_read_with_timeout: data that arrives in time is read; then the
 // timeout still applies.
-#[test]
 fn std_read_with_timeout() {
     bounded(|| {
         let l = listener();
@@ -800,7 +777,6 @@ fn std_read_with_timeout() {
 }
 
 // std test_timeout_zero_duration (and connect_timeout's own zero check).
-#[test]
 fn std_timeout_zero_duration_is_invalid() {
     let l = listener();
     let (c, _s) = pair(&l);
@@ -821,7 +797,6 @@ fn std_timeout_zero_duration_is_invalid() {
 // timeout is a deadline for the whole write_all, not for each partial write.
 // The reader drains steadily (each partial write waits only a few ms), so a
 // per-write timeout would never fire and the 1 MiB would arrive in full.
-#[test]
 fn write_all_timeout_is_a_whole_call_deadline() {
     bounded(|| {
         let l = small_buffer_listener();
@@ -885,7 +860,6 @@ fn write_all_timeout_is_a_whole_call_deadline() {
 // may still collapse its queue and reopen the window at its next
 // zero-window probe, which made an earlier timeout-based version of this
 // test flaky under load. A reset connection fails every write at once.)
-#[test]
 fn write_all_failing_at_once_is_not_partial() {
     bounded(|| {
         let l = listener();
@@ -904,7 +878,6 @@ fn write_all_failing_at_once_is_not_partial() {
 }
 
 // std peek: peeking does not consume; a peek waits for data cooperatively.
-#[test]
 fn std_peek() {
     bounded(|| {
         let l = listener();
@@ -933,7 +906,6 @@ fn std_peek() {
 }
 
 // std nodelay and ttl (stream and listener).
-#[test]
 fn std_nodelay_and_ttl() {
     let l = listener();
     let (c, _s) = pair(&l);
@@ -950,7 +922,6 @@ fn std_nodelay_and_ttl() {
 }
 
 // std debug: the Debug output names the addresses.
-#[test]
 fn std_debug() {
     let l = listener();
     let (c, _s) = pair(&l);
@@ -964,7 +935,6 @@ fn std_debug() {
 
 // verdant's fd conversions: into_raw_fd deregisters, From<OwnedFd> registers
 // again, and the socket still works cooperatively.
-#[test]
 fn into_raw_fd_round_trip() {
     bounded(|| {
         let hub = Hub::current();
@@ -991,7 +961,7 @@ fn into_raw_fd_round_trip() {
         assert_eq!(&join_within(reader, HANG, "reader"), b"abc");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // The short-read hint (`Registration::io_stream`)
 // ---------------------------------------------------------------------------
@@ -1009,12 +979,12 @@ fn send_flags(s: &TcpStream, data: &[u8], flags: i32) {
     );
 }
 
+common::seeded_tests! {
 /// A short TCP read clears readiness, because it shows the receive queue
 /// empty: except at TCP urgent data, where the kernel stops a read short
 /// with bytes still queued behind the urgent mark. Without the `EPOLLPRI`
 /// check the second read would park with "efg" already queued and no edge
 /// left to come, and time out.
-#[test]
 fn short_read_at_urgent_data_does_not_stall() {
     bounded(|| {
         let l = listener();
@@ -1052,7 +1022,6 @@ fn short_read_at_urgent_data_does_not_stall() {
 /// announce it. The short read must not clear readiness there, or the
 /// next read parks until its timeout instead of returning 0 (the crawler
 /// example's `/broken` page hung this way).
-#[test]
 fn short_read_before_eof_still_sees_the_eof() {
     bounded(|| {
         let l = listener();
@@ -1087,7 +1056,6 @@ fn short_read_before_eof_still_sees_the_eof() {
 /// says "connected". Writes trust the readiness bit, so `connect` must
 /// leave it set, or the first write parks with no event left to come (the
 /// pool flood test hung this way).
-#[test]
 fn write_at_once_after_a_connect_that_waited() {
     bounded(|| {
         let l = Rc::new(listener_with_backlog(0));
@@ -1128,7 +1096,6 @@ fn write_at_once_after_a_connect_that_waited() {
 /// Short reads and writes of every size keep a stream whole: a reader
 /// with a buffer of random size against a writer of random chunks, both
 /// yielding at random, so every read is sometimes short and sometimes full.
-#[test]
 fn short_reads_and_writes_keep_the_stream_whole() {
     bounded(|| {
         const LEN: usize = 4 << 20;
@@ -1172,7 +1139,7 @@ fn short_reads_and_writes_keep_the_stream_whole() {
         join_within(writer, HANG, "writer");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-3 edge_drain: 1-byte reads of a 1 MiB burst
 // ---------------------------------------------------------------------------
@@ -1210,16 +1177,15 @@ fn edge_drain(pause_at: Option<usize>) {
     eprintln!("edge_drain pause={pause_at:?}: {:?}", t.elapsed());
 }
 
-#[test]
+common::seeded_tests! {
 fn io3_edge_drain_one_byte_reads() {
     edge_drain(None);
 }
 
-#[test]
 fn io3_edge_drain_reader_pauses_mid_stream() {
     edge_drain(Some(1 << 19));
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-4 close_wakes_waiter (gevent test_recv_closed)
 // ---------------------------------------------------------------------------
@@ -1239,7 +1205,7 @@ fn assert_all_prompt(what: &str, lat: &[Duration]) {
     );
 }
 
-#[test]
+common::seeded_tests! {
 fn io4_close_wakes_reader() {
     bounded(|| {
         let hub = Hub::current();
@@ -1285,7 +1251,6 @@ fn io4_close_wakes_reader() {
     });
 }
 
-#[test]
 fn io4_close_wakes_acceptor() {
     bounded(|| {
         let hub = Hub::current();
@@ -1324,7 +1289,6 @@ fn io4_close_wakes_acceptor() {
 /// and the kernel's hang-up event alone would wake a stream's waiter. Here
 /// nothing happens on the socket, so only `Registration::close` itself can
 /// wake the reader.
-#[test]
 fn io4_registration_close_wakes_waiter() {
     bounded(|| {
         let hub = Hub::current();
@@ -1362,7 +1326,6 @@ fn io4_registration_close_wakes_waiter() {
 }
 
 // IO-4's third case: a writer parked on a full send buffer.
-#[test]
 fn io4_close_wakes_writer_on_full_buffer() {
     bounded(|| {
         let hub = Hub::current();
@@ -1395,7 +1358,7 @@ fn io4_close_wakes_writer_on_full_buffer() {
         assert_eq!(hub.io_registrations(), base, "registrations leaked");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-5 concurrent_reader (gevent test_recv_twice)
 // ---------------------------------------------------------------------------
@@ -1486,11 +1449,11 @@ fn wait_until_readable(dup: &std::net::TcpStream) {
     assert!(n > 0);
 }
 
+common::seeded_tests! {
 /// Baseline (reliability E9b, "raw mio: stale Token fires"): with plain
 /// epoll, closing an fd that has a dup does not remove its epoll entry, and
 /// a write to the old peer is reported under the old token. This is the
 /// event that verdant must recognise as stale in the test below.
-#[test]
 fn io6_baseline_epoll_reports_closed_fd() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let mut peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
@@ -1520,7 +1483,7 @@ fn io6_baseline_epoll_reports_closed_fd() {
         assert_eq!(token, 0xdead_beef);
     }
 }
-
+}
 /// IO-6 at the reactor level. Each loop registers a socket, dups it, closes
 /// the registered number *before* dropping its `Registration` (so the
 /// deregistration fails with EBADF and, as the baseline shows, the kernel
@@ -1679,9 +1642,9 @@ fn io6_fd_reuse_tcpstream_reader_not_misdirected() {
 // IO-8 sigpipe_and_reset
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // After RST (SO_LINGER 0) a parked read fails with ConnectionReset, and
 // writes fail with BrokenPipe/ConnectionReset.
-#[test]
 fn io8_read_and_write_after_reset() {
     bounded(|| {
         let l = listener();
@@ -1701,7 +1664,7 @@ fn io8_read_and_write_after_reset() {
         assert!(is_peer_gone(e.kind()), "{e:?}");
     });
 }
-
+}
 fn sigpipe_scenarios() {
     let l = listener();
     // FIN then write.
@@ -1733,12 +1696,12 @@ fn sigpipe_scenarios() {
     assert!(is_peer_gone(e.kind()), "{e:?}");
 }
 
+common::seeded_tests! {
 // Writes to a closed or reset peer in a child whose SIGPIPE disposition is
 // SIG_DFL (the embedding case; Rust's main sets SIG_IGN): the child must
 // exit 0, which it can only do if every send used MSG_NOSIGNAL. A second
 // child does a raw write(2) under the same setting and must die of SIGPIPE,
 // which proves the setting took effect.
-#[test]
 fn io8_sigpipe_default_disposition_survives() {
     const TEST: &str = "io8_sigpipe_default_disposition_survives";
     if let Some(case) = child_case() {
@@ -1785,12 +1748,12 @@ fn io8_sigpipe_default_disposition_survives() {
         raw.status
     );
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-9 half_close
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn io9_half_close_request_reply() {
     bounded(|| {
         let l = listener();
@@ -1819,12 +1782,12 @@ fn io9_half_close_request_reply() {
         join_within(server, HANG, "server");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-10 connect_timeout
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn io10_connect_timeout_refused_is_fast() {
     bounded(|| {
         let addr = {
@@ -1844,7 +1807,6 @@ fn io10_connect_timeout_refused_is_fast() {
 /// The reliability table's own setup: `listen(1)`, never accept; two
 /// connections fill the accept queue, so the kernel drops the next SYN and
 /// only the timeout can end that connect. The socket is closed on timeout.
-#[test]
 fn io10_connect_timeout_full_backlog() {
     bounded(|| {
         let hub = Hub::current();
@@ -1889,7 +1851,6 @@ fn io10_connect_timeout_full_backlog() {
     });
 }
 
-#[test]
 fn io10_connect_timeout_unroutable() {
     bounded(|| {
         let addr: SocketAddr = "10.255.255.1:9".parse().unwrap();
@@ -1923,15 +1884,15 @@ fn io10_connect_timeout_unroutable() {
         assert_eq!(Hub::current().io_registrations(), 0);
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // IO-12 timeout_no_leak
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// 10,000 ping-pong rounds where both sides read with a 1 s timeout and park
 /// before the data arrives (so every read arms a timer, and the data always
 /// wins): no timeout fires and no timer is left behind.
-#[test]
 fn io12_read_timeout_no_leak() {
     const ROUNDS: usize = 10_000;
     let hub = Hub::current();
@@ -1984,12 +1945,12 @@ fn io12_read_timeout_no_leak() {
     assert!(max_timers <= 2, "timers pile up: {max_timers}");
     assert_eq!(hub.timer_count(), 0, "cancelled timers left in the queue");
 }
-
+}
 // ---------------------------------------------------------------------------
 // Large transfer (IO-2 scaled down)
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn large_transfer_random_chunks_checksum() {
     bounded(|| {
         const SESSIONS: usize = 4;
@@ -2043,7 +2004,6 @@ fn large_transfer_random_chunks_checksum() {
 }
 
 // verdant-specific: std's `From<TcpStream> for OwnedFd` (and back) round trip
-#[test]
 fn owned_fd_round_trip_keeps_the_connection() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -2059,15 +2019,15 @@ fn owned_fd_round_trip_keeps_the_connection() {
     assert_eq!(got, "via OwnedFd");
     client.join().unwrap();
 }
-
+}
 // ---------------------------------------------------------------------------
 // `recv_buf` (gevent's `conn.recv_buf(n)`): the buffer is lent by the thread's pool
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // gevent `test__socket.py` `TestTCP.test_tcp` shape: a large payload read
 // back in recv_buf-sized pieces arrives whole and in order. `usize::MAX` asks
 // for far more than memory holds, and reads at most `RecvBuf::MAX_LEN`.
-#[test]
 fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     bounded(|| {
         let l = listener();
@@ -2103,7 +2063,6 @@ fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     });
 }
 
-#[test]
 fn recv_buf_leaves_what_does_not_fit_for_the_next_call() {
     bounded(|| {
         let l = listener();
@@ -2124,7 +2083,6 @@ fn recv_buf_leaves_what_does_not_fit_for_the_next_call() {
     });
 }
 
-#[test]
 fn recv_buf_zero_returns_at_once() {
     bounded(|| {
         let l = listener();
@@ -2134,7 +2092,6 @@ fn recv_buf_zero_returns_at_once() {
     });
 }
 
-#[test]
 fn recv_buf_timeout_and_close_wake_the_waiter() {
     bounded(|| {
         let l = listener();
@@ -2166,7 +2123,6 @@ fn recv_buf_timeout_and_close_wake_the_waiter() {
 
 // A second greenlet receiving on the same socket gets the documented error
 // (gevent `test__socket_close.py` `test_recv_twice`).
-#[test]
 fn recv_buf_twice_at_once_is_resource_busy() {
     bounded(|| {
         let l = listener();
@@ -2180,7 +2136,7 @@ fn recv_buf_twice_at_once_is_resource_busy() {
         assert_eq!(join_within(first, SLACK, "first reader"), b"one");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // `monkey::net::ToSocketAddrs` is std's trait; `Resolve` is verdant's
 // ---------------------------------------------------------------------------
@@ -2221,7 +2177,7 @@ mod ported_from_std {
     }
 }
 
-#[test]
+common::seeded_tests! {
 fn monkey_to_socket_addrs_is_std_and_user_addresses_reach_connect() {
     use ported_from_std::{connect_any, first_addr, listen, Endpoints};
     bounded(|| {
@@ -2253,7 +2209,6 @@ fn monkey_to_socket_addrs_is_std_and_user_addresses_reach_connect() {
 
 // verdant's own trait: literals at once, the same types as std's, and a
 // `Vec` of a user's addresses.
-#[test]
 fn resolve_covers_std_shapes_and_vecs() {
     use std::net::{Ipv4Addr, SocketAddrV4};
     use verdant::net::Resolve;
@@ -2268,4 +2223,5 @@ fn resolve_covers_std_shapes_and_vecs() {
     assert_eq!(slice.resolve().unwrap(), want);
     assert_eq!(want.resolve().unwrap(), want);
     assert_eq!(verdant::net::lookup_host(&want).unwrap(), want);
+}
 }

@@ -14,6 +14,8 @@
 //! do not leak, every receive's timeout expires with std's error (`EAGAIN`),
 //! and many senders to one receiving greenlet.
 
+mod common;
+
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::rc::Rc;
@@ -37,7 +39,7 @@ fn addr(s: &UdpSocket) -> SocketAddr {
     s.local_addr().unwrap()
 }
 
-#[test]
+common::seeded_tests! {
 fn socket_smoke_test_ip4() {
     let (server, client) = (bind(), bind());
     let (server_addr, client_addr) = (addr(&server), addr(&client));
@@ -51,7 +53,6 @@ fn socket_smoke_test_ip4() {
     assert_eq!(rx.join().unwrap(), (1, 99, client_addr));
 }
 
-#[test]
 fn socket_name_and_peer() {
     let s = bind();
     let local = addr(&s);
@@ -62,7 +63,6 @@ fn socket_name_and_peer() {
     assert_eq!(s.peer_addr().unwrap(), addr(&other));
 }
 
-#[test]
 fn udp_clone_smoke() {
     let (sock1, sock2) = (bind(), bind());
     let (addr1, addr2) = (addr(&sock1), addr(&sock2));
@@ -82,7 +82,6 @@ fn udp_clone_smoke() {
     echo.join().unwrap();
 }
 
-#[test]
 fn udp_clone_two_read() {
     let (sock1, sock2) = (bind(), bind());
     let addr1 = addr(&sock1);
@@ -98,7 +97,6 @@ fn udp_clone_two_read() {
     assert_eq!(a.join().unwrap() + b.join().unwrap(), 2);
 }
 
-#[test]
 fn udp_clone_two_write() {
     let (sock1, sock2) = (bind(), bind());
     let addr2 = addr(&sock2);
@@ -117,7 +115,6 @@ fn udp_clone_two_write() {
     assert_eq!(got, [1, 2]);
 }
 
-#[test]
 fn debug_names_the_socket() {
     let s = bind();
     let d = format!("{s:?}");
@@ -133,7 +130,6 @@ fn debug_names_the_socket() {
     assert!(d.contains(&format!("peer: Some({})", addr(&peer))), "{d}");
 }
 
-#[test]
 fn timeouts_round_trip_and_zero_is_invalid() {
     let s = bind();
     let t = Duration::new(1, 0);
@@ -150,7 +146,6 @@ fn timeouts_round_trip_and_zero_is_invalid() {
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
 }
 
-#[test]
 fn read_timeout_expires_and_others_run_meanwhile() {
     let s = bind();
     s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
@@ -179,7 +174,6 @@ fn read_timeout_expires_and_others_run_meanwhile() {
 
 /// Every receive expires as std's UdpSocket does (blocking, SO_RCVTIMEO):
 /// the same kind and OS error, connected or not.
-#[test]
 fn every_receive_expires_as_std_does() {
     let t = Some(Duration::from_millis(20));
     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -203,7 +197,6 @@ fn every_receive_expires_as_std_does() {
     assert_eq!(Hub::current().timer_count(), 0, "a timer was left behind");
 }
 
-#[test]
 fn read_with_timeout_gets_data_that_arrives_first() {
     let (a, b) = (bind(), bind());
     let b_addr = addr(&b);
@@ -223,7 +216,6 @@ fn read_with_timeout_gets_data_that_arrives_first() {
     );
 }
 
-#[test]
 fn connect_send_recv_and_peek() {
     let s = bind();
     s.connect(addr(&s)).unwrap();
@@ -236,7 +228,6 @@ fn connect_send_recv_and_peek() {
     assert_eq!(&buf, b"hello world");
 }
 
-#[test]
 fn peek_from_leaves_the_datagram() {
     let s = bind();
     let me = addr(&s);
@@ -252,14 +243,12 @@ fn peek_from_leaves_the_datagram() {
     assert_std_timeout(&s.recv_from(&mut buf).unwrap_err()); // consumed once
 }
 
-#[test]
 fn ttl_round_trips() {
     let s = bind();
     s.set_ttl(100).unwrap();
     assert_eq!(s.ttl().unwrap(), 100);
 }
 
-#[test]
 fn close_wakes_a_blocked_receiver_at_once() {
     for _ in 0..100 {
         let s = Rc::new(bind());
@@ -279,7 +268,6 @@ fn close_wakes_a_blocked_receiver_at_once() {
     assert_eq!(Hub::current().io_registrations(), 0);
 }
 
-#[test]
 fn second_concurrent_receiver_is_resource_busy() {
     let (a, b) = (bind(), Rc::new(bind()));
     let b_addr = addr(&b);
@@ -296,7 +284,6 @@ fn second_concurrent_receiver_is_resource_busy() {
     assert_eq!(first.join().unwrap(), b"mine");
 }
 
-#[test]
 fn many_senders_one_receiver_no_datagram_lost() {
     const SENDERS: usize = 10;
     const EACH: usize = 200;
@@ -332,4 +319,5 @@ fn many_senders_one_receiver_no_datagram_lost() {
     // Paced as above, every sender's datagrams all arrive: the receiver is
     // woken for each batch while the senders sleep.
     assert_eq!(per_sender, [EACH; SENDERS]);
+}
 }

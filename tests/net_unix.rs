@@ -255,8 +255,8 @@ fn fill_datagram_queue(rx: &Path) -> Vec<std::os::unix::net::UnixDatagram> {
 // rust-lang/rust library/std/src/os/unix/net/tests.rs, with greenlets
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // std basic: bind, accept in a greenlet, connect, both addresses name the path.
-#[test]
 fn std_basic() {
     bounded(|| {
         let dir = TempDir::new("basic");
@@ -291,7 +291,6 @@ fn std_basic() {
 // std vectored, stricter: std allows the write to send only its first
 // buffer (`Write`'s default); verdant's gathers (sendmsg) and its read
 // scatters (readv).
-#[test]
 fn std_vectored() {
     let (mut s1, mut s2) = UnixStream::pair().unwrap();
     let len = s1
@@ -325,7 +324,6 @@ fn std_vectored() {
 }
 
 // std pair.
-#[test]
 fn std_pair() {
     bounded(|| {
         let (msg1, msg2) = (b"hello", b"world!");
@@ -349,7 +347,6 @@ fn std_pair() {
 }
 
 // std try_clone: two handles read one stream in turn.
-#[test]
 fn std_try_clone() {
     bounded(|| {
         let dir = TempDir::new("try-clone");
@@ -374,7 +371,6 @@ fn std_try_clone() {
 }
 
 // std iter: incoming().take(2); also `for s in &listener`.
-#[test]
 fn std_iter() {
     bounded(|| {
         let dir = TempDir::new("iter");
@@ -403,7 +399,6 @@ fn std_iter() {
 }
 
 // std long_path: a path that does not fit sun_path is InvalidInput.
-#[test]
 fn std_long_path() {
     let dir = TempDir::new("long");
     let dir_len = dir.path().as_os_str().len() + 1;
@@ -418,7 +413,6 @@ fn std_long_path() {
 }
 
 // std timeouts: the getters return what was set.
-#[test]
 fn std_timeouts() {
     let dir = TempDir::new("timeouts");
     let socket_path = dir.join("sock");
@@ -439,7 +433,6 @@ fn std_timeouts() {
 
 // std test_read_timeout (1 s there, 100 ms here): EAGAIN, as std's on
 // Linux, never early.
-#[test]
 fn std_test_read_timeout() {
     bounded(|| {
         let dir = TempDir::new("read-timeout");
@@ -458,7 +451,6 @@ fn std_test_read_timeout() {
 }
 
 // std test_read_with_timeout: data in time is read; then the timeout applies.
-#[test]
 fn std_test_read_with_timeout() {
     bounded(|| {
         let dir = TempDir::new("read-with-timeout");
@@ -477,7 +469,6 @@ fn std_test_read_with_timeout() {
 }
 
 // std test_unix_stream_timeout_zero_duration.
-#[test]
 fn std_stream_timeout_zero_duration() {
     let dir = TempDir::new("zero");
     let socket_path = dir.join("sock");
@@ -491,7 +482,6 @@ fn std_stream_timeout_zero_duration() {
 }
 
 // std test_unix_datagram: the receiver parks in a greenlet first.
-#[test]
 fn std_unix_datagram() {
     bounded(|| {
         let dir = TempDir::new("dgram");
@@ -514,7 +504,6 @@ fn std_unix_datagram() {
 }
 
 // std test_unnamed_unix_datagram.
-#[test]
 fn std_unnamed_unix_datagram() {
     let dir = TempDir::new("unnamed");
     let path1 = dir.join("sock1");
@@ -530,7 +519,6 @@ fn std_unnamed_unix_datagram() {
 }
 
 // std test_unix_datagram_connect_to_recv_addr.
-#[test]
 fn std_datagram_connect_to_recv_addr() {
     let dir = TempDir::new("recv-addr");
     let (path1, path2) = (dir.join("sock1"), dir.join("sock2"));
@@ -551,7 +539,6 @@ fn std_datagram_connect_to_recv_addr() {
 }
 
 // std test_connect_unix_datagram.
-#[test]
 fn std_connect_unix_datagram() {
     let dir = TempDir::new("dconnect");
     let (path1, path2) = (dir.join("sock1"), dir.join("sock2"));
@@ -574,7 +561,6 @@ fn std_connect_unix_datagram() {
 }
 
 // std test_unix_datagram_recv.
-#[test]
 fn std_unix_datagram_recv() {
     let dir = TempDir::new("drecv");
     let path1 = dir.join("sock1");
@@ -589,7 +575,6 @@ fn std_unix_datagram_recv() {
 }
 
 // std datagram_pair.
-#[test]
 fn std_datagram_pair() {
     bounded(|| {
         let (msg1, msg2) = (b"hello", b"world!");
@@ -610,7 +595,6 @@ fn std_datagram_pair() {
 }
 
 // std test_unix_datagram_timeout_zero_duration.
-#[test]
 fn std_datagram_timeout_zero_duration() {
     let dir = TempDir::new("dzero");
     let datagram = UnixDatagram::bind(dir.join("sock")).unwrap();
@@ -623,14 +607,12 @@ fn std_datagram_timeout_zero_duration() {
 }
 
 // std abstract_namespace_not_allowed_connect: a path with a NUL is refused.
-#[test]
 fn std_abstract_namespace_not_allowed_connect() {
     let e = UnixStream::connect("\0asdf").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e:?}");
 }
 
 // std test_abstract_stream_connect.
-#[test]
 fn std_abstract_stream_connect() {
     bounded(|| {
         let (msg1, msg2) = (b"hello", b"world");
@@ -656,7 +638,6 @@ fn std_abstract_stream_connect() {
 }
 
 // std test_abstract_stream_iter.
-#[test]
 fn std_abstract_stream_iter() {
     bounded(|| {
         let (addr, _) = abstract_addr("aiter");
@@ -676,7 +657,6 @@ fn std_abstract_stream_iter() {
 }
 
 // std test_abstract_datagram_bind_send_to_addr.
-#[test]
 fn std_abstract_datagram_bind_send_to_addr() {
     let (addr1, name1) = abstract_addr("ns1");
     let sock1 = UnixDatagram::bind_addr(&addr1).unwrap();
@@ -694,7 +674,6 @@ fn std_abstract_datagram_bind_send_to_addr() {
 }
 
 // std test_abstract_datagram_connect_addr.
-#[test]
 fn std_abstract_datagram_connect_addr() {
     let (addr1, _) = abstract_addr("ns3");
     let bsock1 = UnixDatagram::bind_addr(&addr1).unwrap();
@@ -715,7 +694,6 @@ fn std_abstract_datagram_connect_addr() {
 }
 
 // std test_unix_datagram_max_path: the longest path that fits still works.
-#[test]
 fn std_unix_datagram_max_path() {
     let dir = TempDir::new("maxpath");
     let dir_len = dir.path().as_os_str().len() + 1;
@@ -730,12 +708,12 @@ fn std_unix_datagram_max_path() {
     sock2.recv_from(&mut buf).unwrap();
     assert_eq!(msg, &buf[..]);
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: addresses, errors, conversions
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn connect_errors_are_prompt() {
     bounded(|| {
         let dir = TempDir::new("connect-errors");
@@ -754,7 +732,6 @@ fn connect_errors_are_prompt() {
     });
 }
 
-#[test]
 fn accepted_stream_addresses_and_debug() {
     let dir = TempDir::new("addrs");
     let path = dir.join("sock");
@@ -779,7 +756,6 @@ fn accepted_stream_addresses_and_debug() {
 
 /// into_raw_fd and `From<_> for OwnedFd` deregister; `From<OwnedFd>`
 /// registers again, and the socket still works cooperatively.
-#[test]
 fn fd_conversions_round_trip() {
     bounded(|| {
         let hub = Hub::current();
@@ -821,15 +797,15 @@ fn fd_conversions_round_trip() {
         assert_eq!(hub.io_registrations(), base);
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: many connections, one thread
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// 300 socket pairs, each echoed by a server greenlet, each driven by a
 /// client greenlet sending 20 random-sized messages: all in this thread,
 /// all interleaved, every reply checked.
-#[test]
 fn echo_many_pairs_in_one_thread() {
     bounded(|| {
         const PAIRS: usize = 300;
@@ -906,7 +882,6 @@ fn echo_many_pairs_in_one_thread() {
 }
 
 /// One listener, a greenlet per accepted connection, 200 clients at once.
-#[test]
 fn listener_serves_many_clients_concurrently() {
     bounded(|| {
         const CLIENTS: usize = 200;
@@ -950,12 +925,12 @@ fn listener_serves_many_clients_concurrently() {
         join_within(server, HANG, "server");
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: close wakes waiters (gevent test_recv_closed), within 100 ms
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn close_wakes_reader() {
     bounded(|| {
         let hub = Hub::current();
@@ -992,7 +967,6 @@ fn close_wakes_reader() {
     });
 }
 
-#[test]
 fn close_wakes_acceptor() {
     bounded(|| {
         let hub = Hub::current();
@@ -1022,7 +996,6 @@ fn close_wakes_acceptor() {
     });
 }
 
-#[test]
 fn close_wakes_datagram_receiver() {
     bounded(|| {
         let hub = Hub::current();
@@ -1047,7 +1020,6 @@ fn close_wakes_datagram_receiver() {
     });
 }
 
-#[test]
 fn close_wakes_writer_on_full_buffer() {
     bounded(|| {
         let data = Rc::new(vec![0x5au8; 4 << 20]);
@@ -1072,7 +1044,6 @@ fn close_wakes_writer_on_full_buffer() {
 
 // std close_read_wakes_up: shutdown(Read) makes a parked read return Ok(0),
 // through a clone (its own registration) and through the same handle.
-#[test]
 fn shutdown_read_wakes_reader() {
     bounded(|| {
         let (a, _b) = UnixStream::pair().unwrap();
@@ -1088,7 +1059,7 @@ fn shutdown_read_wakes_reader() {
         assert_eq!(join_within(r2, SLACK, "reader"), 0);
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: one waiter per direction (gevent test_recv_twice)
 // ---------------------------------------------------------------------------
@@ -1172,9 +1143,9 @@ fn second_acceptor_and_receiver_are_resource_busy() {
 // verdant: timeouts
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// gevent test_recv_timeout: EAGAIN (std's error), never early, the hub running other
 /// greenlets meanwhile, and no timer left behind.
-#[test]
 fn read_timeout_expires_while_others_run() {
     bounded(|| {
         let hub = Hub::current();
@@ -1204,7 +1175,6 @@ fn read_timeout_expires_while_others_run() {
 /// Read and write timeouts expire with the error std's give on Linux, for
 /// the stream and the datagram socket alike: std's own sockets (blocking,
 /// with SO_RCVTIMEO/SO_SNDTIMEO) are the reference.
-#[test]
 fn timeouts_expire_as_std_does() {
     fn same(verdant: &io::Error, std: &io::Error) {
         assert_eq!(verdant.kind(), std.kind(), "{verdant:?} vs std {std:?}");
@@ -1250,7 +1220,6 @@ fn timeouts_expire_as_std_does() {
 /// The write timeout is a deadline for the whole write_all (gevent's
 /// sendall): the reader drains steadily, so each partial write waits only
 /// a few ms and a per-write timeout would never fire.
-#[test]
 fn write_all_timeout_is_a_whole_call_deadline() {
     bounded(|| {
         let (w, r) = UnixStream::pair().unwrap();
@@ -1282,7 +1251,6 @@ fn write_all_timeout_is_a_whole_call_deadline() {
     });
 }
 
-#[test]
 fn datagram_read_timeout() {
     bounded(|| {
         let hub = Hub::current();
@@ -1303,7 +1271,6 @@ fn datagram_read_timeout() {
 
 /// A connected sender to a receiver whose queue is full: the send waits,
 /// then expires with EAGAIN (std's error), never early.
-#[test]
 fn datagram_write_timeout_on_full_queue() {
     bounded(|| {
         let dir = TempDir::new("dwt");
@@ -1338,7 +1305,6 @@ fn datagram_write_timeout_on_full_queue() {
 
 /// A send_to parked on a full queue (pausing between tries) is woken by
 /// close() within gevent's 100 ms, with NotConnected.
-#[test]
 fn close_wakes_sender_on_full_datagram_queue() {
     bounded(|| {
         let dir = TempDir::new("dclose");
@@ -1367,7 +1333,6 @@ fn close_wakes_sender_on_full_datagram_queue() {
 /// kernel wakes it) and `send_to` on an unconnected one (the kernel reports
 /// it writable at once after every failed try, so a readiness wait would
 /// spin: the hub's switch count while it waits tells the two apart).
-#[test]
 fn datagram_send_to_full_queue_waits_then_succeeds() {
     for connected in [true, false] {
         bounded(move || {
@@ -1422,7 +1387,7 @@ fn datagram_send_to_full_queue_waits_then_succeeds() {
         });
     }
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: peers that go away (BrokenPipe, no SIGPIPE death)
 // ---------------------------------------------------------------------------
@@ -1474,7 +1439,7 @@ fn closed_peer_scenarios() {
     );
 }
 
-#[test]
+common::seeded_tests! {
 fn write_to_closed_peer_is_broken_pipe() {
     bounded(closed_peer_scenarios);
 }
@@ -1484,7 +1449,6 @@ fn write_to_closed_peer_is_broken_pipe() {
 // does a raw writev(2) to a closed peer under the same setting and must die
 // of SIGPIPE: that proves the setting took effect, and is why verdant's
 // write_vectored is a sendmsg with MSG_NOSIGNAL, not a writev.
-#[test]
 fn sigpipe_default_disposition_survives() {
     const TEST: &str = "sigpipe_default_disposition_survives";
     if let Some(case) = child_case() {
@@ -1530,15 +1494,15 @@ fn sigpipe_default_disposition_survives() {
         raw.status
     );
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: large transfers
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// Three sessions, each one 8 MiB write_all through a 32 KiB send buffer
 /// (so it is many partial writes with parks in between), read back in
 /// random-sized chunks: byte count and an order-sensitive checksum match.
-#[test]
 fn large_write_all_partial_writes_no_loss() {
     bounded(|| {
         const SESSIONS: usize = 3;
@@ -1586,17 +1550,17 @@ fn large_write_all_partial_writes_no_loss() {
         );
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: waits the kernel sends no event for
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// `listen(0)` admits one pending connection; the next connect finds the
 /// backlog full (EAGAIN on a non-blocking socket, no readiness event ever).
 /// verdant's connect must wait cooperatively and get through once the
 /// listener accepts. Run on its own thread: a connect that blocked the
 /// thread would otherwise hang the test instead of failing it.
-#[test]
 fn connect_to_full_backlog_waits_cooperatively() {
     on_thread_within(HANG, "full-backlog scenario", || {
         let dir = TempDir::new("backlog");
@@ -1643,7 +1607,6 @@ fn connect_to_full_backlog_waits_cooperatively() {
 /// Under `EMFILE` accept backs off and retries instead of failing or
 /// waiting for an event that will not come. In a child process, since it
 /// lowers `RLIMIT_NOFILE` and uses up every descriptor.
-#[test]
 fn accept_backs_off_on_emfile() {
     const TEST: &str = "accept_backs_off_on_emfile";
     if child_case().as_deref() == Some("emfile") {
@@ -1679,15 +1642,15 @@ fn accept_backs_off_on_emfile() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: outside any greenlet
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// On a plain thread that never spawned a greenlet, blocking-style calls
 /// still block and return, as std's do: read, accept and recv wait (in the
 /// hub) for another OS thread.
-#[test]
 fn blocking_calls_outside_any_greenlet() {
     on_thread_within(HANG, "plain thread", || {
         let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
@@ -1734,16 +1697,16 @@ fn blocking_calls_outside_any_greenlet() {
         assert_socket_timeout(&rx.recv(&mut buf).unwrap_err());
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // verdant: descriptors back to the baseline
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 /// Every kind of socket, cloned, closed, timed out, converted, with
 /// greenlets parked on them: after dropping them all, the process has
 /// exactly the descriptors it had before and the hub no registration left.
 /// In a child process, where no other test opens descriptors meanwhile.
-#[test]
 fn fd_count_back_to_baseline() {
     const TEST: &str = "fd_count_back_to_baseline";
     if child_case().as_deref() == Some("fds") {
@@ -1837,4 +1800,5 @@ fn fd_count_back_to_baseline() {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+}
 }

@@ -18,7 +18,7 @@ use verdant::select;
 use verdant::sync::channel::{self, RecvError, Select, SendError};
 use verdant::{sleep, spawn};
 
-#[test]
+common::seeded_tests! {
 fn select_send_and_select_recv_meet_on_a_rendezvous() {
     on_fresh_thread("rendezvous", || {
         let (tx, rx) = channel::bounded::<u32>(0);
@@ -42,7 +42,6 @@ fn select_send_and_select_recv_meet_on_a_rendezvous() {
     });
 }
 
-#[test]
 fn a_waiting_select_send_meets_a_later_receiver() {
     on_fresh_thread("later receiver", || {
         let (tx, rx) = channel::bounded::<&str>(0);
@@ -58,7 +57,6 @@ fn a_waiting_select_send_meets_a_later_receiver() {
     });
 }
 
-#[test]
 fn send_arm_reports_disconnection_with_the_message() {
     on_fresh_thread("disconnected send", || {
         let (tx, rx) = channel::bounded::<String>(0);
@@ -76,7 +74,6 @@ fn send_arm_reports_disconnection_with_the_message() {
     });
 }
 
-#[test]
 fn ready_arms_are_picked_fairly() {
     on_fresh_thread("fair", || {
         let (tx1, rx1) = channel::unbounded::<u8>();
@@ -102,7 +99,6 @@ fn ready_arms_are_picked_fairly() {
     });
 }
 
-#[test]
 fn a_message_handed_to_a_killed_select_is_not_lost() {
     on_fresh_thread("kill handed", || {
         let drops = Drops::default();
@@ -123,7 +119,6 @@ fn a_message_handed_to_a_killed_select_is_not_lost() {
     });
 }
 
-#[test]
 fn a_message_handed_to_a_killed_select_goes_to_the_next_receiver() {
     on_fresh_thread("kill handed next", || {
         let (tx, rx) = channel::unbounded::<u32>();
@@ -139,7 +134,6 @@ fn a_message_handed_to_a_killed_select_goes_to_the_next_receiver() {
     });
 }
 
-#[test]
 fn select_leaves_no_registration_behind() {
     on_fresh_thread("no leftovers", || {
         let (tx1, rx1) = channel::bounded::<u32>(0);
@@ -163,7 +157,6 @@ fn select_leaves_no_registration_behind() {
     });
 }
 
-#[test]
 fn selects_on_both_ends_ping_pong() {
     on_fresh_thread("ping pong", || {
         let (a_tx, a_rx) = channel::bounded::<u32>(0);
@@ -200,7 +193,6 @@ fn selects_on_both_ends_ping_pong() {
 /// reuse (no allocation per blocking call); that record must not keep the
 /// greenlet that waited alive: dropping the last handle of a greenlet parked
 /// elsewhere still unwinds it.
-#[test]
 fn reused_wait_record_keeps_no_greenlet_alive() {
     on_fresh_thread("spare", || {
         let drops = Drops::default();
@@ -220,7 +212,7 @@ fn reused_wait_record_keeps_no_greenlet_alive() {
         assert_eq!(drops.count(), 1, "the greenlet was not unwound");
     });
 }
-
+}
 /// Counts how often a send arm's message expression was evaluated.
 fn counted(n: &Rc<std::cell::Cell<u32>>, v: u32) -> u32 {
     n.set(n.get() + 1);
@@ -377,6 +369,7 @@ fn a_try_recv_turn_leaves_no_wake_up_behind() {
     });
 }
 
+common::seeded_tests! {
 // verdant-specific: a randomized stress of selects (whose waiters are boxed
 // and listed by address) and plain sends and receives, under timeouts and
 // kills. Forty greenlets each pick, at random, a select over two receives
@@ -385,7 +378,6 @@ fn a_try_recv_turn_leaves_no_wake_up_behind() {
 // bounded at 2; a killer kills random ones. Every message whose send
 // returned `Ok` is received exactly once (or is still in a channel), one
 // whose sender was killed inside the send at most once, nothing else.
-#[test]
 fn stress_selects_under_timeouts_and_kills_lose_and_duplicate_nothing() {
     use common::Rng;
     use sync_common::{join_expecting_kills, kill_at_random, Ledger};
@@ -445,7 +437,6 @@ fn stress_selects_under_timeouts_and_kills_lose_and_duplicate_nothing() {
 /// Items larger than the inlined path's limit (32 bytes) block and hand
 /// over through the out-of-line path; small ones through the inlined one.
 /// Both must deliver every item, in order, across waits on either side.
-#[test]
 fn large_and_small_items_both_wait_and_arrive_in_order() {
     on_fresh_thread("sizes", || {
         fn run<T: Clone + PartialEq + std::fmt::Debug + 'static>(cap: usize, make: fn(u32) -> T) {
@@ -472,4 +463,5 @@ fn large_and_small_items_both_wait_and_arrive_in_order() {
             run(cap, |i| vec![i; 3]);
         }
     });
+}
 }

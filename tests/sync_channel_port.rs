@@ -115,6 +115,7 @@
 //!   does: its third greenlet may meet the `try_recv` loop and drop the
 //!   other channel's receiver.
 
+mod common;
 mod sync_common;
 
 use std::any::Any;

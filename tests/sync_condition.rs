@@ -2,6 +2,7 @@
 //! released while waiting and held again on return, notify wakes in FIFO
 //! order, timeouts, and kills while waiting.
 
+mod common;
 mod sync_common;
 
 use std::cell::RefCell;
@@ -76,7 +77,7 @@ fn notify_one_wakes_in_fifo_order_and_notify_all_wakes_every_waiter() {
     });
 }
 
-#[test]
+common::seeded_tests! {
 fn wait_while_sees_every_item_of_a_producer() {
     on_fresh_thread("producer", || {
         let s = shared(Vec::<u32>::new());
@@ -111,7 +112,6 @@ fn wait_while_sees_every_item_of_a_producer() {
     });
 }
 
-#[test]
 fn timed_wait_gives_up_with_the_lock_held() {
     on_fresh_thread("timeout", || {
         let (lock, cond) = (Lock::new(1), Condition::new());
@@ -126,7 +126,6 @@ fn timed_wait_gives_up_with_the_lock_held() {
     });
 }
 
-#[test]
 fn timed_wait_while_returns_early_once_the_condition_is_false() {
     on_fresh_thread("timeout while", || {
         let s = shared(false);
@@ -150,7 +149,6 @@ fn timed_wait_while_returns_early_once_the_condition_is_false() {
     });
 }
 
-#[test]
 fn a_kill_while_waiting_leaves_the_lock_free_and_the_line_empty() {
     on_fresh_thread("kill", || {
         let s = shared(0);
@@ -169,7 +167,7 @@ fn a_kill_while_waiting_leaves_the_lock_free_and_the_line_empty() {
         assert!(!cond.notify_one());
     });
 }
-
+}
 #[test]
 fn a_notified_waiter_killed_before_it_runs_passes_the_notify_on() {
     on_fresh_thread("pass on", || {
@@ -193,7 +191,7 @@ fn a_notified_waiter_killed_before_it_runs_passes_the_notify_on() {
     });
 }
 
-#[test]
+common::seeded_tests! {
 fn a_wait_nothing_can_end_reports_loop_exit_without_the_lock() {
     on_fresh_thread("loop exit", || {
         let (lock, cond) = (Lock::new(()), Condition::new());
@@ -203,4 +201,5 @@ fn a_wait_nothing_can_end_reports_loop_exit_without_the_lock() {
         ));
         assert!(!lock.is_locked());
     });
+}
 }

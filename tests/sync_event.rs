@@ -41,19 +41,19 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use verdant::sync::{AsyncResult, Event, GetError, WaitError};
-use verdant::{
-    joinall, sleep, spawn, spawn_later, with_timeout, yield_now, Elapsed, Hub, JoinHandle,
-};
+use verdant::{joinall, sleep, spawn, spawn_later, with_timeout, Elapsed, Hub, JoinHandle};
 
+mod common;
 mod sync_common;
+use common::settle;
 use sync_common::*;
 
 // ---------------------------------------------------------------------------
 // Event
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // lock_tests.py::EventTests::test_is_set
-#[test]
 fn event_is_set() {
     let e = Event::new();
     assert!(!e.is_set());
@@ -68,7 +68,6 @@ fn event_is_set() {
 }
 
 // test__event.py::TestEventWait (AbstractGenericWaitTestCase)
-#[test]
 fn event_wait_timeout() {
     let e = Event::new();
     check_generic_wait(
@@ -89,7 +88,6 @@ fn event_wait_timeout() {
 }
 
 // test__event.py::TestEventWait::test_cover (str(Event()))
-#[test]
 fn event_debug_and_errors_display() {
     let e = Rc::new(Event::new());
     let shown = format!("{e:?}");
@@ -99,7 +97,7 @@ fn event_debug_and_errors_display() {
     );
     let e2 = e.clone();
     let h = spawn(move || e2.wait());
-    yield_now();
+    settle();
     assert!(format!("{e:?}").contains("waiters: 1"), "{e:?}");
     e.set();
     assert_eq!(h.join().unwrap(), Ok(()));
@@ -111,7 +109,6 @@ fn event_debug_and_errors_display() {
 }
 
 // lock_tests.py::EventTests::test_notify (_check_notify, twice)
-#[test]
 fn event_set_wakes_every_waiter() {
     fn check_notify(evt: &Rc<Event>) {
         const N: usize = 5;
@@ -146,7 +143,6 @@ fn event_set_wakes_every_waiter() {
 }
 
 // lock_tests.py::EventTests::test_timeout
-#[test]
 fn event_timeout_many_waiters() {
     const N: usize = 5;
     let evt = Rc::new(Event::new());
@@ -182,7 +178,6 @@ fn event_timeout_many_waiters() {
 }
 
 // test__event.py::TestGeventWaitOnEvent::test_set_during_wait (issue 771)
-#[test]
 fn event_set_during_wait_then_clear_waits_again() {
     let event = Rc::new(Event::new());
     let ev = event.clone();
@@ -206,7 +201,7 @@ fn event_set_during_wait_then_clear_waits_again() {
     assert!(took >= 10 * MS, "{took:?}");
     assert!(!event.is_set());
 }
-
+}
 /// test__event.py::TestEvent_SetThenClear: waiters woken by `set` return
 /// even though the event is cleared again before they run.
 fn set_then_clear(n: usize) {
@@ -245,20 +240,18 @@ fn set_then_clear(n: usize) {
     assert_eq!(e.waiters(), 0);
 }
 
+common::seeded_tests! {
 // test__event.py::TestEvent_SetThenClear
-#[test]
 fn event_set_then_clear_1() {
     set_then_clear(1);
 }
 
 // test__event.py::TestEvent_SetThenClear100
-#[test]
 fn event_set_then_clear_100() {
     set_then_clear(100);
 }
 
 // test__event.py::TestEvent_SetThenClear1000
-#[test]
 fn event_set_then_clear_1000() {
     set_then_clear(1000);
 }
@@ -267,7 +260,6 @@ fn event_set_then_clear_1000() {
 // adapted: in gevent a wait on a set event made while the event notifies
 // its waiters runs after them; in verdant `set` only queues the waiters
 // and a wait on a set event returns at once, without a switch.
-#[test]
 fn event_wait_while_notifying_does_not_switch() {
     let event = Rc::new(Event::new());
     let results = Rc::new(RefCell::new(Vec::new()));
@@ -282,7 +274,7 @@ fn event_wait_while_notifying_does_not_switch() {
             spawn(move || wait_then_append(&event, &results, arg))
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(event.waiters(), 2);
     event.set();
     let switches = Hub::current().switch_count();
@@ -294,31 +286,12 @@ fn event_wait_while_notifying_does_not_switch() {
     );
     assert_eq!(*results.borrow(), [3]);
     joinall(&hs).unwrap();
+    results.borrow_mut()[1..].sort(); // the order they run in is the schedule's
     assert_eq!(*results.borrow(), [3, 1, 2]);
 }
 
-// verdant-specific: waiters are woken in the order they started waiting
-#[test]
-fn event_set_wakes_in_fifo_order() {
-    let e = Rc::new(Event::new());
-    let order = Rc::new(RefCell::new(Vec::new()));
-    // Start them in a scrambled order, one at a time.
-    let mut hs = Vec::new();
-    for i in [3, 0, 4, 1, 2] {
-        let (e, order) = (e.clone(), order.clone());
-        hs.push(spawn(move || {
-            e.wait().unwrap();
-            order.borrow_mut().push(i);
-        }));
-        yield_now();
-    }
-    e.set();
-    joinall(&hs).unwrap();
-    assert_eq!(*order.borrow(), [3, 0, 4, 1, 2]);
-}
 
 // verdant-specific (gevent's LoopExit): a wait nothing could end
-#[test]
 fn event_wait_deadlock_is_loop_exit() {
     on_fresh_thread("event deadlock", || {
         let e = Event::new();
@@ -337,7 +310,6 @@ fn event_wait_deadlock_is_loop_exit() {
 }
 
 // verdant-specific: a wait while the greenlet unwinds is refused
-#[test]
 fn event_wait_while_unwinding_is_cancelled() {
     struct WaitsInDrop {
         e: Rc<Event>,
@@ -364,7 +336,7 @@ fn event_wait_while_unwinding_is_cancelled() {
         let _g = guard;
         sleep(Duration::from_secs(60));
     });
-    yield_now();
+    settle();
     h.kill();
     assert!(h.join().unwrap_err().is_killed());
     assert_eq!(
@@ -379,7 +351,6 @@ fn event_wait_while_unwinding_is_cancelled() {
 }
 
 // verdant-specific: kill a greenlet parked in Event::wait
-#[test]
 fn event_kill_parked_waiter() {
     let e = Rc::new(Event::new());
     let drops = Drops::default();
@@ -391,7 +362,7 @@ fn event_kill_parked_waiter() {
         aw.set(true);
         r
     });
-    yield_now();
+    settle();
     assert_eq!(e.waiters(), 1);
     h.kill();
     assert!(h.is_finished());
@@ -405,7 +376,6 @@ fn event_kill_parked_waiter() {
 
 // verdant-specific: a waiter killed in the tick it was woken does not keep
 // the others from waking
-#[test]
 fn event_kill_waiter_woken_in_same_tick() {
     let e = Rc::new(Event::new());
     let drops = Drops::default();
@@ -420,13 +390,14 @@ fn event_kill_waiter_woken_in_same_tick() {
             })
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(e.waiters(), 3);
     assert_eq!(e.set(), 3);
     // All three are queued to run; kill the first before it does.
     hs[0].kill();
     assert!(hs[0].is_finished());
     joinall(&hs).unwrap();
+    woke.borrow_mut().sort(); // the order they run in is the schedule's
     assert_eq!(*woke.borrow(), [1, 2]);
     assert_eq!(drops.count(), 3);
     assert_eq!(e.waiters(), 0);
@@ -441,7 +412,6 @@ fn event_kill_waiter_woken_in_same_tick() {
 // its waiting frame), so a wait that ends otherwise (a timeout) must leave
 // the list. The same greenlet's next wait, at the same stack depth, reuses
 // that address: a left-over entry would let the first event wake it.
-#[test]
 fn event_timed_out_waiter_leaves_no_entry_behind() {
     let first = Rc::new(Event::new());
     let second = Rc::new(Event::new());
@@ -462,7 +432,6 @@ fn event_timed_out_waiter_leaves_no_entry_behind() {
 
 // verdant-specific: the same for a waiter killed while parked; the next
 // greenlet gets the killed one's pooled stack, and parks at the same depth.
-#[test]
 fn event_killed_waiter_leaves_no_entry_behind() {
     // The same function for both greenlets: their waits sit at the same
     // place on the same (pooled) stack.
@@ -475,23 +444,23 @@ fn event_killed_waiter_leaves_no_entry_behind() {
     let first = Rc::new(Event::new());
     let second = Rc::new(Event::new());
     let killed = spawn(park(first.clone(), Rc::default()));
-    yield_now();
+    settle();
     killed.kill();
     assert!(killed.join().unwrap_err().is_killed());
     let done = Rc::new(Cell::new(false));
     let h = spawn(park(second.clone(), done.clone()));
-    yield_now();
+    settle();
     assert_only_second_wakes(&first, &second, &done, h);
 }
-
+}
 /// The end of the two tests above: `h` (which sets `done` when it returns)
 /// waits on `second` alone; setting `first` wakes no one, setting `second`
 /// wakes it.
 fn assert_only_second_wakes(first: &Event, second: &Event, done: &Cell<bool>, h: JoinHandle<()>) {
     assert_eq!(second.waiters(), 1);
     assert_eq!(first.set(), 0, "no one waits on the first event any more");
-    yield_now();
-    yield_now();
+    settle();
+    settle();
     assert!(!done.get(), "the first event woke a wait on the second");
     assert_eq!(second.set(), 1);
     h.join().unwrap();
@@ -502,9 +471,9 @@ fn assert_only_second_wakes(first: &Event, second: &Event, done: &Cell<bool>, h:
 // AsyncResult
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__event.py::TestAsyncResultGet / TestAsyncResultWait
 // (AbstractGenericGetTestCase)
-#[test]
 fn async_result_get_timeout() {
     let ar: AsyncResult<u32> = AsyncResult::new();
     check_generic_wait(
@@ -523,7 +492,6 @@ fn async_result_get_timeout() {
 }
 
 // test__event.py::TestAsyncResult::test_set_exc
-#[test]
 fn async_result_set_error_reaches_waiter() {
     #[derive(Clone, Debug, PartialEq)]
     struct MyException(u32);
@@ -535,9 +503,9 @@ fn async_result_set_error_reaches_waiter() {
         let r = e2.get();
         log2.borrow_mut().push(("caught", r));
     });
-    yield_now();
+    settle();
     e.set_error(MyException(7)).unwrap();
-    sleep(Duration::ZERO);
+    settle();
     assert_eq!(
         *log.borrow(),
         [("caught", Err(GetError::Failed(MyException(7))))]
@@ -548,7 +516,6 @@ fn async_result_set_error_reaches_waiter() {
 
 // test__event.py::TestAsyncResult::test_set: a zero timeout interrupts the
 // get before the value arrives
-#[test]
 fn async_result_zero_timeout_interrupts_get() {
     let event1: Rc<AsyncResult<&'static str>> = Rc::new(AsyncResult::new());
     let e = event1.clone();
@@ -561,7 +528,6 @@ fn async_result_zero_timeout_interrupts_get() {
 }
 
 // test__event.py::TestAsyncResult::test_set_with_timeout
-#[test]
 fn async_result_with_timeout_nothing_sent() {
     let event2: AsyncResult<u8> = AsyncResult::new();
     let t = Instant::now();
@@ -575,7 +541,6 @@ fn async_result_with_timeout_nothing_sent() {
 }
 
 // test__event.py::TestAsyncResult::test_nonblocking_get
-#[test]
 fn async_result_nonblocking_get() {
     let ar: AsyncResult<u8> = AsyncResult::new();
     assert_eq!(ar.try_get(), None);
@@ -589,7 +554,6 @@ fn async_result_nonblocking_get() {
 
 // verdant-specific: a result is delivered once; later sets hand their value
 // back
-#[test]
 fn async_result_set_once() {
     let ar: AsyncResult<String, String> = AsyncResult::new();
     assert!(!ar.ready());
@@ -607,7 +571,6 @@ fn async_result_set_once() {
 }
 
 // verdant-specific: every waiter gets its own clone of the value
-#[test]
 fn async_result_many_waiters_each_get_a_clone() {
     const N: usize = 50;
     #[derive(Debug)]
@@ -632,7 +595,7 @@ fn async_result_many_waiters_each_get_a_clone() {
             spawn(move || ar.get().map(|p| p.v))
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(ar.waiters(), N);
     ar.set(Payload {
         v: 42,
@@ -650,7 +613,6 @@ fn async_result_many_waiters_each_get_a_clone() {
 }
 
 // verdant-specific (gevent's LoopExit): a get nothing could end
-#[test]
 fn async_result_get_deadlock_is_loop_exit() {
     on_fresh_thread("async result deadlock", || {
         let ar: AsyncResult<u8> = AsyncResult::new();
@@ -666,7 +628,6 @@ fn async_result_get_deadlock_is_loop_exit() {
 }
 
 // verdant-specific: kill a greenlet parked in AsyncResult::get
-#[test]
 fn async_result_kill_parked_getter() {
     let ar: Rc<AsyncResult<u32>> = Rc::new(AsyncResult::new());
     let drops = Drops::default();
@@ -675,7 +636,7 @@ fn async_result_kill_parked_getter() {
         let _tok = tok;
         a.get()
     });
-    yield_now();
+    settle();
     assert_eq!(ar.waiters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1);
@@ -684,14 +645,13 @@ fn async_result_kill_parked_getter() {
     // The result still works for others.
     let a = ar.clone();
     let h = spawn(move || a.get());
-    yield_now();
+    settle();
     ar.set(9).unwrap();
     assert_eq!(h.join().unwrap(), Ok(9));
 }
 
 // verdant-specific: a getter killed in the tick it was woken does not keep
 // the others from their value
-#[test]
 fn async_result_kill_getter_woken_in_same_tick() {
     let ar: Rc<AsyncResult<u32>> = Rc::new(AsyncResult::new());
     let drops = Drops::default();
@@ -706,12 +666,36 @@ fn async_result_kill_getter_woken_in_same_tick() {
             })
         })
         .collect();
-    yield_now();
+    settle();
     ar.set(11).unwrap();
     hs[1].kill();
     joinall(&hs).unwrap();
+    got.borrow_mut().sort(); // the order they run in is the schedule's
     assert_eq!(*got.borrow(), [(0, 11), (2, 11)]);
     assert_eq!(drops.count(), 3);
     assert_eq!(ar.waiters(), 0);
     assert!(hs[1].greenlet().is_dead());
+}
+}
+
+// Under the default schedule only: the order in which woken greenlets run is
+// the schedule's (a seeded one picks at random), and this reads it.
+// verdant-specific: waiters are woken in the order they started waiting
+#[test]
+fn event_set_wakes_in_fifo_order() {
+    let e = Rc::new(Event::new());
+    let order = Rc::new(RefCell::new(Vec::new()));
+    // Start them in a scrambled order, one at a time.
+    let mut hs = Vec::new();
+    for i in [3, 0, 4, 1, 2] {
+        let (e, order) = (e.clone(), order.clone());
+        hs.push(spawn(move || {
+            e.wait().unwrap();
+            order.borrow_mut().push(i);
+        }));
+        settle();
+    }
+    e.set();
+    joinall(&hs).unwrap();
+    assert_eq!(*order.borrow(), [3, 0, 4, 1, 2]);
 }

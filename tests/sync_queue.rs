@@ -110,9 +110,9 @@ macro_rules! check_interrupts {
 // TestQueue / UsesOnlyOneItemMixin
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__queue.py::UsesOnlyOneItemMixin::test_put_nowait_simple (Queue(1)
 // and Channel)
-#[test]
 fn queue_put_nowait_simple() {
     let q = Queue::bounded(1);
     assert_eq!(q.try_put(2), Ok(()));
@@ -128,7 +128,6 @@ fn queue_put_nowait_simple() {
 
 // test__queue.py::UsesOnlyOneItemMixin::test_put_nowait_unlock: put_nowait
 // hands the item to a waiting getter (Queue and Channel)
-#[test]
 fn queue_put_nowait_unlock() {
     for q in [Queue::new(), Queue::bounded(0)] {
         let rendezvous = q.capacity() == Some(0);
@@ -150,7 +149,6 @@ fn queue_put_nowait_unlock() {
 }
 
 // test__queue.py::UsesOnlyOneItemMixin::test_send_last
-#[test]
 fn queue_send_last() {
     for q in [Queue::new(), Queue::bounded(0)] {
         let q = Rc::new(q);
@@ -168,14 +166,13 @@ fn queue_send_last() {
 }
 
 // test__queue.py::TestQueue::test_get_nowait_simple
-#[test]
 fn queue_get_nowait_simple() {
     let q = Queue::bounded(1);
     q.put(4).unwrap();
     assert_eq!(q.try_get(), Ok(4));
     assert_eq!(q.try_get(), Err(TakeError::Empty));
 }
-
+}
 // test__queue.py::TestQueue::test_get_nowait_unlock: get_nowait lets a
 // waiting putter in
 #[test]
@@ -206,8 +203,8 @@ fn queue_get_nowait_unlock() {
     assert_eq!(q.try_get(), Ok(2));
 }
 
+common::seeded_tests! {
 // test__queue.py::TestQueue::test_send_first
-#[test]
 fn queue_send_first() {
     let q = Queue::new();
     let switches = Hub::current().switch_count();
@@ -219,7 +216,7 @@ fn queue_send_first() {
         "no switch expected"
     );
 }
-
+}
 // test__queue.py::TestQueue::test_max_size
 #[test]
 fn queue_max_size() {
@@ -283,8 +280,8 @@ fn do_receive(q: Rc<Queue<&'static str>>, evt: Rc<AsyncResult<&'static str>>) {
     }
 }
 
+common::seeded_tests! {
 // test__queue.py::TestQueue::test_waiters_that_cancel
-#[test]
 fn queue_waiters_that_cancel() {
     let q = Rc::new(Queue::new());
     let evt = Rc::new(AsyncResult::new());
@@ -296,7 +293,6 @@ fn queue_waiters_that_cancel() {
 }
 
 // test__queue.py::TestQueue::test_senders_that_die
-#[test]
 fn queue_senders_that_die() {
     let q = Rc::new(Queue::new());
     let q2 = q.clone();
@@ -305,7 +301,6 @@ fn queue_senders_that_die() {
 }
 
 // test__queue.py::TestQueue::test_two_waiters_one_dies
-#[test]
 fn queue_two_waiters_one_dies() {
     let q = Rc::new(Queue::new());
     let dying_evt: Rc<AsyncResult<&str>> = Rc::new(AsyncResult::new());
@@ -321,7 +316,6 @@ fn queue_two_waiters_one_dies() {
 }
 
 // test__queue.py::TestQueue::test_two_bogus_waiters
-#[test]
 fn queue_two_bogus_waiters() {
     let q = Rc::new(Queue::new());
     let e1 = Rc::new(AsyncResult::new());
@@ -340,7 +334,6 @@ fn queue_two_bogus_waiters() {
 
 // test__queue.py::TestGetInterrupt* / TestPutInterrupt* (Queue, Joinable,
 // Lifo, Priority, Channel)
-#[test]
 fn queue_get_and_put_interrupts() {
     check_interrupts!(Queue::<i32>::new(), {
         let q = Queue::bounded(1);
@@ -364,13 +357,13 @@ fn queue_get_and_put_interrupts() {
     });
     check_interrupts!(Queue::<i32>::bounded(0), Queue::<i32>::bounded(0));
 }
-
+}
 // ---------------------------------------------------------------------------
 // TestChannel: Queue::bounded(0), a rendezvous
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__queue.py::TestChannel::test_get_nowait_unlock_channel
-#[test]
 fn channel_get_nowait_unlock() {
     let q = Rc::new(Queue::bounded(0));
     let q2 = q.clone();
@@ -388,7 +381,6 @@ fn channel_get_nowait_unlock() {
 
 // test__queue.py::TestChannel::test_zero_max_size: put returns once a
 // getter took the item
-#[test]
 fn channel_zero_max_size() {
     let q = Rc::new(Queue::bounded(0));
     let e1: Rc<AsyncResult<&str>> = Rc::new(AsyncResult::new());
@@ -413,7 +405,6 @@ fn channel_zero_max_size() {
 // put to a waiting getter hands the item over and returns without
 // switching, so "sent world" comes before the getter logs "world" (gevent
 // switches to the getter first)
-#[test]
 fn channel_send() {
     let channel = Rc::new(Queue::bounded(0));
     let events = Rc::new(RefCell::new(Vec::new()));
@@ -435,7 +426,7 @@ fn channel_send() {
         ["sending", "hello", "sent hello", "sent world", "world"]
     );
 }
-
+}
 // test__queue.py::TestChannel::test_wait, with verdant's interleaving (the
 // putter is not switched away from when a waiting getter takes its item)
 #[test]
@@ -470,8 +461,8 @@ fn channel_wait() {
     g.join().unwrap();
 }
 
+common::seeded_tests! {
 // verdant-specific: a rendezvous put that times out gives its item back
-#[test]
 fn channel_put_timeout_gives_item_back() {
     let drops = Drops::default();
     let q = Queue::bounded(0);
@@ -488,14 +479,14 @@ fn channel_put_timeout_gives_item_back() {
     assert_eq!(q.putters(), 0);
     assert_eq!(q.try_get().unwrap_err(), TakeError::Empty);
 }
-
+}
 // ---------------------------------------------------------------------------
 // Orders
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__queue.py::TestQueue / TestLifoQueue / TestPriorityQueue: each kind
 // keeps its order, also for items that waited in put
-#[test]
 fn queue_orders() {
     let q = Queue::new();
     for i in 0..5 {
@@ -527,7 +518,7 @@ fn queue_orders() {
     }
     assert_eq!(q.get().unwrap().0, 3, "Reverse gives the largest first");
 }
-
+}
 // verdant-specific: putters waiting on a full queue are served in arrival
 // order, and their items keep the queue's order
 #[test]
@@ -576,8 +567,8 @@ fn queue_putters_fifo_when_full() {
 // JoinableQueue
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__queue.py::TestJoinableQueue::test_task_done
-#[test]
 fn joinable_task_done() {
     let channel = Rc::new(JoinableQueue::new());
     let ch = channel.clone();
@@ -592,7 +583,6 @@ fn joinable_task_done() {
 
 // test__queue.py::TestJoinableQueue::test_issue_45: join returns at once
 // (without a switch) if nothing was put
-#[test]
 fn joinable_join_without_jobs() {
     let q: JoinableQueue<u8> = JoinableQueue::new();
     let switches = Hub::current().switch_count();
@@ -600,7 +590,7 @@ fn joinable_join_without_jobs() {
     q.join_timeout(Duration::ZERO).unwrap();
     assert_eq!(Hub::current().switch_count(), switches);
 }
-
+}
 // verdant-specific: join waits until every task is done; items handed
 // straight to a getter count too
 #[test]
@@ -639,8 +629,8 @@ fn joinable_join_waits_for_task_done() {
     joinall(&workers).unwrap();
 }
 
+common::seeded_tests! {
 // verdant-specific (gevent's LoopExit): joining tasks no one will finish
-#[test]
 fn joinable_join_deadlock_is_loop_exit() {
     on_fresh_thread("join deadlock", || {
         let q = JoinableQueue::new();
@@ -656,7 +646,6 @@ fn joinable_join_deadlock_is_loop_exit() {
 
 // test__queue.py::TestJoinableQueue::test_shutdown_all_methods_in_one_thread
 // (immediate=False), as close: puts fail, gets drain, then Closed
-#[test]
 fn joinable_close_drains_then_closed() {
     let q = JoinableQueue::new();
     q.put("L").unwrap();
@@ -678,7 +667,7 @@ fn joinable_close_drains_then_closed() {
     );
     assert!(TakeError::Closed.to_string().contains("closed"));
 }
-
+}
 // ---------------------------------------------------------------------------
 // close
 // ---------------------------------------------------------------------------
@@ -963,9 +952,9 @@ fn kill_putter_whose_item_was_taken_keeps_it() {
     assert!(ch.is_empty());
 }
 
+common::seeded_tests! {
 // verdant-specific: kill a greenlet parked in JoinableQueue::join, and one
 // woken by the last task_done in the same tick
-#[test]
 fn kill_joiners() {
     let q: Rc<JoinableQueue<u8>> = Rc::new(JoinableQueue::new());
     q.put(1).unwrap();
@@ -1000,16 +989,16 @@ fn kill_joiners() {
     q.task_done().unwrap();
     assert_eq!(j.join().unwrap(), Ok(()));
 }
-
+}
 // ---------------------------------------------------------------------------
 // Deadlock detection
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // The reliability plan's IO-14 `deadlock_detected`: two greenlets
 // each wait on a queue the other should fill; the root joins: LoopExit
 // within 10 ms, not a hang (the best of three runs, against scheduling
 // noise on a loaded machine)
-#[test]
 fn io14_deadlock_detected() {
     let best = on_fresh_thread("IO-14", || {
         let mut best = Duration::MAX;
@@ -1049,7 +1038,6 @@ fn io14_deadlock_detected() {
 }
 
 // verdant-specific (gevent's LoopExit): get/put that nothing could end
-#[test]
 fn queue_get_put_deadlock_is_loop_exit() {
     on_fresh_thread("queue deadlock", || {
         let q: Queue<u8> = Queue::new();
@@ -1082,7 +1070,6 @@ fn queue_get_put_deadlock_is_loop_exit() {
 // putter was killed inside `put` at most once (its offer may have been
 // taken in the tick it died); nothing else appears, and no waiter is left
 // registered.
-#[test]
 fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
     const WORKERS: u64 = 60;
     const ROUNDS: u64 = 150;
@@ -1115,4 +1102,5 @@ fn stress_timeouts_and_kills_lose_and_duplicate_nothing() {
     assert_eq!(q.getters(), 0, "a waiter is left in the getters' list");
     assert_eq!(q.putters(), 0, "a waiter is left in the putters' list");
     ledger.check(std::iter::from_fn(|| q.try_get().ok()));
+}
 }

@@ -51,6 +51,7 @@ use verdant::{
     joinall, sleep, spawn, with_timeout, yield_now, Elapsed, Hub, JoinAllError, JoinHandle,
 };
 
+mod common;
 mod sync_common;
 use sync_common::*;
 
@@ -64,9 +65,9 @@ fn leaked_lock() -> &'static Lock<()> {
 // Semaphore: test__semaphore.py
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__semaphore.py::TestSemaphore::test_acquire_returns_false_after_timeout
 // (issue 39)
-#[test]
 fn semaphore_acquire_timeout_returns_error() {
     let s = Semaphore::new(0);
     let t = Instant::now();
@@ -96,7 +97,7 @@ fn semaphore_acquire_timeout_returns_error() {
     assert_eq!(s.waiters(), 0);
     assert_eq!(Hub::current().timer_count(), 0);
 }
-
+}
 // test__semaphore.py::TestSemaphore::test_release_twice (without rawlink)
 #[test]
 fn semaphore_release_twice() {
@@ -184,8 +185,8 @@ fn semaphore_fair_or_hangs() {
 // Semaphore: lock_tests.py BaseSemaphoreTests / SemaphoreTests
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // lock_tests.py::BaseSemaphoreTests::test_acquire
-#[test]
 fn semaphore_acquire() {
     let sem = Semaphore::new(1);
     drop(sem.acquire().unwrap());
@@ -199,7 +200,6 @@ fn semaphore_acquire() {
 }
 
 // lock_tests.py::BaseSemaphoreTests::test_acquire_contended
-#[test]
 fn semaphore_acquire_contended() {
     let sem = Rc::new(Semaphore::new(7));
     sem.acquire().unwrap().forget();
@@ -265,7 +265,6 @@ fn semaphore_acquire_contended() {
 }
 
 // lock_tests.py::BaseSemaphoreTests::test_try_acquire
-#[test]
 fn semaphore_try_acquire() {
     let sem = Semaphore::new(2);
     let a = sem.try_acquire();
@@ -281,7 +280,6 @@ fn semaphore_try_acquire() {
 }
 
 // lock_tests.py::BaseSemaphoreTests::test_try_acquire_contended
-#[test]
 fn semaphore_try_acquire_contended() {
     let sem = Rc::new(Semaphore::new(4));
     sem.acquire().unwrap().forget();
@@ -310,7 +308,6 @@ fn semaphore_try_acquire_contended() {
 
 // lock_tests.py::BaseSemaphoreTests::test_default_value (gevent's default
 // value is 1)
-#[test]
 fn semaphore_one_permit_blocks_second_acquirer() {
     let sem = Rc::new(Semaphore::new(1));
     let g = sem.acquire().unwrap();
@@ -330,7 +327,6 @@ fn semaphore_one_permit_blocks_second_acquirer() {
 
 // lock_tests.py::BaseSemaphoreTests::test_with: guards release, also when
 // the code they guard panics
-#[test]
 fn semaphore_guards_release_on_panic() {
     let sem = Semaphore::new(2);
     let with = |err: bool| {
@@ -351,7 +347,6 @@ fn semaphore_guards_release_on_panic() {
 
 // lock_tests.py::SemaphoreTests::test_release_unacquired: unbounded
 // releases are allowed and add permits
-#[test]
 fn semaphore_release_unacquired() {
     let sem = Semaphore::new(1);
     sem.release();
@@ -360,7 +355,7 @@ fn semaphore_release_unacquired() {
     drop((a, b));
     assert_eq!(sem.available(), 2);
 }
-
+}
 // lock_tests.py::BoundedSemaphoreTests::test_release_unacquired: cannot go
 // past the initial value
 #[test]
@@ -457,8 +452,8 @@ impl SemaphoreGuardExt for verdant::sync::SemaphoreGuard<'_> {
     }
 }
 
+common::seeded_tests! {
 // verdant-specific (gevent's LoopExit): an acquire nothing could satisfy
-#[test]
 fn semaphore_deadlock_is_loop_exit() {
     on_fresh_thread("semaphore deadlock", || {
         let sem = Semaphore::new(1);
@@ -469,7 +464,7 @@ fn semaphore_deadlock_is_loop_exit() {
         assert_eq!(sem.waiters(), 0);
     });
 }
-
+}
 // verdant-specific: kill a greenlet parked in Semaphore::acquire
 #[test]
 fn semaphore_kill_parked_waiter() {
@@ -539,9 +534,9 @@ fn semaphore_kill_waiter_handed_a_permit_passes_it_on() {
     assert_eq!(sem.waiters(), 0);
 }
 
+common::seeded_tests! {
 // verdant-specific: ... and back to the count when no one else waits (also
 // with kill_nowait: the kill lands before the waiter runs)
-#[test]
 fn semaphore_kill_waiter_handed_a_permit_restores_count() {
     for blocking in [true, false] {
         let sem = Rc::new(Semaphore::new(0));
@@ -565,7 +560,7 @@ fn semaphore_kill_waiter_handed_a_permit_restores_count() {
         assert!(sem.try_acquire().is_some());
     }
 }
-
+}
 // verdant-specific: a greenlet killed while it holds permits gives them back
 #[test]
 fn semaphore_kill_holder_releases() {
@@ -610,10 +605,10 @@ fn bounded_semaphore_kill_waiter_handed_a_permit() {
     assert_eq!(sem.release(), Err(OverRelease));
 }
 
+common::seeded_tests! {
 // verdant-specific (the reliability plan's deadlock row: greenlets deadlocked on
 // locks): two greenlets take two locks in opposite orders; the root's join
 // fails with LoopExit; killing one lets the other finish
-#[test]
 fn lock_abba_deadlock_is_loop_exit() {
     on_fresh_thread("ABBA", || {
         let a = Rc::new(Lock::new(0));
@@ -641,13 +636,13 @@ fn lock_abba_deadlock_is_loop_exit() {
         assert_eq!((*a.lock().unwrap(), *b.lock().unwrap()), (1, 0));
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // Lock: lock_tests.py BaseLockTests / LockTests
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // lock_tests.py::BaseLockTests::test_acquire_release / test_try_acquire
-#[test]
 fn lock_acquire_release_try() {
     let lock = Lock::new(5);
     {
@@ -671,7 +666,6 @@ fn lock_acquire_release_try() {
 }
 
 // lock_tests.py::BaseLockTests::test_try_acquire_contended
-#[test]
 fn lock_try_acquire_contended() {
     let lock = Rc::new(Lock::new(()));
     let g = lock.lock().unwrap();
@@ -693,7 +687,6 @@ fn lock_try_acquire_contended() {
 }
 
 // lock_tests.py::BaseLockTests::test_acquire_contended
-#[test]
 fn lock_acquire_contended() {
     const N: usize = 5;
     let lock = Rc::new(Lock::new(0));
@@ -719,7 +712,6 @@ fn lock_acquire_contended() {
 
 // lock_tests.py::BaseLockTests::test_with: released also when the guarded
 // code panics; never poisoned
-#[test]
 fn lock_guard_releases_on_panic() {
     let lock = Rc::new(Lock::new(Vec::new()));
     let with = |err: bool| {
@@ -742,7 +734,6 @@ fn lock_guard_releases_on_panic() {
 // lock_tests.py::LockTests::test_reacquire and test_different_thread: a
 // Lock must be released before it is taken again, and another greenlet may
 // release it (by dropping the guard it was given)
-#[test]
 fn lock_reacquire_waits_and_other_greenlet_releases() {
     let lock = leaked_lock();
     let phase = Rc::new(Cell::new(0));
@@ -767,7 +758,6 @@ fn lock_reacquire_waits_and_other_greenlet_releases() {
 
 // verdant-specific (gevent's LoopExit): main locking twice is told it
 // deadlocked itself
-#[test]
 fn lock_twice_in_main_is_loop_exit() {
     on_fresh_thread("lock twice", || {
         let lock = Lock::new(());
@@ -786,7 +776,6 @@ fn lock_twice_in_main_is_loop_exit() {
 
 // verdant-specific: a spawned greenlet that locks twice deadlocks; main,
 // joining it, is the one told (LoopExit is raised in main, as in gevent)
-#[test]
 fn lock_twice_in_greenlet_main_join_is_loop_exit() {
     on_fresh_thread("lock twice in a greenlet", || {
         let lock = Rc::new(Lock::new(()));
@@ -803,7 +792,7 @@ fn lock_twice_in_greenlet_main_join_is_loop_exit() {
         assert_eq!(lock.waiters(), 0);
     });
 }
-
+}
 // verdant-specific: the Lock docs' example, FIFO across a wait
 #[test]
 fn lock_fifo_across_waits() {
@@ -823,9 +812,9 @@ fn lock_fifo_across_waits() {
     assert_eq!(*log.lock().unwrap(), [0, 0, 1, 1, 2, 2]);
 }
 
+common::seeded_tests! {
 // verdant-specific: lock_timeout gives up, deregisters, and an outer
 // timeout is not lost
-#[test]
 fn lock_timeout() {
     let lock = Rc::new(Lock::new(()));
     let g = lock.lock().unwrap();
@@ -839,7 +828,7 @@ fn lock_timeout() {
     drop(g);
     assert!(!lock.is_locked());
 }
-
+}
 // verdant-specific: kill a greenlet parked in Lock::lock
 #[test]
 fn lock_kill_parked_waiter() {
@@ -925,8 +914,8 @@ fn lock_not_poisoned_after_holder_killed() {
 // RLock: lock_tests.py RLockTests
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // lock_tests.py::RLockTests::test_reacquire
-#[test]
 fn rlock_reacquire() {
     let lock = RLock::new(Cell::new(0));
     let a = lock.lock().unwrap();
@@ -943,7 +932,6 @@ fn rlock_reacquire() {
 }
 
 // lock_tests.py::RLockTests::test__is_owned
-#[test]
 fn rlock_is_owned() {
     let lock = Rc::new(RLock::new(()));
     assert!(!lock.is_owned());
@@ -963,7 +951,6 @@ fn rlock_is_owned() {
 // lock_tests.py::RLockTests::test_different_thread, adapted: the owner's
 // RLock cannot be taken by another greenlet, which waits for it; the owner
 // re-enters without waiting, even with that greenlet queued
-#[test]
 fn rlock_owned_by_greenlet() {
     let lock = Rc::new(RLock::new(RefCell::new(Vec::new())));
     let a = lock.lock().unwrap();
@@ -999,7 +986,6 @@ fn rlock_owned_by_greenlet() {
 
 // verdant-specific: kill a greenlet parked in RLock::lock, and one handed
 // the lock in the same tick
-#[test]
 fn rlock_kill_waiters() {
     let lock = Rc::new(RLock::new(RefCell::new(Vec::new())));
     let owner = lock.lock().unwrap();
@@ -1030,7 +1016,7 @@ fn rlock_kill_waiters() {
     );
     assert_eq!(*lock.lock().unwrap().borrow(), [(1, true, 1)]);
 }
-
+}
 // verdant-specific: a greenlet killed while holding an RLock twice frees it
 #[test]
 fn rlock_kill_holder_releases() {

@@ -52,6 +52,7 @@ use verdant::{
     sleep, spawn, spawn_later, with_deadline, with_timeout, yield_now, Elapsed, Greenlet, Hub,
 };
 
+mod common;
 mod sync_common;
 use sync_common::*;
 
@@ -74,10 +75,10 @@ fn assert_took(t: Instant, at_least: Duration) {
 // test__timeout.py
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // test__timeout.py::Test::test_expires / test_context_manager (and the
 // restart in _check_expires): a scope interrupts a wait that nothing else
 // would end (gevent's `get_hub().switch()`)
-#[test]
 fn timeout_expires() {
     for _ in 0..2 {
         let forever = Event::new();
@@ -97,7 +98,6 @@ fn timeout_expires() {
 
 // test__timeout.py::Test::test_cancel: a scope that ended leaves nothing
 // armed, and a later wait past its deadline is not interrupted
-#[test]
 fn timeout_cancel() {
     let r = with_timeout(SHOULD_EXPIRE, || {
         assert_eq!(Hub::current().timer_count(), 1, "the scope arms one timer");
@@ -118,7 +118,6 @@ fn timeout_cancel() {
 }
 
 // test__timeout.py::Test::test_with_timeout
-#[test]
 fn timeout_with_timeout() {
     let t = Instant::now();
     assert_eq!(
@@ -142,13 +141,13 @@ fn timeout_with_timeout() {
     assert_eq!(r, "slept");
     assert_took(t, SHOULD_EXPIRE);
 }
-
+}
 // ---------------------------------------------------------------------------
 // What a scope interrupts
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: sleep
-#[test]
 fn interrupts_sleep() {
     let drops = Drops::default();
     let t = Instant::now();
@@ -170,7 +169,6 @@ fn interrupts_sleep() {
 }
 
 // verdant-specific: a join (JoinHandle::wait / wait_timeout)
-#[test]
 fn interrupts_join() {
     let h = spawn(|| sleep(FOREVER));
     let t = Instant::now();
@@ -185,7 +183,7 @@ fn interrupts_join() {
     assert!(h.join().unwrap_err().is_killed());
     assert_eq!(Hub::current().timer_count(), 0);
 }
-
+}
 // verdant-specific: Lock::lock; the interrupted waiter is deregistered and
 // the lock is not handed to it later
 #[test]
@@ -209,8 +207,8 @@ fn interrupts_lock() {
     assert_eq!(*lock.lock().unwrap(), 1);
 }
 
+common::seeded_tests! {
 // verdant-specific: Queue::get
-#[test]
 fn interrupts_queue_get() {
     let q: Queue<u32> = Queue::new();
     let t = Instant::now();
@@ -230,7 +228,6 @@ fn interrupts_queue_get() {
 }
 
 // verdant-specific: Event::wait
-#[test]
 fn interrupts_event_wait() {
     let e = Event::new();
     let t = Instant::now();
@@ -243,7 +240,6 @@ fn interrupts_event_wait() {
 
 // verdant-specific: a read on a verdant::net::TcpStream; afterwards the
 // socket still works, and the hub is not kept alive by the interrupted wait
-#[test]
 fn interrupts_tcp_read() {
     on_fresh_thread("tcp read", || {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -281,14 +277,14 @@ fn interrupts_tcp_read() {
         drop(client);
     });
 }
-
+}
 // ---------------------------------------------------------------------------
 // Nesting
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: the inner scope fires for its own deadline; the outer
 // one goes on
-#[test]
 fn nested_inner_fires_first() {
     let t = Instant::now();
     let outer = with_timeout(SHOULD_NOT_EXPIRE * 5, || {
@@ -305,7 +301,6 @@ fn nested_inner_fires_first() {
 // verdant-specific: the outer scope fires while the inner one runs: the
 // signal passes through the inner scope (which does not return), and only
 // the outer reports Elapsed
-#[test]
 fn nested_outer_fires_through_inner() {
     let after_inner = Rc::new(Cell::new(false));
     let inner_drops = Drops::default();
@@ -349,7 +344,6 @@ fn nested_outer_fires_through_inner() {
 }
 
 // verdant-specific: equal deadlines: the outermost scope wins
-#[test]
 fn nested_same_deadline_outer_wins() {
     let d = Instant::now() + SMALL;
     let reached = Rc::new(Cell::new(false));
@@ -362,14 +356,14 @@ fn nested_same_deadline_outer_wins() {
     assert_eq!(r, Err(Elapsed));
     assert!(!reached.get());
 }
-
+}
 // ---------------------------------------------------------------------------
 // Caught expiries
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: an expiry caught inside the scope is raised again at
 // every later wait in the scope
-#[test]
 fn caught_expiry_raised_again() {
     let caught = Rc::new(Cell::new(0));
     let c = caught.clone();
@@ -412,7 +406,6 @@ fn caught_expiry_raised_again() {
 
 // verdant-specific: code that catches the expiry and returns without
 // waiting again ends the scope with its value; the expiry is then forgotten
-#[test]
 fn caught_expiry_then_return_is_ok() {
     let r = with_timeout(SMALL, || {
         let caught = catch_unwind(AssertUnwindSafe(|| sleep(FOREVER))).is_err();
@@ -432,7 +425,6 @@ fn caught_expiry_then_return_is_ok() {
 
 // verdant-specific: the outer scope's expiry caught inside an inner scope is
 // raised again there and passes through the inner scope to the outer one
-#[test]
 fn caught_outer_expiry_inside_inner_scope() {
     let inner_returned = Rc::new(Cell::new(false));
     let ir = inner_returned.clone();
@@ -448,13 +440,13 @@ fn caught_outer_expiry_inside_inner_scope() {
     assert!(!inner_returned.get());
     assert_eq!(Hub::current().timer_count(), 0);
 }
-
+}
 // ---------------------------------------------------------------------------
 // None, main, and whose Elapsed it is
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: with_timeout(None, ..) runs without a deadline
-#[test]
 fn none_means_forever() {
     let r = with_timeout(None, || {
         assert_eq!(Hub::current().timer_count(), 0, "None armed a timer");
@@ -476,7 +468,6 @@ fn none_means_forever() {
 
 // verdant-specific: a deadlock inside with_timeout(None, ..) is LoopExit
 // (nothing is armed that could end it)
-#[test]
 fn none_deadlock_is_loop_exit() {
     on_fresh_thread("None deadlock", || {
         let e = Event::new();
@@ -489,7 +480,6 @@ fn none_deadlock_is_loop_exit() {
 
 // verdant-specific: scopes in main (the test thread's root greenlet) and in
 // a spawned greenlet
-#[test]
 fn timeout_in_main_and_in_greenlet() {
     assert!(Greenlet::current().is_main());
     let t = Instant::now();
@@ -514,7 +504,6 @@ fn timeout_in_main_and_in_greenlet() {
 }
 
 // verdant-specific: one greenlet's scope does not touch another's waits
-#[test]
 fn scope_belongs_to_its_greenlet() {
     let short = spawn(|| with_timeout(SMALL, || sleep(FOREVER)));
     let long = spawn(|| with_timeout(SHOULD_NOT_EXPIRE * 5, || sleep(SMALL * 3)));
@@ -529,7 +518,6 @@ fn scope_belongs_to_its_greenlet() {
 // verdant-specific: code that never waits cannot be interrupted; the scope
 // ends with its value even past the deadline, and the deadline does not
 // leak into later waits
-#[test]
 fn no_wait_no_elapsed() {
     let r = with_timeout(SMALL, || {
         std::thread::sleep(SMALL * 2); // blocks the thread, never the hub
@@ -553,7 +541,6 @@ fn no_wait_no_elapsed() {
 
 // verdant-specific: an inner scope's Elapsed is a value to the outer scope,
 // not its own expiry; a panic or a kill passes through a scope unchanged
-#[test]
 fn elapsed_only_for_own_deadline() {
     let r = with_timeout(SLACK, || with_timeout(MS, || sleep(FOREVER)));
     assert_eq!(r, Ok(Err(Elapsed)));
@@ -593,7 +580,7 @@ fn elapsed_only_for_own_deadline() {
         "the killed scope's timer leaked"
     );
 }
-
+}
 // ---------------------------------------------------------------------------
 // A scope firing in the tick something was handed over
 // ---------------------------------------------------------------------------
@@ -656,11 +643,11 @@ fn expiry_after_lock_handoff_passes_it_on() {
     assert_eq!(*lock.lock().unwrap(), ["patient"]);
 }
 
+common::seeded_tests! {
 // verdant-specific: a kill delivered in the same tick as a scope's expiry
 // is not lost: whichever lands second, the greenlet ends killed (the kill
 // must not be replaced by the scope's signal, which the scope would then
 // swallow as Elapsed and let the greenlet finish normally)
-#[test]
 fn kill_not_lost_to_expiry_in_same_tick() {
     maintain_every_tick();
     let drops = Drops::default();
@@ -684,7 +671,6 @@ fn kill_not_lost_to_expiry_in_same_tick() {
 
 // verdant-specific: the other order (expiry first, then the kill, in one
 // tick): the kill wins, and the scope passes it through
-#[test]
 fn kill_after_expiry_in_same_tick_wins() {
     maintain_every_tick();
     let h = spawn(move || {
@@ -704,4 +690,5 @@ fn kill_after_expiry_in_same_tick_wins() {
         Err(e) => assert!(e.is_killed(), "{e}"),
         Ok(v) => panic!("the kill was lost: the greenlet {v}"),
     }
+}
 }

@@ -3,6 +3,7 @@
 //! that become ready while the caller is busy), timeouts, `LoopExit`, kills
 //! while waiting, and nothing left registered afterwards.
 
+mod common;
 mod sync_common;
 
 use std::rc::Rc;
@@ -20,7 +21,7 @@ fn sleeper(ms: u64) -> JoinHandle<u64> {
     })
 }
 
-#[test]
+common::seeded_tests! {
 fn handles_come_out_in_completion_order() {
     on_fresh_thread("order", || {
         let hs: Vec<_> = [40u64, 10, 30, 20].into_iter().map(sleeper).collect();
@@ -29,7 +30,6 @@ fn handles_come_out_in_completion_order() {
     });
 }
 
-#[test]
 fn order_is_kept_for_objects_that_finish_while_the_caller_is_busy() {
     on_fresh_thread("busy caller", || {
         // Listed first, finishes last: a scan in list order would get
@@ -46,7 +46,6 @@ fn order_is_kept_for_objects_that_finish_while_the_caller_is_busy() {
     });
 }
 
-#[test]
 fn ready_objects_come_first_in_the_order_given() {
     on_fresh_thread("ready first", || {
         let a = Event::new();
@@ -59,7 +58,6 @@ fn ready_objects_come_first_in_the_order_given() {
     });
 }
 
-#[test]
 fn mixed_kinds_and_an_event_set_then_cleared() {
     on_fresh_thread("mixed", || {
         let ev = Rc::new(Event::new());
@@ -79,7 +77,6 @@ fn mixed_kinds_and_an_event_set_then_cleared() {
     });
 }
 
-#[test]
 fn timeout_stops_and_gives_back_the_rest() {
     on_fresh_thread("timeout", || {
         let slow = sleeper(5_000);
@@ -98,7 +95,6 @@ fn timeout_stops_and_gives_back_the_rest() {
     });
 }
 
-#[test]
 fn an_object_nothing_can_make_ready_ends_with_loop_exit() {
     on_fresh_thread("loop exit", || {
         let never = Event::new();
@@ -115,7 +111,6 @@ fn an_object_nothing_can_make_ready_ends_with_loop_exit() {
     });
 }
 
-#[test]
 fn wait_any_and_wait_all() {
     on_fresh_thread("any all", || {
         let hs: Vec<_> = [30u64, 5, 15].into_iter().map(sleeper).collect();
@@ -131,7 +126,7 @@ fn wait_any_and_wait_all() {
         assert_eq!(wait_all(Vec::<&Event>::new(), None), Ok(()));
     });
 }
-
+}
 #[test]
 #[should_panic(expected = "wait_any over no object")]
 fn wait_any_over_nothing_panics() {

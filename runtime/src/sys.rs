@@ -61,7 +61,9 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
 
 /// A number naming the calling thread while it lives: the address of a
 /// thread-local (no allocation, no system call). Two threads alive at once
-/// never share it; a thread that ended may pass it on to a new one.
+/// never share it; a thread that ended may pass it on to a new one. (Used
+/// by a debug build's owner check only.)
+#[cfg(debug_assertions)]
 pub(crate) fn thread_token() -> usize {
     thread_local! {
         static TOKEN: u8 = const { 0 };

@@ -214,3 +214,72 @@ pub fn recurse(depth: u64) -> u64 {
     }
     recurse(black_box(depth + 1)).wrapping_add(u64::from(frame[(depth % 7) as usize]))
 }
+
+/// Lets every other ready greenlet run until none is ready (each has
+/// parked or ended): what one `yield_now` does under the default first-in,
+/// first-out schedule, for any schedule (under a seeded one a yield may
+/// come straight back). Gives up after 1,000 yields (a greenlet that
+/// yields forever).
+pub fn settle() {
+    let hub = verdant::Hub::current();
+    for _ in 0..1_000 {
+        verdant::yield_now();
+        if hub.ready_count() == 0 {
+            return;
+        }
+    }
+}
+
+/// Runs a test body as written, then (SCHED-1) under seeded schedules:
+/// with `VERDANT_SEEDS=N` set (CI), under seeds `0..N`, each on a fresh
+/// thread (a fresh hub), for at most `VERDANT_SEED_BUDGET_MS` (default
+/// 1,000) in all, and at least 3 seeds. A failure names its seed:
+/// `VERDANT_SEED=<seed>` replays it. Prints how many seeds ran.
+pub fn seeded(name: &str, body: fn()) {
+    use std::time::{Duration, Instant};
+    body();
+    let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
+    let seeds = var("VERDANT_SEEDS").unwrap_or(0);
+    if seeds == 0 {
+        return;
+    }
+    let budget = Duration::from_millis(var("VERDANT_SEED_BUDGET_MS").unwrap_or(1000));
+    let t0 = Instant::now();
+    let mut ran = 0;
+    for seed in 0..seeds {
+        if ran >= 3 && t0.elapsed() >= budget {
+            break;
+        }
+        let r = std::thread::spawn(move || {
+            verdant::Hub::current().set_schedule_seed(Some(seed));
+            body();
+        })
+        .join();
+        if let Err(p) = r {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            panic!("{name} failed under seed {seed} (replay: VERDANT_SEED={seed}): {msg}");
+        }
+        ran += 1;
+    }
+    println!("seeded {name}: {ran} seeds in {:.0?}", t0.elapsed());
+}
+
+/// Defines `#[test]`s whose bodies also run under seeded schedules (see
+/// [`seeded`]). A body must keep its guarantees under any order of the
+/// ready greenlets: "let the others park" is [`settle`], not one yield.
+#[allow(unused_macros)]
+macro_rules! seeded_tests {
+    ($($(#[$meta:meta])* fn $name:ident() $body:block)*) => {$(
+        $(#[$meta])*
+        #[test]
+        fn $name() {
+            $crate::common::seeded(stringify!($name), || $body);
+        }
+    )*};
+}
+#[allow(unused_imports)]
+pub(crate) use seeded_tests;

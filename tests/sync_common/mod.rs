@@ -41,13 +41,16 @@ impl Drop for DropToken {
     }
 }
 
-/// Runs `f` on a new OS thread (a hub of its own) and waits at most `HANG`
-/// for it: a wait that should end in `LoopExit` but hangs fails the test.
+/// Runs `f` on a new OS thread (a hub of its own, with the calling hub's
+/// schedule seed) and waits at most `HANG` for it: a wait that should end
+/// in `LoopExit` but hangs fails the test.
 pub fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
+    let seed = verdant::Hub::current().schedule_seed();
     std::thread::Builder::new()
         .name(what.to_owned())
         .spawn(move || {
+            verdant::Hub::current().set_schedule_seed(seed);
             let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
         })
         .expect("spawn a test thread");
