@@ -283,8 +283,15 @@ impl Inbox for RemoteHub {
             return; // one atomic load when nothing was sent
         }
         // Cleared before draining: a message sent after the drain finds
-        // the flag clear and wakes the poll again.
-        self.shared.notified.store(false, Ordering::SeqCst);
+        // the flag clear and wakes the poll again. A swap, not a store: it
+        // reads the last sender's `true` (that sender's own swap, which
+        // woke nobody because the flag was still set) and so acquires that
+        // sender's message, which this drain must then take. A store does
+        // not synchronise with it: under the C11 model the sender's write
+        // to the channel and this drain's read of it form a store-buffering
+        // pair, and the message could sit unseen with no wake-up pending.
+        // (x86 forbids that outcome either way; both compile to `xchg`.)
+        self.shared.notified.swap(false, Ordering::AcqRel);
         let msgs: Vec<Msg> = self.rx.try_iter().collect();
         // In the order sent, so a post queued before a wake-up runs before
         // the woken greenlet.
