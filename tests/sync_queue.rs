@@ -59,6 +59,7 @@ use verdant::{
 
 mod common;
 mod sync_common;
+use common::settle;
 use common::Rng;
 use sync_common::*;
 
@@ -175,6 +176,8 @@ fn queue_get_nowait_simple() {
 }
 // test__queue.py::TestQueue::test_get_nowait_unlock: get_nowait lets a
 // waiting putter in
+// test__queue.py::TestQueue::test_get_nowait_unlock: get_nowait lets a
+// waiting putter in
 #[test]
 fn queue_get_nowait_unlock() {
     let q = Rc::new(Queue::bounded(1));
@@ -218,6 +221,7 @@ fn queue_send_first() {
 }
 }
 // test__queue.py::TestQueue::test_max_size
+// test__queue.py::TestQueue::test_max_size
 #[test]
 fn queue_max_size() {
     let q = Rc::new(Queue::bounded(2));
@@ -241,6 +245,8 @@ fn queue_max_size() {
     assert_eq!(p.join().unwrap(), "OK");
 }
 
+// test__queue.py::TestQueue::test_multiple_waiters: each put wakes one
+// getter, in the order they came
 // test__queue.py::TestQueue::test_multiple_waiters: each put wakes one
 // getter, in the order they came
 #[test]
@@ -429,6 +435,8 @@ fn channel_send() {
 }
 // test__queue.py::TestChannel::test_wait, with verdant's interleaving (the
 // putter is not switched away from when a waiting getter takes its item)
+// test__queue.py::TestChannel::test_wait, with verdant's interleaving (the
+// putter is not switched away from when a waiting getter takes its item)
 #[test]
 fn channel_wait() {
     let channel = Rc::new(Queue::bounded(0));
@@ -521,7 +529,7 @@ fn queue_orders() {
 }
 // verdant-specific: putters waiting on a full queue are served in arrival
 // order, and their items keep the queue's order
-#[test]
+common::seeded_tests! {
 fn queue_putters_fifo_when_full() {
     let q = Rc::new(Queue::bounded(1));
     q.put(0).unwrap();
@@ -529,7 +537,7 @@ fn queue_putters_fifo_when_full() {
         .map(|i| {
             let q = q.clone();
             let h = spawn(move || q.put(i));
-            yield_now();
+            settle();
             h
         })
         .collect();
@@ -552,7 +560,7 @@ fn queue_putters_fifo_when_full() {
         let q = q.clone();
         spawn(move || q.put(1))
     };
-    yield_now();
+    settle();
     assert_eq!(q.get(), Ok(5));
     assert_eq!(
         q.get(),
@@ -561,6 +569,7 @@ fn queue_putters_fifo_when_full() {
     );
     assert_eq!(q.get(), Ok(6));
     p.join().unwrap().unwrap();
+}
 }
 
 // ---------------------------------------------------------------------------
@@ -593,7 +602,7 @@ fn joinable_join_without_jobs() {
 }
 // verdant-specific: join waits until every task is done; items handed
 // straight to a getter count too
-#[test]
+common::seeded_tests! {
 fn joinable_join_waits_for_task_done() {
     let q = Rc::new(JoinableQueue::new());
     let done = Rc::new(RefCell::new(Vec::new()));
@@ -609,7 +618,7 @@ fn joinable_join_waits_for_task_done() {
             })
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(q.getters(), 2);
     for job in 0..6 {
         q.put(job).unwrap();
@@ -627,6 +636,7 @@ fn joinable_join_waits_for_task_done() {
     assert_eq!(d, [0, 1, 2, 3, 4, 5]);
     q.close();
     joinall(&workers).unwrap();
+}
 }
 
 common::seeded_tests! {
@@ -674,7 +684,7 @@ fn joinable_close_drains_then_closed() {
 
 // verdant-specific: close wakes every putter waiting on a full queue with
 // its own item back, and getters then drain what is left
-#[test]
+common::seeded_tests! {
 fn close_wakes_putters_with_their_items() {
     let drops = Drops::default();
     let q = Rc::new(Queue::bounded(1));
@@ -688,7 +698,7 @@ fn close_wakes_putters_with_their_items() {
             })
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(q.putters(), 2);
     q.close();
     assert_eq!(q.putters(), 0);
@@ -707,14 +717,15 @@ fn close_wakes_putters_with_their_items() {
     let ch = Rc::new(Queue::bounded(0));
     let c = ch.clone();
     let p = spawn(move || c.put(7));
-    yield_now();
+    settle();
     ch.close();
     assert_eq!(p.join().unwrap(), Err(PutError::Closed(7)));
+}
 }
 
 // verdant-specific: close wakes every getter; they see Closed (after
 // draining anything left)
-#[test]
+common::seeded_tests! {
 fn close_wakes_getters() {
     let q: Rc<Queue<u32>> = Rc::new(Queue::new());
     let getters: Vec<_> = (0..3)
@@ -723,7 +734,7 @@ fn close_wakes_getters() {
             spawn(move || q.get())
         })
         .collect();
-    yield_now();
+    settle();
     assert_eq!(q.getters(), 3);
     q.close();
     assert_eq!(q.getters(), 0);
@@ -749,13 +760,14 @@ fn close_wakes_getters() {
         (vec![0, 1, 2], Err(TakeError::Closed))
     );
 }
+}
 
 // ---------------------------------------------------------------------------
 // Kills
 // ---------------------------------------------------------------------------
 
 // verdant-specific: kill a greenlet parked in Queue::get
-#[test]
+common::seeded_tests! {
 fn kill_parked_getter() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::new());
     let drops = Drops::default();
@@ -764,7 +776,7 @@ fn kill_parked_getter() {
         let _tok = tok;
         q2.get()
     });
-    yield_now();
+    settle();
     assert_eq!(q.getters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1, "destructors ran");
@@ -776,10 +788,11 @@ fn kill_parked_getter() {
     assert_eq!(q.try_get().unwrap().id, 1);
     assert_eq!(drops.count(), 2);
 }
+}
 
 // verdant-specific: kill a greenlet parked in Queue::put on a full queue:
 // its item is dropped (the put did not happen), the queue is unchanged
-#[test]
+common::seeded_tests! {
 fn kill_parked_putter() {
     let drops = Drops::default();
     let item_drops = Drops::default();
@@ -790,7 +803,7 @@ fn kill_parked_putter() {
         let _tok = tok;
         q2.put(item)
     });
-    yield_now();
+    settle();
     assert_eq!(q.putters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1, "destructors ran");
@@ -805,6 +818,7 @@ fn kill_parked_putter() {
     assert_eq!(q.try_get().unwrap_err(), TakeError::Empty);
     assert_eq!(item_drops.count(), 2);
     assert!(h.join().unwrap_err().is_killed());
+}
 }
 
 /// Spawns `n` getters of `q` that record `(index, item id)` in `got`.
@@ -830,6 +844,8 @@ fn getters(
 
 // verdant-specific: an item handed to a getter killed in the same tick goes
 // to the next getter
+// verdant-specific: an item handed to a getter killed in the same tick goes
+// to the next getter
 #[test]
 fn kill_getter_handed_an_item_passes_it_on() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::new());
@@ -852,6 +868,8 @@ fn kill_getter_handed_an_item_passes_it_on() {
     assert!(q.is_empty());
 }
 
+// verdant-specific: ... or back to the front of the queue when no other
+// getter waits (with kill and kill_nowait)
 // verdant-specific: ... or back to the front of the queue when no other
 // getter waits (with kill and kill_nowait)
 #[test]
@@ -886,6 +904,9 @@ fn kill_getter_handed_an_item_requeues_it_first() {
 // verdant-specific: a killed getter's item requeued into a full bounded
 // queue may overflow it (it must not be lost), but the queue must not take
 // a waiting putter's item in while it is still at (or over) its bound
+// verdant-specific: a killed getter's item requeued into a full bounded
+// queue may overflow it (it must not be lost), but the queue must not take
+// a waiting putter's item in while it is still at (or over) its bound
 #[test]
 fn kill_getter_requeue_into_full_queue_keeps_bound() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::bounded(1));
@@ -916,7 +937,7 @@ fn kill_getter_requeue_into_full_queue_keeps_bound() {
 
 // verdant-specific: an item taken from a putter killed in the same tick
 // stays in the queue (the put happened)
-#[test]
+common::seeded_tests! {
 fn kill_putter_whose_item_was_taken_keeps_it() {
     let (drops, item_drops) = (Drops::default(), Drops::default());
     let q = Rc::new(JoinableQueue::bounded(1));
@@ -926,7 +947,7 @@ fn kill_putter_whose_item_was_taken_keeps_it() {
         let _tok = tok;
         q2.put(item).unwrap();
     });
-    yield_now();
+    settle();
     assert_eq!(q.putters(), 1);
     // The get makes room: the putter's item moves in and it is woken...
     assert_eq!(q.get().unwrap().id, 0);
@@ -944,12 +965,13 @@ fn kill_putter_whose_item_was_taken_keeps_it() {
     let c = ch.clone();
     let item = tracked(3, &item_drops);
     let p = spawn(move || c.put(item).unwrap());
-    yield_now();
+    settle();
     let got = ch.try_get().unwrap();
     p.kill();
     assert_eq!(got.id, 3);
     assert_eq!(item_drops.count(), 2);
     assert!(ch.is_empty());
+}
 }
 
 common::seeded_tests! {

@@ -53,6 +53,7 @@ use verdant::{
 
 mod common;
 mod sync_common;
+use common::settle;
 use sync_common::*;
 
 /// A lock that lives for the whole test, so that its guards are `'static`
@@ -98,6 +99,7 @@ fn semaphore_acquire_timeout_returns_error() {
     assert_eq!(Hub::current().timer_count(), 0);
 }
 }
+// test__semaphore.py::TestSemaphore::test_release_twice (without rawlink)
 // test__semaphore.py::TestSemaphore::test_release_twice (without rawlink)
 #[test]
 fn semaphore_release_twice() {
@@ -153,6 +155,9 @@ fn release_then_spawn(sem: Rc<Semaphore>, should_quit: Flag) {
     g.join().unwrap();
 }
 
+// test__semaphore.py::TestSemaphoreFair::test_fair_or_hangs (issue 1487):
+// if the semaphore is not fair, this spins forever between the last two
+// greenlets
 // test__semaphore.py::TestSemaphoreFair::test_fair_or_hangs (issue 1487):
 // if the semaphore is not fair, this spins forever between the last two
 // greenlets
@@ -358,7 +363,7 @@ fn semaphore_release_unacquired() {
 }
 // lock_tests.py::BoundedSemaphoreTests::test_release_unacquired: cannot go
 // past the initial value
-#[test]
+common::seeded_tests! {
 fn bounded_semaphore_over_release() {
     let sem = BoundedSemaphore::new(1);
     assert_eq!(sem.release(), Err(OverRelease));
@@ -375,7 +380,7 @@ fn bounded_semaphore_over_release() {
     sem.acquire().unwrap().forget();
     let s = sem.clone();
     let w = spawn(move || s.acquire().unwrap().forget());
-    yield_now();
+    settle();
     assert_eq!(sem.waiters(), 1);
     assert_eq!(sem.release(), Ok(()));
     assert_eq!(sem.available(), 0, "handed to the waiter");
@@ -384,6 +389,7 @@ fn bounded_semaphore_over_release() {
     assert_eq!(sem.release(), Err(OverRelease));
     assert_eq!(sem.available(), 1);
 }
+}
 
 // ---------------------------------------------------------------------------
 // Semaphore: verdant-specific (FIFO handoff, timeouts, kills)
@@ -391,7 +397,7 @@ fn bounded_semaphore_over_release() {
 
 // verdant-specific: waiters get permits in arrival order, and a newcomer
 // cannot overtake a waiter that was handed a permit but has not run yet
-#[test]
+common::seeded_tests! {
 fn semaphore_fifo_handoff() {
     let sem = Rc::new(Semaphore::new(0));
     let order = Rc::new(RefCell::new(Vec::new()));
@@ -402,7 +408,7 @@ fn semaphore_fifo_handoff() {
             let _p = sem.acquire().unwrap();
             order.borrow_mut().push(i);
         }));
-        yield_now();
+        settle();
     }
     assert_eq!(sem.waiters(), 5);
     sem.release();
@@ -418,7 +424,10 @@ fn semaphore_fifo_handoff() {
     assert_eq!(sem.available(), 1);
     assert_eq!(sem.waiters(), 0);
 }
+}
 
+// verdant-specific: a waiter whose timeout fired (but that has not run yet)
+// is skipped by a release: the permit goes back to the count
 // verdant-specific: a waiter whose timeout fired (but that has not run yet)
 // is skipped by a release: the permit goes back to the count
 #[test]
@@ -466,7 +475,7 @@ fn semaphore_deadlock_is_loop_exit() {
 }
 }
 // verdant-specific: kill a greenlet parked in Semaphore::acquire
-#[test]
+common::seeded_tests! {
 fn semaphore_kill_parked_waiter() {
     let sem = Rc::new(Semaphore::new(1));
     let held = sem.acquire().unwrap();
@@ -477,7 +486,7 @@ fn semaphore_kill_parked_waiter() {
         let _p = s.acquire().unwrap();
         unreachable!("the waiter was killed");
     });
-    yield_now();
+    settle();
     assert_eq!(sem.waiters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1, "destructors ran");
@@ -486,6 +495,7 @@ fn semaphore_kill_parked_waiter() {
     drop(held);
     assert_eq!(sem.available(), 1, "the permit went to a dead waiter");
     assert!(sem.try_acquire().is_some());
+}
 }
 
 /// Spawns `n` greenlets that each wait for a permit of `sem`, record their
@@ -510,6 +520,8 @@ fn permit_waiters(
     hs
 }
 
+// verdant-specific: a permit handed to a waiter killed in the same tick goes
+// to the next waiter
 // verdant-specific: a permit handed to a waiter killed in the same tick goes
 // to the next waiter
 #[test]
@@ -562,7 +574,7 @@ fn semaphore_kill_waiter_handed_a_permit_restores_count() {
 }
 }
 // verdant-specific: a greenlet killed while it holds permits gives them back
-#[test]
+common::seeded_tests! {
 fn semaphore_kill_holder_releases() {
     let sem = Rc::new(Semaphore::new(2));
     let s = sem.clone();
@@ -571,21 +583,22 @@ fn semaphore_kill_holder_releases() {
         let _b = s.acquire().unwrap();
         sleep(Duration::from_secs(60));
     });
-    yield_now();
+    settle();
     assert_eq!(sem.available(), 0);
     // A waiter behind it gets a permit when it dies.
     let s = sem.clone();
     let w = spawn(move || drop(s.acquire().unwrap()));
-    yield_now();
+    settle();
     h.kill();
     w.join().unwrap();
     assert_eq!(sem.available(), 2);
     assert!(h.join().unwrap_err().is_killed());
 }
+}
 
 // verdant-specific: a BoundedSemaphore's permit handed to a waiter killed in
 // the same tick comes back to the count; the bound still holds
-#[test]
+common::seeded_tests! {
 fn bounded_semaphore_kill_waiter_handed_a_permit() {
     let sem = Rc::new(BoundedSemaphore::new(1));
     sem.acquire().unwrap().forget();
@@ -595,7 +608,7 @@ fn bounded_semaphore_kill_waiter_handed_a_permit() {
         let _tok = tok;
         s.acquire().unwrap().forget();
     });
-    yield_now();
+    settle();
     assert_eq!(sem.waiters(), 1);
     assert_eq!(sem.release(), Ok(())); // handed to `w`
     w.kill();
@@ -603,6 +616,7 @@ fn bounded_semaphore_kill_waiter_handed_a_permit() {
     assert!(w.join().unwrap_err().is_killed());
     assert_eq!(sem.available(), 1, "the permit died with the killed waiter");
     assert_eq!(sem.release(), Err(OverRelease));
+}
 }
 
 common::seeded_tests! {
@@ -794,6 +808,7 @@ fn lock_twice_in_greenlet_main_join_is_loop_exit() {
 }
 }
 // verdant-specific: the Lock docs' example, FIFO across a wait
+// verdant-specific: the Lock docs' example, FIFO across a wait
 #[test]
 fn lock_fifo_across_waits() {
     let log = Rc::new(Lock::new(Vec::new()));
@@ -830,7 +845,7 @@ fn lock_timeout() {
 }
 }
 // verdant-specific: kill a greenlet parked in Lock::lock
-#[test]
+common::seeded_tests! {
 fn lock_kill_parked_waiter() {
     let lock = Rc::new(Lock::new(0));
     let g = lock.lock().unwrap();
@@ -840,7 +855,7 @@ fn lock_kill_parked_waiter() {
         let _tok = tok;
         *l.lock().unwrap() += 100;
     });
-    yield_now();
+    settle();
     assert_eq!(lock.waiters(), 1);
     h.kill();
     assert_eq!(drops.count(), 1);
@@ -850,7 +865,10 @@ fn lock_kill_parked_waiter() {
     assert_eq!(*lock.lock().unwrap(), 0);
     assert!(h.join().unwrap_err().is_killed());
 }
+}
 
+// verdant-specific: the lock handed to a waiter killed in the same tick goes
+// to the next waiter
 // verdant-specific: the lock handed to a waiter killed in the same tick goes
 // to the next waiter
 #[test]
@@ -880,7 +898,7 @@ fn lock_kill_waiter_handed_the_lock_passes_it_on() {
 
 // verdant-specific: a greenlet killed while holding the lock releases it;
 // the lock is not poisoned and keeps what the holder wrote
-#[test]
+common::seeded_tests! {
 fn lock_not_poisoned_after_holder_killed() {
     let lock = Rc::new(Lock::new(0));
     let drops = Drops::default();
@@ -892,7 +910,7 @@ fn lock_not_poisoned_after_holder_killed() {
         sleep(Duration::from_secs(60));
         *g = 8;
     });
-    yield_now();
+    settle();
     assert!(lock.is_locked());
     // A waiter queued behind the holder gets the lock when it dies.
     let l = lock.clone();
@@ -901,13 +919,14 @@ fn lock_not_poisoned_after_holder_killed() {
         *g += 1;
         *g
     });
-    yield_now();
+    settle();
     holder.kill();
     assert_eq!(drops.count(), 1);
     assert_eq!(waiter.join().unwrap(), 8);
     assert!(!lock.is_locked());
     assert_eq!(*lock.lock().unwrap(), 8);
     assert!(holder.join().unwrap_err().is_killed());
+}
 }
 
 // ---------------------------------------------------------------------------
@@ -1018,7 +1037,7 @@ fn rlock_kill_waiters() {
 }
 }
 // verdant-specific: a greenlet killed while holding an RLock twice frees it
-#[test]
+common::seeded_tests! {
 fn rlock_kill_holder_releases() {
     let lock = Rc::new(RLock::new(()));
     let l = lock.clone();
@@ -1027,7 +1046,7 @@ fn rlock_kill_holder_releases() {
         let _b = l.lock().unwrap();
         sleep(Duration::from_secs(60));
     });
-    yield_now();
+    settle();
     assert_eq!(lock.count(), 2);
     assert!(!lock.is_owned());
     holder.kill();
@@ -1035,4 +1054,5 @@ fn rlock_kill_holder_releases() {
     let g = lock.lock_timeout(Duration::ZERO).expect("the lock is free");
     assert!(lock.is_owned());
     drop(g);
+}
 }

@@ -54,6 +54,7 @@ use verdant::{
 
 mod common;
 mod sync_common;
+use common::settle;
 use sync_common::*;
 
 /// test__timeout.py's SHOULD_EXPIRE.
@@ -186,7 +187,7 @@ fn interrupts_join() {
 }
 // verdant-specific: Lock::lock; the interrupted waiter is deregistered and
 // the lock is not handed to it later
-#[test]
+common::seeded_tests! {
 fn interrupts_lock() {
     let lock = Rc::new(Lock::new(0));
     let l = lock.clone();
@@ -195,7 +196,7 @@ fn interrupts_lock() {
         sleep(SMALL * 3);
         *g += 1;
     });
-    yield_now();
+    settle();
     assert!(lock.is_locked());
     let t = Instant::now();
     let r = with_timeout(SMALL, || lock.lock().map(|g| *g));
@@ -205,6 +206,7 @@ fn interrupts_lock() {
     holder.join().unwrap();
     assert!(!lock.is_locked(), "the lock went to the interrupted waiter");
     assert_eq!(*lock.lock().unwrap(), 1);
+}
 }
 
 common::seeded_tests! {
@@ -587,7 +589,7 @@ fn elapsed_only_for_own_deadline() {
 
 // verdant-specific: a permit handed to a waiter whose scope fires before it
 // runs goes to the next waiter
-#[test]
+common::seeded_tests! {
 fn expiry_after_permit_handoff_passes_it_on() {
     maintain_every_tick();
     let sem = Rc::new(Semaphore::new(0));
@@ -595,35 +597,37 @@ fn expiry_after_permit_handoff_passes_it_on() {
     let timed = spawn(move || with_timeout(SMALL, || s.acquire().map(|g| g.forget())));
     let s = sem.clone();
     let patient = spawn(move || s.acquire().map(|g| g.forget()));
-    yield_now();
+    settle();
     assert_eq!(sem.waiters(), 2);
     std::thread::sleep(SMALL + 5 * MS); // the deadline passes, unnoticed
     sem.release(); // handed to `timed`, whose scope fires at the next switch
-    yield_now();
+    settle();
     assert_eq!(timed.join().unwrap(), Err(Elapsed));
     assert_eq!(patient.join().unwrap(), Ok(()), "the permit was lost");
     assert_eq!((sem.available(), sem.waiters()), (0, 0));
 }
+}
 
 // verdant-specific: the same for a queue item: it goes back to the queue
-#[test]
+common::seeded_tests! {
 fn expiry_after_item_handoff_requeues_it() {
     maintain_every_tick();
     let q = Rc::new(Queue::new());
     let q2 = q.clone();
     let timed = spawn(move || with_timeout(SMALL, || q2.get()));
-    yield_now();
+    settle();
     assert_eq!(q.getters(), 1);
     std::thread::sleep(SMALL + 5 * MS);
     q.put("item").unwrap(); // handed to `timed`
     assert!(q.is_empty());
-    yield_now();
+    settle();
     assert_eq!(timed.join().unwrap(), Err(Elapsed));
     assert_eq!(q.try_get(), Ok("item"), "the item was lost");
 }
+}
 
 // verdant-specific: the same for a lock
-#[test]
+common::seeded_tests! {
 fn expiry_after_lock_handoff_passes_it_on() {
     maintain_every_tick();
     let lock = Rc::new(Lock::new(Vec::new()));
@@ -632,15 +636,16 @@ fn expiry_after_lock_handoff_passes_it_on() {
     let timed = spawn(move || with_timeout(SMALL, || l.lock().unwrap().push("timed")));
     let l = lock.clone();
     let patient = spawn(move || l.lock().unwrap().push("patient"));
-    yield_now();
+    settle();
     assert_eq!(lock.waiters(), 2);
     std::thread::sleep(SMALL + 5 * MS);
     drop(g); // handed to `timed`
-    yield_now();
+    settle();
     assert_eq!(timed.join().unwrap(), Err(Elapsed));
     patient.join().unwrap();
     assert!(!lock.is_locked());
     assert_eq!(*lock.lock().unwrap(), ["patient"]);
+}
 }
 
 common::seeded_tests! {
