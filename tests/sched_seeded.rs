@@ -14,27 +14,15 @@ use verdant::net::UnixStream;
 use verdant::sync::{channel, Condition, Event, Lock, Queue, Semaphore};
 use verdant::{joinall, sleep, spawn, yield_now, Hub};
 
+mod common;
+
 /// How many seeds each scenario runs under.
 const SEEDS: u64 = 1000;
 
-/// Runs `scenario` under seeds `0..SEEDS`, each on a fresh thread; on a
-/// failure, panics naming the seed.
+/// Runs `scenario` under seeds `0..SEEDS`, each on a fresh thread; a
+/// failure panics naming the seed.
 fn under_seeds(name: &str, scenario: fn()) {
-    for seed in 0..SEEDS {
-        let r = std::thread::spawn(move || {
-            Hub::current().set_schedule_seed(Some(seed));
-            scenario();
-        })
-        .join();
-        if let Err(p) = r {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!("{name} failed under seed {seed} (replay: VERDANT_SEED={seed}): {msg}");
-        }
-    }
+    common::under_seeds(name, SEEDS, None, scenario);
 }
 
 /// The order in which 8 greenlets, each yielding 5 times, get their turns.

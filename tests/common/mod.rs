@@ -231,23 +231,31 @@ pub fn settle() {
 }
 
 /// Runs a test body as written, then (SCHED-1) under seeded schedules:
-/// with `VERDANT_SEEDS=N` set (CI), under seeds `0..N`, each on a fresh
-/// thread (a fresh hub), for at most `VERDANT_SEED_BUDGET_MS` (default
-/// 1,000) in all, and at least 3 seeds. A failure names its seed:
-/// `VERDANT_SEED=<seed>` replays it. Prints how many seeds ran.
+/// with `VERDANT_SEEDS=N` set (CI), under seeds `0..N` (see
+/// [`under_seeds`]), for at most `VERDANT_SEED_BUDGET_MS` (default 1,000)
+/// in all. Prints how many seeds ran.
 pub fn seeded(name: &str, body: fn()) {
-    use std::time::{Duration, Instant};
     body();
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let seeds = var("VERDANT_SEEDS").unwrap_or(0);
     if seeds == 0 {
         return;
     }
-    let budget = Duration::from_millis(var("VERDANT_SEED_BUDGET_MS").unwrap_or(1000));
-    let t0 = Instant::now();
+    let budget = std::time::Duration::from_millis(var("VERDANT_SEED_BUDGET_MS").unwrap_or(1000));
+    let t0 = std::time::Instant::now();
+    let ran = under_seeds(name, seeds, Some(budget), body);
+    println!("seeded {name}: {ran} seeds in {:.0?}", t0.elapsed());
+}
+
+/// Runs `body` under seeds `0..seeds`, each on a fresh thread (a fresh
+/// hub), stopping early once `budget` has passed (after 3 at least); a
+/// failure panics naming its seed (`VERDANT_SEED=<seed>` replays it).
+/// Returns how many seeds ran.
+pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, body: fn()) -> u64 {
+    let t0 = std::time::Instant::now();
     let mut ran = 0;
     for seed in 0..seeds {
-        if ran >= 3 && t0.elapsed() >= budget {
+        if ran >= 3 && budget.is_some_and(|b| t0.elapsed() >= b) {
             break;
         }
         let r = std::thread::spawn(move || {
@@ -265,7 +273,22 @@ pub fn seeded(name: &str, body: fn()) {
         }
         ran += 1;
     }
-    println!("seeded {name}: {ran} seeds in {:.0?}", t0.elapsed());
+    ran
+}
+
+/// Re-runs this test binary for `test` as child case `case` (see
+/// [`run_child`]) and asserts that the child ended by SIGABRT; returns its
+/// stderr.
+pub fn run_child_expecting_abort(test: &str, case: &str) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    let out = run_child(test, case, &[]);
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "{}",
+        output_text(&out)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// Defines `#[test]`s whose bodies also run under seeded schedules (see
