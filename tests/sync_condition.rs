@@ -4,6 +4,7 @@
 
 mod common;
 mod sync_common;
+use common::settle;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -19,7 +20,7 @@ fn shared<T>(v: T) -> Shared<T> {
     Rc::new((Lock::new(v), Condition::new()))
 }
 
-#[test]
+common::seeded_tests! {
 fn wait_releases_the_lock_and_takes_it_back() {
     on_fresh_thread("release", || {
         let s = shared(0u32);
@@ -31,7 +32,7 @@ fn wait_releases_the_lock_and_takes_it_back() {
             assert!(lock.is_locked(), "held again on return");
             *g
         });
-        sleep(Duration::ZERO);
+        settle();
         let (lock, cond) = &*s;
         assert_eq!(cond.waiters(), 1);
         // The waiter does not hold the lock while it waits.
@@ -46,8 +47,9 @@ fn wait_releases_the_lock_and_takes_it_back() {
         assert!(!lock.is_locked());
     });
 }
+}
 
-#[test]
+common::seeded_tests! {
 fn notify_one_wakes_in_fifo_order_and_notify_all_wakes_every_waiter() {
     on_fresh_thread("fifo", || {
         let s = shared(());
@@ -55,26 +57,32 @@ fn notify_one_wakes_in_fifo_order_and_notify_all_wakes_every_waiter() {
         let hs: Vec<_> = (0..5)
             .map(|i| {
                 let (s, order) = (s.clone(), order.clone());
-                spawn(move || {
+                let h = spawn(move || {
                     let (lock, cond) = &*s;
                     let g = cond.wait(lock.lock().unwrap()).unwrap();
                     order.borrow_mut().push(i);
                     drop(g);
-                })
+                });
+                settle(); // in line in spawn order, under any schedule
+                h
             })
             .collect();
-        sleep(Duration::ZERO);
         let (_, cond) = &*s;
         assert_eq!(cond.waiters(), 5);
         assert!(cond.notify_one());
         assert!(cond.notify_one());
-        sleep(Duration::ZERO);
+        settle();
+        // The first two in line were woken; the order they then run in
+        // is the schedule's.
+        order.borrow_mut().sort();
         assert_eq!(*order.borrow(), [0, 1]);
         assert_eq!(cond.notify_all(), 3);
         joinall(&hs).unwrap();
+        order.borrow_mut()[2..].sort();
         assert_eq!(*order.borrow(), [0, 1, 2, 3, 4]);
         assert!(!cond.notify_one(), "nobody left: a notify is not stored");
     });
+}
 }
 
 common::seeded_tests! {
@@ -168,7 +176,7 @@ fn a_kill_while_waiting_leaves_the_lock_free_and_the_line_empty() {
     });
 }
 }
-#[test]
+common::seeded_tests! {
 fn a_notified_waiter_killed_before_it_runs_passes_the_notify_on() {
     on_fresh_thread("pass on", || {
         let s = shared(());
@@ -179,8 +187,9 @@ fn a_notified_waiter_killed_before_it_runs_passes_the_notify_on() {
             })
         };
         let first = waiter(s.clone());
+        settle(); // `first` is first in line, under any schedule
         let second = waiter(s.clone());
-        sleep(Duration::ZERO);
+        settle();
         let (_, cond) = &*s;
         assert!(cond.notify_one()); // reaches `first` ...
         first.kill(); // ... which dies before it runs
@@ -189,6 +198,7 @@ fn a_notified_waiter_killed_before_it_runs_passes_the_notify_on() {
             .map(|done| assert!(done, "the notify should pass to the second waiter"))
             .unwrap();
     });
+}
 }
 
 common::seeded_tests! {

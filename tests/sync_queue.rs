@@ -174,20 +174,18 @@ fn queue_get_nowait_simple() {
     assert_eq!(q.try_get(), Err(TakeError::Empty));
 }
 }
+common::seeded_tests! {
 // test__queue.py::TestQueue::test_get_nowait_unlock: get_nowait lets a
 // waiting putter in
-// test__queue.py::TestQueue::test_get_nowait_unlock: get_nowait lets a
-// waiting putter in
-#[test]
 fn queue_get_nowait_unlock() {
     let q = Rc::new(Queue::bounded(1));
     let q2 = q.clone();
     let p = spawn(move || q2.put(5));
     assert!(q.is_empty());
-    sleep(Duration::ZERO);
+    settle();
     assert!(q.is_full());
     assert_eq!(q.try_get(), Ok(5));
-    sleep(Duration::ZERO);
+    settle();
     assert!(q.is_empty());
     assert!(p.is_finished());
     assert_eq!(p.join().unwrap(), Ok(()));
@@ -197,13 +195,14 @@ fn queue_get_nowait_unlock() {
     q.put(1).unwrap();
     let q2 = q.clone();
     let p = spawn(move || q2.put(2));
-    yield_now();
+    settle();
     assert_eq!(q.putters(), 1);
     assert_eq!(q.try_get(), Ok(1));
     assert_eq!(q.putters(), 0);
     assert_eq!(q.len(), 1, "the waiting putter's item moved in");
     assert_eq!(p.join().unwrap(), Ok(()));
     assert_eq!(q.try_get(), Ok(2));
+}
 }
 
 common::seeded_tests! {
@@ -220,9 +219,8 @@ fn queue_send_first() {
     );
 }
 }
+common::seeded_tests! {
 // test__queue.py::TestQueue::test_max_size
-// test__queue.py::TestQueue::test_max_size
-#[test]
 fn queue_max_size() {
     let q = Rc::new(Queue::bounded(2));
     let results = Rc::new(RefCell::new(Vec::new()));
@@ -234,19 +232,18 @@ fn queue_max_size() {
         }
         "OK"
     });
-    sleep(Duration::ZERO);
+    settle();
     assert_eq!(*results.borrow(), ["a", "b"]);
     assert_eq!(q.get(), Ok("a"));
-    sleep(Duration::ZERO);
+    settle();
     assert_eq!(*results.borrow(), ["a", "b", "c"]);
     assert_eq!(q.get(), Ok("b"));
     assert_eq!(q.get(), Ok("c"));
     assert!(p.is_finished());
     assert_eq!(p.join().unwrap(), "OK");
 }
+}
 
-// test__queue.py::TestQueue::test_multiple_waiters: each put wakes one
-// getter, in the order they came
 // test__queue.py::TestQueue::test_multiple_waiters: each put wakes one
 // getter, in the order they came
 #[test]
@@ -435,8 +432,6 @@ fn channel_send() {
 }
 // test__queue.py::TestChannel::test_wait, with verdant's interleaving (the
 // putter is not switched away from when a waiting getter takes its item)
-// test__queue.py::TestChannel::test_wait, with verdant's interleaving (the
-// putter is not switched away from when a waiting getter takes its item)
 #[test]
 fn channel_wait() {
     let channel = Rc::new(Queue::bounded(0));
@@ -527,9 +522,9 @@ fn queue_orders() {
     assert_eq!(q.get().unwrap().0, 3, "Reverse gives the largest first");
 }
 }
+common::seeded_tests! {
 // verdant-specific: putters waiting on a full queue are served in arrival
 // order, and their items keep the queue's order
-common::seeded_tests! {
 fn queue_putters_fifo_when_full() {
     let q = Rc::new(Queue::bounded(1));
     q.put(0).unwrap();
@@ -600,9 +595,9 @@ fn joinable_join_without_jobs() {
     assert_eq!(Hub::current().switch_count(), switches);
 }
 }
+common::seeded_tests! {
 // verdant-specific: join waits until every task is done; items handed
 // straight to a getter count too
-common::seeded_tests! {
 fn joinable_join_waits_for_task_done() {
     let q = Rc::new(JoinableQueue::new());
     let done = Rc::new(RefCell::new(Vec::new()));
@@ -682,9 +677,9 @@ fn joinable_close_drains_then_closed() {
 // close
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: close wakes every putter waiting on a full queue with
 // its own item back, and getters then drain what is left
-common::seeded_tests! {
 fn close_wakes_putters_with_their_items() {
     let drops = Drops::default();
     let q = Rc::new(Queue::bounded(1));
@@ -723,9 +718,9 @@ fn close_wakes_putters_with_their_items() {
 }
 }
 
+common::seeded_tests! {
 // verdant-specific: close wakes every getter; they see Closed (after
 // draining anything left)
-common::seeded_tests! {
 fn close_wakes_getters() {
     let q: Rc<Queue<u32>> = Rc::new(Queue::new());
     let getters: Vec<_> = (0..3)
@@ -766,8 +761,8 @@ fn close_wakes_getters() {
 // Kills
 // ---------------------------------------------------------------------------
 
-// verdant-specific: kill a greenlet parked in Queue::get
 common::seeded_tests! {
+// verdant-specific: kill a greenlet parked in Queue::get
 fn kill_parked_getter() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::new());
     let drops = Drops::default();
@@ -790,9 +785,9 @@ fn kill_parked_getter() {
 }
 }
 
+common::seeded_tests! {
 // verdant-specific: kill a greenlet parked in Queue::put on a full queue:
 // its item is dropped (the put did not happen), the queue is unchanged
-common::seeded_tests! {
 fn kill_parked_putter() {
     let drops = Drops::default();
     let item_drops = Drops::default();
@@ -828,25 +823,25 @@ fn getters(
     got: &Rc<RefCell<Vec<(u32, u32)>>>,
     drops: &Drops,
 ) -> Vec<verdant::JoinHandle<()>> {
-    let hs = (0..n)
+    // One at a time, each parked before the next starts: getter `i` is
+    // `i`th in line under any schedule.
+    (0..n)
         .map(|i| {
             let (q, got, tok) = (q.clone(), got.clone(), drops.token());
-            spawn(move || {
+            let h = spawn(move || {
                 let _tok = tok;
                 let item = q.get().unwrap();
                 got.borrow_mut().push((i, item.id));
-            })
+            });
+            settle();
+            h
         })
-        .collect();
-    yield_now();
-    hs
+        .collect()
 }
 
+common::seeded_tests! {
 // verdant-specific: an item handed to a getter killed in the same tick goes
 // to the next getter
-// verdant-specific: an item handed to a getter killed in the same tick goes
-// to the next getter
-#[test]
 fn kill_getter_handed_an_item_passes_it_on() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::new());
     let (drops, item_drops) = (Drops::default(), Drops::default());
@@ -867,12 +862,11 @@ fn kill_getter_handed_an_item_passes_it_on() {
     assert_eq!(q.getters(), 0);
     assert!(q.is_empty());
 }
+}
 
+common::seeded_tests! {
 // verdant-specific: ... or back to the front of the queue when no other
 // getter waits (with kill and kill_nowait)
-// verdant-specific: ... or back to the front of the queue when no other
-// getter waits (with kill and kill_nowait)
-#[test]
 fn kill_getter_handed_an_item_requeues_it_first() {
     for blocking in [true, false] {
         let q: Rc<Queue<Tracked>> = Rc::new(Queue::new());
@@ -900,14 +894,12 @@ fn kill_getter_handed_an_item_requeues_it_first() {
         assert_eq!(item_drops.count(), 2);
     }
 }
+}
 
+common::seeded_tests! {
 // verdant-specific: a killed getter's item requeued into a full bounded
 // queue may overflow it (it must not be lost), but the queue must not take
 // a waiting putter's item in while it is still at (or over) its bound
-// verdant-specific: a killed getter's item requeued into a full bounded
-// queue may overflow it (it must not be lost), but the queue must not take
-// a waiting putter's item in while it is still at (or over) its bound
-#[test]
 fn kill_getter_requeue_into_full_queue_keeps_bound() {
     let q: Rc<Queue<Tracked>> = Rc::new(Queue::bounded(1));
     let (drops, item_drops) = (Drops::default(), Drops::default());
@@ -919,7 +911,7 @@ fn kill_getter_requeue_into_full_queue_keeps_bound() {
     hs[0].kill_nowait();
     let (q2, item) = (q.clone(), tracked(3, &item_drops));
     let putter = spawn(move || q2.put(item).map_err(|e| e.into_inner().id));
-    yield_now();
+    settle();
     assert!(hs[0].is_finished());
     assert!(got.borrow().is_empty());
     assert_eq!(q.putters(), 1);
@@ -934,10 +926,11 @@ fn kill_getter_requeue_into_full_queue_keeps_bound() {
     assert_eq!(q.get().unwrap().id, 3);
     assert_eq!(item_drops.count(), 3);
 }
+}
 
+common::seeded_tests! {
 // verdant-specific: an item taken from a putter killed in the same tick
 // stays in the queue (the put happened)
-common::seeded_tests! {
 fn kill_putter_whose_item_was_taken_keeps_it() {
     let (drops, item_drops) = (Drops::default(), Drops::default());
     let q = Rc::new(JoinableQueue::bounded(1));

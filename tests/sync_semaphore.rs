@@ -99,9 +99,8 @@ fn semaphore_acquire_timeout_returns_error() {
     assert_eq!(Hub::current().timer_count(), 0);
 }
 }
+common::seeded_tests! {
 // test__semaphore.py::TestSemaphore::test_release_twice (without rawlink)
-// test__semaphore.py::TestSemaphore::test_release_twice (without rawlink)
-#[test]
 fn semaphore_release_twice() {
     let s = Semaphore::new(1);
     s.release();
@@ -114,20 +113,23 @@ fn semaphore_release_twice() {
         .into_iter()
         .map(|name| {
             let (s, result) = (s.clone(), result.clone());
-            spawn(move || {
+            let h = spawn(move || {
                 s.acquire().unwrap().forget();
                 result.borrow_mut().push(name);
-            })
+            });
+            settle(); // in line in spawn order, under any schedule
+            h
         })
         .collect();
-    yield_now();
     assert_eq!(s.waiters(), 2);
     s.release();
     s.release();
     assert_eq!(s.available(), 0, "both permits were handed over");
     sleep(MS);
+    result.borrow_mut().sort(); // the order they run in is the schedule's
     assert_eq!(*result.borrow(), ["a", "b"]);
     joinall(&hs).unwrap();
+}
 }
 
 type Flag = Rc<Cell<bool>>;
@@ -155,9 +157,6 @@ fn release_then_spawn(sem: Rc<Semaphore>, should_quit: Flag) {
     g.join().unwrap();
 }
 
-// test__semaphore.py::TestSemaphoreFair::test_fair_or_hangs (issue 1487):
-// if the semaphore is not fair, this spins forever between the last two
-// greenlets
 // test__semaphore.py::TestSemaphoreFair::test_fair_or_hangs (issue 1487):
 // if the semaphore is not fair, this spins forever between the last two
 // greenlets
@@ -361,9 +360,9 @@ fn semaphore_release_unacquired() {
     assert_eq!(sem.available(), 2);
 }
 }
+common::seeded_tests! {
 // lock_tests.py::BoundedSemaphoreTests::test_release_unacquired: cannot go
 // past the initial value
-common::seeded_tests! {
 fn bounded_semaphore_over_release() {
     let sem = BoundedSemaphore::new(1);
     assert_eq!(sem.release(), Err(OverRelease));
@@ -395,9 +394,9 @@ fn bounded_semaphore_over_release() {
 // Semaphore: verdant-specific (FIFO handoff, timeouts, kills)
 // ---------------------------------------------------------------------------
 
+common::seeded_tests! {
 // verdant-specific: waiters get permits in arrival order, and a newcomer
 // cannot overtake a waiter that was handed a permit but has not run yet
-common::seeded_tests! {
 fn semaphore_fifo_handoff() {
     let sem = Rc::new(Semaphore::new(0));
     let order = Rc::new(RefCell::new(Vec::new()));
@@ -426,8 +425,6 @@ fn semaphore_fifo_handoff() {
 }
 }
 
-// verdant-specific: a waiter whose timeout fired (but that has not run yet)
-// is skipped by a release: the permit goes back to the count
 // verdant-specific: a waiter whose timeout fired (but that has not run yet)
 // is skipped by a release: the permit goes back to the count
 #[test]
@@ -474,8 +471,8 @@ fn semaphore_deadlock_is_loop_exit() {
     });
 }
 }
-// verdant-specific: kill a greenlet parked in Semaphore::acquire
 common::seeded_tests! {
+// verdant-specific: kill a greenlet parked in Semaphore::acquire
 fn semaphore_kill_parked_waiter() {
     let sem = Rc::new(Semaphore::new(1));
     let held = sem.acquire().unwrap();
@@ -506,25 +503,25 @@ fn permit_waiters(
     got: &Rc<RefCell<Vec<usize>>>,
     drops: &Drops,
 ) -> Vec<JoinHandle<()>> {
-    let hs = (0..n)
+    // One at a time, each parked before the next starts: waiter `i` is
+    // `i`th in line under any schedule.
+    (0..n)
         .map(|i| {
             let (sem, got, tok) = (sem.clone(), got.clone(), drops.token());
-            spawn(move || {
+            let h = spawn(move || {
                 let _tok = tok;
                 let _p = sem.acquire().unwrap();
                 got.borrow_mut().push(i);
-            })
+            });
+            settle();
+            h
         })
-        .collect();
-    yield_now();
-    hs
+        .collect()
 }
 
+common::seeded_tests! {
 // verdant-specific: a permit handed to a waiter killed in the same tick goes
 // to the next waiter
-// verdant-specific: a permit handed to a waiter killed in the same tick goes
-// to the next waiter
-#[test]
 fn semaphore_kill_waiter_handed_a_permit_passes_it_on() {
     let sem = Rc::new(Semaphore::new(0));
     let got = Rc::new(RefCell::new(Vec::new()));
@@ -544,6 +541,7 @@ fn semaphore_kill_waiter_handed_a_permit_passes_it_on() {
     assert_eq!(drops.count(), 2);
     assert_eq!(sem.available(), 1);
     assert_eq!(sem.waiters(), 0);
+}
 }
 
 common::seeded_tests! {
@@ -573,8 +571,8 @@ fn semaphore_kill_waiter_handed_a_permit_restores_count() {
     }
 }
 }
-// verdant-specific: a greenlet killed while it holds permits gives them back
 common::seeded_tests! {
+// verdant-specific: a greenlet killed while it holds permits gives them back
 fn semaphore_kill_holder_releases() {
     let sem = Rc::new(Semaphore::new(2));
     let s = sem.clone();
@@ -596,9 +594,9 @@ fn semaphore_kill_holder_releases() {
 }
 }
 
+common::seeded_tests! {
 // verdant-specific: a BoundedSemaphore's permit handed to a waiter killed in
 // the same tick comes back to the count; the bound still holds
-common::seeded_tests! {
 fn bounded_semaphore_kill_waiter_handed_a_permit() {
     let sem = Rc::new(BoundedSemaphore::new(1));
     sem.acquire().unwrap().forget();
@@ -808,7 +806,6 @@ fn lock_twice_in_greenlet_main_join_is_loop_exit() {
 }
 }
 // verdant-specific: the Lock docs' example, FIFO across a wait
-// verdant-specific: the Lock docs' example, FIFO across a wait
 #[test]
 fn lock_fifo_across_waits() {
     let log = Rc::new(Lock::new(Vec::new()));
@@ -844,8 +841,8 @@ fn lock_timeout() {
     assert!(!lock.is_locked());
 }
 }
-// verdant-specific: kill a greenlet parked in Lock::lock
 common::seeded_tests! {
+// verdant-specific: kill a greenlet parked in Lock::lock
 fn lock_kill_parked_waiter() {
     let lock = Rc::new(Lock::new(0));
     let g = lock.lock().unwrap();
@@ -867,11 +864,9 @@ fn lock_kill_parked_waiter() {
 }
 }
 
+common::seeded_tests! {
 // verdant-specific: the lock handed to a waiter killed in the same tick goes
 // to the next waiter
-// verdant-specific: the lock handed to a waiter killed in the same tick goes
-// to the next waiter
-#[test]
 fn lock_kill_waiter_handed_the_lock_passes_it_on() {
     let lock = Rc::new(Lock::new(Vec::new()));
     let g = lock.lock().unwrap();
@@ -879,13 +874,14 @@ fn lock_kill_waiter_handed_the_lock_passes_it_on() {
     let hs: Vec<_> = (0..3)
         .map(|i| {
             let (lock, tok) = (lock.clone(), drops.token());
-            spawn(move || {
+            let h = spawn(move || {
                 let _tok = tok;
                 lock.lock().unwrap().push(i);
-            })
+            });
+            settle(); // in line in spawn order, under any schedule
+            h
         })
         .collect();
-    yield_now();
     assert_eq!(lock.waiters(), 3);
     drop(g); // handed to waiter 0
     hs[0].kill();
@@ -895,10 +891,11 @@ fn lock_kill_waiter_handed_the_lock_passes_it_on() {
     assert_eq!(*lock.lock().unwrap(), [1, 2]);
     assert!(hs[0].greenlet().is_dead());
 }
+}
 
+common::seeded_tests! {
 // verdant-specific: a greenlet killed while holding the lock releases it;
 // the lock is not poisoned and keeps what the holder wrote
-common::seeded_tests! {
 fn lock_not_poisoned_after_holder_killed() {
     let lock = Rc::new(Lock::new(0));
     let drops = Drops::default();
@@ -1036,8 +1033,8 @@ fn rlock_kill_waiters() {
     assert_eq!(*lock.lock().unwrap().borrow(), [(1, true, 1)]);
 }
 }
-// verdant-specific: a greenlet killed while holding an RLock twice frees it
 common::seeded_tests! {
+// verdant-specific: a greenlet killed while holding an RLock twice frees it
 fn rlock_kill_holder_releases() {
     let lock = Rc::new(RLock::new(()));
     let l = lock.clone();
