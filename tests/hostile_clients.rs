@@ -252,11 +252,22 @@ fn bursts_of_100_000_connection_attempts_leave_the_server_serving() {
     // stacks of about 20 KiB): under 64 MiB; 96 MiB leaves room.
     let max = *rss.iter().max().unwrap();
     assert!(max <= 96 * 1024, "server RSS reached {max} KiB: {rss:?}");
-    // Once the caches are full (by half way), it does not grow.
+    // A leak grows at every step; the caches fill in steps, when a burst
+    // meets more connections at once than any before it, which can be late
+    // in the run on a busy machine (one step of 7.5 MiB at the sixth tenth
+    // was seen). So: not three tenths in a row growing by 512 KiB or more
+    // (gevent's leak rule, with a floor for noise), and the second half
+    // within what the stack cache can still take (1,024 stacks of about
+    // 20 KiB).
     let (mid, end) = (rss[4], rss[9]);
+    let steady = rss.windows(2).rev().take(3).any(|w| w[1] < w[0] + 512);
     assert!(
-        end <= mid + mid / 5 + 1024,
-        "server memory grew in the second half: {rss:?}"
+        steady,
+        "server memory grew at each of the last three tenths: {rss:?}"
+    );
+    assert!(
+        end <= mid + 24 * 1024,
+        "server memory grew by more than its caches hold in the second half: {rss:?}"
     );
     assert!(p < Duration::from_millis(50), "legitimate p99 {p:?}");
 }
