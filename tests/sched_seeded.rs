@@ -233,3 +233,100 @@ fn stream_io_delivers_every_byte_in_order_under_1000_seeds() {
         assert_eq!(all, want);
     });
 }
+
+/// Runs `f` on a fresh thread whose hub is on virtual time.
+fn on_virtual_time<T: Send + 'static>(f: fn() -> T) -> T {
+    std::thread::spawn(move || {
+        common::clock::virtual_time();
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Virtual time (`Hub::set_clock_advance`): an idle hub skips to its next
+/// timer instead of sleeping, and timers fire in deadline order. Without it
+/// nothing is skipped.
+#[test]
+fn virtual_time_skips_idle_waits_in_deadline_order() {
+    let (order, took, skipped) = on_virtual_time(|| {
+        let t = Instant::now();
+        let log = Rc::new(RefCell::new(Vec::new()));
+        let hs: Vec<_> = [3u64, 1, 2]
+            .into_iter()
+            .map(|n| {
+                let log = log.clone();
+                spawn(move || {
+                    for _ in 0..100 {
+                        sleep(Duration::from_millis(n * 100));
+                    }
+                    log.borrow_mut().push(n);
+                })
+            })
+            .collect();
+        joinall(&hs).unwrap();
+        let order = log.borrow().clone();
+        (order, t.elapsed(), common::clock::skipped())
+    });
+    assert_eq!(order, [1, 2, 3]);
+    assert!(
+        took >= Duration::from_secs(30),
+        "the hub's clock read {took:?}"
+    );
+    // All but the hub's own work was skipped (a real 30 s otherwise).
+    assert!(skipped >= Duration::from_secs(25), "skipped {skipped:?}");
+}
+
+/// Virtual time does not skip while another thread may still wake a
+/// greenlet (a `blocking` call in flight), nor past IO that is ready: a
+/// 50 ms blocking call finishes well inside a 5 s timeout, and data written
+/// by a greenlet after a virtual second arrives before a 5 s read timeout.
+#[test]
+fn virtual_time_waits_for_other_threads_and_ready_io() {
+    let (blocking, read) = on_virtual_time(|| {
+        let blocking = verdant::with_timeout(Duration::from_secs(5), || {
+            verdant::spawn_blocking(|| std::thread::sleep(Duration::from_millis(50)))
+                .join()
+                .is_ok()
+        });
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (mut a, mut b) = (
+            UnixStream::from_std(a).unwrap(),
+            UnixStream::from_std(b).unwrap(),
+        );
+        a.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let w = spawn(move || {
+            sleep(Duration::from_secs(1));
+            b.write_all(b"late").unwrap();
+            b
+        });
+        let mut buf = [0u8; 4];
+        let read = a.read_exact(&mut buf).map(|()| buf);
+        drop(w.join().unwrap());
+        (blocking, read.map_err(|e| e.kind()))
+    });
+    assert_eq!(blocking, Ok(true), "timed out while a blocking call ran");
+    assert_eq!(read, Ok(*b"late"));
+}
+
+/// An `advance` that leaves the clock where it was: the hub sleeps for what
+/// is left, as without it, and does not spin calling `advance`.
+#[test]
+fn an_advance_that_does_not_move_the_clock_falls_back_to_sleeping() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CALLS: AtomicU32 = AtomicU32::new(0);
+    fn stuck(_: Duration) {
+        CALLS.fetch_add(1, Ordering::Relaxed);
+    }
+    let took = std::thread::spawn(|| {
+        Hub::current().set_clock_advance(Some(stuck));
+        let t = Instant::now();
+        sleep(Duration::from_millis(30));
+        t.elapsed()
+    })
+    .join()
+    .unwrap();
+    assert!(took >= Duration::from_millis(30), "woke early: {took:?}");
+    let calls = CALLS.load(Ordering::Relaxed);
+    assert!((1..=3).contains(&calls), "advance called {calls} times");
+}

@@ -522,7 +522,7 @@ fn scope_belongs_to_its_greenlet() {
 // leak into later waits
 fn no_wait_no_elapsed() {
     let r = with_timeout(SMALL, || {
-        std::thread::sleep(SMALL * 2); // blocks the thread, never the hub
+        common::clock::pass(SMALL * 2); // blocks the thread, never the hub
         "ran to the end"
     });
     assert_eq!(r, Ok("ran to the end"));
@@ -599,7 +599,7 @@ fn expiry_after_permit_handoff_passes_it_on() {
     let patient = spawn(move || s.acquire().map(|g| g.forget()));
     settle();
     assert_eq!(sem.waiters(), 2);
-    std::thread::sleep(SMALL + 5 * MS); // the deadline passes, unnoticed
+    common::clock::pass(SMALL + 5 * MS); // the deadline passes, unnoticed
     sem.release(); // handed to `timed`, whose scope fires at the next switch
     settle();
     assert_eq!(timed.join().unwrap(), Err(Elapsed));
@@ -617,7 +617,7 @@ fn expiry_after_item_handoff_requeues_it() {
     let timed = spawn(move || with_timeout(SMALL, || q2.get()));
     settle();
     assert_eq!(q.getters(), 1);
-    std::thread::sleep(SMALL + 5 * MS);
+    common::clock::pass(SMALL + 5 * MS);
     q.put("item").unwrap(); // handed to `timed`
     assert!(q.is_empty());
     settle();
@@ -638,7 +638,7 @@ fn expiry_after_lock_handoff_passes_it_on() {
     let patient = spawn(move || l.lock().unwrap().push("patient"));
     settle();
     assert_eq!(lock.waiters(), 2);
-    std::thread::sleep(SMALL + 5 * MS);
+    common::clock::pass(SMALL + 5 * MS);
     drop(g); // handed to `timed`
     settle();
     assert_eq!(timed.join().unwrap(), Err(Elapsed));
@@ -664,7 +664,7 @@ fn kill_not_lost_to_expiry_in_same_tick() {
         format!("finished normally after {r:?}")
     });
     yield_now();
-    std::thread::sleep(SMALL + 5 * MS); // the scope's deadline passes, unnoticed
+    common::clock::pass(SMALL + 5 * MS); // the scope's deadline passes, unnoticed
     h.kill(); // GreenletExit is queued; the hub then fires the scope's timer
     assert!(h.is_finished());
     assert_eq!(drops.count(), 1);
@@ -683,7 +683,7 @@ fn kill_after_expiry_in_same_tick_wins() {
         format!("finished normally after {r:?}")
     });
     yield_now();
-    std::thread::sleep(SMALL + 5 * MS);
+    common::clock::pass(SMALL + 5 * MS);
     // Let the hub fire the scope's timer (the signal is queued for `h`),
     // then kill `h` before it runs.
     let hub_ticks = Hub::current().switch_count();

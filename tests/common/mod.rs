@@ -5,6 +5,7 @@
 // Shared by several test binaries, each of which uses only some of it.
 #![allow(dead_code)]
 
+pub mod clock;
 pub mod example;
 
 use std::process::{Command, Output};
@@ -233,9 +234,19 @@ pub fn settle() {
 /// Runs a test body as written, then (SCHED-1) under seeded schedules:
 /// with `VERDANT_SEEDS=N` set (CI), under seeds `0..N` (see
 /// [`under_seeds`]), for at most `VERDANT_SEED_BUDGET_MS` (default 1,000)
-/// in all. Prints how many seeds ran.
+/// in all. Prints how many seeds ran. With `VERDANT_CLOCK=virtual` (a
+/// replay of a seeded run), the run as written is on virtual time too.
 pub fn seeded(name: &str, body: fn()) {
-    body();
+    if std::env::var("VERDANT_CLOCK").is_ok_and(|v| v == "virtual") {
+        std::thread::spawn(move || {
+            clock::virtual_time();
+            body();
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+    } else {
+        body();
+    }
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let seeds = var("VERDANT_SEEDS").unwrap_or(0);
     if seeds == 0 {
@@ -248,9 +259,12 @@ pub fn seeded(name: &str, body: fn()) {
 }
 
 /// Runs `body` under seeds `0..seeds`, each on a fresh thread (a fresh
-/// hub), stopping early once `budget` has passed (after 3 at least); a
-/// failure panics naming its seed (`VERDANT_SEED=<seed>` replays it).
-/// Returns how many seeds ran.
+/// hub) on virtual time ([`clock::virtual_time`]: an idle hub skips to its
+/// next timer; a body that waits in real time for another thread calls
+/// [`clock::real_time`] first), stopping early once `budget` has passed
+/// (after 3 at least); a failure panics naming its seed
+/// (`VERDANT_SEED=<seed> VERDANT_CLOCK=virtual` replays it). Returns how
+/// many seeds ran.
 pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, body: fn()) -> u64 {
     let t0 = std::time::Instant::now();
     let mut ran = 0;
@@ -260,6 +274,7 @@ pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, 
         }
         let r = std::thread::spawn(move || {
             verdant::Hub::current().set_schedule_seed(Some(seed));
+            clock::virtual_time();
             body();
         })
         .join();
@@ -269,7 +284,10 @@ pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, 
                 .cloned()
                 .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            panic!("{name} failed under seed {seed} (replay: VERDANT_SEED={seed}): {msg}");
+            panic!(
+                "{name} failed under seed {seed} \
+                 (replay: VERDANT_SEED={seed} VERDANT_CLOCK=virtual): {msg}"
+            );
         }
         ran += 1;
     }

@@ -42,15 +42,17 @@ impl Drop for DropToken {
 }
 
 /// Runs `f` on a new OS thread (a hub of its own, with the calling hub's
-/// schedule seed) and waits at most `HANG` for it: a wait that should end
+/// schedule seed and virtual time) and waits at most `HANG` for it: a wait that should end
 /// in `LoopExit` but hangs fails the test.
 pub fn on_fresh_thread<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
     let (tx, rx) = std::sync::mpsc::channel();
     let seed = verdant::Hub::current().schedule_seed();
+    let advance = verdant::Hub::current().clock_advance();
     std::thread::Builder::new()
         .name(what.to_owned())
         .spawn(move || {
             verdant::Hub::current().set_schedule_seed(seed);
+            verdant::Hub::current().set_clock_advance(advance);
             let _ = tx.send(catch_unwind(AssertUnwindSafe(f)));
         })
         .expect("spawn a test thread");

@@ -98,7 +98,7 @@ use std::fmt;
 use std::io;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::greenlet::Greenlet;
 use crate::reactor::{Poller, Slab};
@@ -196,6 +196,9 @@ pub(crate) struct Runtime {
     /// started from; 0 and `None` when off.
     sched_rng: Cell<u64>,
     sched_seed: Cell<Option<u64>>,
+    /// Virtual time (`Hub::set_clock_advance`): what an idle hub calls
+    /// instead of sleeping until its next timer.
+    clock_advance: Cell<Option<fn(Duration)>>,
     stack_size: Cell<usize>,
     stacks: RefCell<StackCache>,
     next_id: Cell<u64>,
@@ -426,6 +429,7 @@ impl Runtime {
             check_every: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             sched_rng: Cell::new(0),
             sched_seed: Cell::new(None),
+            clock_advance: Cell::new(None),
             last_check: Cell::new(Instant::now()),
             event_interval: Cell::new(sched::DEFAULT_EVENT_INTERVAL),
             stack_size: Cell::new(stack::DEFAULT_STACK_SIZE),
@@ -863,6 +867,71 @@ impl Hub {
     /// ```
     pub fn set_schedule_seed(&self, seed: Option<u64>) {
         rt().set_schedule_seed(seed);
+    }
+
+    /// Virtual time, for tests (tokio's `time::pause` with auto-advance and
+    /// Go's `synctest` bubbles have the same aim): with `Some(advance)`,
+    /// when this hub is idle — no greenlet ready, an IO poll finds nothing,
+    /// no wake-up awaited from another thread (no [`Remote`](crate::Remote)
+    /// handle alive, no [`blocking`](crate::blocking) call in flight) — and
+    /// its next timer is `d` away, it calls `advance(d)` instead of sleeping
+    /// for `d`. A test that runs timeouts of seconds then takes microseconds,
+    /// and the timers fire in the same order as in real time.
+    ///
+    /// verdant does not own the clock (deadlines are
+    /// [`std::time::Instant`]s), so `advance` must move it: after
+    /// `advance(d)` returns, `Instant::now()` on this thread must read at
+    /// least `d` later. A test harness does this by defining the C library's
+    /// `clock_gettime` and adding an offset that `advance` increases (the
+    /// suite's seeded runs do). If `advance` leaves the clock behind, the
+    /// hub sleeps for what is left, as without it. `None` (the default):
+    /// an idle hub sleeps.
+    ///
+    /// The world must be closed for virtual time to be right: data that
+    /// another thread or process sends after a real delay reaches a hub
+    /// whose timers have already jumped ahead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::time::Duration;
+    /// use verdant_runtime::{sleep, Hub};
+    ///
+    /// static ASKED_NS: AtomicU64 = AtomicU64::new(0);
+    /// fn advance(d: Duration) {
+    ///     ASKED_NS.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    ///     std::thread::sleep(d); // a real clock: move it by waiting
+    /// }
+    /// Hub::current().set_clock_advance(Some(advance));
+    /// sleep(Duration::from_millis(20));
+    /// Hub::current().set_clock_advance(None);
+    /// // The idle hub asked to skip the sleep rather than block in its poll.
+    /// assert!(ASKED_NS.load(Ordering::Relaxed) >= 15_000_000);
+    /// ```
+    pub fn set_clock_advance(&self, advance: Option<fn(Duration)>) {
+        rt().clock_advance.set(advance);
+    }
+
+    /// The function an idle hub calls to skip time, if virtual time is on
+    /// (see [`set_clock_advance`](Self::set_clock_advance)): a test that
+    /// starts a thread of its own passes it on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use verdant_runtime::Hub;
+    ///
+    /// fn advance(d: Duration) { std::thread::sleep(d) }
+    /// assert!(Hub::current().clock_advance().is_none());
+    /// Hub::current().set_clock_advance(Some(advance));
+    /// let inherited = Hub::current().clock_advance();
+    /// std::thread::spawn(move || Hub::current().set_clock_advance(inherited)).join().unwrap();
+    /// Hub::current().set_clock_advance(None);
+    /// ```
+    pub fn clock_advance(&self) -> Option<fn(Duration)> {
+        rt().clock_advance.get()
     }
 
     /// The seed of seeded scheduling, if on (see

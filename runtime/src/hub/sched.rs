@@ -521,10 +521,13 @@ impl Runtime {
         if next.is_none() && self.external_waits.get() == 0 && !self.inbox_keeps_alive() {
             return false;
         }
-        let timeout = next.map(|d| d.saturating_duration_since(now));
+        let mut timeout = next.map(|d| d.saturating_duration_since(now));
         // About to block: a good moment to give back the memory of the
         // stacks that finished since (no greenlet waits for it).
         self.release_stacks();
+        if let (Some(advance), Some(d)) = (self.clock_advance.get(), timeout) {
+            timeout = self.advance_clock(advance, d, next);
+        }
         self.poll_io(timeout);
         let now = Instant::now();
         // Time spent blocked is not greenlets' work (see `next_check_in`).
@@ -532,6 +535,29 @@ impl Runtime {
         self.fire_timers(now);
         self.drain_inbox();
         true
+    }
+
+    /// Virtual time (`Hub::set_clock_advance`): the idle hub's next timer
+    /// is `d` away, at `next`. Unless IO is ready or another thread may
+    /// wake a greenlet, asks `advance` to move the clock by `d`. Returns how
+    /// long the poll that follows still blocks: what is left until `next`
+    /// (zero once the clock has moved; all of `d` when it may not).
+    #[cold]
+    fn advance_clock(
+        &self,
+        advance: fn(Duration),
+        d: Duration,
+        next: Option<Instant>,
+    ) -> Option<Duration> {
+        if d.is_zero() || self.inbox_keeps_alive() {
+            return Some(d);
+        }
+        self.poll_io(Some(Duration::ZERO));
+        if self.has_ready() {
+            return Some(Duration::ZERO);
+        }
+        advance(d);
+        next.map(|t| t.saturating_duration_since(Instant::now()))
     }
 
     /// How many switches until the next check of timers and IO:
