@@ -613,10 +613,7 @@ fn std_close_read_wakes_up() {
 // std connect_error, on a loopback port known to be closed: refused, fast.
 fn std_connect_refused_quickly() {
     bounded(|| {
-        let addr = {
-            let l = listener();
-            l.local_addr().unwrap()
-        };
+        let (_bound, addr) = common::refusing_addr();
         let base = Hub::current().io_registrations();
         let t = Instant::now();
         let e = TcpStream::connect(addr).unwrap_err();
@@ -700,11 +697,13 @@ fn socket_timeouts_expire_as_std_does() {
     let (_std_peer, _) = std_l.accept().unwrap(); // never reads nor writes
     std_s.set_read_timeout(t).unwrap();
     std_s.set_write_timeout(t).unwrap();
-    let std_read = (&std_s).read(&mut [0u8; 8]).unwrap_err();
-    let big = vec![0u8; 1 << 20];
-    let std_write = (0..1000)
-        .find_map(|_| (&std_s).write(&big).err())
-        .expect("std's writes never filled the socket");
+    let std_read = common::std_reference("tcp read", || (&std_s).read(&mut [0u8; 8]).unwrap_err());
+    let std_write = common::std_reference("tcp write", || {
+        let big = vec![0u8; 1 << 20];
+        (0..1000)
+            .find_map(|_| (&std_s).write(&big).err())
+            .expect("std's writes never filled the socket")
+    });
     assert_socket_timeout(&std_read);
     assert_socket_timeout(&std_write);
 
@@ -1098,16 +1097,16 @@ fn write_at_once_after_a_connect_that_waited() {
 /// yielding at random, so every read is sometimes short and sometimes full.
 fn short_reads_and_writes_keep_the_stream_whole() {
     bounded(|| {
-        const LEN: usize = 4 << 20;
+        let len = common::scaled(4 << 20);
         let l = listener();
         let (mut c, s) = pair(&l);
-        let data = Rc::new(random_bytes(LEN, 0x5eed));
+        let data = Rc::new(random_bytes(len, 0x5eed));
         let d2 = data.clone();
         let writer = spawn(move || {
             let mut rng = Rng(7);
             let mut at = 0;
-            while at < LEN {
-                let n = rng.range(1, 200_000).min(LEN - at);
+            while at < len {
+                let n = rng.range(1, 200_000).min(len - at);
                 c.write_all(&d2[at..at + n]).unwrap();
                 at += n;
                 if rng.range(0, 4) == 0 {
@@ -1119,7 +1118,7 @@ fn short_reads_and_writes_keep_the_stream_whole() {
             let mut rng = Rng(11);
             let mut buf = vec![0u8; 300_000];
             let mut at = 0;
-            while at < LEN {
+            while at < len {
                 let want = rng.range(1, buf.len());
                 let n = (&s).read(&mut buf[..want]).unwrap();
                 assert!(n > 0, "EOF at byte {at}");
@@ -1135,7 +1134,7 @@ fn short_reads_and_writes_keep_the_stream_whole() {
             }
             at
         });
-        assert_eq!(join_within(reader, HANG, "reader"), LEN);
+        assert_eq!(join_within(reader, HANG, "reader"), len);
         join_within(writer, HANG, "writer");
     });
 }
@@ -1144,11 +1143,17 @@ fn short_reads_and_writes_keep_the_stream_whole() {
 // IO-3 edge_drain: 1-byte reads of a 1 MiB burst
 // ---------------------------------------------------------------------------
 
-fn edge_drain(pause_at: Option<usize>) {
-    const LEN: usize = 1 << 20;
+fn edge_drain(pause: bool) {
+    // A byte per read: 64 KiB under a seed.
+    let len = if Hub::current().schedule_seed().is_some() {
+        1 << 16
+    } else {
+        1 << 20
+    };
+    let pause_at = pause.then_some(len / 2);
     let l = listener();
     let (mut c, s) = pair(&l);
-    let data = Rc::new(random_bytes(LEN, 0x1234_5678));
+    let data = Rc::new(random_bytes(len, 0x1234_5678));
     let d2 = data.clone();
     let writer = spawn(move || {
         c.write_all(&d2).unwrap(); // one call
@@ -1157,7 +1162,7 @@ fn edge_drain(pause_at: Option<usize>) {
     let reader = spawn(move || {
         let mut one = [0u8; 1];
         let mut i = 0;
-        while i < LEN {
+        while i < len {
             let n = (&s).read(&mut one).unwrap();
             assert_eq!(n, 1, "EOF at byte {i}");
             assert_eq!(one[0], data[i], "byte {i} out of order");
@@ -1172,18 +1177,18 @@ fn edge_drain(pause_at: Option<usize>) {
         i
     });
     let t = Instant::now();
-    assert_eq!(join_within(reader, Duration::from_secs(5), "reader"), LEN);
+    assert_eq!(join_within(reader, Duration::from_secs(5), "reader"), len);
     let _c = join_within(writer, SLACK, "writer");
     eprintln!("edge_drain pause={pause_at:?}: {:?}", t.elapsed());
 }
 
 common::seeded_tests! {
 fn io3_edge_drain_one_byte_reads() {
-    edge_drain(None);
+    edge_drain(false);
 }
 
 fn io3_edge_drain_reader_pauses_mid_stream() {
-    edge_drain(Some(1 << 19));
+    edge_drain(true);
 }
 }
 // ---------------------------------------------------------------------------
@@ -1212,7 +1217,7 @@ fn io4_close_wakes_reader() {
         let base = hub.io_registrations();
         let l = listener();
         let mut lat = Vec::with_capacity(1000);
-        for i in 0..1000 {
+        for i in 0..common::scaled(1000) {
             let (mut c, s) = pair(&l);
             c.set_read_timeout(Some(SLACK)).unwrap();
             let s = Rc::new(s);
@@ -1256,7 +1261,7 @@ fn io4_close_wakes_acceptor() {
         let hub = Hub::current();
         let base = hub.io_registrations();
         let mut lat = Vec::with_capacity(1000);
-        for i in 0..1000 {
+        for i in 0..common::scaled(1000) {
             let l = Rc::new(listener());
             let l2 = l.clone();
             let a = spawn(move || {
@@ -1295,7 +1300,7 @@ fn io4_registration_close_wakes_waiter() {
         let base = hub.io_registrations();
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut lat = Vec::with_capacity(1000);
-        for i in 0..1000 {
+        for i in 0..common::scaled(1000) {
             let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
             let (s, _) = l.accept().unwrap();
             s.set_nonblocking(true).unwrap();
@@ -1333,7 +1338,7 @@ fn io4_close_wakes_writer_on_full_buffer() {
         let l = small_buffer_listener();
         let data = Rc::new(vec![0x5au8; 4 << 20]);
         let mut lat = Vec::with_capacity(100);
-        for i in 0..100 {
+        for i in 0..common::scaled(100) {
             let (c, s) = pair(&l);
             small_sndbuf(c.as_raw_fd());
             let c = Rc::new(c);
@@ -1758,9 +1763,9 @@ fn io9_half_close_request_reply() {
     bounded(|| {
         let l = listener();
         let addr = l.local_addr().unwrap();
-        const N: usize = 100;
+        let n = common::scaled(100);
         let server = spawn(move || {
-            for _ in 0..N {
+            for _ in 0..n {
                 let (mut s, _) = l.accept().unwrap();
                 let mut req = Vec::new();
                 s.read_to_end(&mut req).unwrap(); // ends at the client's shutdown(Write)
@@ -1768,7 +1773,7 @@ fn io9_half_close_request_reply() {
                 s.write_all(&req).unwrap();
             }
         });
-        for i in 0..N {
+        for i in 0..n {
             let mut c = TcpStream::connect(addr).unwrap();
             let req = format!("request number {i}");
             c.write_all(req.as_bytes()).unwrap();
@@ -1790,10 +1795,7 @@ fn io9_half_close_request_reply() {
 common::seeded_tests! {
 fn io10_connect_timeout_refused_is_fast() {
     bounded(|| {
-        let addr = {
-            let l = listener();
-            l.local_addr().unwrap()
-        };
+        let (_bound, addr) = common::refusing_addr();
         for _ in 0..10 {
             let t = Instant::now();
             let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
@@ -1891,13 +1893,15 @@ fn io10_connect_timeout_unroutable() {
 
 common::seeded_tests! {
 /// 100,000 ping-pong rounds (in a release build, as CI's release step runs
-/// it; 10,000 in a debug one, which memcheck runs, and under each seed)
-/// where both sides read with a 1 s timeout and park before the data
-/// arrives (so every read arms a timer, and the data always wins): no
+/// it; 10,000 in a debug one, which memcheck runs; 1,000 under each seed)
+/// where both sides read with a 1 s timeout and park before the
+/// data arrives (so every read arms a timer, and the data always wins): no
 /// timeout fires and no timer is left behind.
 fn io12_read_timeout_no_leak() {
     let hub = Hub::current();
-    let rounds: usize = if cfg!(debug_assertions) || hub.schedule_seed().is_some() {
+    let rounds = if hub.schedule_seed().is_some() {
+        1_000
+    } else if cfg!(debug_assertions) {
         10_000
     } else {
         100_000
@@ -1960,20 +1964,20 @@ common::seeded_tests! {
 fn large_transfer_random_chunks_checksum() {
     bounded(|| {
         const SESSIONS: usize = 4;
-        const LEN: usize = 16 << 20;
+        let len = common::scaled(16 << 20);
         let l = listener();
         let t = Instant::now();
         let mut handles = Vec::new();
         for k in 0..SESSIONS {
             let seed = 0x9e37_79b9_7f4a_7c15 ^ (k as u64 + 1);
-            let data = random_bytes(LEN, seed);
+            let data = random_bytes(len, seed);
             let want = fnv1a(FNV_OFFSET, &data);
             let (mut c, mut s) = pair(&l);
             let writer = spawn(move || {
                 let mut rng = Rng(seed.rotate_left(7) | 1);
                 let mut pos = 0;
-                while pos < LEN {
-                    let n = rng.range(1, 256 * 1024).min(LEN - pos);
+                while pos < len {
+                    let n = rng.range(1, 256 * 1024).min(len - pos);
                     c.write_all(&data[pos..pos + n]).unwrap();
                     pos += n;
                 }
@@ -1998,12 +2002,12 @@ fn large_transfer_random_chunks_checksum() {
         for (k, (writer, reader, want)) in handles.into_iter().enumerate() {
             let (total, h) = join_within(reader, Duration::from_secs(60), "reader");
             writer.join().unwrap();
-            assert_eq!(total, LEN, "session {k}: byte count");
+            assert_eq!(total, len, "session {k}: byte count");
             assert_eq!(h, want, "session {k}: checksum (bytes lost or reordered)");
         }
         eprintln!(
             "large transfer: {SESSIONS} x {} MiB in {:?}",
-            LEN >> 20,
+            len >> 20,
             t.elapsed()
         );
     });
@@ -2038,7 +2042,8 @@ fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
     bounded(|| {
         let l = listener();
         let (c, s) = pair(&l);
-        let data = random_bytes(3 << 20, 7);
+        let data = random_bytes(common::scaled(3 << 20), 7);
+        let size = data.len();
         let want = fnv1a(FNV_OFFSET, &data);
         let writer = spawn(move || {
             (&c).write_all(&data).unwrap();
@@ -2061,7 +2066,7 @@ fn recv_buf_returns_every_byte_in_order_in_pieces_of_at_most_max() {
             calls += 1;
         }
         writer.join().unwrap();
-        assert_eq!(total, 3 << 20);
+        assert_eq!(total, size);
         assert_eq!(h, want, "bytes lost, duplicated or reordered");
         assert!(calls > 4, "{calls} calls");
         // End of stream stays end of stream.
@@ -2189,7 +2194,7 @@ fn monkey_to_socket_addrs_is_std_and_user_addresses_reach_connect() {
     bounded(|| {
         let live = listen();
         let live_addr = live.local_addr().unwrap();
-        let closed_addr = listen().local_addr().unwrap(); // dropped: refuses
+        let (_bound, closed_addr) = common::refusing_addr();
         let eps = Endpoints(vec![closed_addr, live_addr]);
         // std's trait on std's own types and on the user's type.
         assert_eq!(first_addr(("127.0.0.1", 7)).unwrap().port(), 7);

@@ -176,9 +176,11 @@ fn read_timeout_expires_and_others_run_meanwhile() {
 /// the same kind and OS error, connected or not.
 fn every_receive_expires_as_std_does() {
     let t = Some(Duration::from_millis(20));
-    let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    std_socket.set_read_timeout(t).unwrap();
-    let want = std_socket.recv_from(&mut [0u8; 8]).unwrap_err();
+    let want = common::std_reference("udp recv_from", || {
+        let std_socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        std_socket.set_read_timeout(t).unwrap();
+        std_socket.recv_from(&mut [0u8; 8]).unwrap_err()
+    });
     assert_std_timeout(&want);
     let s = bind();
     s.set_read_timeout(t).unwrap();
@@ -286,7 +288,7 @@ fn second_concurrent_receiver_is_resource_busy() {
 
 fn many_senders_one_receiver_no_datagram_lost() {
     const SENDERS: usize = 10;
-    const EACH: usize = 200;
+    let each = common::scaled(200);
     let rx = bind();
     let rx_addr = addr(&rx);
     // A lost datagram fails the test instead of hanging it.
@@ -295,7 +297,7 @@ fn many_senders_one_receiver_no_datagram_lost() {
         .map(|i| {
             spawn(move || {
                 let s = bind();
-                for j in 0..EACH {
+                for j in 0..each {
                     s.send_to(&[i as u8, (j % 256) as u8], rx_addr).unwrap();
                     if j % 8 == 7 {
                         // UDP drops what the receive buffer cannot hold:
@@ -307,7 +309,7 @@ fn many_senders_one_receiver_no_datagram_lost() {
         })
         .collect();
     let mut per_sender = [0usize; SENDERS];
-    for _ in 0..SENDERS * EACH {
+    for _ in 0..SENDERS * each {
         let mut buf = [0u8; 2];
         let (n, _) = rx.recv_from(&mut buf).unwrap();
         assert_eq!(n, 2);
@@ -318,6 +320,6 @@ fn many_senders_one_receiver_no_datagram_lost() {
     }
     // Paced as above, every sender's datagrams all arrive: the receiver is
     // woken for each batch while the senders sleep.
-    assert_eq!(per_sender, [EACH; SENDERS]);
+    assert_eq!(per_sender, [each; SENDERS]);
 }
 }

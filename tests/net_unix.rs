@@ -808,7 +808,7 @@ common::seeded_tests! {
 /// all interleaved, every reply checked.
 fn echo_many_pairs_in_one_thread() {
     bounded(|| {
-        const PAIRS: usize = 300;
+        let pairs = common::scaled(300);
         const ROUNDS: usize = 20;
         let me = std::thread::current().id();
         let hub = Hub::current();
@@ -817,7 +817,7 @@ fn echo_many_pairs_in_one_thread() {
         let max_in_flight = Rc::new(Cell::new(0usize));
         let mut servers = Vec::new();
         let mut clients = Vec::new();
-        for k in 0..PAIRS {
+        for k in 0..pairs {
             let (c, s) = UnixStream::pair().unwrap();
             servers.push(spawn(move || {
                 assert_eq!(std::thread::current().id(), me);
@@ -873,7 +873,7 @@ fn echo_many_pairs_in_one_thread() {
         assert_eq!(sent, echoed);
         eprintln!("echo: max {} round trips in flight", max_in_flight.get());
         assert!(
-            max_in_flight.get() > PAIRS / 2,
+            max_in_flight.get() > pairs / 2,
             "the clients did not interleave: max {} in flight",
             max_in_flight.get()
         );
@@ -884,13 +884,13 @@ fn echo_many_pairs_in_one_thread() {
 /// One listener, a greenlet per accepted connection, 200 clients at once.
 fn listener_serves_many_clients_concurrently() {
     bounded(|| {
-        const CLIENTS: usize = 200;
+        let clients_n = common::scaled(200);
         let dir = TempDir::new("many");
         let path = dir.join("sock");
         let listener = UnixListener::bind(&path).unwrap();
         let server = spawn(move || {
             let mut conns = Vec::new();
-            for conn in listener.incoming().take(CLIENTS) {
+            for conn in listener.incoming().take(clients_n) {
                 let mut conn = conn.unwrap();
                 conns.push(spawn(move || {
                     let mut req = Vec::new();
@@ -903,7 +903,7 @@ fn listener_serves_many_clients_concurrently() {
                 c.join().unwrap();
             }
         });
-        let clients: Vec<_> = (0..CLIENTS)
+        let clients: Vec<_> = (0..clients_n)
             .map(|i| {
                 let path = path.clone();
                 spawn(move || {
@@ -936,7 +936,7 @@ fn close_wakes_reader() {
         let hub = Hub::current();
         let base = hub.io_registrations();
         let mut lat = Vec::with_capacity(300);
-        for i in 0..300 {
+        for i in 0..common::scaled(300) {
             let (mut c, s) = UnixStream::pair().unwrap();
             c.set_read_timeout(Some(SLACK)).unwrap();
             let s = Rc::new(s);
@@ -973,7 +973,7 @@ fn close_wakes_acceptor() {
         let base = hub.io_registrations();
         let dir = TempDir::new("close-accept");
         let mut lat = Vec::with_capacity(300);
-        for i in 0..300 {
+        for i in 0..common::scaled(300) {
             let l = Rc::new(UnixListener::bind(dir.join(&format!("s{i}"))).unwrap());
             let l2 = l.clone();
             let a = spawn(move || {
@@ -1001,7 +1001,7 @@ fn close_wakes_datagram_receiver() {
         let hub = Hub::current();
         let base = hub.io_registrations();
         let mut lat = Vec::with_capacity(300);
-        for i in 0..300 {
+        for i in 0..common::scaled(300) {
             let (s, _peer) = UnixDatagram::pair().unwrap();
             let s = Rc::new(s);
             let s2 = s.clone();
@@ -1185,10 +1185,14 @@ fn timeouts_expire_as_std_does() {
     let (std_a, _std_b) = std::os::unix::net::UnixStream::pair().unwrap();
     std_a.set_read_timeout(t).unwrap();
     std_a.set_write_timeout(t).unwrap();
-    let std_read = (&std_a).read(&mut [0u8; 8]).unwrap_err();
-    let std_write = (0..10_000)
-        .find_map(|_| (&std_a).write(&[0u8; 65536]).err())
-        .expect("std's writes never filled the socket");
+    let std_read = common::std_reference("unix stream read", || {
+        (&std_a).read(&mut [0u8; 8]).unwrap_err()
+    });
+    let std_write = common::std_reference("unix stream write", || {
+        (0..10_000)
+            .find_map(|_| (&std_a).write(&[0u8; 65536]).err())
+            .expect("std's writes never filled the socket")
+    });
     assert_socket_timeout(&std_read);
     let (a, _b) = UnixStream::pair().unwrap();
     a.set_read_timeout(t).unwrap();
@@ -1202,10 +1206,12 @@ fn timeouts_expire_as_std_does() {
     let (std_d, _std_e) = std::os::unix::net::UnixDatagram::pair().unwrap();
     std_d.set_read_timeout(t).unwrap();
     std_d.set_write_timeout(t).unwrap();
-    let std_recv = std_d.recv(&mut [0u8; 8]).unwrap_err();
-    let std_send = (0..100_000)
-        .find_map(|_| std_d.send(&[0u8; 1024]).err())
-        .expect("std's sends never filled the queue");
+    let std_recv = common::std_reference("unix datagram recv", || std_d.recv(&mut [0u8; 8]).unwrap_err());
+    let std_send = common::std_reference("unix datagram send", || {
+        (0..100_000)
+            .find_map(|_| std_d.send(&[0u8; 1024]).err())
+            .expect("std's sends never filled the queue")
+    });
     let (d, _e) = UnixDatagram::pair().unwrap();
     d.set_read_timeout(t).unwrap();
     d.set_write_timeout(t).unwrap();
@@ -1506,12 +1512,12 @@ common::seeded_tests! {
 fn large_write_all_partial_writes_no_loss() {
     bounded(|| {
         const SESSIONS: usize = 3;
-        const LEN: usize = 8 << 20;
+        let len = common::scaled(8 << 20);
         let t = Instant::now();
         let mut handles = Vec::new();
         for k in 0..SESSIONS {
             let seed = 0x9e37_79b9_7f4a_7c15 ^ (k as u64 + 1);
-            let data = random_bytes(LEN, seed);
+            let data = random_bytes(len, seed);
             let want = fnv1a(FNV_OFFSET, &data);
             let (mut c, mut s) = UnixStream::pair().unwrap();
             small_sndbuf(c.as_raw_fd());
@@ -1541,11 +1547,11 @@ fn large_write_all_partial_writes_no_loss() {
         for (k, (writer, reader, want)) in handles.into_iter().enumerate() {
             let (total, h) = join_within(reader, Duration::from_secs(60), "reader");
             writer.join().unwrap();
-            assert_eq!(total, LEN, "session {k}: byte count");
+            assert_eq!(total, len, "session {k}: byte count");
             assert_eq!(h, want, "session {k}: checksum (bytes lost or reordered)");
         }
         eprintln!(
-            "large unix transfer: {SESSIONS} x 8 MiB in {:?}",
+            "large unix transfer: {SESSIONS} x {len} bytes in {:?}",
             t.elapsed()
         );
     });

@@ -248,12 +248,12 @@ fn event_set_then_clear_1() {
 
 // test__event.py::TestEvent_SetThenClear100
 fn event_set_then_clear_100() {
-    set_then_clear(100);
+    set_then_clear(common::scaled(100));
 }
 
 // test__event.py::TestEvent_SetThenClear1000
 fn event_set_then_clear_1000() {
-    set_then_clear(1000);
+    set_then_clear(common::scaled(1000));
 }
 
 // test__event.py::TestEventBasics::test_wait_while_notifying (issue 1520),

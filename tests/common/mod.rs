@@ -294,6 +294,91 @@ pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, 
     ran
 }
 
+/// What std's own call gives, found once per process by `f` under `key`
+/// and then remembered (its kind and OS error code, rebuilt into an
+/// `io::Error`): the reference a test body compares verdant with. It does
+/// not depend on the hub's schedule, so measuring it again under every
+/// seed (a real wait in the kernel each time) would prove nothing more.
+pub fn std_reference(key: &'static str, f: impl FnOnce() -> std::io::Error) -> std::io::Error {
+    use std::collections::HashMap;
+    use std::io::{Error, ErrorKind};
+    use std::sync::Mutex;
+    type Seen = HashMap<&'static str, (ErrorKind, Option<i32>)>;
+    static SEEN: Mutex<Option<Seen>> = Mutex::new(None);
+    let known = SEEN
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|m| m.get(key).copied());
+    let (kind, code) = known.unwrap_or_else(|| {
+        let e = f();
+        let r = (e.kind(), e.raw_os_error());
+        SEEN.lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(key, r);
+        r
+    });
+    match code {
+        Some(c) => Error::from_raw_os_error(c),
+        None => Error::from(kind),
+    }
+}
+
+/// A loopback address that refuses connections, and what keeps it so: a
+/// TCP socket bound to it that does not listen. A listener bound and
+/// dropped would free the port for any other test (or seed) to bind and
+/// accept on meanwhile.
+pub fn refusing_addr() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: a plain socket(2) call; the descriptor is owned from here.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+    // SAFETY: `fd` is a new descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: all-zero bytes are a valid sockaddr_in (plain integers).
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `sin` is a valid sockaddr_in of `len` bytes.
+    let r = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&sin as *const libc::sockaddr_in).cast(),
+            len,
+        )
+    };
+    assert_eq!(r, 0, "bind: {}", std::io::Error::last_os_error());
+    let mut got_len = len;
+    // SAFETY: `sin` has room for `got_len` bytes, which getsockname fills.
+    let r = unsafe {
+        libc::getsockname(
+            fd.as_raw_fd(),
+            (&mut sin as *mut libc::sockaddr_in).cast(),
+            &mut got_len,
+        )
+    };
+    assert_eq!(r, 0, "getsockname: {}", std::io::Error::last_os_error());
+    let port = u16::from_be(sin.sin_port);
+    (
+        fd,
+        std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)),
+    )
+}
+
+/// How many of something a test body makes (connections, rounds, bytes):
+/// `n` as written, a tenth of it (at least 1) under a schedule seed. The
+/// seeded runs are there for orders, not volume: a thousand seeds of a
+/// tenth cover more schedules than a hundred of the whole.
+pub fn scaled(n: usize) -> usize {
+    if verdant::Hub::current().schedule_seed().is_some() {
+        (n / 10).max(1)
+    } else {
+        n
+    }
+}
+
 /// Re-runs this test binary for `test` as child case `case` (see
 /// [`run_child`]) and asserts that the child ended by SIGABRT; returns its
 /// stderr.
