@@ -1368,11 +1368,11 @@ fn io4_close_wakes_writer_on_full_buffer() {
 // IO-5 concurrent_reader (gevent test_recv_twice)
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn io5_second_reader_is_resource_busy() {
     bounded(|| {
         let l = listener();
-        for i in 0..100 {
+        for i in 0..common::scaled(100) {
             let (mut c, s) = pair(&l);
             let s = Rc::new(s);
             let s1 = s.clone();
@@ -1381,7 +1381,7 @@ fn io5_second_reader_is_resource_busy() {
                 let n = (&*s1).read(&mut buf).unwrap();
                 buf[..n].to_vec()
             });
-            yield_now(); // the first reader parks
+            common::settle(); // the first reader parks
             assert!(!first.is_finished());
             let s2 = s.clone();
             let second = spawn(move || {
@@ -1402,6 +1402,7 @@ fn io5_second_reader_is_resource_busy() {
             assert_eq!(got, b"for the first", "iteration {i}");
         }
     });
+}
 }
 
 /// Regression (lost wake-up): a reader whose wait has ended (here by its

@@ -1064,10 +1064,10 @@ fn shutdown_read_wakes_reader() {
 // verdant: one waiter per direction (gevent test_recv_twice)
 // ---------------------------------------------------------------------------
 
-#[test]
+common::seeded_tests! {
 fn second_reader_is_resource_busy() {
     bounded(|| {
-        for i in 0..100 {
+        for i in 0..common::scaled(100) {
             let (mut c, s) = UnixStream::pair().unwrap();
             let s = Rc::new(s);
             let s1 = s.clone();
@@ -1076,7 +1076,7 @@ fn second_reader_is_resource_busy() {
                 let n = (&*s1).read(&mut buf).unwrap();
                 buf[..n].to_vec()
             });
-            yield_now();
+            common::settle(); // the first reader parks
             assert!(!first.is_finished());
             let s2 = s.clone();
             let second = spawn(move || {
@@ -1098,8 +1098,9 @@ fn second_reader_is_resource_busy() {
         }
     });
 }
+}
 
-#[test]
+common::seeded_tests! {
 fn second_acceptor_and_receiver_are_resource_busy() {
     bounded(|| {
         let dir = TempDir::new("busy");
@@ -1107,7 +1108,7 @@ fn second_acceptor_and_receiver_are_resource_busy() {
         let l = Rc::new(UnixListener::bind(&path).unwrap());
         let l1 = l.clone();
         let first = spawn(move || l1.accept().map(|(s, _)| s));
-        yield_now();
+        common::settle(); // the first acceptor parks
         let l2 = l.clone();
         let second = spawn(move || l2.accept().map(|_| ()).map_err(|e| e.kind()));
         assert_eq!(
@@ -1127,7 +1128,7 @@ fn second_acceptor_and_receiver_are_resource_busy() {
             let n = r1.recv(&mut buf).unwrap();
             buf[..n].to_vec()
         });
-        yield_now();
+        common::settle(); // the first receiver parks
         let r2 = rx.clone();
         let second = spawn(move || r2.recv(&mut [0u8; 8]).map_err(|e| e.kind()));
         assert_eq!(
@@ -1137,6 +1138,7 @@ fn second_acceptor_and_receiver_are_resource_busy() {
         tx.send(b"dgram").unwrap();
         assert_eq!(join_within(first, SLACK, "first receiver"), b"dgram");
     });
+}
 }
 
 // ---------------------------------------------------------------------------

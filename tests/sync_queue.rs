@@ -244,9 +244,9 @@ fn queue_max_size() {
 }
 }
 
+common::seeded_tests! {
 // test__queue.py::TestQueue::test_multiple_waiters: each put wakes one
 // getter, in the order they came
-#[test]
 fn queue_multiple_waiters() {
     let q = Rc::new(Queue::new());
     let sendings = ["1", "2", "3", "4"];
@@ -255,17 +255,19 @@ fn queue_multiple_waiters() {
         .iter()
         .map(|evt| {
             let (q, evt) = (q.clone(), evt.clone());
-            spawn(move || evt.set(q.get().unwrap()).unwrap())
+            let h = spawn(move || evt.set(q.get().unwrap()).unwrap());
+            common::settle(); // it waits in get before the next arrives
+            h
         })
         .collect();
     sleep(10 * MS);
     assert_eq!(q.getters(), 4);
     let collect_pending = || evts.iter().filter(|e| e.ready()).count();
     q.put(sendings[0]).unwrap();
-    sleep(MS);
+    common::settle();
     assert_eq!(collect_pending(), 1);
     q.put(sendings[1]).unwrap();
-    sleep(MS);
+    common::settle();
     assert_eq!(collect_pending(), 2);
     q.put(sendings[2]).unwrap();
     q.put(sendings[3]).unwrap();
@@ -273,6 +275,7 @@ fn queue_multiple_waiters() {
     assert_eq!(collect_pending(), 4);
     let got: Vec<_> = evts.iter().map(|e| e.get().unwrap()).collect();
     assert_eq!(got, sendings, "getters are served in arrival order");
+}
 }
 
 /// `do_receive` of the gevent tests: a get under a zero timeout.

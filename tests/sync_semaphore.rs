@@ -805,23 +805,29 @@ fn lock_twice_in_greenlet_main_join_is_loop_exit() {
     });
 }
 }
-// verdant-specific: the Lock docs' example, FIFO across a wait
-#[test]
+common::seeded_tests! {
+// verdant-specific: the Lock docs' example, FIFO across a wait. The
+// greenlets line up one at a time (each parks, holding the lock or waiting
+// for it, before the next starts), so the order holds for any schedule.
 fn lock_fifo_across_waits() {
     let log = Rc::new(Lock::new(Vec::new()));
     let hs: Vec<_> = (0..3)
         .map(|i| {
             let log = log.clone();
-            spawn(move || {
+            let h = spawn(move || {
                 let mut g = log.lock().unwrap();
                 g.push(i);
                 sleep(MS);
                 g.push(i);
-            })
+            });
+            settle();
+            h
         })
         .collect();
+    assert_eq!(log.waiters(), 2);
     joinall(&hs).unwrap();
     assert_eq!(*log.lock().unwrap(), [0, 0, 1, 1, 2, 2]);
+}
 }
 
 common::seeded_tests! {

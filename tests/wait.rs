@@ -133,7 +133,7 @@ fn wait_any_over_nothing_panics() {
     let _ = wait_any(Vec::<&Event>::new(), None);
 }
 
-#[test]
+common::seeded_tests! {
 fn a_kill_while_in_iwait_unwinds_and_leaves_nothing_behind() {
     on_fresh_thread("kill", || {
         let ev = Rc::new(Event::new());
@@ -146,16 +146,17 @@ fn a_kill_while_in_iwait_unwinds_and_leaves_nothing_behind() {
             drop(t);
             unreachable!("killed while waiting");
         });
-        sleep(Duration::ZERO);
+        common::settle(); // the waiter parks in wait_any
         waiter.kill();
         assert!(waiter.join().unwrap_err().is_killed());
         // The event still works for others (its registration was dropped:
         // the unit tests in runtime/src/wait.rs count them).
         let e = ev.clone();
         let other = spawn(move || e.wait().is_ok());
-        sleep(Duration::ZERO);
+        common::settle(); // the other parks in wait
         assert_eq!(ev.set(), 1);
         assert!(other.join().unwrap());
         target.kill();
     });
+}
 }
