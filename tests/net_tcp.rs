@@ -1364,6 +1364,43 @@ fn io4_close_wakes_writer_on_full_buffer() {
     });
 }
 }
+/// IO-4's descriptor count: after the four close-wakes bodies above (3,100
+/// connections, every waiter woken by a close), the process has exactly
+/// the descriptors it had before. Counted in a child process, where no
+/// other test opens any meanwhile.
+#[test]
+fn io4_closes_leave_no_descriptor_behind() {
+    const TEST: &str = "io4_closes_leave_no_descriptor_behind";
+    if child_case().as_deref() == Some("fds") {
+        let pid = std::process::id();
+        // Warm up: the hub's own descriptors exist from here on.
+        bounded(|| {
+            let l = listener();
+            drop(pair(&l));
+            sleep(MS);
+        });
+        let before = common::fd_count(pid);
+        io4_close_wakes_reader();
+        io4_close_wakes_acceptor();
+        io4_registration_close_wakes_waiter();
+        io4_close_wakes_writer_on_full_buffer();
+        let after = common::fd_count(pid);
+        eprintln!("io4 fds: {before} before, {after} after");
+        assert_eq!(after, before, "descriptors leaked");
+        println!("fds-child-ok");
+        return;
+    }
+    // As written only: the seeded runs are the other tests' business.
+    let out = run_child(TEST, "fds", &[("VERDANT_SEEDS", "0")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("fds-child-ok"),
+        "child: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // IO-5 concurrent_reader (gevent test_recv_twice)
 // ---------------------------------------------------------------------------
@@ -1797,13 +1834,19 @@ common::seeded_tests! {
 fn io10_connect_timeout_refused_is_fast() {
     bounded(|| {
         let (_bound, addr) = common::refusing_addr();
+        let mut took = Vec::new();
         for _ in 0..10 {
             let t = Instant::now();
             let e = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_err();
             let dt = t.elapsed();
             assert_eq!(e.kind(), ErrorKind::ConnectionRefused, "{e:?}");
             assert!(dt < 100 * MS, "refused after {dt:?}");
+            took.push(dt);
         }
+        // The plan's bound (< 10 ms) on the median: a busy machine may
+        // preempt one attempt; the 100 ms above bounds every one.
+        took.sort();
+        assert!(took[5] < 10 * MS, "refused after {:?} (median)", took[5]);
     });
 }
 
@@ -1836,16 +1879,28 @@ fn io10_connect_timeout_full_backlog() {
                     queued.push(s);
                 }
                 Err(e) => {
-                    let dt = t.elapsed();
+                    let mut took = vec![t.elapsed()];
                     assert_eq!(e.kind(), ErrorKind::TimedOut, "attempt {attempt}: {e:?}");
-                    assert!(dt >= timeout, "timed out early: {dt:?}");
-                    assert!(dt < timeout + 50 * MS, "timed out late: {dt:?}");
+                    // The backlog stays full: 4 more connects time out too.
+                    for _ in 0..4 {
+                        let t = Instant::now();
+                        let r = within(HANG, "connect_timeout", move || {
+                            TcpStream::connect_timeout(&addr, timeout)
+                        });
+                        assert_eq!(r.map(drop).map_err(|e| e.kind()), Err(ErrorKind::TimedOut));
+                        took.push(t.elapsed());
+                    }
+                    took.sort();
+                    assert!(took[0] >= timeout, "timed out early: {took:?}");
+                    assert!(took[4] < timeout + 50 * MS, "timed out late: {took:?}");
+                    // The plan's bound (+20 ms) on the median.
+                    assert!(took[2] < timeout + 20 * MS, "timed out late: {took:?} (median)");
                     assert_eq!(
                         hub.io_registrations(),
                         base + queued.len(),
-                        "the timed-out socket was not closed"
+                        "the timed-out sockets were not closed"
                     );
-                    eprintln!("io10: {} queued, then timed out after {dt:?}", queued.len());
+                    eprintln!("io10: {} queued, then timed out after {took:?}", queued.len());
                     return;
                 }
             }
