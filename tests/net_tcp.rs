@@ -1143,6 +1143,29 @@ fn short_reads_and_writes_keep_the_stream_whole() {
 // IO-3 edge_drain: 1-byte reads of a 1 MiB burst
 // ---------------------------------------------------------------------------
 
+/// IO-3 at the plan's scale (CI runs these in release: `cargo test
+/// --release --test net_tcp -- --ignored io3`): 100 runs of each case at
+/// 1 MiB, all complete. On virtual time, so that the 200 ms pauses cost
+/// nothing.
+#[test]
+#[ignore = "about 20 s; CI runs it in release"]
+fn io3_edge_drain_one_byte_reads_100_runs() {
+    common::clock::virtual_time();
+    for _ in 0..100 {
+        edge_drain(false);
+    }
+}
+
+/// See [`io3_edge_drain_one_byte_reads_100_runs`].
+#[test]
+#[ignore = "about 20 s; CI runs it in release"]
+fn io3_edge_drain_reader_pauses_mid_stream_100_runs() {
+    common::clock::virtual_time();
+    for _ in 0..100 {
+        edge_drain(true);
+    }
+}
+
 fn edge_drain(pause: bool) {
     // A byte per read: 64 KiB under a seed.
     let len = if Hub::current().schedule_seed().is_some() {
