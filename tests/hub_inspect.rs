@@ -315,6 +315,48 @@ fn the_stack_high_water_mark_shows_deep_use() {
     deep_one.kill();
 }
 
+/// STK-7 at the plan's accuracy: a recursion whose depth is known (from
+/// the addresses of its own locals) reports a high-water mark within 4 KiB
+/// of it, at 16, 64 and 192 KiB deep. Fresh stack pages read as zero and a
+/// reused stack is scrubbed to zero, so zero is the fill pattern; every
+/// frame holds a return address, which never is.
+#[test]
+fn the_stack_high_water_mark_is_within_4_kib_of_a_known_depth() {
+    #[inline(never)]
+    fn down(until: usize, top: usize) -> usize {
+        let mut frame = [1u8; 256];
+        let here = std::hint::black_box(&mut frame).as_ptr() as usize;
+        let deepest = if top - here >= until {
+            here
+        } else {
+            down(until, top)
+        };
+        std::hint::black_box(&frame);
+        deepest
+    }
+    for kib in [16usize, 64, 192] {
+        let known = Rc::new(std::cell::Cell::new(0usize));
+        let k = known.clone();
+        let h = spawn(move || {
+            let anchor = 0u8;
+            let top = std::hint::black_box(&anchor) as *const u8 as usize;
+            k.set(top - down(kib * 1024, top));
+            sleep(Duration::from_secs(60));
+        });
+        sleep(Duration::from_millis(5));
+        let known = known.get();
+        assert!(known >= kib * 1024, "the recursion stopped at {known}");
+        let used = info(h.id()).unwrap().stack_used.unwrap();
+        assert!(
+            used >= known && used - known <= 4096,
+            "{kib} KiB: reported {used}, known {known} (off by {})",
+            used as isize - known as isize
+        );
+        eprintln!("stk7: {kib} KiB deep, reported {used} for {known} known");
+        h.kill();
+    }
+}
+
 #[test]
 fn the_age_grows() {
     let h = spawn(|| sleep(Duration::from_secs(60)));
