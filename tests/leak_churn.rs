@@ -9,44 +9,15 @@
 //! bound on each count's growth after the first round (which fills the
 //! caches: stacks, buffers).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use verdant::net::UdpSocket;
 use verdant::{killall, sleep, spawn, with_timeout, yield_now, Hub, JoinHandle};
 
-/// Counts live heap allocations.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is passed to `System` unchanged; only a counter is
-// added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 /// What is counted after each round.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -71,7 +42,7 @@ impl Counts {
             .lines()
             .count() as isize;
         Counts {
-            allocations: LIVE.load(Ordering::Relaxed),
+            allocations: common::counting_alloc::live(),
             fds,
             maps,
             greenlets,

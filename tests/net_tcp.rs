@@ -1414,14 +1414,7 @@ fn io4_closes_leave_no_descriptor_behind() {
         return;
     }
     // As written only: the seeded runs are the other tests' business.
-    let out = run_child(TEST, "fds", &[("VERDANT_SEEDS", "0")]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("fds-child-ok"),
-        "child: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_child_expecting(TEST, "fds", &[("VERDANT_SEEDS", "0")], "fds-child-ok");
 }
 
 // ---------------------------------------------------------------------------

@@ -1641,14 +1641,7 @@ fn accept_backs_off_on_emfile() {
         });
         return;
     }
-    let out = run_child(TEST, "emfile", &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("emfile-child-ok"),
-        "child: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_child_expecting(TEST, "emfile", &[], "emfile-child-ok");
 }
 }
 // ---------------------------------------------------------------------------
@@ -1800,13 +1793,6 @@ fn fd_count_back_to_baseline() {
         });
         return;
     }
-    let out = run_child(TEST, "fds", &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("fds-child-ok"),
-        "child: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::run_child_expecting(TEST, "fds", &[], "fds-child-ok");
 }
 }

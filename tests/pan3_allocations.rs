@@ -10,44 +10,16 @@
 //! queues, lists and stack pool grow to their working size) and is then
 //! measured on a second.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use verdant::{killall, sleep, spawn, yield_now, Greenlet, Hub};
 
-/// Counts live heap allocations.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every call is passed to `System` unchanged; only a counter is
-// added.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller's contract, passed on.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+mod common;
 
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::counting_alloc::Counting = common::counting_alloc::Counting;
 
 const SUSPENDED: usize = 1_000;
 
@@ -68,9 +40,9 @@ impl Drop for CountOnDrop {
 fn measured(round: impl Fn(&Arc<AtomicUsize>)) -> (isize, usize) {
     round(&Arc::new(AtomicUsize::new(0)));
     let drops = Arc::new(AtomicUsize::new(0));
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = common::counting_alloc::live();
     round(&drops);
-    let after = LIVE.load(Ordering::Relaxed);
+    let after = common::counting_alloc::live();
     (after - before, drops.load(Ordering::Relaxed))
 }
 

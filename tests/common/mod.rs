@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod clock;
+pub mod counting_alloc;
 pub mod example;
 
 use std::process::{Command, Output};
@@ -377,6 +378,20 @@ pub fn scaled(n: usize) -> usize {
     } else {
         n
     }
+}
+
+/// Re-runs this test binary for `test` as child case `case` (see
+/// [`run_child`], with `env`) and asserts that the child succeeded and
+/// printed `marker` (so it ran the case, not just nothing).
+pub fn run_child_expecting(test: &str, case: &str, env: &[(&str, &str)], marker: &str) {
+    let out = run_child(test, case, env);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains(marker),
+        "child: {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Re-runs this test binary for `test` as child case `case` (see
