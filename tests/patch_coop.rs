@@ -223,11 +223,8 @@ fn errno_is_what_libc_sets() {
     .unwrap();
     assert_eq!(r, (-1, Some(libc::EBADF)));
     // A refused connection.
-    let port = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
-    let e = spawn(move || TcpStream::connect(("127.0.0.1", port)).unwrap_err())
+    let (_bound, addr) = common::refusing_addr();
+    let e = spawn(move || TcpStream::connect(addr).unwrap_err())
         .join()
         .unwrap();
     assert_eq!(e.kind(), ErrorKind::ConnectionRefused);
