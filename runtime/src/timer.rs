@@ -6,17 +6,26 @@
 //! queue. The sequence number keeps timers with equal deadlines in FIFO
 //! order. What a timer does when it fires is the hub's business: the queue
 //! holds entries of any type `E`.
+//!
+//! A deadline is kept as nanoseconds since the queue was made, not as an
+//! `Instant` (16 bytes): with the hub's two-word entries, a B-tree node of
+//! 11 timers then takes 368 bytes instead of 624, and a parked greenlet's
+//! share of the queue about 50 bytes instead of 90.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-/// Identifies a timer for cancellation.
-pub(crate) type TimerKey = (Instant, u64);
+/// Identifies a timer for cancellation: its deadline (nanoseconds since
+/// the queue's `base`) and its order among equal deadlines.
+pub(crate) type TimerKey = (u64, u64);
 
 /// Pending timers, earliest first.
 pub(crate) struct Timers<E> {
     map: BTreeMap<TimerKey, E>,
+    /// Deadlines are counted from here (the queue's creation; an earlier
+    /// deadline counts as this one: due at once, as it was).
+    base: Instant,
     seq: u64,
     /// Seeded scheduling: the state of a xorshift source whose numbers
     /// order timers with equal deadlines (0: in the order they were set).
@@ -27,6 +36,7 @@ impl<E> Default for Timers<E> {
     fn default() -> Self {
         Timers {
             map: BTreeMap::new(),
+            base: Instant::now(),
             seq: 0,
             tie: 0,
         }
@@ -43,9 +53,19 @@ impl<E> Timers<E> {
             // the low half keeps every key unique.
             (crate::sys::xorshift(&mut self.tie) & !0xffff_ffff) | (self.seq & 0xffff_ffff)
         };
-        let key = (deadline, order);
+        let key = (self.since_base(deadline), order);
         self.map.insert(key, entry);
         key
+    }
+
+    /// `t` in nanoseconds since `base` (saturating at both ends: 584 years
+    /// fit, past the century a "forever" deadline is put at).
+    #[inline]
+    fn since_base(&self, t: Instant) -> u64 {
+        let d = t.saturating_duration_since(self.base);
+        d.as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()))
     }
 
     /// Orders timers with equal deadlines by a source seeded with `state`
@@ -59,11 +79,14 @@ impl<E> Timers<E> {
     }
 
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.map.first_key_value().map(|(k, _)| k.0)
+        self.map
+            .first_key_value()
+            .map(|(k, _)| self.base + Duration::from_nanos(k.0))
     }
 
     /// Removes and returns the earliest timer if it is due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<E> {
+        let now = self.since_base(now);
         match self.map.first_entry() {
             Some(e) if e.key().0 <= now => Some(e.remove()),
             _ => None,
@@ -146,5 +169,29 @@ mod tests {
         let d = deadline_after(Duration::MAX);
         assert!(d > Instant::now() + Duration::from_secs(50 * 365 * 24 * 3600));
         assert_eq!(deadline_of(None), None);
+    }
+
+    #[test]
+    fn deadlines_keep_their_order_and_value_to_the_nanosecond() {
+        let mut timers = Timers::default();
+        let t = Instant::now();
+        let past = t.checked_sub(Duration::from_secs(5)).unwrap_or(t);
+        let forever = deadline_after(Duration::MAX);
+        // Inserted out of order: 1 ns apart, a past deadline, a century.
+        timers.insert(t + Duration::from_nanos(2), "c");
+        timers.insert(forever, "forever");
+        timers.insert(t + Duration::from_nanos(1), "b");
+        timers.insert(past, "past");
+        assert!(
+            timers.next_deadline().unwrap() <= t,
+            "a past deadline is due at once"
+        );
+        assert_eq!(timers.pop_due(t), Some("past"));
+        assert_eq!(timers.next_deadline(), Some(t + Duration::from_nanos(1)));
+        assert_eq!(timers.pop_due(t), None, "not due 1 ns early");
+        assert_eq!(timers.pop_due(t + Duration::from_nanos(1)), Some("b"));
+        assert_eq!(timers.pop_due(t + Duration::from_secs(3600)), Some("c"));
+        assert_eq!(timers.next_deadline(), Some(forever));
+        assert_eq!(timers.pop_due(t + Duration::from_secs(3600)), None);
     }
 }

@@ -536,7 +536,7 @@ impl Runtime {
             let found: Vec<Greenlet> = ready
                 .iter()
                 .map(|r| r.g.clone())
-                .chain(timers.iter().map(|t| t.token.g.clone()))
+                .chain(timers.iter().map(|t| t.greenlet().clone()))
                 .chain(io_waiters.iter().map(|t| t.g.clone()))
                 .collect();
             drop(ready);

@@ -329,15 +329,7 @@ impl Runtime {
         token: WaitToken,
     ) -> TimerGuard<'_, TimerEntry> {
         token.g.inner.deadline.set(Some(deadline));
-        TimerGuard::arm(
-            &self.timers,
-            deadline,
-            TimerEntry {
-                token,
-                wake: Wake::TimedOut,
-                scope: 0,
-            },
-        )
+        TimerGuard::arm(&self.timers, deadline, TimerEntry::timeout(token))
     }
 
     /// Delivers `payload` into `g` (unstarted or suspended) on the next tick,
@@ -647,17 +639,10 @@ impl TimeoutScope {
         let rt = rt();
         let id = rt.next_id();
         let g = rt.current();
-        let key = rt.timers.borrow_mut().insert(
-            deadline,
-            TimerEntry {
-                token: WaitToken {
-                    g: g.clone(),
-                    seq: 0,
-                },
-                wake: Wake::TimedOut,
-                scope: id,
-            },
-        );
+        let key = rt
+            .timers
+            .borrow_mut()
+            .insert(deadline, TimerEntry::scope(g.clone(), id));
         TimeoutScope { key, id, g }
     }
 

@@ -77,13 +77,62 @@ impl Drop for FiringEnd<'_> {
     }
 }
 
-/// What a hub timer does when it fires.
+/// What a hub timer does when it fires: two words, so that a node of the
+/// timer queue's B-tree stays small (see `timer`).
 pub(crate) struct TimerEntry {
-    pub(super) token: WaitToken,
-    pub(super) wake: Wake,
-    /// Non-zero: the timer of `with_timeout` scope `scope` of `token.g`
-    /// (it interrupts whatever the greenlet waits in; `token.seq` unused).
-    pub(super) scope: u64,
+    g: Greenlet,
+    /// A wait's sequence number (it times out), or [`START`] (the
+    /// greenlet starts), or [`SCOPE`] with a `with_timeout` scope's number
+    /// (it expires, interrupting whatever the greenlet waits in). Both
+    /// numbers count from 0 by one: they never reach bit 62.
+    what: u64,
+}
+
+const START: u64 = 1 << 62;
+const SCOPE: u64 = 1 << 63;
+
+/// A fired [`TimerEntry`], unpacked.
+enum Fired {
+    Wake(WaitToken, Wake),
+    Expire(Greenlet, u64),
+}
+
+impl TimerEntry {
+    /// Times out the wait `token` names.
+    pub(super) fn timeout(token: WaitToken) -> TimerEntry {
+        debug_assert!(token.seq < START);
+        TimerEntry {
+            g: token.g,
+            what: token.seq,
+        }
+    }
+
+    /// Starts `g`, unstarted, waiting with sequence number 1.
+    fn start(g: Greenlet) -> TimerEntry {
+        TimerEntry { g, what: START }
+    }
+
+    /// Expires `g`'s `with_timeout` scope `scope`.
+    pub(super) fn scope(g: Greenlet, scope: u64) -> TimerEntry {
+        debug_assert!(scope < START);
+        TimerEntry {
+            g,
+            what: SCOPE | scope,
+        }
+    }
+
+    /// The greenlet it is for.
+    pub(super) fn greenlet(&self) -> &Greenlet {
+        &self.g
+    }
+
+    fn fired(self) -> Fired {
+        match self.what {
+            w if w & SCOPE != 0 => Fired::Expire(self.g, w & !SCOPE),
+            START => Fired::Wake(WaitToken { g: self.g, seq: 1 }, Wake::Ready),
+            seq => Fired::Wake(WaitToken { g: self.g, seq }, Wake::TimedOut),
+        }
+    }
 }
 
 /// A ready-queue entry: two words, so it is built and copied in registers
@@ -379,12 +428,9 @@ impl Runtime {
         g.inner.wait_seq.set(1);
         g.inner.waiting.set(super::info::Waiting::Start);
         g.inner.deadline.set(Some(deadline));
-        let entry = TimerEntry {
-            token: WaitToken { g, seq: 1 },
-            wake: Wake::Ready,
-            scope: 0,
-        };
-        self.timers.borrow_mut().insert(deadline, entry)
+        self.timers
+            .borrow_mut()
+            .insert(deadline, TimerEntry::start(g))
     }
 
     /// Cancels a timer (nothing happens if it fired or was cancelled).
@@ -602,10 +648,10 @@ impl Runtime {
         let _end = FiringEnd(self);
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
-            match due {
-                Some(e) if e.scope != 0 => self.expire_scope(&e.token.g, e.scope),
-                Some(e) => {
-                    self.wake(&e.token, e.wake);
+            match due.map(TimerEntry::fired) {
+                Some(Fired::Expire(g, scope)) => self.expire_scope(&g, scope),
+                Some(Fired::Wake(token, wake)) => {
+                    self.wake(&token, wake);
                 }
                 None => break,
             }
@@ -726,5 +772,28 @@ mod tests {
         assert!(x.join().is_err(), "x was killed before it started");
         // Popping x's stale entry gave nobody a turn: `a` still goes first.
         assert_eq!(*log.borrow(), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_timer_entry_unpacks_to_what_it_was_made_for() {
+        let g = rt().current();
+        let same = |a: &Greenlet| Rc::ptr_eq(&a.inner, &g.inner);
+        assert_eq!(std::mem::size_of::<TimerEntry>(), 16);
+        let big = START - 1; // the largest number either kind may carry
+        for seq in [0, 7, big] {
+            let token = WaitToken { g: g.clone(), seq };
+            match TimerEntry::timeout(token).fired() {
+                Fired::Wake(t, Wake::TimedOut) => assert!(same(&t.g) && t.seq == seq),
+                _ => panic!("a timeout of wait {seq} unpacked to something else"),
+            }
+            match TimerEntry::scope(g.clone(), seq).fired() {
+                Fired::Expire(h, scope) => assert!(same(&h) && scope == seq),
+                Fired::Wake(..) => panic!("scope {seq} unpacked to a wake"),
+            }
+        }
+        match TimerEntry::start(g.clone()).fired() {
+            Fired::Wake(t, Wake::Ready) => assert!(same(&t.g) && t.seq == 1),
+            _ => panic!("a start unpacked to something else"),
+        }
     }
 }
