@@ -209,7 +209,7 @@ pub struct Blocked {
     /// The running greenlet's id.
     pub greenlet_id: u64,
     /// The running greenlet's name (`main`, `Hub`, or a child's: its first
-    /// 32 bytes).
+    /// 31 bytes).
     pub greenlet: String,
     /// Where the running greenlet was spawned (`None` for main and the hub).
     pub spawned_at: Option<&'static Location<'static>>,

@@ -443,17 +443,21 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let delayed = start_at.is_some();
         let site = std::panic::Location::caller();
-        let (greenlet, key) =
-            hub::spawn_task(self.stack_size, self.name, start_at, site, move || {
-                if delayed {
-                    // Started by its spawn_later timer: forget the key.
-                    let me = hub::current_id();
-                    START_TIMERS.with(|t| t.borrow_mut().remove(&me));
-                }
+        // Two closures rather than one with a flag: a closure no larger
+        // than the user's own is kept in the greenlet's record until its
+        // first run, with no allocation of its own.
+        let (greenlet, key) = match start_at {
+            None => hub::spawn_task(self.stack_size, self.name, None, site, move || {
                 Value::new(f())
-            })?;
+            })?,
+            Some(_) => hub::spawn_task(self.stack_size, self.name, start_at, site, move || {
+                // Started by its spawn_later timer: forget the key.
+                let me = hub::current_id();
+                START_TIMERS.with(|t| t.borrow_mut().remove(&me));
+                Value::new(f())
+            })?,
+        };
         if let Some(key) = key {
             START_TIMERS.with(|t| t.borrow_mut().insert(greenlet.id(), key));
         }

@@ -32,7 +32,7 @@ use std::rc::Rc;
 use corosensei::CoroutineResult;
 
 use super::info::Waiting;
-use super::record::{Co, CoSlot, Inner, Kind, Outcome, State, Y};
+use super::record::{Co, CoSlot, Inner, Kind, MakeCo, Outcome, State, Y};
 use super::{abort, try_rt, Runtime, LOOP_EXIT_MESSAGE};
 use crate::greenlet::{Greenlet, GreenletExit};
 use crate::stack;
@@ -402,7 +402,7 @@ impl Runtime {
         let fi = unsafe { &mut *inner.fault.get() };
         (fi.guard_lo, fi.guard_hi) = stack.guard_range();
         inner.low_water.set(stack.top());
-        *slot = CoSlot::Live(make(stack));
+        *slot = CoSlot::Live(make.call(stack));
         let CoSlot::Live(co) = slot else {
             unreachable!("just stored")
         };
@@ -653,14 +653,15 @@ where
     if let Some(n) = name {
         inner.set_name(n);
     }
-    let record: *const Inner = Rc::as_ptr(&inner);
     let body = move |y: &Y, ()| {
-        // SAFETY: (one runner) the root loop holds a handle to the record
-        // while the coroutine runs, and the record owns the coroutine, so
-        // the record outlives every run of this closure.
-        unsafe { (*record).yielder.set(y) };
-        // SAFETY: as above. A `spawn_later` start leaves `Waiting::Start`.
-        unsafe { (*record).waiting.set(Waiting::Nothing) };
+        // The record is found through the runtime rather than captured, so
+        // that the closure stays small enough for a deferred start to keep
+        // it in place (`MakeCo`). The root loop makes a greenlet current
+        // before it resumes it, and holds a handle to its record meanwhile.
+        let me = super::rt().current_record();
+        me.yielder.set(y);
+        // A `spawn_later` start leaves `Waiting::Start`.
+        me.waiting.set(Waiting::Nothing);
         // A start, like any resume, leaves this greenlet's input in the
         // mailbox. The root loop never starts a greenlet with a throw (it
         // dies unstarted instead), and a hub start carries no value.
@@ -678,7 +679,7 @@ where
         try_rt(|rt| rt.mail_exit.set(Some(exit)));
     };
     let slot = if deferred {
-        CoSlot::Deferred(stack, Box::new(move |stack| Co::with_stack(stack, body)))
+        CoSlot::Deferred(stack, MakeCo::new(move |stack| Co::with_stack(stack, body)))
     } else {
         CoSlot::Live(Co::with_stack(stack, body))
     };
