@@ -348,7 +348,7 @@ impl Runtime {
             match timed.front() {
                 // Its turn has come.
                 Some(t) if t.after <= self.popped.get() => {
-                    return timed.pop_front().map(|t| t.entry);
+                    return Self::pop_timed(&mut timed, self.popped.get());
                 }
                 // Promoted (a clock read only while a woken timer waits
                 // behind others, and only between turns).
@@ -358,7 +358,7 @@ impl Runtime {
                         && t.woke.elapsed() >= SWITCH_INTERVAL =>
                 {
                     self.promoted_at.set(turns);
-                    return timed.pop_front().map(|t| t.entry);
+                    return Self::pop_timed(&mut timed, self.popped.get());
                 }
                 Some(_) => {}
                 None => self.any_timed.set(false),
@@ -382,6 +382,19 @@ impl Runtime {
             // Nothing ahead of the timed ones any more.
             None => self.timed.borrow_mut().pop_front().map(|t| t.entry),
         }
+    }
+
+    /// Takes the first timed entry. The one after it, likely to run soon
+    /// (woken sleepers run in a row once late), has its stack prefetched
+    /// if cold, as the ready queue does for its next entry: a sleeper that
+    /// parked long ago is out of cache.
+    #[inline(always)]
+    fn pop_timed(timed: &mut VecDeque<Timed>, now: u64) -> Option<Ready> {
+        let t = timed.pop_front()?;
+        if let Some(next) = timed.front() {
+            next.entry.g.inner.prefetch_if_cold(now);
+        }
+        Some(t.entry)
     }
 
     /// Seeded scheduling on (`Some`) or off; see `Hub::set_schedule_seed`.
