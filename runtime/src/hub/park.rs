@@ -348,7 +348,7 @@ impl Runtime {
     pub(super) fn notify_links(&self, g: &Greenlet) {
         // A throw still queued for it has nothing left to hit.
         drop(g.inner.pending_throw.take());
-        let links = std::mem::take(&mut *g.inner.completion.links.borrow_mut());
+        let links = g.inner.completion.take_links();
         for link in links {
             match link {
                 Link::Wake(t) => {
@@ -483,11 +483,7 @@ pub(crate) fn deliver_kill(g: &Greenlet) -> bool {
 
 /// Makes `token` a joiner of `g`: woken when `g` ends.
 pub(crate) fn link_joiner(g: &Greenlet, token: WaitToken) {
-    g.inner
-        .completion
-        .links
-        .borrow_mut()
-        .push(Link::Wake(token));
+    g.inner.completion.with_links(|l| l.push(Link::Wake(token)));
 }
 
 /// Drops `x` when `g` ends (at once if it has), however it ends: for what a
@@ -497,7 +493,7 @@ pub(crate) fn link_drop(g: &Greenlet, x: Box<dyn std::any::Any>) {
     if g.is_dead() {
         drop(x);
     } else {
-        g.inner.completion.links.borrow_mut().push(Link::Drop(x));
+        g.inner.completion.with_links(|l| l.push(Link::Drop(x)));
     }
 }
 
@@ -505,8 +501,7 @@ pub(crate) fn link_drop(g: &Greenlet, x: Box<dyn std::any::Any>) {
 /// were killed, iwaits dropped), so that repeated waits on a long-lived
 /// greenlet leave nothing behind.
 pub(crate) fn unlink_stale(g: &Greenlet) {
-    let stale: Vec<Link> = {
-        let mut links = g.inner.completion.links.borrow_mut();
+    let stale: Vec<Link> = g.inner.completion.with_links(|links| {
         let (keep, stale): (Vec<Link>, Vec<Link>) = links.drain(..).partition(|l| match l {
             Link::Wake(t) => t.is_current(),
             Link::Relay(w, _) => w.strong_count() > 0,
@@ -514,29 +509,34 @@ pub(crate) fn unlink_stale(g: &Greenlet) {
         });
         *links = keep;
         stale
-    };
-    drop(stale); // outside the borrow
+    });
+    drop(stale); // once the links are back: a drop may reach them
 }
 
 /// Has `relay` fire with `index` when `g` ends.
 pub(crate) fn link_relay(g: &Greenlet, relay: &Rc<Relay>, index: usize) {
-    let mut links = g.inner.completion.links.borrow_mut();
-    links.retain(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
-    links.push(Link::Relay(Rc::downgrade(relay), index));
+    let gone: Vec<Link> = g.inner.completion.with_links(|links| {
+        let (keep, gone) = links
+            .drain(..)
+            .partition(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
+        *links = keep;
+        links.push(Link::Relay(Rc::downgrade(relay), index));
+        gone
+    });
+    drop(gone); // once the links are back
 }
 
 /// Forgets `relay`'s link to `g` (an iwait dropped before `g` ended).
 pub(crate) fn unlink_relay(g: &Greenlet, relay: &Rc<Relay>) {
     let me = Rc::downgrade(relay);
-    let gone: Vec<Link> = {
-        let mut links = g.inner.completion.links.borrow_mut();
+    let gone: Vec<Link> = g.inner.completion.with_links(|links| {
         let (keep, gone) = links.drain(..).partition(
             |l| !matches!(l, Link::Relay(w, _) if w.ptr_eq(&me) || w.strong_count() == 0),
         );
         *links = keep;
         gone
-    };
-    drop(gone); // outside the borrow
+    });
+    drop(gone); // once the links are back
 }
 
 /// Collects which of an `iwait`'s objects became ready, in order, and

@@ -9,7 +9,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, UnsafeCell};
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
 use std::panic::Location;
@@ -196,9 +196,11 @@ pub(crate) struct Inner {
     pub(super) yielder: Cell<*const Y>,
     /// Lowest stack address seen at a switch: how much of the stack to scrub.
     pub(super) low_water: Cell<usize>,
-    parent: RefCell<Option<Greenlet>>,
+    /// `Cell`s rather than `RefCell`s here and in [`Completion`]: a borrow
+    /// flag is 8 bytes a field, and no code holds these across a call out.
+    parent: Cell<Option<Greenlet>>,
     /// Boxed: most greenlets keep their default name.
-    name: RefCell<Option<Box<Cow<'static, str>>>>,
+    name: Cell<Option<Box<Cow<'static, str>>>>,
     /// Read by the overflow handler; written only while not running.
     pub(super) fault: UnsafeCell<FaultInfo>,
     /// Hub waits: the sequence number of the current wait (the protocol
@@ -254,11 +256,12 @@ pub(crate) struct Inner {
 
 // A parked greenlet's memory is its stack's top page and this record (in
 // an `Rc`, 16 bytes more, in a block the allocator rounds up to 16 with 8
-// of its own): 392 bytes make a 416-byte block, 400 a 432-byte one. Grow
-// it knowingly (`park_many` prints the figure per greenlet; issue target
-// 4.5 KiB). A debug build adds the owner's thread.
+// of its own): 360 bytes make a 384-byte block; 376 would make 400, 392
+// 416. Grow it knowingly (`park_many` prints the figure per greenlet,
+// `stack_pool::a_parked_greenlet_holds_at_most_4_5_kib` asserts it). A
+// debug build adds the owner's thread.
 #[cfg(not(debug_assertions))]
-const _: () = assert!(std::mem::size_of::<Inner>() <= 392);
+const _: () = assert!(std::mem::size_of::<Inner>() <= 360);
 
 /// [`Inner::listed_at`] of a record not in the live list.
 pub(super) const NOT_LISTED: u32 = u32::MAX;
@@ -290,8 +293,8 @@ impl Inner {
             co: UnsafeCell::new(CoSlot::Empty),
             yielder: Cell::new(ptr::null()),
             low_water: Cell::new(usize::MAX),
-            parent: RefCell::new(parent),
-            name: RefCell::new(None),
+            parent: Cell::new(parent),
+            name: Cell::new(None),
             fault: UnsafeCell::new(FaultInfo::new(id)),
             wait_seq: Cell::new(0),
             park_sp: Cell::new(0),
@@ -372,14 +375,17 @@ impl Inner {
     }
 
     pub(crate) fn display_name(&self) -> Cow<'static, str> {
-        match &*self.name.borrow() {
+        let name = self.name.take();
+        let shown = match &name {
             Some(n) => Cow::clone(n),
             None => match self.kind {
                 Kind::Main => Cow::Borrowed("main"),
                 Kind::Hub => Cow::Borrowed("Hub"),
                 Kind::Child => Cow::Owned(format!("Greenlet-{}", self.id)),
             },
-        }
+        };
+        self.name.set(name);
+        shown
     }
 
     /// Names the greenlet, for panic reports and the overflow message.
@@ -388,17 +394,21 @@ impl Inner {
         // thread, which interrupts nothing that writes it except this store;
         // a torn name in a crash report is harmless.
         unsafe { (*self.fault.get()).set_name(&name) };
-        *self.name.borrow_mut() = Some(Box::new(name));
+        let old = self.name.replace(Some(Box::new(name)));
+        drop(old);
     }
 
     pub(crate) fn parent(&self) -> Option<Greenlet> {
-        self.parent.borrow().clone()
+        let parent = self.parent.take();
+        let copy = parent.clone();
+        self.parent.set(parent);
+        copy
     }
 
     /// Replaces the parent (the caller has checked for cycles).
     pub(crate) fn replace_parent(&self, parent: Greenlet) {
-        let old = self.parent.borrow_mut().replace(parent);
-        drop(old); // outside the borrow: it may be the last handle
+        let old = self.parent.replace(Some(parent));
+        drop(old); // after the store: it may be the last handle
     }
 
     /// Records where the stack is now and when (`now`: the hub's count of
@@ -514,12 +524,12 @@ pub(crate) struct Completion {
     outcome: Cell<Outcome>,
     /// The message and payload of a panic; boxed, as most greenlets never
     /// panic (this keeps an idle greenlet small).
-    panic: RefCell<Option<Box<PanicRecord>>>,
+    panic: Cell<Option<Box<PanicRecord>>>,
     /// A task's return value, until its `JoinHandle` takes it. A `Value`
     /// rather than a typed slot of its own: small results (integers, `()`)
     /// need no allocation at all.
     result: Cell<Option<Value>>,
-    pub(super) links: RefCell<Vec<Link>>,
+    links: Cell<Vec<Link>>,
 }
 
 impl Completion {
@@ -534,15 +544,18 @@ impl Completion {
 
     /// The panic message, if it panicked with a string.
     pub(crate) fn panic_message(&self) -> Option<String> {
-        self.panic.borrow().as_ref().and_then(|r| r.message.clone())
+        let record = self.panic.take();
+        let message = record.as_ref().and_then(|r| r.message.clone());
+        self.panic.set(record);
+        message
     }
 
     /// Takes the panic payload (once; the message stays).
     pub(crate) fn take_panic_payload(&self) -> Option<Payload> {
-        self.panic
-            .borrow_mut()
-            .as_mut()
-            .and_then(|r| r.payload.take())
+        let mut record = self.panic.take();
+        let payload = record.as_mut().and_then(|r| r.payload.take());
+        self.panic.set(record);
+        payload
     }
 
     /// Records how the greenlet ended, unless it already was: `exit` is
@@ -565,7 +578,8 @@ impl Completion {
                 } else {
                     (None, Value::thrown(p))
                 };
-                *self.panic.borrow_mut() = Some(Box::new(PanicRecord { message, payload }));
+                self.panic
+                    .set(Some(Box::new(PanicRecord { message, payload })));
                 (Outcome::Panicked, to_parent)
             }
         };
@@ -580,9 +594,23 @@ impl Completion {
         }
     }
 
+    /// Runs `f` on the links (which must not reach this greenlet's links
+    /// again: they are out of their cell meanwhile).
+    pub(super) fn with_links<R>(&self, f: impl FnOnce(&mut Vec<Link>) -> R) -> R {
+        let mut links = self.links.take();
+        let r = f(&mut links);
+        self.links.set(links);
+        r
+    }
+
+    /// Takes every link.
+    pub(super) fn take_links(&self) -> Vec<Link> {
+        self.links.take()
+    }
+
     #[cfg(test)]
     pub(crate) fn links_len(&self) -> usize {
-        self.links.borrow().len()
+        self.with_links(|l| l.len())
     }
 }
 
