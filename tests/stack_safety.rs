@@ -443,8 +443,9 @@ fn stk6_child() {
     hub.set_stack_cache_capacity(0); // pooled stacks are intentional; drop them
     let after_maps = maps_count();
     println!("STK6 maps baseline={baseline_maps} peak={peak_maps} after={after_maps}");
+    // The plan's bound (37 before and after here, with either guard kind).
     assert!(
-        after_maps.abs_diff(baseline_maps) <= 16,
+        after_maps.abs_diff(baseline_maps) <= 5,
         "maps not back to baseline: {baseline_maps} -> {after_maps}"
     );
     println!("STK6 done");
@@ -467,6 +468,7 @@ fn stk6_spawn_until_enomem() {
         .lines()
         .filter_map(|l| l.find("STK6 ").map(|i| &l[i..]))
         .collect();
+    println!("{}", summary.join("; "));
     assert!(
         out.status.success(),
         "child failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
