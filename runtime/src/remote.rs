@@ -236,6 +236,10 @@ impl Remote {
     }
 }
 
+// The wake-up protocol (`Shared::send` and `RemoteHub::drain`: push, then
+// set `notified`; clear it with a swap, then take the messages) has a loom
+// model in the repository's `tests/thr2_loom.rs`, a replica with the same
+// operations and orderings: change the two together.
 impl Shared {
     fn send(&self, msg: Msg) -> Result<(), Msg> {
         self.tx.send(msg).map_err(|e| e.0)?;
