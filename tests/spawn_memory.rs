@@ -17,11 +17,19 @@ use common::counting_alloc::{live, Counting};
 static ALLOC: Counting = Counting;
 
 /// Spawns `n` greenlets, each made by `make(i)`, with no stack free for
-/// them (the cache is off), and returns the live blocks each added.
+/// them, and returns the live blocks each added.
 fn blocks_per_spawn<F: FnOnce() + 'static>(
     n: usize,
     mut make: impl FnMut(usize) -> F,
 ) -> (f64, Vec<verdant::JoinHandle<()>>) {
+    // No stack free: with the cache off, the stacks of greenlets that ended
+    // are given back (pending ones once the hub goes idle), so every spawn
+    // below is deferred.
+    let hub = Hub::current();
+    hub.set_stack_cache_capacity(0);
+    verdant::sleep(Duration::from_millis(1));
+    let stats = hub.stack_stats();
+    assert_eq!((stats.cached, stats.pending), (0, 0), "{stats:?}");
     let mut hs = Vec::with_capacity(n);
     let before = live();
     for i in 0..n {
