@@ -515,15 +515,11 @@ pub(crate) fn unlink_stale(g: &Greenlet) {
 
 /// Has `relay` fire with `index` when `g` ends.
 pub(crate) fn link_relay(g: &Greenlet, relay: &Rc<Relay>, index: usize) {
-    let gone: Vec<Link> = g.inner.completion.with_links(|links| {
-        let (keep, gone) = links
-            .drain(..)
-            .partition(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
-        *links = keep;
+    g.inner.completion.with_links(|links| {
+        // Dropping a dead relay's `Weak` runs no other code.
+        links.retain(|l| !matches!(l, Link::Relay(w, _) if w.strong_count() == 0));
         links.push(Link::Relay(Rc::downgrade(relay), index));
-        gone
     });
-    drop(gone); // once the links are back
 }
 
 /// Forgets `relay`'s link to `g` (an iwait dropped before `g` ended).
