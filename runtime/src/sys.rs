@@ -59,6 +59,35 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
     unsafe { libc::syscall(libc::SYS_write, fd, bytes.as_ptr(), bytes.len()) as isize }
 }
 
+/// The stack pointer where this is inlined (it always is).
+///
+/// Read from the register, not taken as the address of a local: under
+/// AddressSanitizer a local whose address is taken may live on a "fake
+/// stack" on the heap (its use-after-return check), and the scrub and the
+/// prefetch need the real stack. Other architectures fall back to a local's
+/// address, which is the stack pointer within a few bytes.
+#[inline(always)]
+pub(crate) fn stack_pointer() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: copies a register into an output register; reads and writes
+    // no memory and leaves the flags alone.
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(target_arch = "aarch64")]
+    // SAFETY: as above.
+    unsafe {
+        core::arch::asm!("mov {}, sp", out(reg) sp, options(nomem, nostack, preserves_flags));
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        let marker = 0u8;
+        sp = std::hint::black_box(std::ptr::addr_of!(marker)) as usize;
+    }
+    sp
+}
+
 /// A number naming the calling thread while it lives: the address of a
 /// thread-local (no allocation, no system call). Two threads alive at once
 /// never share it; a thread that ended may pass it on to a new one. (Used

@@ -206,8 +206,8 @@ pub(crate) struct Inner {
     /// Hub waits: the sequence number of the current wait (the protocol
     /// is in the module docs of `hub`).
     pub(super) wait_seq: Cell<u64>,
-    /// The stack address (within a few bytes of the stack pointer) at the
-    /// last switch out; 0 until the first. See [`Inner::prefetch_if_cold`].
+    /// The stack pointer at the last switch out (in `note_park`, so a
+    /// few frames above the switch itself); 0 until the first. See [`Inner::prefetch_if_cold`].
     park_sp: Cell<usize>,
     /// The hub's count of ready-queue pops at the last switch out.
     parked_at: Cell<u64>,
@@ -416,9 +416,7 @@ impl Inner {
     /// stack has been, for the scrub.
     #[inline(always)]
     pub(super) fn note_park(&self, now: u64) {
-        let marker = 0u8;
-        // The address of a local is (within a few bytes) the stack pointer.
-        let sp = std::hint::black_box(ptr::addr_of!(marker)) as usize;
+        let sp = crate::sys::stack_pointer();
         self.park_sp.set(sp);
         self.parked_at.set(now);
         if sp < self.low_water.get() {
