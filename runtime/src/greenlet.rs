@@ -116,8 +116,9 @@ impl std::error::Error for ParentError {}
 ///   thread's panic count (which is per thread, not per greenlet) into
 ///   every other greenlet.
 /// * **Cycles leak.** Handles are reference counted; a greenlet whose stack
-///   holds the last handle to itself is never freed until its thread's hub
-///   shuts down. A parent link is a handle too: a suspended greenlet whose
+///   holds the last handle to itself is never freed until its thread exits,
+///   when the hub's shutdown unwinds it (its destructors run, as for a
+///   kill). A parent link is a handle too: a suspended greenlet whose
 ///   frames hold a child it is the parent of (the default for a greenlet
 ///   made there) stays alive through that child when its other handles go;
 ///   drop the child, or [`set_parent`](Greenlet::set_parent) it elsewhere,

@@ -509,7 +509,8 @@ impl Runtime {
     }
 
     /// Unwinds what is left at thread exit: greenlets still queued, timed or
-    /// waiting for IO.
+    /// waiting for IO, then those switched out or never started (raw
+    /// greenlets held by cycles).
     ///
     /// Each greenlet found queued or timed is unwound explicitly (not by
     /// dropping handles: a greenlet can be kept alive by a cycle, such as a
@@ -530,10 +531,7 @@ impl Runtime {
             if let Some(inbox) = self.inbox() {
                 io_waiters.extend(inbox.take_waiters());
             }
-            if ready.is_empty() && timers.is_empty() && io_waiters.is_empty() {
-                break;
-            }
-            let found: Vec<Greenlet> = ready
+            let mut found: Vec<Greenlet> = ready
                 .iter()
                 .map(|r| r.g.clone())
                 .chain(timers.iter().map(|t| t.greenlet().clone()))
@@ -542,6 +540,28 @@ impl Runtime {
             drop(ready);
             drop(timers);
             drop(io_waiters);
+            if found.is_empty() {
+                // Nothing queued, timed or waiting for IO. What is left is
+                // switched out or never started: raw greenlets that nothing
+                // will switch to again, kept alive by a handle to themselves
+                // on their own stacks (the cycles that `Greenlet`'s docs say
+                // last until here), and waiters of primitives kept alive
+                // the same way.
+                found = self
+                    .live_records()
+                    .into_iter()
+                    .filter(|r| {
+                        r.kind == Kind::Child
+                            && matches!(r.state.get(), State::Suspended | State::Unstarted)
+                    })
+                    // SAFETY: (listed) a listed record is alive while it is
+                    // listed, and the list is read before anything runs.
+                    .map(|r| unsafe { Greenlet::from_borrowed_ptr(r) })
+                    .collect();
+                if found.is_empty() {
+                    break;
+                }
+            }
             for g in &found {
                 unwind_now(g);
             }
