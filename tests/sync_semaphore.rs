@@ -59,7 +59,15 @@ use sync_common::*;
 /// A lock that lives for the whole test, so that its guards are `'static`
 /// and can move into (and be dropped by) another greenlet.
 fn leaked_lock() -> &'static Lock<()> {
-    Box::leak(Box::new(Lock::new(())))
+    /// The leaked locks' addresses: kept reachable from a static, so that
+    /// LeakSanitizer (CI's AddressSanitizer step) does not report them.
+    static LEAKED: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+    let lock: &'static Lock<()> = Box::leak(Box::new(Lock::new(())));
+    LEAKED
+        .lock()
+        .unwrap()
+        .push(lock as *const Lock<()> as usize);
+    lock
 }
 
 // ---------------------------------------------------------------------------
