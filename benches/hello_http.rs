@@ -1,4 +1,4 @@
-//! `examples/hello_http.rs` (verdant, one greenlet per connection) against
+//! `examples/hello_http` (verdant, one greenlet per connection) against
 //! a hyper 1.x server on tokio's current-thread runtime (same answer,
 //! `Hello, world!`, keep-alive, `TCP_NODELAY`), both under
 //! `wrk -t1 -c100 -d5s`, side by side in one run. Each server is a child
@@ -63,7 +63,7 @@ fn main() {
     let example = match common::http::build_example("hello_http") {
         Ok(p) => p,
         Err(e) => {
-            println!("hello_http: SKIPPED: could not build examples/hello_http.rs: {e}");
+            println!("hello_http: SKIPPED: could not build examples/hello_http: {e}");
             return;
         }
     };

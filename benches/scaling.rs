@@ -15,7 +15,7 @@
 //!
 //! | kind | echo | HTTP |
 //! |---|---|---|
-//! | `verdant` | `Hubs` of THREADS hubs, `StreamServer` per hub (`SO_REUSEPORT`) | `examples/hello_http.rs --threads THREADS` |
+//! | `verdant` | `Hubs` of THREADS hubs, `StreamServer` per hub (`SO_REUSEPORT`) | `examples/hello_http --threads THREADS` |
 //! | `verdant-rr` | the same, `Spread::RoundRobin` | `hello_http --spread rr` |
 //! | `tokio` | multi-thread runtime, THREADS workers, a task per connection | hyper on the same runtime |
 //! | `go` | a goroutine per connection, `GOMAXPROCS=THREADS` | `net/http` |

@@ -1,4 +1,4 @@
-//! The HTTP servers the network benches compare `examples/hello_http.rs`
+//! The HTTP servers the network benches compare `examples/hello_http`
 //! with: hyper (tokio) and a minimal keep-alive loop for may. Each answers
 //! `GET /` with `Hello, world!` and sets `TCP_NODELAY`.
 

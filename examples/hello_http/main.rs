@@ -46,129 +46,14 @@ use std::time::{Duration, Instant};
 use verdant::net::{Spread, StreamServer, TcpStream};
 use verdant::Hubs;
 
+mod requests;
+use requests::{Next, Requests, TIMED_OUT, TOO_LARGE};
+
 /// How long a stop (SIGINT, SIGTERM) waits for open connections.
 const GRACE: Duration = Duration::from_secs(5);
 
-/// The largest request head (request line and headers) accepted.
-const MAX_HEAD: usize = 8 * 1024;
-/// The most header lines accepted.
-const MAX_HEADERS: usize = 64;
 /// How long a closing connection waits for the client to finish sending.
 const LINGER: Duration = Duration::from_secs(1);
-/// Flush the output buffer once this much is queued (a long pipeline).
-const FLUSH_AT: usize = 32 * 1024;
-
-const HELLO_KEEP: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!";
-const HELLO_KEEP_10: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, world!";
-const HELLO_CLOSE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!";
-const NOT_FOUND_KEEP: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\n\r\nNot Found\n";
-const NOT_FOUND_KEEP_10: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: keep-alive\r\n\r\nNot Found\n";
-const NOT_FOUND_CLOSE: &[u8] = b"HTTP/1.1 404 Not Found\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 10\r\nConnection: close\r\n\r\nNot Found\n";
-const NOT_ALLOWED_KEEP: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\n\r\n";
-const NOT_ALLOWED_KEEP_10: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: keep-alive\r\n\r\n";
-const NOT_ALLOWED_CLOSE: &[u8] = b"HTTP/1.1 405 Method Not Allowed\r\nServer: verdant\r\nAllow: GET, HEAD\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const TIMED_OUT: &[u8] = b"HTTP/1.1 408 Request Timeout\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const BAD_REQUEST: &[u8] = b"HTTP/1.1 400 Bad Request\r\nServer: verdant\r\nContent-Type: text/plain\r\nContent-Length: 12\r\nConnection: close\r\n\r\nBad Request\n";
-const TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-const NOT_IMPLEMENTED: &[u8] = b"HTTP/1.1 501 Not Implemented\r\nServer: verdant\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-
-/// Picks the keep-alive, HTTP/1.0 keep-alive or closing variant.
-fn pick(
-    keep: bool,
-    http10: bool,
-    variants: (&'static [u8], &'static [u8], &'static [u8]),
-) -> &'static [u8] {
-    match (keep, http10) {
-        (true, false) => variants.0,
-        (true, true) => variants.1,
-        (false, _) => variants.2,
-    }
-}
-
-/// Whether a `Connection` header value lists `token` (case-insensitive,
-/// comma-separated).
-fn has_token(value: &[u8], token: &str) -> bool {
-    value
-        .split(|&b| b == b',')
-        .any(|t| t.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
-}
-
-/// What one parsed request asks of the connection.
-struct Answer {
-    response: &'static [u8],
-    /// Request body bytes to read and ignore before the next request.
-    body: usize,
-    /// Close the connection after this response.
-    close: bool,
-}
-
-impl Answer {
-    fn fatal(response: &'static [u8]) -> Answer {
-        Answer {
-            response,
-            body: 0,
-            close: true,
-        }
-    }
-}
-
-/// Answers a complete request head.
-fn answer(req: &httparse::Request<'_, '_>) -> Answer {
-    let http10 = req.version == Some(0);
-    let mut keep = !http10;
-    let mut body: Option<usize> = None;
-    for h in req.headers.iter() {
-        if h.name.eq_ignore_ascii_case("connection") {
-            if has_token(h.value, "close") {
-                keep = false;
-            } else if http10 && has_token(h.value, "keep-alive") {
-                keep = true;
-            }
-        } else if h.name.eq_ignore_ascii_case("content-length") {
-            let len = std::str::from_utf8(h.value)
-                .ok()
-                .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|v| v.parse::<usize>().ok());
-            match (len, body) {
-                (None, _) => return Answer::fatal(BAD_REQUEST),
-                // Two different lengths: the framing is ambiguous.
-                (Some(l), Some(prev)) if l != prev => return Answer::fatal(BAD_REQUEST),
-                (Some(l), _) => body = Some(l),
-            }
-        } else if h.name.eq_ignore_ascii_case("transfer-encoding") {
-            return Answer::fatal(NOT_IMPLEMENTED);
-        }
-    }
-    let path = req.path.unwrap_or("");
-    // Ignore a query string; accept the absolute form's path only.
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    let response = if path == "/" {
-        match req.method {
-            Some("GET") => pick(keep, http10, (HELLO_KEEP, HELLO_KEEP_10, HELLO_CLOSE)),
-            Some("HEAD") => {
-                // Same head, no body (the body is the last 13 bytes).
-                let r = pick(keep, http10, (HELLO_KEEP, HELLO_KEEP_10, HELLO_CLOSE));
-                &r[..r.len() - 13]
-            }
-            _ => pick(
-                keep,
-                http10,
-                (NOT_ALLOWED_KEEP, NOT_ALLOWED_KEEP_10, NOT_ALLOWED_CLOSE),
-            ),
-        }
-    } else {
-        pick(
-            keep,
-            http10,
-            (NOT_FOUND_KEEP, NOT_FOUND_KEEP_10, NOT_FOUND_CLOSE),
-        )
-    };
-    Answer {
-        response,
-        body: body.unwrap_or(0),
-        close: !keep,
-    }
-}
 
 /// Closes a connection the server decided to end: first the sending half,
 /// then whatever the client still sends is read and dropped for a moment.
@@ -225,68 +110,42 @@ fn serve(mut conn: TcpStream, limits: Limits) -> io::Result<()> {
     conn.set_nodelay(true)?;
     // When the request head under way must be complete (None: none is).
     let mut head_due: Option<Instant> = None;
-    let mut buf = vec![0u8; MAX_HEAD].into_boxed_slice();
+    let mut requests = Requests::default();
     let mut out: Vec<u8> = Vec::with_capacity(4 * 1024);
-    let (mut start, mut end) = (0usize, 0usize); // unparsed bytes: buf[start..end]
-    let mut skip = 0usize; // request body bytes still to discard
+    let mut answered = 0; // requests answered when the head clock was last set
     loop {
         // Answer every complete request already buffered (a pipeline).
-        loop {
-            if skip > 0 {
-                let n = skip.min(end - start);
-                skip -= n;
-                start += n;
-                if skip > 0 {
-                    break; // the body goes on in the next read
-                }
+        match requests.next(&mut out) {
+            Next::Flush => {
+                conn.write_all(&out)?;
+                out.clear();
+                continue;
             }
-            if start == end {
-                break;
-            }
-            let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-            let mut req = httparse::Request::new(&mut headers);
-            let a = match req.parse(&buf[start..end]) {
-                Ok(httparse::Status::Complete(n)) => {
-                    start += n;
-                    head_due = None; // a pipelined next head gets its own clock
-                    answer(&req)
-                }
-                Ok(httparse::Status::Partial) => break, // read more
-                Err(httparse::Error::TooManyHeaders) => Answer::fatal(TOO_LARGE),
-                Err(_) => Answer::fatal(BAD_REQUEST),
-            };
-            out.extend_from_slice(a.response);
-            if a.close {
+            Next::Close => {
                 conn.write_all(&out)?;
                 linger_close(conn);
                 return Ok(());
             }
-            skip = a.body;
-            if out.len() >= FLUSH_AT {
-                conn.write_all(&out)?;
-                out.clear();
-            }
+            Next::Read => {}
+        }
+        if requests.answered() != answered {
+            answered = requests.answered();
+            head_due = None; // a pipelined next head gets its own clock
         }
         if !out.is_empty() {
             conn.write_all(&out)?;
             out.clear();
         }
-        // Keep the unparsed tail at the front of the buffer.
-        if start == end {
-            (start, end) = (0, 0);
-        } else if start > 0 {
-            buf.copy_within(start..end, 0);
-            (start, end) = (0, end - start);
-        }
-        if end == buf.len() {
+        let head = requests.head_under_way();
+        let fresh = requests.between_requests();
+        let Some(space) = requests.space() else {
             // A request head that fills the whole buffer and is not done.
             conn.write_all(TOO_LARGE)?;
             linger_close(conn);
             return Ok(());
-        }
+        };
         // A head under way has until its deadline; between requests (or
         // in a body) each read may wait the idle timeout.
-        let head = start < end && skip == 0;
         let wait = if head {
             let due = *head_due.get_or_insert_with(|| Instant::now() + limits.header);
             due.saturating_duration_since(Instant::now())
@@ -300,7 +159,7 @@ fn serve(mut conn: TcpStream, limits: Limits) -> io::Result<()> {
             return Ok(());
         }
         conn.set_read_timeout(Some(wait))?;
-        let n = match conn.read(&mut buf[end..]) {
+        let n = match conn.read(space) {
             Ok(n) => n,
             Err(e) if timed_out(&e) && head => {
                 conn.write_all(TIMED_OUT)?;
@@ -312,11 +171,11 @@ fn serve(mut conn: TcpStream, limits: Limits) -> io::Result<()> {
         if n == 0 {
             return Ok(()); // the client is done
         }
-        if start == end && skip == 0 {
+        if fresh {
             // The first bytes of a new request head: its clock starts.
             head_due = Some(Instant::now() + limits.header);
         }
-        end += n;
+        requests.filled(n);
     }
 }
 
