@@ -206,8 +206,8 @@ pub(crate) struct Inner {
     /// Hub waits: the sequence number of the current wait (the protocol
     /// is in the module docs of `hub`).
     pub(super) wait_seq: Cell<u64>,
-    /// The stack pointer at the last switch out (in `note_park`, so a
-    /// few frames above the switch itself); 0 until the first. See [`Inner::prefetch_if_cold`].
+    /// The stack pointer (within a few bytes) at the last switch out (in
+    /// `note_park`, so a few frames above the switch itself); 0 until the first. See [`Inner::prefetch_if_cold`].
     park_sp: Cell<usize>,
     /// The hub's count of ready-queue pops at the last switch out.
     parked_at: Cell<u64>,
