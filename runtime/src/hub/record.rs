@@ -672,4 +672,141 @@ mod tests {
         assert!(crate::hub::rt().pops() > now);
         h.kill();
     }
+
+    /// Issue 22 §2, measured rather than built: what keeping an idle
+    /// greenlet's live frames in a heap buffer, with its stack pages given
+    /// back, would save and cost. 10,000 greenlets each hold an array of
+    /// `B` bytes on their stacks (1 KiB: an echo loop reading into a stack
+    /// buffer; 16: one that holds no buffer while it waits) and wait on an
+    /// event; the test copies each one's live part (from a margin below its
+    /// park address to the top of its stack) out, `MADV_DONTNEED`s the
+    /// stack, measures RSS, copies the frames back and wakes them all: each
+    /// checks its array. Prints the figures; asserts only that every
+    /// greenlet resumed intact.
+    ///
+    /// One process per size (RSS is per process), so one at a time:
+    /// `cargo test --release -p verdant-runtime --lib compact_idle_1k -- --ignored --nocapture`,
+    /// then the same with `compact_idle_16b`.
+    #[test]
+    #[ignore = "an experiment that prints figures (issue 22, section 2)"]
+    fn compact_idle_1k() {
+        compact_idle::<1024>();
+    }
+
+    /// See [`compact_idle_1k`].
+    #[test]
+    #[ignore = "an experiment that prints figures (issue 22, section 2)"]
+    fn compact_idle_16b() {
+        compact_idle::<16>();
+    }
+
+    fn compact_idle<const B: usize>() {
+        use std::rc::Rc;
+        use std::time::Instant;
+        const N: usize = 10_000;
+        fn rss_kib() -> usize {
+            let s = std::fs::read_to_string("/proc/self/statm").unwrap();
+            s.split_whitespace()
+                .nth(1)
+                .unwrap()
+                .parse::<usize>()
+                .unwrap()
+                * 4
+        }
+        let ev = Rc::new(crate::sync::Event::new());
+        let spawn_one = |i: usize| {
+            let ev = ev.clone();
+            crate::spawn(move || {
+                let mut buf = [0u8; B];
+                for (j, b) in buf.iter_mut().enumerate() {
+                    *b = (i.wrapping_mul(31) + j) as u8;
+                }
+                std::hint::black_box(&mut buf);
+                ev.wait().unwrap();
+                std::hint::black_box(&buf)
+                    .iter()
+                    .enumerate()
+                    .all(|(j, &b)| b == (i.wrapping_mul(31) + j) as u8)
+            })
+        };
+        let hs: Vec<_> = (0..N).map(spawn_one).collect();
+        while hs.iter().any(|h| h.greenlet().inner.park_sp.get() == 0) {
+            crate::sleep(Duration::ZERO);
+        }
+        let bounds = |h: &crate::JoinHandle<bool>| {
+            let inner = &h.greenlet().inner;
+            // SAFETY: the fault record is written only while its greenlet
+            // does not run, and these are parked.
+            let (lo, usable) =
+                unsafe { ((*inner.fault_ptr()).guard_hi, (*inner.fault_ptr()).usable) };
+            (lo, lo + usable, inner.park_sp.get())
+        };
+        // How deep below the park address anything was written: the lowest
+        // nonzero word of the stacks (fresh or scrubbed, so zero below what
+        // ran) in the 4 KiB under the park address. An upper bound on the
+        // switch's own depth: the wait's calls before it count too.
+        let mut depth = 0;
+        for h in &hs {
+            let (lo, _, sp) = bounds(h);
+            let mut a = sp.saturating_sub(4096).max(lo) & !7;
+            while a < sp {
+                // SAFETY: [lo, top) is this parked greenlet's mapped stack.
+                if unsafe { std::ptr::read_volatile(a as *const u64) } != 0 {
+                    depth = depth.max(sp - a);
+                    break;
+                }
+                a += 8;
+            }
+        }
+        let margin = (depth + 64 + 15) & !15;
+        let before = rss_kib();
+        let t = Instant::now();
+        let mut saved: Vec<Box<[u8]>> = Vec::with_capacity(N);
+        for h in &hs {
+            let (lo, top, sp) = bounds(h);
+            let from = sp - margin;
+            // SAFETY: [from, top) lies in the parked greenlet's stack.
+            let live = unsafe { std::slice::from_raw_parts(from as *const u8, top - from) };
+            saved.push(live.into());
+            // SAFETY: the greenlet is parked (nothing runs on this stack),
+            // and its frames were copied out above.
+            let r =
+                unsafe { libc::madvise(lo as *mut libc::c_void, top - lo, libc::MADV_DONTNEED) };
+            assert_eq!(r, 0);
+        }
+        let compact_ns = t.elapsed().as_nanos() as f64 / N as f64;
+        let after = rss_kib();
+        let kept: usize = saved.iter().map(|b| b.len()).sum::<usize>() / N;
+        let t = Instant::now();
+        for (h, live) in hs.iter().zip(&saved) {
+            let (_, top, _) = bounds(h);
+            // SAFETY: as above; the bytes go back where they were.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    live.as_ptr(),
+                    (top - live.len()) as *mut u8,
+                    live.len(),
+                )
+            };
+        }
+        let restore_ns = t.elapsed().as_nanos() as f64 / N as f64;
+        drop(saved);
+        let t = Instant::now();
+        ev.set();
+        let ok = hs
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .filter(|&b| b)
+            .count();
+        let wake_ns = t.elapsed().as_nanos() as f64 / N as f64;
+        println!(
+            "compact {N} idle greenlets holding {B} B: written below the park address {depth} B \
+             (margin {margin}); live part kept {kept} B each; RSS {before} KiB parked, \
+             {after} KiB compacted: {:.2} KiB less each; compact {compact_ns:.0} ns, restore \
+             (copy and page fault) {restore_ns:.0} ns, then wake and finish {wake_ns:.0} ns per \
+             greenlet; {ok} intact",
+            (before as f64 - after as f64) / N as f64
+        );
+        assert_eq!(ok, N, "every greenlet resumed with its frames intact");
+    }
 }
