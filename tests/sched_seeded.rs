@@ -330,3 +330,91 @@ fn an_advance_that_does_not_move_the_clock_falls_back_to_sleeping() {
     let calls = CALLS.load(Ordering::Relaxed);
     assert!((1..=3).contains(&calls), "advance called {calls} times");
 }
+
+// ---------------------------------------------------------------------------
+// The harness itself (tests/common/mod.rs: seeded, under_seeds)
+// ---------------------------------------------------------------------------
+
+/// Seeds whose bodies mostly wait run side by side, and each seed runs
+/// exactly once, on a hub of its own with that seed.
+#[test]
+fn seeds_that_wait_run_side_by_side_each_once() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    static NOW: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+    static SEEN: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    fn body() {
+        let n = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+        PEAK.fetch_max(n, Ordering::SeqCst);
+        SEEN.lock()
+            .unwrap()
+            .push(Hub::current().schedule_seed().expect("a seeded hub"));
+        std::thread::sleep(Duration::from_millis(30)); // a wait in the kernel
+        NOW.fetch_sub(1, Ordering::SeqCst);
+    }
+    assert_eq!(common::under_seeds("waiting", 40, None, body), 40);
+    let mut seen = SEEN.lock().unwrap().clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..40).collect::<Vec<_>>());
+    let peak = PEAK.load(Ordering::SeqCst);
+    assert!(peak > 1, "40 waiting seeds ran one at a time");
+    assert!(peak <= common::MAX_SEED_THREADS, "{peak} at once");
+}
+
+/// A failure names the lowest seed that failed and how to replay it, with
+/// the body's own message.
+#[test]
+fn a_failure_names_the_lowest_failing_seed() {
+    fn body() {
+        let seed = Hub::current().schedule_seed().unwrap();
+        if seed == 9 || seed == 5 {
+            panic!("boom under {seed}");
+        }
+    }
+    let p = std::panic::catch_unwind(|| common::under_seeds("failing", 20, None, body))
+        .expect_err("two seeds failed");
+    let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        msg.contains("failing failed under seed 5 ")
+            && msg.contains("VERDANT_SEED=5 VERDANT_CLOCK=virtual")
+            && msg.contains("boom under 5"),
+        "{msg}"
+    );
+}
+
+/// A body whose scenario is in a child process has its seeds run in the
+/// child, and the parent reports the child's count; a child case that
+/// exits instead of returning (and so never reaches its seeds) fails the
+/// test instead of passing for no seeds at all.
+#[test]
+fn a_body_in_a_child_runs_its_seeds_there_and_one_that_exits_first_is_caught() {
+    const TEST: &str = "a_body_in_a_child_runs_its_seeds_there_and_one_that_exits_first_is_caught";
+    fn body() {
+        match common::child_case().as_deref() {
+            Some("outer-returns") => drop(common::run_child(TEST, "returns", &[])),
+            Some("outer-exits") => drop(common::run_child(TEST, "exits", &[])),
+            Some("returns") => {}
+            Some("exits") => std::process::exit(0),
+            other => unreachable!("child case {other:?}"),
+        }
+    }
+    if common::child_case().is_some() {
+        common::seeded("child_body", body);
+        return;
+    }
+    let ok = common::run_child(TEST, "outer-returns", &[("VERDANT_SEEDS", "3")]);
+    let text = common::output_text(&ok);
+    assert!(ok.status.success(), "{text}");
+    assert!(
+        text.contains("seeded child_body: 3 seeds in") && text.contains("(in child \"returns\")"),
+        "{text}"
+    );
+    let bad = common::run_child(TEST, "outer-exits", &[("VERDANT_SEEDS", "3")]);
+    let text = common::output_text(&bad);
+    assert!(!bad.status.success(), "{text}");
+    assert!(
+        text.contains("no child process it ran ran seeded schedules"),
+        "{text}"
+    );
+}

@@ -21,9 +21,15 @@ pub fn child_case() -> Option<String> {
 
 /// Re-runs this test binary for exactly `test`, as child case `case`, with
 /// extra environment `env`.
+///
+/// The child inherits the environment, `VERDANT_SEEDS` included: a test
+/// body that is [`seeded`] runs its seeded schedules in the child, one
+/// after another (such a body is in a child because it changes something
+/// the whole process shares), and the parent's [`seeded`] relays the
+/// child's count instead of running the child again under every seed.
 pub fn run_child(test: &str, case: &str, env: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("current_exe");
-    Command::new(exe)
+    let out = Command::new(exe)
         // `--include-ignored`: an ignored test, when run by hand, must still
         // find its child scenario.
         .args([
@@ -37,7 +43,31 @@ pub fn run_child(test: &str, case: &str, env: &[(&str, &str)]) -> Output {
         .env("RUST_BACKTRACE", "0")
         .envs(env.iter().copied())
         .output()
-        .expect("spawn child test process")
+        .expect("spawn child test process");
+    // With one test thread, libtest prints "test NAME ... " before the test
+    // runs, so a line the test prints may start after it.
+    let seeded = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.find("seeded ").map(|at| &l[at..]))
+        .filter(|l| l.contains(" seeds in "))
+        .map(|l| format!("{l} (in child {case:?})"))
+        .collect::<Vec<_>>();
+    CHILD_RUNS.with(|c| {
+        if let Some(lines) = c.borrow_mut().as_mut() {
+            lines.extend(seeded);
+            RAN_CHILD.with(|r| r.set(true));
+        }
+    });
+    out
+}
+
+thread_local! {
+    /// While [`seeded`] runs a body as written: the `seeded` lines of the
+    /// child processes it ran (`Some` even when they printed none).
+    static CHILD_RUNS: std::cell::RefCell<Option<Vec<String>>> =
+        const { std::cell::RefCell::new(None) };
+    /// Whether the body as written ran a child process.
+    static RAN_CHILD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Asserts that `e` is a socket read or write timeout's expiry as std
@@ -234,29 +264,83 @@ pub fn settle() {
 
 /// Runs a test body as written, then (SCHED-1) under seeded schedules:
 /// with `VERDANT_SEEDS=N` set (CI), under seeds `0..N` (see
-/// [`under_seeds`]), for at most `VERDANT_SEED_BUDGET_MS` (default 1,000)
-/// in all. Prints how many seeds ran. With `VERDANT_CLOCK=virtual` (a
-/// replay of a seeded run), the run as written is on virtual time too.
+/// [`under_seeds`]), for at most `VERDANT_SEED_BUDGET_MS` (default 1,000;
+/// 0: no limit) in all. Prints how many seeds ran. With
+/// `VERDANT_CLOCK=virtual` (a replay of a seeded run), the run as written
+/// is on virtual time too.
+///
+/// A body that runs its scenario in a child process ([`run_child`]) has
+/// its seeds run there, one at a time (the child exists because the body
+/// changes something the process shares: a limit, a signal disposition,
+/// the descriptor count); the parent prints the child's count.
 pub fn seeded(name: &str, body: fn()) {
-    if std::env::var("VERDANT_CLOCK").is_ok_and(|v| v == "virtual") {
+    let as_written = move || {
+        RAN_CHILD.with(|r| r.set(false));
+        CHILD_RUNS.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        body();
+        let lines = CHILD_RUNS
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_default();
+        (lines, RAN_CHILD.with(|r| r.replace(false)))
+    };
+    let (child_lines, ran_child) = if std::env::var("VERDANT_CLOCK").is_ok_and(|v| v == "virtual") {
         std::thread::spawn(move || {
             clock::virtual_time();
-            body();
+            as_written()
         })
         .join()
-        .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
     } else {
-        body();
-    }
+        as_written()
+    };
     let var = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<u64>().ok());
     let seeds = var("VERDANT_SEEDS").unwrap_or(0);
     if seeds == 0 {
         return;
     }
-    let budget = std::time::Duration::from_millis(var("VERDANT_SEED_BUDGET_MS").unwrap_or(1000));
+    if ran_child {
+        // A child that ends before returning from its case (an `exit(0)`)
+        // never reaches its seeded runs: that must not pass for 0 seeds.
+        assert!(
+            !child_lines.is_empty(),
+            "{name}: VERDANT_SEEDS is set but no child process it ran \
+             ran seeded schedules (does the child case exit instead of returning?)"
+        );
+        for l in child_lines {
+            println!("{l}");
+        }
+        return;
+    }
+    let budget = match var("VERDANT_SEED_BUDGET_MS").unwrap_or(1000) {
+        0 => None,
+        ms => Some(std::time::Duration::from_millis(ms)),
+    };
     let t0 = std::time::Instant::now();
-    let ran = under_seeds(name, seeds, Some(budget), body);
+    let ran = under_seeds(name, seeds, budget, body);
     println!("seeded {name}: {ran} seeds in {:.0?}", t0.elapsed());
+}
+
+/// The most seeds [`under_seeds`] runs at once.
+pub const MAX_SEED_THREADS: usize = 64;
+
+/// How long a seed must take before [`under_seeds`] runs seeds side by
+/// side. A short body gains little from it, and its own thread's CPU time
+/// is then small beside the cost of starting and ending the thread, which
+/// would make it look idle: 64 such seeds at once delayed some by
+/// milliseconds, enough to fire a 1 ms timer that a body counted on not
+/// firing yet.
+pub const SIDE_BY_SIDE_FROM: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// This thread's CPU time (user and system).
+fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
 /// Runs `body` under seeds `0..seeds`, each on a fresh thread (a fresh
@@ -266,31 +350,99 @@ pub fn seeded(name: &str, body: fn()) {
 /// (after 3 at least); a failure panics naming its seed
 /// (`VERDANT_SEED=<seed> VERDANT_CLOCK=virtual` replays it). Returns how
 /// many seeds ran.
+///
+/// Seeds run side by side when their bodies take a while
+/// ([`SIDE_BY_SIDE_FROM`]) and mostly wait (on the kernel's timers, a SYN
+/// retransmit, another thread): half as many at once as
+/// recent seeds took wall time per CPU time of their own thread, up to
+/// [`MAX_SEED_THREADS`]. A body that keeps its thread busy runs one seed
+/// at a time (and when the machine is loaded, wall time per CPU time
+/// grows with the number running, so halving it settles back), so timing
+/// bounds in it see the load they always did. In a child process
+/// ([`run_child`]) seeds always run one at a time.
 pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, body: fn()) -> u64 {
-    let t0 = std::time::Instant::now();
-    let mut ran = 0;
-    for seed in 0..seeds {
-        if ran >= 3 && budget.is_some_and(|b| t0.elapsed() >= b) {
+    use std::collections::HashMap;
+    use std::time::{Duration, Instant};
+    type Outcome = Result<(), Box<dyn std::any::Any + Send>>;
+    let t0 = Instant::now();
+    let most = if child_case().is_some() {
+        1
+    } else {
+        MAX_SEED_THREADS
+    };
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Duration)>();
+    let mut running: HashMap<u64, (std::thread::JoinHandle<()>, Instant)> = HashMap::new();
+    // Moving averages of a seed's wall time and CPU time, in seconds.
+    let (mut wall, mut cpu) = (0.0f64, 0.0f64);
+    let mut failures: Vec<(u64, Outcome)> = Vec::new();
+    let (mut next, mut ran) = (0u64, 0u64);
+    loop {
+        let over = ran >= 3 && budget.is_some_and(|b| t0.elapsed() >= b);
+        let width = if cpu > 0.0 && wall >= SIDE_BY_SIDE_FROM.as_secs_f64() {
+            ((wall / cpu / 2.0) as usize).clamp(1, most)
+        } else {
+            1
+        };
+        if next < seeds && !over && failures.is_empty() && running.len() < width {
+            let seed = next;
+            next += 1;
+            let tx = done_tx.clone();
+            let h = std::thread::spawn(move || {
+                let c0 = thread_cpu_time();
+                verdant::Hub::current().set_schedule_seed(Some(seed));
+                clock::virtual_time();
+                body();
+                let _ = tx.send((seed, thread_cpu_time() - c0));
+            });
+            running.insert(seed, (h, Instant::now()));
+            continue;
+        }
+        if running.is_empty() {
             break;
         }
-        let r = std::thread::spawn(move || {
-            verdant::Hub::current().set_schedule_seed(Some(seed));
-            clock::virtual_time();
-            body();
-        })
-        .join();
-        if let Err(p) = r {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!(
-                "{name} failed under seed {seed} \
-                 (replay: VERDANT_SEED={seed} VERDANT_CLOCK=virtual): {msg}"
-            );
+        // Wait for a seed to end: it reports its CPU time, or (a panic)
+        // its thread finishes without a report.
+        let ended = match done_rx.recv_timeout(Duration::from_millis(20)) {
+            Ok((seed, used)) => {
+                let (w, c) = (
+                    running[&seed].1.elapsed(),
+                    used.max(Duration::from_micros(1)),
+                );
+                let first = cpu == 0.0;
+                let mix = |avg: f64, x: Duration| {
+                    if first {
+                        x.as_secs_f64()
+                    } else {
+                        0.8 * avg + 0.2 * x.as_secs_f64()
+                    }
+                };
+                (wall, cpu) = (mix(wall, w), mix(cpu, c));
+                Some(seed)
+            }
+            Err(_) => running
+                .iter()
+                .find(|(_, (h, _))| h.is_finished())
+                .map(|(s, _)| *s),
+        };
+        let Some(seed) = ended else { continue };
+        let (h, _) = running.remove(&seed).expect("a running seed");
+        let r: Outcome = h.join();
+        if r.is_err() {
+            failures.push((seed, r));
+        } else {
+            ran += 1;
         }
-        ran += 1;
+    }
+    if let Some((seed, Err(p))) = failures.into_iter().min_by_key(|(s, _)| *s) {
+        let msg = p
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        panic!(
+            "{name} failed under seed {seed} \
+             (replay: VERDANT_SEED={seed} VERDANT_CLOCK=virtual): {msg}"
+        );
     }
     ran
 }
