@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use super::record::{Inner, Kind, State, NOT_LISTED};
 use super::Runtime;
+use crate::greenlet::Greenlet;
 use crate::reactor::Direction;
 use crate::stack;
 
@@ -415,6 +416,19 @@ impl Runtime {
         let mut v: Vec<&Inner> = live.iter().map(|&p| unsafe { &*p }).collect();
         v.sort_unstable_by_key(|i| i.id);
         v
+    }
+
+    /// Handles to the live greenlets that `keep` selects, oldest first: for
+    /// the teardown passes that unwind them one by one (a handle keeps each
+    /// alive while an earlier one's destructors run).
+    pub(super) fn live_greenlets(&self, keep: impl Fn(&Inner) -> bool) -> Vec<Greenlet> {
+        self.live_records()
+            .into_iter()
+            .filter(|r| keep(r))
+            // SAFETY: (listed) a listed record is alive while it is listed,
+            // and every handle is made before anything runs.
+            .map(|r| unsafe { Greenlet::from_borrowed_ptr(r) })
+            .collect()
     }
 
     /// A snapshot of the live greenlets (see [`RunInfo`]).

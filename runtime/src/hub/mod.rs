@@ -547,17 +547,10 @@ impl Runtime {
                 // on their own stacks (the cycles that `Greenlet`'s docs say
                 // last until here), and waiters of primitives kept alive
                 // the same way.
-                found = self
-                    .live_records()
-                    .into_iter()
-                    .filter(|r| {
-                        r.kind == Kind::Child
-                            && matches!(r.state.get(), State::Suspended | State::Unstarted)
-                    })
-                    // SAFETY: (listed) a listed record is alive while it is
-                    // listed, and the list is read before anything runs.
-                    .map(|r| unsafe { Greenlet::from_borrowed_ptr(r) })
-                    .collect();
+                found = self.live_greenlets(|r| {
+                    r.kind == Kind::Child
+                        && matches!(r.state.get(), State::Suspended | State::Unstarted)
+                });
                 if found.is_empty() {
                     break;
                 }
@@ -583,13 +576,7 @@ pub(crate) fn unwind_all() -> usize {
     // Unwinding one may wake or spawn others (its destructors run): go
     // round until none is left, as the thread's teardown does.
     for _ in 0..64 {
-        let found: Vec<Greenlet> = rt
-            .live_records()
-            .into_iter()
-            // SAFETY: (listed) a listed record is alive while it is listed,
-            // and the list is read before anything runs.
-            .map(|r| unsafe { Greenlet::from_borrowed_ptr(r) })
-            .collect();
+        let found = rt.live_greenlets(|_| true);
         if found.is_empty() {
             break;
         }
