@@ -53,21 +53,28 @@ pub fn run_child(test: &str, case: &str, env: &[(&str, &str)]) -> Output {
         .map(|l| format!("{l} (in child {case:?})"))
         .collect::<Vec<_>>();
     CHILD_RUNS.with(|c| {
-        if let Some(lines) = c.borrow_mut().as_mut() {
-            lines.extend(seeded);
-            RAN_CHILD.with(|r| r.set(true));
+        if let Some(runs) = c.borrow_mut().as_mut() {
+            runs.ran = true;
+            runs.seeded.extend(seeded);
         }
     });
     out
 }
 
+/// What the child processes of a body run as written under [`seeded`]
+/// reported.
+#[derive(Default)]
+struct ChildRuns {
+    /// Whether the body ran any.
+    ran: bool,
+    /// Their `seeded` lines.
+    seeded: Vec<String>,
+}
+
 thread_local! {
-    /// While [`seeded`] runs a body as written: the `seeded` lines of the
-    /// child processes it ran (`Some` even when they printed none).
-    static CHILD_RUNS: std::cell::RefCell<Option<Vec<String>>> =
+    /// Set while [`seeded`] runs a body as written.
+    static CHILD_RUNS: std::cell::RefCell<Option<ChildRuns>> =
         const { std::cell::RefCell::new(None) };
-    /// Whether the body as written ran a child process.
-    static RAN_CHILD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Asserts that `e` is a socket read or write timeout's expiry as std
@@ -275,15 +282,13 @@ pub fn settle() {
 /// the descriptor count); the parent prints the child's count.
 pub fn seeded(name: &str, body: fn()) {
     let as_written = move || {
-        RAN_CHILD.with(|r| r.set(false));
-        CHILD_RUNS.with(|c| *c.borrow_mut() = Some(Vec::new()));
+        CHILD_RUNS.with(|c| *c.borrow_mut() = Some(ChildRuns::default()));
         body();
-        let lines = CHILD_RUNS
+        CHILD_RUNS
             .with(|c| c.borrow_mut().take())
-            .unwrap_or_default();
-        (lines, RAN_CHILD.with(|r| r.replace(false)))
+            .unwrap_or_default()
     };
-    let (child_lines, ran_child) = if std::env::var("VERDANT_CLOCK").is_ok_and(|v| v == "virtual") {
+    let children = if std::env::var("VERDANT_CLOCK").is_ok_and(|v| v == "virtual") {
         std::thread::spawn(move || {
             clock::virtual_time();
             as_written()
@@ -298,15 +303,15 @@ pub fn seeded(name: &str, body: fn()) {
     if seeds == 0 {
         return;
     }
-    if ran_child {
+    if children.ran {
         // A child that ends before returning from its case (an `exit(0)`)
         // never reaches its seeded runs: that must not pass for 0 seeds.
         assert!(
-            !child_lines.is_empty(),
+            !children.seeded.is_empty(),
             "{name}: VERDANT_SEEDS is set but no child process it ran \
              ran seeded schedules (does the child case exit instead of returning?)"
         );
-        for l in child_lines {
+        for l in children.seeded {
             println!("{l}");
         }
         return;
