@@ -280,7 +280,7 @@ impl Registration {
                 seq: token.seq(),
             };
             let timer = deadline.map(|d| rt.arm_timer(d, token));
-            let woke = rt.park();
+            let woke = rt.park_compactable();
             drop(timer);
             drop(guard);
             match woke {

@@ -96,6 +96,30 @@ pub(crate) fn stack_pointer() -> usize {
     }
 }
 
+/// The stack pointer register itself, where this is inlined (it always
+/// is): the exact bottom of the calling function's frame, which stays put
+/// for the whole body of the function (x86-64 code moves it only in the
+/// prologue and epilogue). Idle compaction measures the switch's depth
+/// from it (see `hub::compact`). On other architectures (where compaction
+/// is off) a local's address, as [`stack_pointer`].
+#[inline(always)]
+pub(crate) fn stack_register() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: copies a register into an output register; reads and
+        // writes no memory and leaves the flags alone.
+        unsafe {
+            core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
+        }
+        sp
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        stack_pointer()
+    }
+}
+
 /// A number naming the calling thread while it lives: the address of a
 /// thread-local (no allocation, no system call). Two threads alive at once
 /// never share it; a thread that ended may pass it on to a new one. (Used

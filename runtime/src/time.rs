@@ -49,7 +49,7 @@ fn sleep_for(duration: Duration) {
             return;
         };
         let timer = rt.arm_timer(deadline, token);
-        let woke = rt.park();
+        let woke = rt.park_compactable();
         drop(timer);
         match woke {
             Ok(Wake::TimedOut) | Err(_) | Ok(Wake::LoopExit) => return,

@@ -170,7 +170,11 @@ pub struct GreenletInfo {
     pub stack_size: usize,
     /// The deepest its stack has been used so far, in bytes (its high-water
     /// mark: compare with `stack_size` to size stacks). `None` where it
-    /// cannot be read (under valgrind) and in a [`Stuck`] list.
+    /// cannot be read (under valgrind) and in a [`Stuck`] list. For a
+    /// greenlet whose stack was compacted while it waited
+    /// ([`Hub::set_idle_compaction`](crate::Hub::set_idle_compaction)), the
+    /// deepest it had been at a switch; compaction gives the stack's memory
+    /// back, so use from before it is forgotten once it runs again.
     pub stack_used: Option<usize>,
 }
 
@@ -387,6 +391,11 @@ impl Runtime {
         let (lo, usable) = unsafe { ((*fault).guard_hi, (*fault).usable) };
         let used = if !stack_used {
             None
+        } else if let Some(d) = (inner.state.get() != State::Running)
+            .then(|| Runtime::compacted_depth(inner))
+            .flatten()
+        {
+            Some(d) // compacted: its stack reads as zero
         } else if inner.has_run() {
             stack::used_depth(lo, lo + usable)
         } else {

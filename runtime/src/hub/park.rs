@@ -109,6 +109,7 @@ impl Drop for WaitEnd<'_> {
     fn drop(&mut self) {
         self.0.woken.set(true);
         self.0.waiting.set(Waiting::Nothing);
+        self.0.site_sp.set(0);
     }
 }
 
@@ -214,6 +215,33 @@ impl Runtime {
             Ok(w) => Ok(w),
             Err(v) => park_unusual(cur, v),
         }
+    }
+
+    /// A [`park`](Runtime::park) that idle compaction may compact while it
+    /// lasts (see `compact`): for sleeps and IO waits only, whose wake-ups
+    /// never touch the waiting greenlet's stack. It notes the stack
+    /// pointer where the switch happens: always inlined, as `park` and the
+    /// switch below it are, so this function's stack pointer is the
+    /// switch's.
+    #[inline(always)]
+    pub(crate) fn park_compactable(&self) -> Result<Wake, Refused> {
+        let cur = self.current_record();
+        cur.site_sp.set(crate::sys::stack_register() as u32);
+        self.park()
+    }
+
+    /// A [`park`](Runtime::park) through `switch::probe_switch`, for idle
+    /// compaction's probe: the wake-up, and how far below its stack
+    /// pointer the switch wrote.
+    pub(crate) fn park_probe(&self) -> (Result<Wake, Refused>, Option<usize>) {
+        let cur = self.current_record();
+        let _end = WaitEnd(cur);
+        let (v, depth) = switch::probe_switch(self);
+        let woke = match v.into_wake() {
+            Ok(w) => Ok(w),
+            Err(v) => park_unusual(cur, v),
+        };
+        (woke, depth)
     }
 
     /// Parks the running greenlet for one turn of the ready queue: it is

@@ -46,6 +46,11 @@ pub(super) enum CoSlot {
     /// deferred start costs no record space, and no allocation at all when
     /// the function fits in [`MakeCo`].
     Deferred(Stack, MakeCo),
+    /// Parked long in a sleep or for IO: the coroutine, whose stack's
+    /// memory was given back, and its live frames, which go back onto the
+    /// stack before it runs (see `compact`). Boxed: the slot stays as
+    /// small as its other variants need.
+    Compacted(Box<super::compact::Parked>),
 }
 
 /// The function of a deferred start (`FnOnce(Stack) -> Co`), stored in
@@ -208,9 +213,15 @@ pub(crate) struct Inner {
     pub(super) wait_seq: Cell<u64>,
     /// The stack pointer (within a few bytes) at the last switch out (in
     /// `note_park`, so a few frames above the switch itself); 0 until the first. See [`Inner::prefetch_if_cold`].
-    park_sp: Cell<usize>,
-    /// The hub's count of ready-queue pops at the last switch out.
-    parked_at: Cell<u64>,
+    pub(super) park_sp: Cell<usize>,
+    /// The hub's count of ready-queue pops at the last switch out (its low
+    /// 32 bits: only ages below [`COLD_AFTER`] matter).
+    parked_at: Cell<u32>,
+    /// The low 32 bits of the stack pointer register where its current
+    /// wait parks, if that wait may be compacted (a sleep, an IO wait:
+    /// `Runtime::park_compactable`); 0 otherwise. The full address is the
+    /// one below `park_sp` (in the same frame) with these low bits.
+    pub(super) site_sp: Cell<u32>,
     /// Hub waits: the current wait was already woken (or has ended).
     pub(super) woken: Cell<bool>,
     /// A kill was delivered: every later hub wait raises it again.
@@ -299,6 +310,7 @@ impl Inner {
             wait_seq: Cell::new(0),
             park_sp: Cell::new(0),
             parked_at: Cell::new(0),
+            site_sp: Cell::new(0),
             woken: Cell::new(false),
             killed: Cell::new(false),
             dying: Cell::new(false),
@@ -418,7 +430,7 @@ impl Inner {
     pub(super) fn note_park(&self, now: u64) {
         let sp = crate::sys::stack_pointer();
         self.park_sp.set(sp);
-        self.parked_at.set(now);
+        self.parked_at.set(now as u32);
         if sp < self.low_water.get() {
             self.low_water.set(sp);
         }
@@ -442,7 +454,7 @@ impl Inner {
     /// greenlets take turns); hence the age test.
     #[inline(always)]
     pub(super) fn prefetch_if_cold(&self, now: u64) {
-        if now.wrapping_sub(self.parked_at.get()) < COLD_AFTER {
+        if (now as u32).wrapping_sub(self.parked_at.get()) < COLD_AFTER {
             return;
         }
         let sp = self.park_sp.get();
@@ -462,7 +474,7 @@ impl Inner {
 /// cold (see [`Inner::prefetch_if_cold`]). Chosen, not tuned: greenlets
 /// taking turns in twos or threes stay below it, and a hub serving 100 or
 /// more connections resumes each one well above it.
-const COLD_AFTER: u64 = 32;
+const COLD_AFTER: u32 = 32;
 
 /// Bytes below the park address that [`Inner::prefetch_if_cold`] loads: the
 /// switch's saved registers and return address.
@@ -662,13 +674,13 @@ mod tests {
             "park address {sp:#x} outside the stack {lo:#x}..{:#x}",
             lo + usable
         );
-        let at = inner.parked_at.get();
+        let at = u64::from(inner.parked_at.get());
         let now = crate::hub::rt().pops();
         assert!(at >= 1 && at <= now, "parked at pop {at}, now {now}");
         for _ in 0..3 {
             crate::sleep(Duration::ZERO);
         }
-        assert_eq!(inner.parked_at.get(), at, "it did not run again");
+        assert_eq!(u64::from(inner.parked_at.get()), at, "it did not run again");
         assert!(crate::hub::rt().pops() > now);
         h.kill();
     }

@@ -570,6 +570,7 @@ impl Runtime {
         self.fire_timers(now);
         self.drain_inbox();
         let has_ready = self.has_ready();
+        self.compact_step(now, idle && !has_ready);
         if !idle || has_ready {
             if self.external_waits.get() > 0 {
                 self.poll_io(Some(Duration::ZERO));
@@ -581,6 +582,13 @@ impl Runtime {
             return false;
         }
         let mut timeout = next.map(|d| d.saturating_duration_since(now));
+        if let (Some(at), None) = (self.compact_deadline(), self.clock_advance.get()) {
+            // Idle compaction's next step (see `compact`); it does not
+            // keep the hub alive by itself (checked above). Under virtual
+            // time its steps wait for the timers instead.
+            let d = at.saturating_duration_since(now);
+            timeout = Some(timeout.map_or(d, |t| t.min(d)));
+        }
         // About to block: a good moment to give back the memory of the
         // stacks that finished since (no greenlet waits for it).
         self.release_stacks();

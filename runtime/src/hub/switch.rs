@@ -109,7 +109,11 @@ fn switch_posted(rt: &Runtime, target: &Greenlet) -> Option<Value> {
 /// Suspends the running (non-main) greenlet `cur`, asking the root loop to
 /// switch to `target` (its input is already in the mailbox); returns what it
 /// is resumed with.
-#[inline]
+///
+/// Always inlined, as [`switch_to_hub`] is: idle compaction counts on a
+/// hub wait's switch happening in the frame of the function that called
+/// `park` (see `Runtime::park_compactable`).
+#[inline(always)]
 fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
     cur.note_park(rt.pops());
     // A raw pointer: the caller borrows a handle to `target` for the whole
@@ -125,6 +129,33 @@ fn suspend(rt: &Runtime, cur: &Inner, target: *const Inner) -> Value {
         dying_exit();
     }
     rt.collect()
+}
+
+/// A hub wait's switch for idle compaction's probe (see `compact`): as
+/// [`suspend`] to the hub, but with corosensei's suspend called through a
+/// pointer, so its out-of-line body runs (where a switch inlines it
+/// instead, it writes less below the stack pointer: the three words it
+/// pushes). The stack below this function's stack pointer is filled with
+/// a pattern just before the switch and read back just after. Returns
+/// what it is resumed with, and how far below the stack pointer the
+/// switch wrote (`None`: farther than the fill, or nothing found).
+#[inline(never)]
+pub(super) fn probe_switch(rt: &Runtime) -> (Value, Option<usize>) {
+    let cur = rt.current_record();
+    debug_assert!(cur.kind == Kind::Child && may_switch(rt));
+    cur.note_park(rt.pops());
+    rt.mail_target.set(HUB_WAIT);
+    let y = cur.yielder.get();
+    debug_assert!(!y.is_null());
+    let switch: fn(&Y, ()) = std::hint::black_box(Y::suspend);
+    let sp = super::compact::fill_below_sp();
+    // SAFETY: (current) as in `suspend`.
+    switch(unsafe { &*y }, ());
+    let depth = super::compact::first_changed(sp).map(|a| sp - a);
+    if cur.dying.get() {
+        dying_exit();
+    }
+    (rt.collect(), depth)
 }
 
 /// Resumed by [`unwind_now`]: its last handle is gone, so it unwinds.
@@ -226,7 +257,7 @@ impl Runtime {
             // again (a switch to the current greenlet returns early).
             let co = match unsafe { &mut *inner.co.get() } {
                 CoSlot::Live(co) => co,
-                _ => self.make_deferred(inner),
+                _ => self.make_live(inner),
             };
             if self.hooks.get() != 0 {
                 self.on_switch(inner);
@@ -368,7 +399,8 @@ impl Runtime {
                 drop(make); // the never-run function
                 self.unreserve_stack(stack);
             }
-            CoSlot::Empty => {}
+            // Only a parked greenlet, which has run, is ever compacted.
+            CoSlot::Empty | CoSlot::Compacted(..) => {}
         }
         let to_parent = g.inner.completion.record(Err(payload), g.inner.task);
         self.notify_links(&g);
@@ -376,19 +408,29 @@ impl Runtime {
         g.inner.parent().unwrap_or_else(|| self.main.clone())
     }
 
-    /// Makes the coroutine of an unstarted greenlet that was created without
-    /// a resident stack (see `create`), on a resident stack if the pool has
-    /// one by now (a greenlet that finished since left it), else on the
-    /// stack reserved for it. Returns the coroutine, now in its slot.
+    /// Readies the coroutine of a greenlet about to be resumed whose slot
+    /// does not hold it ready: a compacted one gets its frames back on its
+    /// stack; an unstarted one that was created without a resident stack
+    /// (see `create`) is made, on a resident stack if the pool has one by
+    /// now (a greenlet that finished since left it), else on the stack
+    /// reserved for it. Returns the coroutine, now in its slot.
     #[cold]
     #[inline(never)]
     #[allow(clippy::mut_from_ref)] // the slot is an UnsafeCell: (one runner)
-    fn make_deferred<'a>(&self, inner: &'a Inner) -> &'a mut Co {
-        // SAFETY: (one runner) only the root loop starts a greenlet, and
-        // this one is unstarted, so nothing else uses its slots.
+    fn make_live<'a>(&self, inner: &'a Inner) -> &'a mut Co {
+        // SAFETY: (one runner) only the root loop resumes a greenlet, and
+        // this one is not running, so nothing else uses its slots.
         let slot = unsafe { &mut *inner.co.get() };
-        let CoSlot::Deferred(stack, make) = slot.take() else {
-            unreachable!("verdant: a live greenlet always has its coroutine")
+        let (stack, make) = match slot.take() {
+            CoSlot::Deferred(stack, make) => (stack, make),
+            CoSlot::Compacted(parked) => {
+                *slot = CoSlot::Live((*parked).into_live());
+                let CoSlot::Live(co) = slot else {
+                    unreachable!("just stored")
+                };
+                return co;
+            }
+            _ => unreachable!("verdant: a live greenlet always has its coroutine"),
         };
         let stack = match self.take_resident_stack(stack.usable()) {
             Some(resident) => {
@@ -496,6 +538,8 @@ pub(crate) fn unwind_now(g: &Greenlet) {
     // slot.
     let mut co = match unsafe { (*inner.co.get()).take() } {
         CoSlot::Live(co) => co,
+        // Its frames back before it unwinds or leaks.
+        CoSlot::Compacted(parked) => (*parked).into_live(),
         CoSlot::Empty => return,
         CoSlot::Deferred(stack, make) => {
             // Unstarted, with no coroutine yet: its function is dropped as
@@ -583,8 +627,11 @@ pub(crate) fn unwind_now(g: &Greenlet) {
 /// slot.
 pub(super) unsafe fn leak_slot(inner: &Inner) {
     // SAFETY: the caller's promise.
-    if let CoSlot::Live(co) = unsafe { (*inner.co.get()).take() } {
-        leak(co);
+    match unsafe { (*inner.co.get()).take() } {
+        CoSlot::Live(co) => leak(co),
+        // Its frames go back first, though it never runs again.
+        CoSlot::Compacted(parked) => leak((*parked).into_live()),
+        _ => {}
     }
 }
 
@@ -766,7 +813,7 @@ const HUB_WAIT: *const Inner = ptr::without_provenance(1);
 ///
 /// The caller has checked that the greenlet may switch (see
 /// [`park`](super::park)).
-#[inline]
+#[inline(always)]
 pub(super) fn switch_to_hub(rt: &Runtime) -> Value {
     debug_assert!(may_switch(rt), "a hub wait begins with begin_wait");
     let cur = rt.current_record();
