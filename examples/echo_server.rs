@@ -3,7 +3,7 @@
 //! hub thread with `--threads N`).
 //!
 //! `cargo run --release --example echo_server -- [--addr 127.0.0.1] [--port 0] [--threads 1] [--buf 1024] [--spread reuseport]
-//! [--idle-timeout SECS] [--write-timeout 10] [--max-connections 10000]`
+//! [--idle-timeout SECS] [--write-timeout 10] [--max-connections 10000] [--compact-idle 1|off]`
 //!
 //! It prints `listening on <addr>` first (port 0 picks a free port), then
 //! serves until SIGINT or SIGTERM, when it stops accepting, gives the
@@ -18,6 +18,12 @@
 //! that sends and never reads cannot hold a greenlet forever; at most
 //! `--max-connections` (10,000) per hub at once, the kernel queueing the
 //! rest.
+//!
+//! Idle connections: a connection's greenlet that has waited a second
+//! (`--compact-idle SECS`, or `off`) keeps only its live frames, about a
+//! KiB, and gives its stack page back until data arrives
+//! (`Hub::set_idle_compaction`): 10,000 idle connections take about 1.7 KiB
+//! each instead of 4.5.
 //!
 //! The seed's plain form, without the server helper, is an accept loop:
 //!
@@ -65,6 +71,8 @@ struct Options {
     /// sends and never reads would otherwise hold its greenlet forever).
     write: Duration,
     max_connections: usize,
+    /// Idle compaction's period (`None`: off).
+    compact: Option<Duration>,
 }
 
 fn server(addr: &str, o: Options) -> std::io::Result<()> {
@@ -82,6 +90,9 @@ fn server(addr: &str, o: Options) -> std::io::Result<()> {
     println!("listening on {}", listener.local_addr());
     let exits = Hubs::new().threads(threads).stop_on_signals(true).run(
         move |hub| -> std::io::Result<usize> {
+            // SAFETY: `talk` lends its greenlet's stack to no other thread
+            // (the contract of idle compaction).
+            unsafe { verdant::Hub::current().set_idle_compaction(o.compact) };
             let server = listener.server(hub, move |conn, _peer| talk(conn, buf))?;
             server.start()?;
             hub.wait_stop();
@@ -103,7 +114,7 @@ fn server(addr: &str, o: Options) -> std::io::Result<()> {
 fn usage(arg: &str) -> ! {
     eprintln!(
         "usage: echo_server [--addr HOST] [--port PORT] [--threads N] [--buf BYTES] [--spread reuseport|rr] \
-         [--idle-timeout SECS] [--write-timeout SECS] [--max-connections N] (got {arg:?})"
+         [--idle-timeout SECS] [--write-timeout SECS] [--max-connections N] [--compact-idle SECS|off] (got {arg:?})"
     );
     std::process::exit(2);
 }
@@ -118,6 +129,7 @@ fn main() {
         idle: None,
         write: Duration::from_secs(10),
         max_connections: 10_000,
+        compact: Some(Duration::from_secs(1)),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -137,6 +149,8 @@ fn main() {
             "--max-connections" => o.max_connections = count().unwrap_or_else(|| usage(&v)),
             "--idle-timeout" => o.idle = Some(secs().unwrap_or_else(|| usage(&v))),
             "--write-timeout" => o.write = secs().unwrap_or_else(|| usage(&v)),
+            "--compact-idle" if v == "off" => o.compact = None,
+            "--compact-idle" => o.compact = Some(secs().unwrap_or_else(|| usage(&v))),
             "--spread" => match v.as_str() {
                 "reuseport" => o.spread = Spread::ReusePort,
                 "rr" => o.spread = Spread::RoundRobin,

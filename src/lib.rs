@@ -32,7 +32,7 @@ pub use verdant_runtime::{
     BlockingHandle, Builder, Elapsed, Greenlet, GreenletExit, GreenletLocal, Group, Hub, Hubs,
     IWait, JoinAll, JoinAllError, JoinError, JoinErrorKind, JoinHandle, ParentError, Pool,
     PostError, Remote, RemoteRef, RemoteSender, Scope, ScopeError, Value, Waitable,
-    DEFAULT_BLOCKING_THREADS, DEFAULT_IDLE_COMPACTION,
+    DEFAULT_BLOCKING_THREADS,
 };
 pub use verdant_runtime::{
     GreenletInfo, RunInfo, RunState, Stuck, TraceEvent, TraceFn, TraceKind, Waiting,

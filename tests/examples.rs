@@ -220,6 +220,7 @@ fn echo_examples_reject_bad_arguments_with_usage() {
         ("echo_server", &["--threads", "0"][..]),
         ("echo_server", &["--buf", "lots"][..]),
         ("echo_server", &["--spread", "sideways"][..]),
+        ("echo_server", &["--compact-idle", "never"][..]),
         ("hello_http", &["--threads", "none"][..]),
         ("hello_http", &["--spread", "sideways"][..]),
         ("echo_client", &["--conns", "many"][..]),

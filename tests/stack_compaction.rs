@@ -3,9 +3,10 @@
 //! stack's memory given back; it gets them back, intact, when it runs
 //! again, or when it is killed, dropped or torn down with its thread.
 //!
-//! Every case sets a short period (a few milliseconds) so that compaction
-//! happens within the test, and checks data its greenlets keep on their
-//! stacks across the wait.
+//! Every case turns it on with a short period (a few milliseconds) so that
+//! compaction happens within the test, and checks data its greenlets keep
+//! on their stacks across the wait. (`unsafe`: none of these greenlets
+//! lends its stack to another thread, the contract of the setting.)
 
 use std::cell::Cell;
 use std::hint::black_box;
@@ -48,12 +49,18 @@ fn wait_until(what: &str, done: impl Fn() -> bool) {
 /// cases then have nothing to check.
 fn turn_on(period: Duration) -> bool {
     let hub = Hub::current();
-    hub.set_idle_compaction(Some(period));
+    // SAFETY: no greenlet of these tests lends its stack to a thread.
+    unsafe { hub.set_idle_compaction(Some(period)) };
     let on = hub.idle_compaction() == Some(period);
     if !on {
         println!("idle compaction is off here (valgrind or AddressSanitizer): nothing to check");
     }
     on
+}
+
+fn turn_off() {
+    // SAFETY: turning it off is always sound.
+    unsafe { Hub::current().set_idle_compaction(None) };
 }
 
 fn compacted() -> usize {
@@ -127,14 +134,13 @@ fn sleeping_greenlets_are_compacted_and_resume_intact() {
         "every frame came back intact"
     );
     assert_eq!(compacted(), 0, "all of them ran again");
-    hub.set_idle_compaction(None);
+    turn_off();
 }
 
 /// A compacted greenlet's stack memory is given back: its pages are no
 /// longer resident (`mincore`), and come back when it runs.
 #[test]
 fn a_compacted_stack_holds_no_memory() {
-    let hub = Hub::current();
     if !turn_on(PERIOD) {
         return;
     }
@@ -163,7 +169,7 @@ fn a_compacted_stack_holds_no_memory() {
     );
     assert!(h.join().unwrap(), "intact and resident once it ran");
     assert!(ev.is_set());
-    hub.set_idle_compaction(None);
+    turn_off();
 }
 
 /// Whether the page holding `addr` is resident.
@@ -182,7 +188,6 @@ fn resident(addr: usize) -> bool {
 /// event keeps its stack (its wait list's node lives there).
 #[test]
 fn io_waits_are_compacted_and_event_waits_are_not() {
-    let hub = Hub::current();
     if !turn_on(PERIOD) {
         return;
     }
@@ -191,9 +196,9 @@ fn io_waits_are_compacted_and_event_waits_are_not() {
     let server = spawn(move || {
         let (mut conn, _) = listener.accept().unwrap();
         let mine = [0xc3u8; 1500];
-        let mut buf = [0u8; 64];
-        let n = conn.read(&mut buf).unwrap(); // parks here
-        conn.write_all(&buf[..n]).unwrap();
+        let mut buf = [0u8; 16];
+        conn.read_exact(&mut buf).unwrap(); // parks here
+        conn.write_all(&buf).unwrap();
         black_box(&mine).iter().all(|&b| b == 0xc3)
     });
     let ev = Rc::new(Event::new());
@@ -219,10 +224,11 @@ fn io_waits_are_compacted_and_event_waits_are_not() {
     assert!(server.join().unwrap());
     ev.set();
     assert!(waiter.join().unwrap());
-    hub.set_idle_compaction(None);
+    turn_off();
 }
 
-/// Dropped when its greenlet unwinds: checks its bytes, counts itself.
+/// Dropped when its greenlet unwinds: counts itself if its bytes are
+/// intact.
 struct Guard {
     bytes: [u8; 600],
     tag: u8,
@@ -243,7 +249,6 @@ impl Drop for Guard {
 /// destructors run and see their data.
 #[test]
 fn a_compacted_greenlet_is_killed_with_its_destructors() {
-    let hub = Hub::current();
     if !turn_on(PERIOD) {
         return;
     }
@@ -269,9 +274,13 @@ fn a_compacted_greenlet_is_killed_with_its_destructors() {
     for h in hs {
         assert!(h.join().is_err(), "killed");
     }
-    assert_eq!(dropped.load(Ordering::SeqCst), 20, "every destructor ran");
+    assert_eq!(
+        dropped.load(Ordering::SeqCst),
+        20,
+        "every destructor ran, on intact frames"
+    );
     assert_eq!(compacted(), 0);
-    hub.set_idle_compaction(None);
+    turn_off();
 }
 
 /// A thread that ends with compacted greenlets still parked: its hub's
@@ -307,7 +316,6 @@ fn thread_exit_unwinds_compacted_greenlets() {
 /// between requests): each round it finds its data as it left it.
 #[test]
 fn compacted_again_and_again() {
-    let hub = Hub::current();
     if !turn_on(PERIOD) {
         return;
     }
@@ -336,36 +344,28 @@ fn compacted_again_and_again() {
         assert_eq!(b[0], round);
     }
     assert_eq!(h.join().unwrap(), 6);
-    hub.set_idle_compaction(None);
+    turn_off();
 }
 
-/// Turned off, nothing is compacted however long the wait.
+/// Turned off again, nothing more is compacted however long the wait; and
+/// off is the default.
 #[test]
-fn off_means_never() {
-    let hub = Hub::current();
-    hub.set_idle_compaction(None);
-    assert_eq!(hub.idle_compaction(), None);
-    let h = spawn(|| sleep(Duration::from_millis(100)));
-    sleep(Duration::from_millis(50));
-    assert_eq!(compacted(), 0);
-    h.join().unwrap();
-    assert_eq!(
-        Hub::current().idle_compaction(),
-        None,
-        "stays off until set again"
-    );
-}
-
-/// The default: on, with a one-second period (where it can work at all).
-#[test]
-fn on_by_default() {
+fn off_by_default_and_off_means_never() {
     std::thread::spawn(|| {
-        let hub = Hub::current();
-        let default = hub.idle_compaction();
+        assert_eq!(Hub::current().idle_compaction(), None, "off by default");
         if !turn_on(PERIOD) {
             return;
         }
-        assert_eq!(default, Some(verdant::DEFAULT_IDLE_COMPACTION));
+        let a = spawn(|| sleep(Duration::from_millis(400)));
+        wait_until("the first sleeper to be compacted", || compacted() == 1);
+        turn_off();
+        assert_eq!(Hub::current().idle_compaction(), None);
+        let b = spawn(|| sleep(Duration::from_millis(200)));
+        sleep(PERIOD * 20);
+        assert_eq!(compacted(), 1, "the second sleeper keeps its stack");
+        a.join().unwrap();
+        b.join().unwrap();
+        assert_eq!(compacted(), 0);
     })
     .join()
     .unwrap();
@@ -377,10 +377,9 @@ fn on_by_default() {
 #[test]
 fn seeded_compaction() {
     seeded("seeded_compaction", || {
-        let hub = Hub::current();
         // Off (valgrind, AddressSanitizer), the body still runs, as plain
         // waits.
-        hub.set_idle_compaction(Some(Duration::from_millis(1)));
+        turn_on(Duration::from_millis(1));
         let sleepers: Vec<_> = (0..8)
             .map(|i| {
                 spawn(move || {
@@ -407,7 +406,9 @@ fn seeded_compaction() {
         let e = ev.clone();
         let waiter = spawn(move || deep::<200>(7, 1, &|| e.wait().unwrap()));
         let mut client = TcpStream::connect(addr).unwrap();
-        sleep(Duration::from_millis(10));
+        // Off (valgrind, AddressSanitizer), nothing is compacted.
+        let on = Hub::current().idle_compaction().is_some();
+        wait_until("a compaction", || !on || compacted() > 0);
         client.write_all(b"ping").unwrap();
         ev.set();
         for h in sleepers {
@@ -415,6 +416,6 @@ fn seeded_compaction() {
         }
         assert!(reader.join().unwrap());
         assert!(waiter.join().unwrap());
-        hub.set_idle_compaction(None);
+        turn_off();
     });
 }

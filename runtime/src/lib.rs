@@ -152,7 +152,6 @@ pub use blocking::{
 pub use greenlet::{Greenlet, GreenletExit, ParentError};
 pub use hub::{
     GreenletInfo, Hub, RunInfo, RunState, Stuck, TraceEvent, TraceFn, TraceKind, Waiting,
-    DEFAULT_IDLE_COMPACTION,
 };
 pub use hubs::Hubs;
 pub use local::GreenletLocal;

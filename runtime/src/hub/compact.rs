@@ -8,9 +8,12 @@
 //! heap at every switch; verdant does it only for greenlets parked long
 //! enough that the copy is paid back many times over:
 //!
-//! * **Who.** A child greenlet parked in a sleep or an IO wait (through
-//!   `Runtime::park_compactable`), not woken yet, that has not run for at
-//!   least [`Hub::set_idle_compaction`]'s period (one second by default). Only these waits: every other hub
+//! * **Who.** Off unless turned on ([`Hub::set_idle_compaction`](crate::Hub::set_idle_compaction), which is
+//!   `unsafe`: a greenlet may lend its stack to a scoped thread across a
+//!   wait, and compaction would pull the memory from under that thread).
+//!   A child greenlet parked in a sleep or an IO wait (through
+//!   `Runtime::park_compactable`), not woken yet, that has not run for
+//!   about the period set there. Only these waits: every other hub
 //!   wait (a lock, an event, a queue, a join…) keeps a node of a wait list
 //!   on the waiting greenlet's own stack, which the waker writes and reads
 //!   while the greenlet is parked, so its stack must stay in place.
@@ -59,11 +62,6 @@ use super::info::Waiting;
 use super::record::{Co, CoSlot, Inner, Kind, State};
 use super::Runtime;
 use crate::stack;
-
-/// How long a greenlet waits in a sleep or for IO before its stack is
-/// compacted, unless [`Hub::set_idle_compaction`](crate::Hub::set_idle_compaction)
-/// says otherwise.
-pub const DEFAULT_IDLE_COMPACTION: Duration = Duration::from_secs(1);
 
 /// Live records a sweep visits per step, and the most it compacts then,
 /// while the hub has greenlets to run: a step then costs it about 30 µs
@@ -181,8 +179,10 @@ pub(super) struct Compactor {
     seen: Cell<bool>,
     /// `Runtime::switches` when the last sweep ended.
     swept_at: Cell<u64>,
-    /// Scratch space for a step's ranges to release.
+    /// Scratch space for a step's ranges to release, and the records
+    /// compacted with where their saved frames start.
     ranges: RefCell<Vec<(usize, usize)>>,
+    lowered: RefCell<Vec<(*const Inner, usize)>>,
     iov: RefCell<Vec<libc::iovec>>,
     /// Greenlets compacted now, and the bytes their frames take.
     pub(super) count: Cell<usize>,
@@ -192,7 +192,7 @@ pub(super) struct Compactor {
 impl Compactor {
     pub(super) fn new() -> Compactor {
         Compactor {
-            after: Cell::new(supported().then_some(DEFAULT_IDLE_COMPACTION)),
+            after: Cell::new(None),
             next_at: Cell::new(None),
             cursor: Cell::new(0),
             sweep_started: Cell::new(None),
@@ -201,6 +201,7 @@ impl Compactor {
             seen: Cell::new(false),
             swept_at: Cell::new(0),
             ranges: RefCell::new(Vec::new()),
+            lowered: RefCell::new(Vec::new()),
             iov: RefCell::new(Vec::new()),
             count: Cell::new(0),
             bytes: Cell::new(0),
@@ -268,6 +269,8 @@ impl Runtime {
             }
             let mut ranges = c.ranges.borrow_mut();
             ranges.clear();
+            let mut lowered = c.lowered.borrow_mut();
+            lowered.clear();
             for (i, &p) in live.iter().enumerate().take(end).skip(start) {
                 // SAFETY: (listed) every address in `live` names a live
                 // record, and nothing in this loop can end one.
@@ -276,8 +279,11 @@ impl Runtime {
                     marks[i] = (0, 0);
                     continue;
                 }
-                c.seen.set(true);
                 let key = (inner.id, inner.wait_seq.get());
+                if marks[i] == refused(key) {
+                    continue; // `compact_one` turned this wait down
+                }
+                c.seen.set(true);
                 if marks[i] != key {
                     // First seen in this wait: compacted at the next sweep
                     // if still in it.
@@ -285,21 +291,38 @@ impl Runtime {
                     continue;
                 }
                 if depth == 0 {
-                    // The first candidate: measure the switch first.
+                    // The first candidate: measure the switch first; this
+                    // one and the rest at a later step.
                     probe = true;
+                    end = i;
                     break;
                 }
-                marks[i] = (0, 0);
-                self.compact_one(inner, depth, &mut ranges);
+                match self.compact_one(inner, depth, &mut ranges) {
+                    Some(from) => {
+                        marks[i] = (0, 0);
+                        lowered.push((p, from));
+                    }
+                    // Not for this wait: never looked at again until the
+                    // greenlet waits anew, and no reason to keep an idle
+                    // hub awake for it.
+                    None => marks[i] = refused(key),
+                }
                 if ranges.len() == most {
                     end = i + 1; // the rest at the next step
                     break;
                 }
             }
-            if !ranges.is_empty() {
-                // Refused (it should not be, on our own mappings): the
-                // memory stays; the frames are saved either way.
-                let _ = stack::release_ranges(&ranges, &mut c.iov.borrow_mut());
+            if !ranges.is_empty() && stack::release_ranges(&ranges, &mut c.iov.borrow_mut()).is_ok()
+            {
+                // Released: everything below the saved frames is zero, so
+                // the scrub after each greenlet finishes starts there.
+                // (Refused, which it should not be on our own mappings,
+                // the memory and its old data stay, and so does the scrub.)
+                for &(p, from) in lowered.iter() {
+                    // SAFETY: (listed) as above; still in the borrow of
+                    // `live`, and nothing ran since.
+                    unsafe { (*p).low_water.set(from) };
+                }
             }
             if end >= live.len() {
                 marks.truncate(live.len());
@@ -339,8 +362,14 @@ impl Runtime {
     }
 
     /// Compacts `inner` (idle enough): saves its live frames and queues its
-    /// stack for release.
-    fn compact_one(&self, inner: &Inner, depth: usize, ranges: &mut Vec<(usize, usize)>) {
+    /// stack for release. Returns where the saved frames start, or `None`
+    /// if it cannot be compacted in this wait (see the checks).
+    fn compact_one(
+        &self,
+        inner: &Inner,
+        depth: usize,
+        ranges: &mut Vec<(usize, usize)>,
+    ) -> Option<usize> {
         // SAFETY: the fault record is written only while its greenlet does
         // not run, and this one is parked.
         let (lo, usable) = unsafe { ((*inner.fault_ptr()).guard_hi, (*inner.fault_ptr()).usable) };
@@ -352,20 +381,18 @@ impl Runtime {
         let mark = inner.park_sp.get();
         let gap = (mark as u32).wrapping_sub(inner.site_sp.get()) as usize;
         if gap >= 4096 {
-            return;
+            return None;
         }
         let sp = mark - gap;
-        let Some(from) = sp.checked_sub(depth).map(|a| a & !15) else {
-            return;
-        };
+        let from = sp.checked_sub(depth)? & !15;
         if sp >= top || from < lo {
-            return;
+            return None;
         }
         // SAFETY: (one runner) the greenlet is parked, so the root loop is
         // not resuming it and nothing else borrows its slot.
         let slot = unsafe { &mut *inner.co.get() };
         if !matches!(slot, CoSlot::Live(_)) {
-            return;
+            return None;
         }
         let CoSlot::Live(co) = slot.take() else {
             unreachable!("just matched")
@@ -380,13 +407,11 @@ impl Runtime {
         let used = top - inner.low_water.get().clamp(lo, from);
         *slot = CoSlot::Compacted(Box::new(Parked { saved, co, used }));
         ranges.push((lo, top));
-        // Everything below `from` is zero once released: the scrub after
-        // the greenlet finishes starts here.
-        inner.low_water.set(from);
         self.compact.count.set(self.compact.count.get() + 1);
         self.compact
             .bytes
             .set(self.compact.bytes.get() + (top - from));
+        Some(from)
     }
 
     /// Sets the period (see `Compactor::set_period`).
@@ -409,6 +434,12 @@ impl Runtime {
     pub(super) fn compacted(&self) -> (usize, usize) {
         (self.compact.count.get(), self.compact.bytes.get())
     }
+}
+
+/// The mark of a wait that `compact_one` turned down (see
+/// `Compactor::marks`): a wait sequence number never reaches this.
+fn refused((id, seq): (u64, u64)) -> (u64, u64) {
+    (id, !seq)
 }
 
 /// Whether `inner` may be compacted once idle long enough: a started
@@ -573,7 +604,8 @@ mod tests {
     #[test]
     fn the_probe_measures_the_switch() {
         let hub = crate::Hub::current();
-        hub.set_idle_compaction(Some(Duration::from_millis(2)));
+        // SAFETY: no greenlet here lends its stack to another thread.
+        unsafe { hub.set_idle_compaction(Some(Duration::from_millis(2))) };
         if !super::supported() {
             assert_eq!(hub.idle_compaction(), None, "off where it cannot work");
             return;
@@ -592,6 +624,7 @@ mod tests {
         assert!((PROBE_PAD + 24..2048).contains(&d), "depth {d}");
         assert_eq!(d % 16, 0);
         h.join().unwrap();
-        hub.set_idle_compaction(None);
+        // SAFETY: turning it off is always sound.
+        unsafe { hub.set_idle_compaction(None) };
     }
 }

@@ -117,7 +117,6 @@ mod trace;
 mod watch;
 
 pub(crate) use abort::UNWINDS;
-pub use compact::DEFAULT_IDLE_COMPACTION;
 pub(crate) use park::{
     deliver_kill, link_drop, link_joiner, link_relay, unlink_relay, unlink_stale, QuietEnd,
     Refused, Relay, Relays, ScopeSignal, TimeoutScope, WaitToken,
@@ -1009,31 +1008,42 @@ impl Hub {
         stats
     }
 
-    /// Sets how long a greenlet must wait in a [`sleep`](crate::sleep) or
-    /// for IO before its stack is *compacted*: its live frames (about a
-    /// KiB for a connection's read loop) are copied to a buffer and the
-    /// stack's memory is given back to the kernel, until the greenlet runs
-    /// again, when they are copied back. `None` turns it off. Default:
-    /// [`DEFAULT_IDLE_COMPACTION`](crate::DEFAULT_IDLE_COMPACTION), one
-    /// second.
+    /// Turns idle compaction on for this thread's hub (`Some(period)`) or
+    /// off (`None`, the default). A greenlet that has waited in a
+    /// [`sleep`](crate::sleep) or for IO for about `period` (between one
+    /// and two) is *compacted*: its live frames (about a KiB for a
+    /// connection's read loop) are copied to a buffer and its stack's
+    /// memory is given back to the kernel, until the greenlet runs again,
+    /// when they are copied back to the same addresses.
     ///
-    /// An idle connection then costs about half of what it does with its
-    /// stack page resident; its next wake-up pays for the copy and for
-    /// the page it faults in again (a few microseconds), once per idle
-    /// period. Greenlets waiting on anything else (a lock, an event, a
-    /// queue, a join) keep their stacks: those waits keep a list node on
-    /// the waiting greenlet's stack. The hub looks for idle greenlets a
-    /// few hundred at a time, a step a millisecond at most, so a greenlet
-    /// is compacted between one and two periods after it parked.
-    /// [`stack_stats`](Self::stack_stats) counts the compacted greenlets.
+    /// An idle connection then costs well under half of what it does with
+    /// its stack page resident (10,000 idle echo connections: 1.7 KiB each
+    /// instead of 4.5); its next wake-up pays for the copy and for the page
+    /// it faults in again (1.4 to 1.9 µs on the machine of the README's
+    /// figures), once per idle period. Greenlets waiting on anything else
+    /// (a lock, an event, a queue, a join) keep their stacks: those waits
+    /// keep a list node on the waiting greenlet's stack. The hub looks for
+    /// idle greenlets a few hundred at a time, a step a millisecond at
+    /// most; [`stack_stats`](Self::stack_stats) counts the compacted ones.
     ///
-    /// Off, whatever is set, under valgrind and AddressSanitizer (which
-    /// cannot tell a copied frame from a stray read) and on other
-    /// architectures than x86-64.
+    /// It stays off, whatever is set, under valgrind and AddressSanitizer
+    /// (which cannot tell a copied frame from a stray read) and on other
+    /// architectures than x86-64: check with
+    /// [`idle_compaction`](Self::idle_compaction).
     ///
-    /// Unsafe code must not hand another greenlet or thread a pointer into
-    /// a greenlet's stack across one of these waits (safe code cannot:
-    /// greenlets are `'static`).
+    /// # Safety
+    ///
+    /// While it is on, no greenlet of this hub may let another thread (or
+    /// a signal handler) use memory on its stack while it waits in a sleep
+    /// or for IO: that memory is copied away, released and written back
+    /// meanwhile. Safe code can do so: a greenlet that starts a
+    /// [`std::thread::scope`] thread borrowing one of its locals and then
+    /// sleeps, or waits on a socket, before the scope ends. Turn it on for
+    /// hubs whose greenlets never lend their stacks to threads (no scoped
+    /// threads, no rayon or crossbeam scopes around a wait): a typical
+    /// server's connection handlers. Other greenlets of the same thread
+    /// cannot reach a greenlet's stack without `unsafe` (greenlets are
+    /// `'static`).
     ///
     /// # Examples
     ///
@@ -1042,28 +1052,29 @@ impl Hub {
     /// use verdant_runtime::{sleep, spawn, Hub};
     ///
     /// let hub = Hub::current();
-    /// hub.set_idle_compaction(Some(Duration::from_millis(5)));
+    /// assert_eq!(hub.idle_compaction(), None); // off by default
+    /// // SAFETY: no greenlet here lends its stack to another thread.
+    /// unsafe { hub.set_idle_compaction(Some(Duration::from_millis(5))) };
     /// let h = spawn(|| {
     ///     let frames = [7u8; 512]; // on this greenlet's stack
     ///     sleep(Duration::from_millis(100));
     ///     frames.iter().map(|&b| u32::from(b)).sum::<u32>()
     /// });
     /// assert_eq!(h.join().unwrap(), 7 * 512); // intact, compacted or not
-    /// hub.set_idle_compaction(None);
-    /// assert_eq!(hub.idle_compaction(), None);
+    /// // SAFETY: turning it off is always sound.
+    /// unsafe { hub.set_idle_compaction(None) };
     /// ```
-    pub fn set_idle_compaction(&self, after: Option<Duration>) {
-        rt().compact_set_period(after);
+    pub unsafe fn set_idle_compaction(&self, period: Option<Duration>) {
+        rt().compact_set_period(period);
     }
 
-    /// How long a greenlet waits before its stack is compacted, `None` when
-    /// compaction is off (see [`set_idle_compaction`](Self::set_idle_compaction)).
+    /// The period of idle compaction, `None` when it is off (see
+    /// [`set_idle_compaction`](Self::set_idle_compaction)).
     ///
     /// # Examples
     ///
     /// ```
     /// let hub = verdant_runtime::Hub::current();
-    /// hub.set_idle_compaction(None);
     /// assert_eq!(hub.idle_compaction(), None);
     /// ```
     pub fn idle_compaction(&self) -> Option<Duration> {

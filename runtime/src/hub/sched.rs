@@ -569,8 +569,9 @@ impl Runtime {
         self.ticks.set(self.next_check_in(now));
         self.fire_timers(now);
         self.drain_inbox();
+        self.compact_step(now, idle && !self.has_ready());
+        // After the step: it may have queued its probe greenlet.
         let has_ready = self.has_ready();
-        self.compact_step(now, idle && !has_ready);
         if !idle || has_ready {
             if self.external_waits.get() > 0 {
                 self.poll_io(Some(Duration::ZERO));
