@@ -72,13 +72,7 @@ pub(crate) fn raw_write(fd: libc::c_int, bytes: &[u8]) -> isize {
 pub(crate) fn stack_pointer() -> usize {
     #[cfg(all(feature = "asan", target_arch = "x86_64"))]
     {
-        let sp: usize;
-        // SAFETY: copies a register into an output register; reads and
-        // writes no memory and leaves the flags alone.
-        unsafe {
-            core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags));
-        }
-        sp
+        stack_register()
     }
     #[cfg(all(feature = "asan", target_arch = "aarch64"))]
     {

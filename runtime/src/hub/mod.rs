@@ -1026,6 +1026,12 @@ impl Hub {
     /// idle greenlets a few hundred at a time, a step a millisecond at
     /// most; [`stack_stats`](Self::stack_stats) counts the compacted ones.
     ///
+    /// The first time a greenlet is due for compaction in a process, a
+    /// greenlet named `verdant-compaction-probe` runs for three turns: it
+    /// measures how far below its stack pointer a switch writes, which the
+    /// compaction keeps. It shows in [`run_info`](Self::run_info) while it
+    /// lives.
+    ///
     /// It stays off, whatever is set, under valgrind and AddressSanitizer
     /// (which cannot tell a copied frame from a stray read) and on other
     /// architectures than x86-64: check with
