@@ -54,13 +54,14 @@
 //!   [`Hub::set_stack_cache_capacity`](crate::Hub::set_stack_cache_capacity)
 //!   unmaps every such slab at once. [`Hub::stack_stats`](crate::Hub::stack_stats)
 //!   shows what the pool holds.
-//! * **Idle greenlets.** A greenlet that has waited in a sleep or for IO
-//!   for a second (by default) is *compacted*: its live frames (about a
-//!   KiB for a connection's read loop) are copied to a heap buffer and its
-//!   stack's memory is released, until it runs again and they are copied
-//!   back to the same addresses. 10,000 idle echo connections then take
-//!   about half the memory. See
-//!   [`Hub::set_idle_compaction`](crate::Hub::set_idle_compaction).
+//! * **Idle greenlets.** Where a hub turns it on
+//!   ([`Hub::set_idle_compaction`](crate::Hub::set_idle_compaction), off
+//!   by default and `unsafe` to turn on), a greenlet that has waited in a
+//!   sleep or for IO for the period set there is *compacted*: its live
+//!   frames (about a KiB for a connection's read loop) are copied to a
+//!   heap buffer and its stack's memory is released, until it runs again
+//!   and they are copied back to the same addresses. 10,000 idle echo
+//!   connections then take well under half the memory.
 //! * **Scrubbing.** A cached stack still holds the previous greenlet's data
 //!   (keys, request bodies). Before reuse the runtime zeroes the part the
 //!   previous greenlet used, from the lowest stack address seen at any of its

@@ -19,8 +19,9 @@
 //!   while the greenlet is parked, so its stack must stay in place.
 //!   Greenlets inside a patched libc call (`quiet`) are left alone too:
 //!   foreign code may have lent its stack to another thread.
-//! * **When.** A sweep visits the live greenlets, at most [`STEP`] at each
-//!   check of timers and IO and a step per [`STEP_GAP`], and starts again
+//! * **When.** A sweep visits the live greenlets, a step at a check of
+//!   timers and IO ([`STEP_BUSY`] or [`STEP_IDLE`] records and
+//!   compactions at most) and a step per [`STEP_GAP`], and starts again
 //!   once a period has passed since the last one started. A greenlet is
 //!   compacted when a sweep finds it in the same wait (its id and wait
 //!   sequence number) as the sweep before, a period earlier.
