@@ -452,7 +452,7 @@ pub(crate) fn unregister_wait(key: u64) {
 
 impl Hub {
     /// A `Send + Sync` handle into this hub, for other OS threads (see
-    /// [`Remote`](crate::Remote)). Every call returns a handle to the same
+    /// [`Remote`]). Every call returns a handle to the same
     /// channel.
     ///
     /// # Panics

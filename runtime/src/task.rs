@@ -5,7 +5,7 @@
 //! waits, exactly as in gevent. A panic inside a task is caught at its root,
 //! reported once (with the greenlet's name) by the panic hook, and returned by
 //! [`JoinHandle::join`]; it never reaches the hub. A kill
-//! ([`JoinHandle::kill`]) raises [`GreenletExit`] inside the task so that its
+//! ([`JoinHandle::kill`]) raises [`GreenletExit`](crate::GreenletExit) inside the task so that its
 //! destructors run, and is not an error for [`joinall`](crate::joinall).
 
 use std::any::Any;

@@ -1,6 +1,6 @@
 //! The core: greenlet records, the switch, the scheduler and parking. One
 //! component by design, since the scheduler runs inside the switch's
-//! trampoline; the public [`Greenlet`](crate::Greenlet) type sits on top
+//! trampoline; the public [`Greenlet`] type sits on top
 //! of it (the one import cycle the runtime allows). Every layer above uses
 //! the core through the functions it exports here, never a record's
 //! fields.
@@ -142,7 +142,7 @@ pub(crate) struct Runtime {
     ready: RefCell<ReadyQueue>,
     /// Greenlets woken by their timers: each runs once the entries queued in
     /// `ready` before it have run (FIFO), or at once when it has waited
-    /// [`SWITCH_INTERVAL`] (see `Runtime::fire_timers`).
+    /// `SWITCH_INTERVAL` (see `Runtime::fire_timers`).
     timed: RefCell<VecDeque<Timed>>,
     /// Whether `timed` may hold entries: one test on the hot path.
     any_timed: Cell<bool>,
@@ -884,10 +884,11 @@ impl Hub {
     /// Go's `synctest` bubbles have the same aim): with `Some(advance)`,
     /// when this hub is idle — no greenlet ready, an IO poll finds nothing,
     /// no wake-up awaited from another thread (no [`Remote`](crate::Remote)
-    /// handle alive, no [`blocking`](crate::blocking) call in flight) — and
-    /// its next timer is `d` away, it calls `advance(d)` instead of sleeping
-    /// for `d`. A test that runs timeouts of seconds then takes microseconds,
-    /// and the timers fire in the same order as in real time.
+    /// handle alive, no [`spawn_blocking`](crate::spawn_blocking) job in
+    /// flight) — and its next timer is `d` away, it calls `advance(d)`
+    /// instead of sleeping for `d`. A test that runs timeouts of seconds
+    /// then takes microseconds, and the timers fire in the same order as in
+    /// real time.
     ///
     /// verdant does not own the clock (deadlines are
     /// [`std::time::Instant`]s), so `advance` must move it: after
