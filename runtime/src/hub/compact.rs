@@ -529,12 +529,13 @@ pub(super) fn fill_below_sp() -> usize {
     #[cfg(target_arch = "x86_64")]
     {
         let hi: usize;
+        // The range lies in this greenlet's stack: its usable part is at
+        // least `MIN_STACK_SIZE`, 16 KiB, and the probe is shallow. The
+        // caller calls other functions, so it keeps nothing in the red
+        // zone below its stack pointer; the direction flag is clear (the
+        // ABI's rule at every call and asm block).
         // SAFETY: writes only [sp - PROBE_SPAN, sp), below the caller's
-        // frame in this greenlet's stack (its usable part is at least
-        // `MIN_STACK_SIZE`, 16 KiB, and the probe is shallow), where no
-        // live data is: the caller calls other functions, so it keeps
-        // nothing in the red zone below its stack pointer. The direction
-        // flag is clear (the ABI's rule at every call and asm block).
+        // frame, where no live data is (above).
         unsafe {
             std::arch::asm!(
                 "mov rdi, rsp",
