@@ -408,11 +408,14 @@ pub fn under_seeds(name: &str, seeds: u64, budget: Option<std::time::Duration>, 
         // Wait for a seed to end: it reports its CPU time, or (a panic)
         // its thread finishes without a report.
         let ended = match done_rx.recv_timeout(Duration::from_millis(20)) {
+            // A report can come after its thread was already reaped below
+            // (it sent just after a timeout, then finished): that seed has
+            // been joined and counted, so only its timing sample is lost.
             Ok((seed, used)) => {
-                let (w, c) = (
-                    running[&seed].1.elapsed(),
-                    used.max(Duration::from_micros(1)),
-                );
+                let Some((_, started)) = running.get(&seed) else {
+                    continue;
+                };
+                let (w, c) = (started.elapsed(), used.max(Duration::from_micros(1)));
                 let first = cpu == 0.0;
                 let mix = |avg: f64, x: Duration| {
                     if first {
