@@ -1033,6 +1033,40 @@ impl Drop for Slot {
     }
 }
 
+/// A connection's handler greenlet: what it needs, boxed.
+///
+/// Boxed so that the spawn's layers (the group's guard, the greenlet's
+/// start and its `catch_unwind`) move one pointer, not the connection: a
+/// parked handler's frames, which idle compaction keeps, were 480 bytes
+/// deeper than a plain spawn's with the state moved through them by value.
+struct Job {
+    handler: Rc<Handler>,
+    conn: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+}
+
+impl Job {
+    /// Runs the handler; the slot is given back when it ends, however.
+    #[inline(never)]
+    fn run(self: Box<Self>) {
+        // Moved out in a block of its own, so that the box is freed now
+        // rather than at the end of this function, when the connection is
+        // done: 128 bytes a connection otherwise.
+        let Job {
+            handler,
+            conn,
+            peer,
+            slot,
+        } = {
+            let job = self;
+            *job
+        };
+        let _slot = slot;
+        handler(conn, peer);
+    }
+}
+
 /// Sets the accept loop's `done` event when it ends, also by a kill.
 struct Done(Rc<Inner>);
 
@@ -1153,13 +1187,15 @@ impl Inner {
     /// Spawns the handler for `conn`; the greenlet holds `slot`.
     fn serve(&self, conn: TcpStream, peer: SocketAddr, slot: Slot) {
         self.configure(&conn);
-        let handler = self.handler.clone();
+        let job = Box::new(Job {
+            handler: self.handler.clone(),
+            conn,
+            peer,
+            slot,
+        });
         let spawned = self
             .handlers
-            .try_spawn_with(self.config.greenlets.clone(), move || {
-                let _slot = slot;
-                handler(conn, peer);
-            });
+            .try_spawn_with(self.config.greenlets.clone(), move || job.run());
         if let Err(e) = spawned {
             // The closure (the connection and its slot) was dropped: the
             // client sees the connection closed.
