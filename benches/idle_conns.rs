@@ -3,10 +3,12 @@
 //! `--serve KIND`, pinned to CPU 0); this process opens 10,000 connections
 //! to it and does one small echo round trip on each (so its greenlet exists
 //! and has read once), then reads the server's `VmRSS` from
-//! `/proc/<pid>/status`. Two verdant rows: `verdant-recv` is
+//! `/proc/<pid>/status`. Three verdant rows: `verdant-recv` is
 //! `examples/echo_server.rs`'s loop (`conn.recv_buf(1024)`: no buffer is held
-//! while the connection waits), `verdant` the same loop in its `read` form
-//! with a 1 KiB buffer on the greenlet's stack. The same for tokio's
+//! while the connection waits) spawned by a plain accept loop,
+//! `verdant-server` the same loop under a `StreamServer`, as the example
+//! runs it, and `verdant` the loop in its `read` form with a 1 KiB buffer on
+//! the greenlet's stack. The same for tokio's
 //! current-thread runtime (`tokio`: the 1 KiB buffer in the task's future;
 //! `tokio-pool`: a buffer borrowed only once the socket is readable, like
 //! `recv_buf`), may (one worker, the buffer on the coroutine's stack) and the
@@ -124,6 +126,7 @@ fn main() {
         || {
             [
                 "verdant-recv",
+                "verdant-server",
                 "verdant",
                 "tokio",
                 "tokio-pool",
@@ -148,7 +151,7 @@ fn main() {
         "{n} idle connections per server (one checked echo round trip each), RLIMIT_NOFILE {nofile}, server buffer: 1 KiB"
     );
     println!(
-        "{:<12} {:>11} {:>13} {:>11} {:>14} {:>14} {:>10} {:>11} {:>14}",
+        "{:<14} {:>11} {:>13} {:>11} {:>14} {:>14} {:>10} {:>11} {:>14}",
         "server",
         "RSS before",
         "RSS at 1/10",
@@ -168,7 +171,7 @@ fn main() {
                     r.rss1.saturating_sub(r.rss_warm) as f64 / (r.n - r.warm) as f64 / 1024.0;
                 let idle = r.rss_idle.saturating_sub(r.rss0) as f64 / r.n as f64 / 1024.0;
                 println!(
-                    "{:<12} {:>7.1} MiB {:>9.1} MiB {:>7.1} MiB {:>10.2} KiB {:>10.2} KiB {:>8.2} s {:>7.1} MiB {:>10.2} KiB",
+                    "{:<14} {:>7.1} MiB {:>9.1} MiB {:>7.1} MiB {:>10.2} KiB {:>10.2} KiB {:>8.2} s {:>7.1} MiB {:>10.2} KiB",
                     kind,
                     mib(r.rss0),
                     mib(r.rss_warm),

@@ -312,6 +312,7 @@ pub fn serve_if_asked(extra: &dyn Fn(&str, SocketAddr) -> Option<io::Result<()>>
                 .and_then(|()| serve_verdant(addr, buf))
         }
         "verdant-recv" => serve_verdant_recv(addr, buf.len()),
+        "verdant-server" => serve_verdant_server(addr, buf.len()),
         "std-patched" => serve_std_patched(addr, buf),
         "mio" => serve_mio(addr, buf.len()),
         "tokio" => serve_tokio(addr, buf),
@@ -415,17 +416,34 @@ fn serve_verdant_recv(addr: SocketAddr, max: usize) -> io::Result<()> {
     loop {
         let (conn, _) = listener.accept()?;
         let _ = conn.set_nodelay(true);
-        verdant::spawn(move || loop {
-            let mut res = match conn.recv_buf(max) {
-                Ok(res) if !res.is_empty() => res,
-                _ => break,
-            };
-            res.make_ascii_uppercase();
-            if (&conn).write_all(&res).is_err() {
-                break;
-            }
-        });
+        verdant::spawn(move || recv_echo(conn, max));
     }
+}
+
+/// The echo_server example's loop: `recv_buf(max)` lends a buffer only
+/// once data has arrived.
+fn recv_echo(conn: verdant::net::TcpStream, max: usize) {
+    loop {
+        let mut res = match conn.recv_buf(max) {
+            Ok(res) if !res.is_empty() => res,
+            _ => break,
+        };
+        res.make_ascii_uppercase();
+        if (&conn).write_all(&res).is_err() {
+            break;
+        }
+    }
+}
+
+/// `examples/echo_server.rs` on one hub: a `StreamServer` (`TCP_NODELAY`
+/// by default) whose handler is [`recv_echo`], idle compaction on.
+fn serve_verdant_server(addr: SocketAddr, max: usize) -> io::Result<()> {
+    compact_idle();
+    let server = verdant::net::StreamServer::builder()
+        .max_connections(1 << 20)
+        .bind(addr, move |conn, _| recv_echo(conn, max))?;
+    announce(server.local_addr()?)?;
+    server.serve_forever()
 }
 
 /// verdant on `threads` hubs (`verdant::Hubs`), a `StreamServer` each,
