@@ -706,8 +706,9 @@ pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
 ///   A greenlet woken by its timer queues behind those already ready, but
 ///   for at most 1 ms; late timers then take every other turn.
 /// * **A turn has a budget.** A greenlet whose socket, channel or queue
-///   operations keep completing without a wait gives up its turn after 16
-///   socket calls or 128 channel and queue operations, like tokio's
+///   operations (or joins of finished greenlets) keep completing without
+///   a wait gives up its turn after 16 socket calls or 128 channel and
+///   queue operations or joins, like tokio's
 ///   cooperative budget, so that a bulk transfer cannot hold the hub while
 ///   timers come due and other sockets become ready
 ///   ([`budget_yields`](Hub::budget_yields) counts those yields). What
@@ -1151,9 +1152,10 @@ impl Hub {
     }
 
     /// How many times a greenlet gave up its turn because it had spent its
-    /// cooperative budget: its socket, channel or queue operations kept
-    /// completing without a wait (16 socket calls or 128 channel and queue
-    /// operations in one turn). A count that grows fast means greenlets that
+    /// cooperative budget: its socket, channel or queue operations (or
+    /// joins of finished greenlets) kept completing without a wait (16
+    /// socket calls or 128 channel and queue operations or joins in one
+    /// turn). A count that grows fast means greenlets that
     /// would otherwise have held the hub.
     ///
     /// # Examples
@@ -1174,11 +1176,12 @@ impl Hub {
     }
 
     /// Default for [`Hub::set_budget`]: 128 units per turn, where a socket
-    /// call costs 8 and a channel or queue operation 1.
+    /// call costs 8 and a channel or queue operation or a join 1.
     pub const DEFAULT_BUDGET: u32 = sched::BUDGET;
 
     /// Sets the cooperative budget a greenlet's turn starts with, in units
-    /// (a socket call costs 8, a channel or queue operation 1; default
+    /// (a socket call costs 8, a channel or queue operation or a join of a
+    /// finished greenlet 1; default
     /// [`Hub::DEFAULT_BUDGET`]), from now on; `None` turns it
     /// off (tokio's `unconstrained`): operations that complete without a
     /// wait then never yield. For measurements, and for a thread whose
