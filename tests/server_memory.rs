@@ -3,14 +3,13 @@
 //! by a global allocator. One test, so that no other test's allocations are
 //! counted.
 
-use std::io::{Read, Write};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use verdant::net::{StreamServer, TcpListener, TcpStream};
-use verdant::spawn;
+use verdant::net::{TcpListener, TcpStream};
 
 mod common;
 use common::counting_alloc::{live, Counting};
+use common::echo;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -18,42 +17,25 @@ static ALLOC: Counting = Counting;
 /// Connections each case opens.
 const CONNS: usize = 200;
 
-/// The seed's echo loop, on a small buffer.
-fn echo(mut conn: TcpStream) {
-    let mut buf = [0u8; 64];
-    while let Ok(n) = conn.read(&mut buf) {
-        if n == 0 || conn.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-}
-
 /// Live heap blocks one idle connection adds: `serve` starts serving
-/// `listener` with [`echo`] and returns what stops it; each connection
-/// makes one round trip first, so its handler has run and parked again.
-/// Both ends' blocks are counted (the client's `TcpStream` is the same in
-/// every case).
-fn blocks_per_conn(serve: impl FnOnce(TcpListener) -> Box<dyn FnOnce()>) -> f64 {
+/// `listener` with [`echo::echo`] and returns what stops it; each
+/// connection makes one round trip first, so its handler has run and parked
+/// again. Both ends' blocks are counted (the client's `TcpStream` is the
+/// same in every case).
+fn blocks_per_conn(serve: fn(TcpListener) -> echo::Stop) -> f64 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let stop = serve(listener);
     // One connection first, so that one-off growth (tables, pools) is paid.
-    let warm = round_trip(addr, 0);
+    let warm = echo::round_trip(addr, 0);
     let before = live();
-    let clients: Vec<TcpStream> = (1..=CONNS).map(|i| round_trip(addr, i)).collect();
+    let clients: Vec<TcpStream> = (1..=CONNS)
+        .map(|i| echo::round_trip(addr, i as u8))
+        .collect();
     let added = live() - before;
     drop((warm, clients));
     stop();
     added as f64 / CONNS as f64
-}
-
-fn round_trip(addr: std::net::SocketAddr, i: usize) -> TcpStream {
-    let mut c = TcpStream::connect(addr).unwrap();
-    c.write_all(&[i as u8; 8]).unwrap();
-    let mut back = [0u8; 8];
-    c.read_exact(&mut back).unwrap();
-    assert_eq!(back, [i as u8; 8]);
-    c
 }
 
 /// A `StreamServer` connection keeps about one heap block more than a
@@ -64,22 +46,8 @@ fn round_trip(addr: std::net::SocketAddr, i: usize) -> TcpStream {
 #[test]
 fn an_idle_stream_server_connection_keeps_no_more_heap_than_a_plain_spawn() {
     let t = Instant::now();
-    let plain = blocks_per_conn(|listener| {
-        let accept = spawn(move || loop {
-            let Ok((conn, _)) = listener.accept() else {
-                return;
-            };
-            spawn(move || echo(conn));
-        });
-        Box::new(move || accept.kill())
-    });
-    let served = blocks_per_conn(|listener| {
-        let server = StreamServer::builder().listener(listener, |conn, _| echo(conn));
-        server.start().unwrap();
-        Box::new(move || {
-            server.stop(Duration::from_secs(5));
-        })
-    });
+    let plain = blocks_per_conn(echo::by_hand);
+    let served = blocks_per_conn(echo::by_stream_server);
     println!(
         "live blocks per connection: {plain} spawned by hand, {served} under StreamServer ({:?})",
         t.elapsed()

@@ -16,12 +16,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use verdant::net::{StreamServer, TcpListener, TcpStream};
+use verdant::net::{TcpListener, TcpStream};
 use verdant::sync::Event;
 use verdant::{sleep, spawn, Hub};
 
 mod common;
-use common::seeded;
+use common::{echo, seeded};
 
 /// The period the cases use.
 const PERIOD: Duration = Duration::from_millis(5);
@@ -227,21 +227,11 @@ fn io_waits_are_compacted_and_event_waits_are_not() {
     turn_off();
 }
 
-/// The seed's echo loop, on a small buffer.
-fn echo(mut conn: TcpStream) {
-    let mut buf = [0u8; 64];
-    while let Ok(n) = conn.read(&mut buf) {
-        if n == 0 || conn.write_all(&buf[..n]).is_err() {
-            break;
-        }
-    }
-}
-
 /// The bytes one compacted connection handler keeps: `serve` starts
-/// serving `listener` with [`echo`] (an accept loop, which parks in
+/// serving `listener` with [`echo::echo`] (an accept loop, which parks in
 /// `accept` and is compacted too, at its one depth) and returns what
 /// stops it. Several connections, each after one round trip.
-fn kept_per_handler(serve: impl FnOnce(TcpListener) -> Box<dyn FnOnce()>) -> usize {
+fn kept_per_handler(serve: fn(TcpListener) -> echo::Stop) -> usize {
     const CONNS: usize = 4;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -249,14 +239,7 @@ fn kept_per_handler(serve: impl FnOnce(TcpListener) -> Box<dyn FnOnce()>) -> usi
     wait_until("the accept loop to be compacted", || compacted() == 1);
     let accept_loop = Hub::current().stack_stats().compacted_bytes;
     let clients: Vec<TcpStream> = (0..CONNS)
-        .map(|i| {
-            let mut c = TcpStream::connect(addr).unwrap();
-            c.write_all(&[i as u8; 8]).unwrap();
-            let mut back = [0u8; 8];
-            c.read_exact(&mut back).unwrap();
-            assert_eq!(back, [i as u8; 8]);
-            c
-        })
+        .map(|i| echo::round_trip(addr, i as u8))
         .collect();
     wait_until("the handlers and the accept loop to be compacted", || {
         compacted() == CONNS + 1
@@ -278,20 +261,8 @@ fn stream_server_handlers_park_as_shallow_as_plain_spawns() {
     if !turn_on(PERIOD) {
         return;
     }
-    let plain = kept_per_handler(|listener| {
-        let accept = spawn(move || loop {
-            let Ok((conn, _)) = listener.accept() else {
-                return;
-            };
-            spawn(move || echo(conn));
-        });
-        Box::new(move || accept.kill())
-    });
-    let served = kept_per_handler(|listener| {
-        let server = StreamServer::builder().listener(listener, |conn, _| echo(conn));
-        server.start().unwrap();
-        Box::new(move || assert_eq!(server.stop(Duration::from_secs(5)), 0))
-    });
+    let plain = kept_per_handler(echo::by_hand);
+    let served = kept_per_handler(echo::by_stream_server);
     println!("kept per handler: {plain} bytes spawned by hand, {served} under StreamServer");
     assert!(
         served <= plain + 160,

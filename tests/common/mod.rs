@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod counting_alloc;
+pub mod echo;
 pub mod example;
 
 use std::process::{Command, Output};
