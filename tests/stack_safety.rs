@@ -148,6 +148,72 @@ fn stk1_overflow_names_greenlet_std_thread_hub() {
     );
 }
 
+/// Whether the page-sized guard below the running greenlet's stack is in
+/// place, read from `/proc/self/pagemap` (bit 58 marks a guard region,
+/// Linux 6.15): the first guard page found going down from the stack
+/// pointer, within the stack's size and its guard.
+fn own_guard_in_place(stack_size: usize) -> bool {
+    use std::os::unix::fs::FileExt;
+    const PAGE: usize = 4096;
+    let here = 0u8;
+    let sp = black_box(&here) as *const u8 as usize;
+    let pages = (stack_size + 4 * PAGE) / PAGE;
+    let top_page = sp / PAGE;
+    let lo_page = top_page - pages;
+    let mut buf = vec![0u8; pages * 8];
+    let f = std::fs::File::open("/proc/self/pagemap").expect("open pagemap");
+    f.read_exact_at(&mut buf, (lo_page * 8) as u64)
+        .expect("read pagemap");
+    buf.chunks_exact(8)
+        .any(|e| u64::from_ne_bytes(e.try_into().unwrap()) >> 58 & 1 == 1)
+}
+
+/// Every greenlet runs with its guard in place, including one whose stack
+/// comes from a slab none of whose stacks had been run on: a slab's guards
+/// go in when its first stack is about to be run on (at the spawn, or at
+/// the first run of a greenlet whose start was deferred), not when it is
+/// mapped, because the stacks a burst reserves are mostly never run on.
+/// Checked for greenlets over several slabs, started at once and deferred
+/// (no stack cache: every spawn defers).
+#[test]
+fn stk1_every_stack_run_on_has_its_guard() {
+    if guard_kind() != verdant_runtime::stack::GuardKind::GuardInstall {
+        println!(
+            "guards are made with mprotect here, each as its stack is carved: nothing to check"
+        );
+        return;
+    }
+    const SIZE: usize = 64 * 1024;
+    let hub = Hub::current();
+    let mut checked = 0;
+    for (deferred, n) in [(false, 40), (true, 40)] {
+        hub.set_stack_cache_capacity(if deferred { 0 } else { 1024 });
+        let hs: Vec<_> = (0..n)
+            .map(|_| {
+                Builder::new()
+                    .stack_size(SIZE)
+                    .spawn(|| {
+                        let ok = own_guard_in_place(SIZE);
+                        // Parked, so the next greenlet gets a stack of its
+                        // own, and so on through several slabs.
+                        sleep(Duration::from_millis(50));
+                        ok
+                    })
+                    .unwrap()
+            })
+            .collect();
+        for (i, h) in hs.into_iter().enumerate() {
+            assert!(
+                h.join().unwrap(),
+                "greenlet {i} (deferred start: {deferred}) ran with no guard below its stack"
+            );
+            checked += 1;
+        }
+    }
+    hub.set_stack_cache_capacity(verdant_runtime::stack::DEFAULT_STACK_CACHE);
+    assert_eq!(checked, 80);
+}
+
 // ---------------------------------------------------------------- STK-2 ---
 
 /// STK-2: a single 1 MiB local on a 64 KiB stack hits the guard (probes).

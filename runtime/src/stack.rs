@@ -22,7 +22,10 @@
 //!   `mmap` reserves up to 64 stacks side by side (4 at first, doubling),
 //!   each with its guard below it. Where the kernel takes
 //!   `process_madvise(PIDFD_SELF, …)` with any advice (Linux 6.15), all of a
-//!   slab's guards go in with one call. A fresh greenlet then costs no
+//!   slab's guards go in with one call, made when the first of its stacks
+//!   is about to be run on: the stacks a burst of spawns reserves are
+//!   mostly never run on (see below), and their guards would cost 0.5 µs
+//!   each for nothing. A fresh greenlet then costs no
 //!   system call of its own: 10,000 greenlets that each sleep once and
 //!   finish make 177 `mmap`, 538 `process_madvise` and 166 `munmap` calls
 //!   in all (`strace -c` of the `sleeps` bench's child), where one stack per
@@ -36,10 +39,13 @@
 //!   (more greenlets waiting to run than the cache keeps stacks for) the
 //!   greenlet's coroutine is then made when it first runs, on a cached
 //!   stack if a greenlet that finished meanwhile left one (the reservation
-//!   goes back at no cost), else on the reserved stack, whose top page the
-//!   first frame faults in. A burst of 100,000 spawns whose greenlets come
-//!   and go thus commits memory for those alive at once, not for all: the
-//!   `sleeps` bench's peak went from 441 to about 160 MiB.
+//!   goes back at no cost), else on the reserved stack, whose slab's guards
+//!   go in then if none of its stacks was run on yet, and whose top page
+//!   the first frame faults in (both memory the kernel gives at the first
+//!   run: without it the process aborts, as when an allocation fails). A
+//!   burst of 100,000 spawns whose greenlets come and go thus commits
+//!   memory for those alive at once, not for all: the `sleeps` bench's
+//!   peak went from 441 to about 160 MiB.
 //! * **Caching and giving memory back.** A finished greenlet's stack goes
 //!   back to its hub's pool (through `Coroutine::into_stack`, so a stack is
 //!   never reused while a coroutine could still live on it). The pool's
@@ -208,9 +214,16 @@ struct Slab {
     len: usize,
     stride: usize,
     slots: usize,
-    /// Whether every slot's guard is in place (`MADV_GUARD_INSTALL`, all at
-    /// once); else each slot's is made as it is carved (`mprotect`).
-    guarded: bool,
+    /// Whether its slots' guards go in all at once (`MADV_GUARD_INSTALL`),
+    /// when the first of its stacks is about to be run on
+    /// ([`StackCache::arm`]); else each slot's is made as it is carved
+    /// (`mprotect`), or at once (a stack of its own).
+    batch_guards: bool,
+    /// Whether every slot's guard is in place. Invariant: a coroutine runs
+    /// on a slot of a slab only once this holds (`StackCache::arm` is
+    /// called before every coroutine is made on a reserved stack; a stack
+    /// from the cache was run on before, so its slab's guards are in).
+    armed: Cell<bool>,
     /// The pool's count of slabs (`None`: a stack of its own, `Stack::new`).
     tally: Option<Rc<Tally>>,
     /// Slots holding no memory: uncarved, or released by the pool (cold).
@@ -240,7 +253,8 @@ impl Slab {
             len,
             stride,
             slots,
-            guarded: false,
+            batch_guards: false,
+            armed: Cell::new(true),
             tally: None,
             idle: Cell::new(slots),
         })
@@ -824,6 +838,35 @@ impl StackCache {
         Some(s)
     }
 
+    /// Readies a stack from [`reserve`](Self::reserve) to be run on: its
+    /// slab's guards go in now if they were left for its first use (see
+    /// `carve`). Stacks from [`take_resident`](Self::take_resident) were run
+    /// on before and need no call.
+    ///
+    /// # Errors
+    ///
+    /// As for [`reserve`](Self::reserve) (the kernel's page tables for the
+    /// guards).
+    #[inline]
+    pub(crate) fn arm(&mut self, stack: &Stack) -> io::Result<()> {
+        if stack.slab.armed.get() {
+            return Ok(());
+        }
+        self.arm_slab(&stack.slab)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn arm_slab(&mut self, slab: &Slab) -> io::Result<()> {
+        let guard = slab_guard_size();
+        self.ranges.clear();
+        self.ranges
+            .extend((0..slab.slots).map(|i| slab.guard_of(i, guard)));
+        install_guards(&self.ranges, &mut self.iov).map_err(|e| map_error(e, "guard"))?;
+        slab.armed.set(true);
+        Ok(())
+    }
+
     /// A stack of `usable` bytes that holds no memory yet: a released one,
     /// else a fresh slot. Its pages are committed by the first touch. A
     /// reservation that was not used goes back with
@@ -865,7 +908,6 @@ impl StackCache {
         let guard = slab_guard_size();
         let StackCache {
             classes,
-            ranges,
             iov,
             tally,
             ..
@@ -877,7 +919,7 @@ impl StackCache {
         if let Some((slab, next)) = &mut c.carving {
             if *next < slab.slots {
                 let i = *next;
-                if !slab.guarded {
+                if !slab.batch_guards {
                     // mprotect guards: one mapping more per stack, made as
                     // the stack is carved, so the map count grows only with
                     // the stacks in use.
@@ -900,15 +942,21 @@ impl StackCache {
                 Err(e) => return Err(e),
             }
         };
-        // The first slot's guard (which also finds out how guards are
-        // made), then, with MADV_GUARD_INSTALL, all the others in one call.
-        // (Slab::drop unmaps the slab if either fails.)
-        install_guards(&[slab.guard_of(0, guard)], iov).map_err(|e| map_error(e, "guard"))?;
+        // With MADV_GUARD_INSTALL every guard goes in with one call, once
+        // one of the slab's stacks is about to be run on (`arm`): a burst
+        // of spawns reserves a stack for each greenlet, but those that
+        // start after others have finished run on the stacks these left,
+        // and their reservations are never run on. (The 100,000-sleeps
+        // bench used one in six; installing the rest cost 0.5 us each.)
+        // Until the process knows how guards are made, the first slot's
+        // goes in now, which finds out; with mprotect each slot's goes in
+        // as it is carved. (Slab::drop unmaps the slab if this fails.)
+        if GUARD_MODE.load(Ordering::Relaxed) != MODE_GUARD_INSTALL {
+            install_guards(&[slab.guard_of(0, guard)], iov).map_err(|e| map_error(e, "guard"))?;
+        }
         if GUARD_MODE.load(Ordering::Relaxed) == MODE_GUARD_INSTALL {
-            ranges.clear();
-            ranges.extend((1..slots).map(|i| slab.guard_of(i, guard)));
-            install_guards(ranges, iov).map_err(|e| map_error(e, "guard"))?;
-            slab.guarded = true;
+            slab.batch_guards = true;
+            slab.armed = Cell::new(false);
         }
         tally.slabs.set(tally.slabs.get() + 1);
         tally.bytes.set(tally.bytes.get() + slab.len);

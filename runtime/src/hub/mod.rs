@@ -474,7 +474,29 @@ impl Runtime {
     fn reserve_stack(&self, usable: usize) -> io::Result<(Stack, bool)> {
         let mut stacks = self.stacks.borrow_mut();
         let defer = self.ready_len() >= stacks.capacity();
-        Ok((stacks.reserve(usable)?, defer))
+        let stack = stacks.reserve(usable)?;
+        if !defer {
+            // Run on from now (its first frame is written at once).
+            if let Err(e) = stacks.arm(&stack) {
+                stacks.unreserve(stack);
+                return Err(e);
+            }
+        }
+        Ok((stack, defer))
+    }
+
+    /// Readies the stack reserved for a greenlet whose start was deferred,
+    /// as it is about to run on it (see `StackCache::arm`).
+    ///
+    /// The reservation made the address space sure at the spawn; what can
+    /// still fail here is memory for the kernel's page tables, as the
+    /// greenlet's first frame can fault for memory. As when an allocation
+    /// fails, the process cannot go on: it aborts with the reason.
+    fn arm_reserved_stack(&self, stack: &Stack) {
+        if let Err(e) = self.stacks.borrow_mut().arm(stack) {
+            eprintln!("verdant: cannot install the guard pages of a greenlet's stack: {e}");
+            std::process::abort();
+        }
     }
 
     fn recycle_stack(&self, stack: Stack, low_water: usize) {

@@ -437,7 +437,10 @@ impl Runtime {
                 self.unreserve_stack(stack);
                 resident
             }
-            None => stack,
+            None => {
+                self.arm_reserved_stack(&stack);
+                stack
+            }
         };
         // SAFETY: the fault record is written only while its greenlet does
         // not run (the overflow handler reads it while it does).
