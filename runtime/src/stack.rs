@@ -27,9 +27,11 @@
 //!   mostly never run on (see below), and their guards would cost 0.5 µs
 //!   each for nothing. A fresh greenlet then costs no
 //!   system call of its own: 10,000 greenlets that each sleep once and
-//!   finish make 177 `mmap`, 538 `process_madvise` and 166 `munmap` calls
-//!   in all (`strace -c` of the `sleeps` bench's child), where one stack per
-//!   mapping made 10,000 of each of `mmap`, `madvise` and `munmap`.
+//!   finish make 179 `mmap`, 228 `process_madvise` and 168 `munmap` calls
+//!   in all (`strace -c` of a copy of the `sleeps` bench's child; 538
+//!   `process_madvise` when every slab was armed as it was mapped), where
+//!   one stack per mapping made 10,000 of each of `mmap`, `madvise` and
+//!   `munmap`.
 //!   Elsewhere each guard is a `madvise` (or an `mprotect`) of its own.
 //!   [`COMPAT_ENV`] selects the older kernels' paths.
 //! * **Memory when a greenlet first runs.** A spawn takes a stack from the
