@@ -730,9 +730,9 @@ pub(crate) fn cancel_timer(key: &crate::timer::TimerKey) {
 /// * **A turn has a budget.** A greenlet whose socket, channel or queue
 ///   operations (or joins of finished greenlets) keep completing without
 ///   a wait gives up its turn after 16 socket calls or 128 channel and
-///   queue operations or joins, like tokio's
-///   cooperative budget, so that a bulk transfer cannot hold the hub while
-///   timers come due and other sockets become ready
+///   queue operations or joins, like tokio's cooperative budget, so that a
+///   bulk transfer cannot hold the hub while timers come due and other
+///   sockets become ready
 ///   ([`budget_yields`](Hub::budget_yields) counts those yields). What
 ///   stays unfair is a loop with no such operation at all (pure
 ///   computation, or a blocking call of another library): it holds the
@@ -1177,8 +1177,8 @@ impl Hub {
     /// cooperative budget: its socket, channel or queue operations (or
     /// joins of finished greenlets) kept completing without a wait (16
     /// socket calls or 128 channel and queue operations or joins in one
-    /// turn). A count that grows fast means greenlets that
-    /// would otherwise have held the hub.
+    /// turn). A count that grows fast means greenlets that would otherwise
+    /// have held the hub.
     ///
     /// # Examples
     ///
@@ -1203,10 +1203,9 @@ impl Hub {
 
     /// Sets the cooperative budget a greenlet's turn starts with, in units
     /// (a socket call costs 8, a channel or queue operation or a join of a
-    /// finished greenlet 1; default
-    /// [`Hub::DEFAULT_BUDGET`]), from now on; `None` turns it
-    /// off (tokio's `unconstrained`): operations that complete without a
-    /// wait then never yield. For measurements, and for a thread whose
+    /// finished greenlet 1; default [`Hub::DEFAULT_BUDGET`]), from now on;
+    /// `None` turns it off (tokio's `unconstrained`): operations that
+    /// complete without a wait then never yield. For measurements, and for a thread whose
     /// greenlets must run in long turns; off, a bulk transfer can hold the
     /// hub while timers come due.
     ///

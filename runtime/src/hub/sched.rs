@@ -44,7 +44,8 @@ const CHECK_PERIOD: Duration = Duration::from_millis(1);
 /// A greenlet's cooperative budget per turn, in units: an operation that
 /// could have waited but did not (see [`Runtime::spend`]) costs
 /// [`IO_COST`] if it is a system call, 1 if it is a channel or queue
-/// operation or the join of a finished greenlet. Spent, the greenlet yields before its next such operation.
+/// operation or the join of a finished greenlet. Spent, the greenlet
+/// yields before its next such operation.
 ///
 /// Measured (the `hub_fairness` tests): 16 socket operations per turn keep
 /// a 10 ms sleeper's lateness behind 100 bulk transfers within a few ms,
